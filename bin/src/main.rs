@@ -1,0 +1,2 @@
+//! The `gcounter` binary.
+fn main() {}

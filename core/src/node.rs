@@ -1,0 +1,274 @@
+//! The node: `init`, message ids, dispatch to the strategy, the table of
+//! calls awaiting replies, and timers.
+
+use crate::config::Config;
+use crate::error::ErrorCode;
+use crate::protocol::{parse_line, Body, Envelope, ParseError, Payload};
+use crate::strategy::{self, Ctx, Request, Strategy, Tag, Timer, MAX_TOTAL};
+use crate::Time;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// What the transport feeds the node.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// One line read from the wire, without its newline.
+    Line(&'a [u8]),
+    /// A message already parsed (the simulator skips the bytes).
+    Message(Envelope),
+    /// The wake-up time the node asked for has come.
+    Timeout,
+}
+
+/// What the node wants done, drained with [`Node::poll_output`].
+#[derive(Debug, PartialEq)]
+pub enum Output {
+    /// Send this message.
+    Send(Envelope),
+    /// Nothing more to send now: call back with [`Input::Timeout`] at this
+    /// time (or never, if `None`) unless input arrives first.
+    Wait(Option<Time>),
+}
+
+/// A KV call waiting for its reply.
+#[derive(Debug)]
+struct Pending {
+    tag: Tag,
+    deadline: Time,
+}
+
+/// The node's side effects, shared with the strategy through [`Ctx`].
+#[derive(Debug, Default)]
+pub(crate) struct Io {
+    outbox: VecDeque<Envelope>,
+    next_msg_id: u64,
+    pending: HashMap<u64, Pending>,
+    pub(crate) timers: BTreeMap<Timer, Time>,
+}
+
+impl Io {
+    fn take_msg_id(&mut self) -> u64 {
+        let id = self.next_msg_id;
+        self.next_msg_id += 1;
+        id
+    }
+
+    pub(crate) fn send(
+        &mut self,
+        src: &str,
+        dest: &str,
+        msg_id: Option<u64>,
+        in_reply_to: Option<u64>,
+        payload: Payload,
+    ) {
+        self.outbox.push_back(Envelope {
+            src: src.to_string(),
+            dest: dest.to_string(),
+            body: Body { msg_id, in_reply_to, payload },
+        });
+    }
+
+    pub(crate) fn reply(&mut self, src: &str, dest: &str, in_reply_to: u64, payload: Payload) {
+        let id = self.take_msg_id();
+        self.send(src, dest, Some(id), Some(in_reply_to), payload);
+    }
+
+    pub(crate) fn call(&mut self, src: &str, dest: &str, payload: Payload, tag: Tag, deadline: Time) {
+        let id = self.take_msg_id();
+        self.pending.insert(id, Pending { tag, deadline });
+        self.send(src, dest, Some(id), None, payload);
+    }
+
+    fn next_deadline(&self) -> Option<Time> {
+        let timers = self.timers.values().copied();
+        let calls = self.pending.values().map(|p| p.deadline);
+        timers.chain(calls).min()
+    }
+}
+
+#[derive(Debug)]
+struct Ready {
+    me: String,
+    nodes: Vec<String>,
+    strategy: Box<dyn Strategy>,
+}
+
+/// A counter node. See the crate docs for the run loop.
+#[derive(Debug)]
+pub struct Node {
+    config: Config,
+    ready: Option<Ready>,
+    io: Io,
+}
+
+impl Node {
+    pub fn new(config: Config) -> Self {
+        Node { config, ready: None, io: Io::default() }
+    }
+
+    /// The node's id, once `init` has given it one.
+    pub fn id(&self) -> Option<&str> {
+        self.ready.as_ref().map(|r| r.me.as_str())
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Feeds one input. Never panics on any input.
+    pub fn handle(&mut self, input: Input<'_>, now: Time) {
+        match input {
+            Input::Line(line) => match parse_line(line) {
+                Ok(msg) => self.on_message(msg, now),
+                Err(err) => self.on_bad_line(line, err),
+            },
+            Input::Message(msg) => self.on_message(msg, now),
+            Input::Timeout => self.on_timeout(now),
+        }
+    }
+
+    /// The next thing to do. Call until it returns [`Output::Wait`].
+    pub fn poll_output(&mut self) -> Output {
+        match self.io.outbox.pop_front() {
+            Some(msg) => Output::Send(msg),
+            None => Output::Wait(self.io.next_deadline()),
+        }
+    }
+
+    fn on_bad_line(&mut self, line: &[u8], err: ParseError) {
+        const SHOWN: usize = 200;
+        let shown = String::from_utf8_lossy(&line[..line.len().min(SHOWN)]);
+        let more = if line.len() > SHOWN { "..." } else { "" };
+        log::warn!("bad input ({}): {}: {shown}{more}", err.code, err.text);
+        if let Some((client, msg_id)) = err.reply_to {
+            let me = self.id().map(str::to_owned).or(err.dest).unwrap_or_default();
+            self.io.reply(&me, &client, msg_id, Payload::error(err.code, err.text));
+        }
+    }
+
+    fn on_message(&mut self, msg: Envelope, now: Time) {
+        let Envelope { src, dest, body } = msg;
+        if let Some(reply_to) = body.in_reply_to {
+            return self.on_reply(&src, reply_to, body.payload, now);
+        }
+        let Some(ready) = self.ready.as_mut() else {
+            return self.before_init(src, dest, body, now);
+        };
+        if dest != ready.me {
+            log::warn!("message for {dest} reached {}; handling it anyway", ready.me);
+        }
+        let mut ctx = Ctx {
+            now,
+            me: &ready.me,
+            nodes: &ready.nodes,
+            config: &self.config,
+            io: &mut self.io,
+        };
+        let req = body.msg_id.map(|msg_id| Request { client: src.clone(), msg_id });
+        match (body.payload, req) {
+            (Payload::Add { delta }, Some(req)) if delta > MAX_TOTAL => ctx.reply_error(
+                &req,
+                ErrorCode::MALFORMED_REQUEST,
+                format!("delta {delta} is larger than the largest total, {MAX_TOTAL}"),
+            ),
+            (Payload::Add { delta }, Some(req)) => ready.strategy.on_add(&mut ctx, req, delta),
+            (Payload::Read { key: None }, Some(req)) => ready.strategy.on_read(&mut ctx, req),
+            (Payload::Init { node_id, .. }, Some(req)) => ctx.reply_error(
+                &req,
+                ErrorCode::PRECONDITION_FAILED,
+                format!("already initialised as {}; init as {node_id} refused", ready.me),
+            ),
+            (Payload::Error { code, text }, _) => {
+                log::warn!("error {code} from {src} that answers nothing: {text}");
+            }
+            (payload, req) => {
+                let ty = payload.type_name();
+                if !ready.strategy.on_peer(&mut ctx, &src, payload) {
+                    log::warn!("unsupported `{ty}` from {src}");
+                    if let Some(req) = req {
+                        let text = format!("this node does not handle `{ty}`");
+                        ctx.reply_error(&req, ErrorCode::NOT_SUPPORTED, text);
+                    }
+                }
+            }
+        }
+    }
+
+    fn before_init(&mut self, src: String, dest: String, body: Body, now: Time) {
+        match (body.payload, body.msg_id) {
+            (Payload::Init { node_id, node_ids }, Some(msg_id)) => {
+                if !node_ids.contains(&node_id) {
+                    let text = format!("node_id {node_id} is not among node_ids {node_ids:?}");
+                    log::warn!("refused init: {text}");
+                    let err = Payload::error(ErrorCode::MALFORMED_REQUEST, text);
+                    return self.io.reply(&dest, &src, msg_id, err);
+                }
+                log::info!(
+                    "init: {node_id} of {node_ids:?}, strategy {}, kv {}",
+                    self.config.strategy,
+                    self.config.kv
+                );
+                self.io.reply(&node_id, &src, msg_id, Payload::InitOk);
+                let strategy = strategy::build(self.config.strategy, &node_ids);
+                self.ready = Some(Ready { me: node_id, nodes: node_ids, strategy });
+                self.with_strategy(now, |s, ctx| s.on_start(ctx));
+            }
+            (payload, Some(msg_id)) => {
+                let ty = payload.type_name();
+                log::warn!("`{ty}` from {src} before init");
+                let text = format!("not initialised yet; `{ty}` must wait for init");
+                let err = Payload::error(ErrorCode::TEMPORARILY_UNAVAILABLE, text);
+                self.io.reply(&dest, &src, msg_id, err);
+            }
+            (payload, None) => {
+                log::warn!("`{}` from {src} before init, dropped", payload.type_name());
+            }
+        }
+    }
+
+    fn on_reply(&mut self, src: &str, reply_to: u64, payload: Payload, now: Time) {
+        match self.io.pending.remove(&reply_to) {
+            Some(pending) => {
+                self.with_strategy(now, |s, ctx| s.on_reply(ctx, pending.tag, payload));
+            }
+            None => log::debug!(
+                "reply from {src} to {reply_to} that nothing awaits (late or unknown): {}",
+                payload.type_name()
+            ),
+        }
+    }
+
+    fn on_timeout(&mut self, now: Time) {
+        let due_timers: Vec<Timer> =
+            self.io.timers.iter().filter(|(_, &at)| at <= now).map(|(&t, _)| t).collect();
+        for timer in due_timers {
+            self.io.timers.remove(&timer);
+            self.with_strategy(now, |s, ctx| s.on_timer(ctx, timer));
+        }
+        let mut expired: Vec<(u64, Tag)> = self
+            .io
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(&id, p)| (id, p.tag))
+            .collect();
+        // HashMap order is not stable; sorting keeps runs reproducible.
+        expired.sort_unstable();
+        for (id, tag) in expired {
+            self.io.pending.remove(&id);
+            log::debug!("call {id} timed out");
+            self.with_strategy(now, |s, ctx| s.on_timeout(ctx, tag));
+        }
+    }
+
+    fn with_strategy(&mut self, now: Time, f: impl FnOnce(&mut dyn Strategy, &mut Ctx<'_>)) {
+        let Some(ready) = self.ready.as_mut() else { return };
+        let mut ctx = Ctx {
+            now,
+            me: &ready.me,
+            nodes: &ready.nodes,
+            config: &self.config,
+            io: &mut self.io,
+        };
+        f(ready.strategy.as_mut(), &mut ctx);
+    }
+}

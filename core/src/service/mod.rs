@@ -1,0 +1,60 @@
+//! Models of Maelstrom's services (SPEC.md section 4) as pure, seeded state
+//! machines: the strategies' unit tests, the simulator, the process runner
+//! and the TCP KV server all answer KV calls with these.
+
+mod kv;
+mod seq_kv;
+mod tso;
+
+pub use kv::{apply, KvState, LinKv};
+pub use seq_kv::{SeqKv, SEQ_KV_WINDOW};
+pub use tso::LinTso;
+
+use crate::error::ErrorCode;
+use crate::protocol::{Body, Envelope, Payload};
+
+/// One of the services a node can call, by the id Maelstrom gives it.
+#[derive(Debug, Clone)]
+pub enum Service {
+    SeqKv(SeqKv),
+    LinKv(LinKv),
+    LinTso(LinTso),
+}
+
+impl Service {
+    /// The service named `name` (`seq-kv`, `lin-kv`, `lin-tso`), seeded.
+    pub fn by_name(name: &str, seed: u64) -> Option<Service> {
+        Some(match name {
+            "seq-kv" => Service::SeqKv(SeqKv::new(seed)),
+            "lin-kv" => Service::LinKv(LinKv::default()),
+            "lin-tso" => Service::LinTso(LinTso::default()),
+            _ => return None,
+        })
+    }
+
+    /// The answer to one request body from `client`.
+    pub fn handle(&mut self, client: &str, request: &Payload) -> Payload {
+        match self {
+            Service::SeqKv(s) => s.handle(client, request),
+            Service::LinKv(s) => s.handle(request),
+            Service::LinTso(s) => s.handle(request),
+        }
+    }
+
+    /// The reply envelope to `msg` (sent by `msg.src` to `service_id`), or
+    /// `None` for a message that is not a request (it has no `msg_id`).
+    pub fn answer(&mut self, msg: &Envelope, msg_id: u64) -> Option<Envelope> {
+        let request_id = msg.body.msg_id?;
+        let payload = self.handle(&msg.src, &msg.body.payload);
+        Some(Envelope {
+            src: msg.dest.clone(),
+            dest: msg.src.clone(),
+            body: Body { msg_id: Some(msg_id), in_reply_to: Some(request_id), payload },
+        })
+    }
+}
+
+fn not_supported(request: &Payload) -> Payload {
+    let ty = request.type_name();
+    Payload::error(ErrorCode::NOT_SUPPORTED, format!("this service does not handle `{ty}`"))
+}

@@ -1,0 +1,141 @@
+//! `seq-kv`: sequentially consistent, and therefore allowed to be stale.
+//!
+//! The model keeps the last [`SEQ_KV_WINDOW`] states and, per client, the
+//! newest state that client has observed. An operation first runs against a
+//! state picked at random between the client's position and the newest. If
+//! it would change nothing there (a read, a failed cas, a write of the value
+//! already there) that answer stands and the client's position moves to that
+//! state; otherwise it runs against the newest state, which it extends, and
+//! the client moves to the newest.
+
+use super::kv::{apply, KvState};
+use crate::protocol::Payload;
+use std::collections::{HashMap, VecDeque};
+
+/// How many past states `seq-kv` keeps.
+pub const SEQ_KV_WINDOW: usize = 32;
+
+#[derive(Debug, Clone)]
+pub struct SeqKv {
+    rng: fastrand::Rng,
+    /// The window of states, oldest first; `states[i]` is state `base + i`.
+    states: VecDeque<KvState>,
+    base: u64,
+    /// Per client, the index of the newest state it has observed.
+    positions: HashMap<String, u64>,
+}
+
+impl SeqKv {
+    pub fn new(seed: u64) -> Self {
+        SeqKv {
+            rng: fastrand::Rng::with_seed(seed),
+            states: VecDeque::from([KvState::default()]),
+            base: 0,
+            positions: HashMap::new(),
+        }
+    }
+
+    fn newest(&self) -> u64 {
+        self.base + self.states.len() as u64 - 1
+    }
+
+    /// The newest state, as a linearizable read would see it.
+    pub fn latest(&self) -> &KvState {
+        &self.states[self.states.len() - 1]
+    }
+
+    pub fn handle(&mut self, client: &str, request: &Payload) -> Payload {
+        let newest = self.newest();
+        let position = self.positions.get(client).copied().unwrap_or(0).max(self.base);
+        let chosen = self.rng.u64(position..=newest);
+        let (reply, change) = apply(&self.states[(chosen - self.base) as usize], request);
+        if change.is_none() {
+            self.positions.insert(client.to_string(), chosen);
+            return reply;
+        }
+        let (reply, change) = apply(self.latest(), request);
+        if let Some(next) = change {
+            self.states.push_back(next);
+            if self.states.len() > SEQ_KV_WINDOW {
+                self.states.pop_front();
+                self.base += 1;
+            }
+        }
+        self.positions.insert(client.to_string(), self.newest());
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn write(v: i64) -> Payload {
+        Payload::Write { key: "k".into(), value: v.into() }
+    }
+    fn read() -> Payload {
+        Payload::Read { key: Some("k".into()) }
+    }
+    fn value(p: Payload) -> i64 {
+        match p {
+            Payload::ReadOk { value } => value.as_i64().unwrap_or(-1),
+            Payload::Error { code: ErrorCode::KEY_DOES_NOT_EXIST, .. } => -1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_can_be_stale_but_never_go_back_for_one_client() {
+        let mut stale_seen = false;
+        for seed in 0..50 {
+            let mut kv = SeqKv::new(seed);
+            for v in 1..=20 {
+                kv.handle("writer", &write(v));
+            }
+            let mut last = -1;
+            for _ in 0..20 {
+                let v = value(kv.handle("reader", &read()));
+                assert!(v >= last, "seed {seed}: read went back from {last} to {v}");
+                stale_seen |= v < 20;
+                last = v;
+            }
+        }
+        assert!(stale_seen, "seq-kv never returned a stale read");
+    }
+
+    #[test]
+    fn a_changing_write_brings_its_client_up_to_date() {
+        for seed in 0..50 {
+            let mut kv = SeqKv::new(seed);
+            for v in 1..=20 {
+                kv.handle("writer", &write(v));
+            }
+            kv.handle("reader", &Payload::Write { key: "mine".into(), value: "fresh".into() });
+            assert_eq!(value(kv.handle("reader", &read())), 20, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_cas_can_fail_against_a_stale_state() {
+        let mut failed = false;
+        for seed in 0..50 {
+            let mut kv = SeqKv::new(seed);
+            kv.handle("writer", &write(1));
+            kv.handle("writer", &write(2));
+            let cas = Payload::Cas { key: "k".into(), from: 2.into(), to: 3.into(), create_if_not_exists: false };
+            failed |= matches!(kv.handle("other", &cas), Payload::Error { code: ErrorCode::PRECONDITION_FAILED, .. });
+        }
+        assert!(failed, "cas never met a stale state");
+    }
+
+    #[test]
+    fn the_window_is_bounded() {
+        let mut kv = SeqKv::new(7);
+        for v in 0..1000 {
+            kv.handle("w", &write(v));
+        }
+        assert_eq!(kv.states.len(), SEQ_KV_WINDOW);
+        assert!(value(kv.handle("late", &read())) >= 1000 - SEQ_KV_WINDOW as i64);
+    }
+}

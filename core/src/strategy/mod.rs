@@ -1,0 +1,152 @@
+//! How the counter is kept: one trait, one file per strategy.
+//!
+//! A strategy is a state machine. It reacts to a client's `add` or `read`,
+//! to the reply (or the silence) of a KV call it made, to a peer's message
+//! and to its own timers, and it acts only through [`Ctx`]: replying to a
+//! client, calling a service, messaging a peer, arming a timer. A CAS retry
+//! loop is "on precondition-failed, send the next read", never an `await`.
+
+mod cas;
+mod gossip;
+mod naive;
+mod per_node;
+
+pub use cas::Cas;
+pub use gossip::Gossip;
+pub use naive::Naive;
+pub use per_node::PerNode;
+
+use crate::config::{Config, StrategyKind};
+use crate::error::ErrorCode;
+use crate::node::Io;
+use crate::protocol::Payload;
+use crate::Time;
+use std::fmt::Debug;
+
+/// The largest total a counter may reach. Maelstrom's checker keeps
+/// counters in Java longs, so a total past `i64::MAX` would be misread.
+pub const MAX_TOTAL: u64 = i64::MAX as u64;
+
+/// `a + b` if it stays within [`MAX_TOTAL`].
+pub fn checked_total(a: u64, b: u64) -> Option<u64> {
+    a.checked_add(b).filter(|&t| t <= MAX_TOTAL)
+}
+
+/// A client request waiting for its answer: where the reply goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub client: String,
+    pub msg_id: u64,
+}
+
+/// The timers a strategy may arm; one deadline per name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    /// Time to spread state to peers.
+    Gossip,
+    /// Time to retry KV work after a failure, without hammering the service.
+    KvRetry,
+}
+
+/// Identifies, to the strategy that made it, which KV call a reply is for.
+pub type Tag = u64;
+
+/// What a strategy may do. Borrowed from the node for one event.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub now: Time,
+    /// This node's id.
+    pub me: &'a str,
+    /// Every server in the cluster, this one included, as `init` gave them.
+    pub nodes: &'a [String],
+    pub config: &'a Config,
+    pub(crate) io: &'a mut Io,
+}
+
+impl Ctx<'_> {
+    /// The other servers.
+    pub fn peers(&self) -> impl Iterator<Item = &str> + '_ {
+        self.nodes.iter().map(String::as_str).filter(move |n| *n != self.me)
+    }
+
+    /// The name under which this incarnation of the node writes or gossips
+    /// its own share: the node id, with the incarnation after a restart.
+    pub fn slot(&self) -> String {
+        match self.config.incarnation {
+            0 => self.me.to_string(),
+            inc => format!("{}#{inc}", self.me),
+        }
+    }
+
+    pub fn reply(&mut self, req: &Request, payload: Payload) {
+        self.io.reply(self.me, &req.client, req.msg_id, payload);
+    }
+
+    pub fn reply_error(&mut self, req: &Request, code: ErrorCode, text: impl Into<String>) {
+        self.reply(req, Payload::error(code, text));
+    }
+
+    /// A one-way message (gossip): no `msg_id`, no reply expected.
+    pub fn send(&mut self, dest: &str, payload: Payload) {
+        self.io.send(self.me, dest, None, None, payload);
+    }
+
+    /// Calls the configured KV service. The reply comes back through
+    /// [`Strategy::on_reply`] with `tag`, or [`Strategy::on_timeout`] after
+    /// `config.rpc_timeout`.
+    pub fn kv(&mut self, payload: Payload, tag: Tag) {
+        let deadline = self.now + self.config.rpc_timeout;
+        self.io.call(self.me, self.config.kv.name(), payload, tag, deadline);
+    }
+
+    pub fn set_timer(&mut self, timer: Timer, at: Time) {
+        self.io.timers.insert(timer, at);
+    }
+
+    pub fn timer_armed(&self, timer: Timer) -> bool {
+        self.io.timers.contains_key(&timer)
+    }
+}
+
+/// One way of keeping the counter.
+pub trait Strategy: Debug + Send {
+    /// Right after `init_ok` has been queued.
+    fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// A client's `add`. `delta` is at most [`MAX_TOTAL`]; the strategy
+    /// must answer exactly once, with `add_ok` or an error.
+    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: u64);
+
+    /// A client's `read`, answered exactly once with `read_ok` or an error.
+    fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request);
+
+    /// The reply to a KV call (`read_ok`, `write_ok`, `cas_ok` or `error`).
+    fn on_reply(&mut self, _ctx: &mut Ctx<'_>, _tag: Tag, _reply: Payload) {}
+
+    /// A KV call got no reply in time. A late reply is dropped by the node,
+    /// so the strategy must treat the call as possibly applied.
+    fn on_timeout(&mut self, _ctx: &mut Ctx<'_>, _tag: Tag) {}
+
+    fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _timer: Timer) {}
+
+    /// A message from another server that is not an RPC reply. Returns
+    /// false if the strategy does not speak it.
+    fn on_peer(&mut self, _ctx: &mut Ctx<'_>, _from: &str, _payload: Payload) -> bool {
+        false
+    }
+}
+
+/// The strategy to run, given the cluster `init` described. A cluster of
+/// one has nobody to share with, so every strategy then keeps the counter
+/// in memory (which is what `gossip` does without peers).
+pub fn build(kind: StrategyKind, nodes: &[String]) -> Box<dyn Strategy> {
+    if nodes.len() <= 1 {
+        return Box::new(Gossip::default());
+    }
+    match kind {
+        StrategyKind::Gossip => Box::new(Gossip::default()),
+        StrategyKind::PerNode => Box::new(PerNode::default()),
+        StrategyKind::Cas => Box::new(Cas::default()),
+        StrategyKind::Naive => Box::new(Naive::default()),
+    }
+}

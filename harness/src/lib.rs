@@ -1,0 +1,1 @@
+//! Workload, nemesis, checker, statistics and simulator.

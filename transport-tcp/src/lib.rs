@@ -1,0 +1,1 @@
+//! Runs nodes, the KV service and clients over TCP.
