@@ -1,1 +1,0 @@
-//! End-to-end tests of the `gcounter` binary live in `tests/`.
