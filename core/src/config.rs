@@ -15,8 +15,12 @@ pub enum StrategyKind {
 }
 
 impl StrategyKind {
-    pub const ALL: [StrategyKind; 4] =
-        [StrategyKind::Gossip, StrategyKind::PerNode, StrategyKind::Cas, StrategyKind::Naive];
+    pub const ALL: [StrategyKind; 4] = [
+        StrategyKind::Gossip,
+        StrategyKind::PerNode,
+        StrategyKind::Cas,
+        StrategyKind::Naive,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -57,10 +61,13 @@ macro_rules! named_enum {
         impl FromStr for $ty {
             type Err = UnknownValue;
             fn from_str(s: &str) -> Result<Self, UnknownValue> {
-                $ty::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| UnknownValue {
-                    given: s.to_string(),
-                    valid: $ty::ALL.iter().map(|k| k.name()).collect(),
-                })
+                $ty::ALL
+                    .into_iter()
+                    .find(|k| k.name() == s)
+                    .ok_or_else(|| UnknownValue {
+                        given: s.to_string(),
+                        valid: $ty::ALL.iter().map(|k| k.name()).collect(),
+                    })
             }
         }
         impl fmt::Display for $ty {
@@ -82,7 +89,12 @@ pub struct UnknownValue {
 
 impl fmt::Display for UnknownValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown value `{}` (valid: {})", self.given, self.valid.join(", "))
+        write!(
+            f,
+            "unknown value `{}` (valid: {})",
+            self.given,
+            self.valid.join(", ")
+        )
     }
 }
 
@@ -139,12 +151,16 @@ impl Config {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
         if let Some(v) = var(Self::STRATEGY_VAR) {
-            cfg.strategy = v
-                .parse()
-                .map_err(|problem| ConfigError { variable: Self::STRATEGY_VAR, problem })?;
+            cfg.strategy = v.parse().map_err(|problem| ConfigError {
+                variable: Self::STRATEGY_VAR,
+                problem,
+            })?;
         }
         if let Some(v) = var(Self::KV_VAR) {
-            cfg.kv = v.parse().map_err(|problem| ConfigError { variable: Self::KV_VAR, problem })?;
+            cfg.kv = v.parse().map_err(|problem| ConfigError {
+                variable: Self::KV_VAR,
+                problem,
+            })?;
         }
         Ok(cfg)
     }
@@ -161,8 +177,8 @@ mod tests {
 
     #[test]
     fn an_unknown_strategy_names_the_valid_ones() {
-        let err = Config::from_vars(|k| (k == "GCOUNTER_STRATEGY").then(|| "paxos".into()))
-            .unwrap_err();
+        let err =
+            Config::from_vars(|k| (k == "GCOUNTER_STRATEGY").then(|| "paxos".into())).unwrap_err();
         assert_eq!(
             err.to_string(),
             "GCOUNTER_STRATEGY: unknown value `paxos` (valid: gossip, per-node, cas, naive)"

@@ -63,7 +63,11 @@ impl Io {
         self.outbox.push_back(Envelope {
             src: src.to_string(),
             dest: dest.to_string(),
-            body: Body { msg_id, in_reply_to, payload },
+            body: Body {
+                msg_id,
+                in_reply_to,
+                payload,
+            },
         });
     }
 
@@ -72,7 +76,14 @@ impl Io {
         self.send(src, dest, Some(id), Some(in_reply_to), payload);
     }
 
-    pub(crate) fn call(&mut self, src: &str, dest: &str, payload: Payload, tag: Tag, deadline: Time) {
+    pub(crate) fn call(
+        &mut self,
+        src: &str,
+        dest: &str,
+        payload: Payload,
+        tag: Tag,
+        deadline: Time,
+    ) {
         let id = self.take_msg_id();
         self.pending.insert(id, Pending { tag, deadline });
         self.send(src, dest, Some(id), None, payload);
@@ -102,7 +113,11 @@ pub struct Node {
 
 impl Node {
     pub fn new(config: Config) -> Self {
-        Node { config, ready: None, io: Io::default() }
+        Node {
+            config,
+            ready: None,
+            io: Io::default(),
+        }
     }
 
     /// The node's id, once `init` has given it one.
@@ -140,8 +155,13 @@ impl Node {
         let more = if line.len() > SHOWN { "..." } else { "" };
         log::warn!("bad input ({}): {}: {shown}{more}", err.code, err.text);
         if let Some((client, msg_id)) = err.reply_to {
-            let me = self.id().map(str::to_owned).or(err.dest).unwrap_or_default();
-            self.io.reply(&me, &client, msg_id, Payload::error(err.code, err.text));
+            let me = self
+                .id()
+                .map(str::to_owned)
+                .or(err.dest)
+                .unwrap_or_default();
+            self.io
+                .reply(&me, &client, msg_id, Payload::error(err.code, err.text));
         }
     }
 
@@ -154,7 +174,10 @@ impl Node {
             return self.before_init(src, dest, body, now);
         };
         if dest != ready.me {
-            log::warn!("message for {dest} reached {}; handling it anyway", ready.me);
+            log::warn!(
+                "message for {dest} reached {}; handling it anyway",
+                ready.me
+            );
         }
         let mut ctx = Ctx {
             now,
@@ -163,7 +186,10 @@ impl Node {
             config: &self.config,
             io: &mut self.io,
         };
-        let req = body.msg_id.map(|msg_id| Request { client: src.clone(), msg_id });
+        let req = body.msg_id.map(|msg_id| Request {
+            client: src.clone(),
+            msg_id,
+        });
         match (body.payload, req) {
             (Payload::Add { delta }, Some(req)) if delta > MAX_TOTAL => ctx.reply_error(
                 &req,
@@ -175,7 +201,10 @@ impl Node {
             (Payload::Init { node_id, .. }, Some(req)) => ctx.reply_error(
                 &req,
                 ErrorCode::PRECONDITION_FAILED,
-                format!("already initialised as {}; init as {node_id} refused", ready.me),
+                format!(
+                    "already initialised as {}; init as {node_id} refused",
+                    ready.me
+                ),
             ),
             (Payload::Error { code, text }, _) => {
                 log::warn!("error {code} from {src} that answers nothing: {text}");
@@ -209,7 +238,11 @@ impl Node {
                 );
                 self.io.reply(&node_id, &src, msg_id, Payload::InitOk);
                 let strategy = strategy::build(self.config.strategy, &node_ids);
-                self.ready = Some(Ready { me: node_id, nodes: node_ids, strategy });
+                self.ready = Some(Ready {
+                    me: node_id,
+                    nodes: node_ids,
+                    strategy,
+                });
                 self.with_strategy(now, |s, ctx| s.on_start(ctx));
             }
             (payload, Some(msg_id)) => {
@@ -238,8 +271,13 @@ impl Node {
     }
 
     fn on_timeout(&mut self, now: Time) {
-        let due_timers: Vec<Timer> =
-            self.io.timers.iter().filter(|(_, &at)| at <= now).map(|(&t, _)| t).collect();
+        let due_timers: Vec<Timer> = self
+            .io
+            .timers
+            .iter()
+            .filter(|(_, &at)| at <= now)
+            .map(|(&t, _)| t)
+            .collect();
         for timer in due_timers {
             self.io.timers.remove(&timer);
             self.with_strategy(now, |s, ctx| s.on_timer(ctx, timer));
@@ -261,7 +299,9 @@ impl Node {
     }
 
     fn with_strategy(&mut self, now: Time, f: impl FnOnce(&mut dyn Strategy, &mut Ctx<'_>)) {
-        let Some(ready) = self.ready.as_mut() else { return };
+        let Some(ready) = self.ready.as_mut() else {
+            return;
+        };
         let mut ctx = Ctx {
             now,
             me: &ready.me,

@@ -36,25 +36,51 @@ pub type Counts = BTreeMap<String, u64>;
 /// node calls those services and the service models answer them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
-    Init { node_id: String, node_ids: Vec<String> },
+    Init {
+        node_id: String,
+        node_ids: Vec<String>,
+    },
     InitOk,
-    Add { delta: u64 },
+    Add {
+        delta: u64,
+    },
     AddOk,
     /// A client's read (no key) or a KV read (with a key).
-    Read { key: Option<Value> },
-    ReadOk { value: Value },
-    Write { key: Value, value: Value },
+    Read {
+        key: Option<Value>,
+    },
+    ReadOk {
+        value: Value,
+    },
+    Write {
+        key: Value,
+        value: Value,
+    },
     WriteOk,
-    Cas { key: Value, from: Value, to: Value, create_if_not_exists: bool },
+    Cas {
+        key: Value,
+        from: Value,
+        to: Value,
+        create_if_not_exists: bool,
+    },
     CasOk,
     Ts,
-    TsOk { ts: u64 },
+    TsOk {
+        ts: u64,
+    },
     /// Gossip of the sender's G-Counter state; not an RPC (no `msg_id`).
-    Gossip { counts: Counts },
+    Gossip {
+        counts: Counts,
+    },
     /// The answer to a `gossip`: the receiver's merged state. It tells the
     /// sender what the peer now knows, so idle clusters fall silent.
-    GossipAck { counts: Counts },
-    Error { code: ErrorCode, text: String },
+    GossipAck {
+        counts: Counts,
+    },
+    Error {
+        code: ErrorCode,
+        text: String,
+    },
 }
 
 impl Payload {
@@ -80,13 +106,20 @@ impl Payload {
     }
 
     pub fn error(code: ErrorCode, text: impl Into<String>) -> Self {
-        Payload::Error { code, text: text.into() }
+        Payload::Error {
+            code,
+            text: text.into(),
+        }
     }
 }
 
 impl Body {
     pub fn new(payload: Payload) -> Self {
-        Body { msg_id: None, in_reply_to: None, payload }
+        Body {
+            msg_id: None,
+            in_reply_to: None,
+            payload,
+        }
     }
 }
 
@@ -116,7 +149,12 @@ impl Serialize for Body {
                 m.serialize_entry("key", key)?;
                 m.serialize_entry("value", value)?;
             }
-            Payload::Cas { key, from, to, create_if_not_exists } => {
+            Payload::Cas {
+                key,
+                from,
+                to,
+                create_if_not_exists,
+            } => {
                 m.serialize_entry("key", key)?;
                 m.serialize_entry("from", from)?;
                 m.serialize_entry("to", to)?;
@@ -132,11 +170,7 @@ impl Serialize for Body {
                 m.serialize_entry("code", code)?;
                 m.serialize_entry("text", text)?;
             }
-            Payload::InitOk
-            | Payload::AddOk
-            | Payload::WriteOk
-            | Payload::CasOk
-            | Payload::Ts => {}
+            Payload::InitOk | Payload::AddOk | Payload::WriteOk | Payload::CasOk | Payload::Ts => {}
         }
         m.end()
     }
@@ -176,7 +210,12 @@ pub struct ParseError {
 }
 
 fn require<T>(field: Option<T>, ty: &str, name: &str) -> Result<T, (ErrorCode, String)> {
-    field.ok_or_else(|| (ErrorCode::MALFORMED_REQUEST, format!("`{ty}` without `{name}`")))
+    field.ok_or_else(|| {
+        (
+            ErrorCode::MALFORMED_REQUEST,
+            format!("`{ty}` without `{name}`"),
+        )
+    })
 }
 
 impl RawBody<'_> {
@@ -190,10 +229,14 @@ impl RawBody<'_> {
                 node_ids: require(self.node_ids, ty, "node_ids")?,
             },
             "init_ok" => Payload::InitOk,
-            "add" => Payload::Add { delta: require(self.delta, ty, "delta")? },
+            "add" => Payload::Add {
+                delta: require(self.delta, ty, "delta")?,
+            },
             "add_ok" => Payload::AddOk,
             "read" => Payload::Read { key: self.key },
-            "read_ok" => Payload::ReadOk { value: require(self.value, ty, "value")? },
+            "read_ok" => Payload::ReadOk {
+                value: require(self.value, ty, "value")?,
+            },
             "write" => Payload::Write {
                 key: require(self.key, ty, "key")?,
                 value: require(self.value, ty, "value")?,
@@ -207,9 +250,15 @@ impl RawBody<'_> {
             },
             "cas_ok" => Payload::CasOk,
             "ts" => Payload::Ts,
-            "ts_ok" => Payload::TsOk { ts: require(self.ts, ty, "ts")? },
-            "gossip" => Payload::Gossip { counts: require(self.counts, ty, "counts")? },
-            "gossip_ack" => Payload::GossipAck { counts: require(self.counts, ty, "counts")? },
+            "ts_ok" => Payload::TsOk {
+                ts: require(self.ts, ty, "ts")?,
+            },
+            "gossip" => Payload::Gossip {
+                counts: require(self.counts, ty, "counts")?,
+            },
+            "gossip_ack" => Payload::GossipAck {
+                counts: require(self.counts, ty, "counts")?,
+            },
             "error" => Payload::Error {
                 code: require(self.code, ty, "code")?,
                 text: self.text.unwrap_or_default(),
@@ -221,7 +270,11 @@ impl RawBody<'_> {
                 ))
             }
         };
-        Ok(Body { msg_id: self.msg_id, in_reply_to: self.in_reply_to, payload })
+        Ok(Body {
+            msg_id: self.msg_id,
+            in_reply_to: self.in_reply_to,
+            payload,
+        })
     }
 }
 
@@ -244,11 +297,17 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, ParseError> {
             let msg_id = raw.body.msg_id;
             let in_reply_to = raw.body.in_reply_to;
             match raw.body.into_body() {
-                Ok(body) => Ok(Envelope { src: raw.src, dest: raw.dest, body }),
+                Ok(body) => Ok(Envelope {
+                    src: raw.src,
+                    dest: raw.dest,
+                    body,
+                }),
                 Err((code, text)) => Err(ParseError {
                     // Never answer a reply with an error: two nodes could
                     // bounce errors at each other forever.
-                    reply_to: msg_id.filter(|_| in_reply_to.is_none()).map(|id| (raw.src, id)),
+                    reply_to: msg_id
+                        .filter(|_| in_reply_to.is_none())
+                        .map(|id| (raw.src, id)),
                     dest: Some(raw.dest),
                     code,
                     text,
@@ -285,7 +344,12 @@ fn salvage(line: &[u8], typed_err: serde_json::Error) -> ParseError {
         }
         None => (None, None),
     };
-    ParseError { reply_to, dest, code: ErrorCode::MALFORMED_REQUEST, text }
+    ParseError {
+        reply_to,
+        dest,
+        code: ErrorCode::MALFORMED_REQUEST,
+        text,
+    }
 }
 
 /// Writes a message as one line (with its newline) into `out`.
@@ -333,29 +397,55 @@ mod tests {
     #[test]
     fn every_payload_round_trips() {
         let payloads = vec![
-            Payload::Init { node_id: "n0".into(), node_ids: vec!["n0".into(), "n1".into()] },
+            Payload::Init {
+                node_id: "n0".into(),
+                node_ids: vec!["n0".into(), "n1".into()],
+            },
             Payload::InitOk,
             Payload::Add { delta: 4 },
             Payload::AddOk,
             Payload::Read { key: None },
-            Payload::Read { key: Some("k".into()) },
+            Payload::Read {
+                key: Some("k".into()),
+            },
             Payload::ReadOk { value: 7.into() },
-            Payload::Write { key: "k".into(), value: 1.into() },
+            Payload::Write {
+                key: "k".into(),
+                value: 1.into(),
+            },
             Payload::WriteOk,
-            Payload::Cas { key: "k".into(), from: 1.into(), to: 2.into(), create_if_not_exists: true },
-            Payload::Cas { key: 3.into(), from: 1.into(), to: 2.into(), create_if_not_exists: false },
+            Payload::Cas {
+                key: "k".into(),
+                from: 1.into(),
+                to: 2.into(),
+                create_if_not_exists: true,
+            },
+            Payload::Cas {
+                key: 3.into(),
+                from: 1.into(),
+                to: 2.into(),
+                create_if_not_exists: false,
+            },
             Payload::CasOk,
             Payload::Ts,
             Payload::TsOk { ts: 9 },
-            Payload::Gossip { counts: [("n0".to_string(), 3)].into() },
-            Payload::GossipAck { counts: Counts::new() },
+            Payload::Gossip {
+                counts: [("n0".to_string(), 3)].into(),
+            },
+            Payload::GossipAck {
+                counts: Counts::new(),
+            },
             Payload::error(ErrorCode::PRECONDITION_FAILED, "nope"),
         ];
         for payload in payloads {
             let msg = Envelope {
                 src: "a".into(),
                 dest: "b".into(),
-                body: Body { msg_id: Some(1), in_reply_to: None, payload },
+                body: Body {
+                    msg_id: Some(1),
+                    in_reply_to: None,
+                    payload,
+                },
             };
             assert_eq!(parse(&to_line(&msg)), Ok(msg));
         }
@@ -372,16 +462,17 @@ mod tests {
 
     #[test]
     fn an_unknown_type_is_not_supported() {
-        let err = parse(r#"{"src":"c1","dest":"n1","body":{"type":"echo","msg_id":7}}"#)
-            .unwrap_err();
+        let err =
+            parse(r#"{"src":"c1","dest":"n1","body":{"type":"echo","msg_id":7}}"#).unwrap_err();
         assert_eq!(err.code, ErrorCode::NOT_SUPPORTED);
         assert_eq!(err.reply_to, Some(("c1".into(), 7)));
     }
 
     #[test]
     fn a_bad_reply_is_never_answered() {
-        let err = parse(r#"{"src":"n2","dest":"n1","body":{"type":"wat","msg_id":1,"in_reply_to":3}}"#)
-            .unwrap_err();
+        let err =
+            parse(r#"{"src":"n2","dest":"n1","body":{"type":"wat","msg_id":1,"in_reply_to":3}}"#)
+                .unwrap_err();
         assert_eq!(err.reply_to, None);
     }
 }

@@ -28,35 +28,47 @@ pub fn apply(state: &KvState, request: &Payload) -> (Payload, Option<KvState>) {
     };
     match request {
         Payload::Read { key: Some(key) } => match state.get(&key_text(key)) {
-            Some(value) => (Payload::ReadOk { value: value.clone() }, None),
+            Some(value) => (
+                Payload::ReadOk {
+                    value: value.clone(),
+                },
+                None,
+            ),
             None => (missing(key), None),
         },
         Payload::Write { key, value } => {
             let change = (state.get(&key_text(key)) != Some(value)).then(|| with(key, value));
             (Payload::WriteOk, change.flatten())
         }
-        Payload::Cas { key, from, to, create_if_not_exists } => {
-            match state.get(&key_text(key)) {
-                None if *create_if_not_exists => (Payload::CasOk, with(key, to)),
-                None => (missing(key), None),
-                Some(current) if current == from => {
-                    (Payload::CasOk, (from != to).then(|| with(key, to)).flatten())
-                }
-                Some(current) => (
-                    Payload::error(
-                        ErrorCode::PRECONDITION_FAILED,
-                        format!("expected {from}, but had {current}"),
-                    ),
-                    None,
+        Payload::Cas {
+            key,
+            from,
+            to,
+            create_if_not_exists,
+        } => match state.get(&key_text(key)) {
+            None if *create_if_not_exists => (Payload::CasOk, with(key, to)),
+            None => (missing(key), None),
+            Some(current) if current == from => (
+                Payload::CasOk,
+                (from != to).then(|| with(key, to)).flatten(),
+            ),
+            Some(current) => (
+                Payload::error(
+                    ErrorCode::PRECONDITION_FAILED,
+                    format!("expected {from}, but had {current}"),
                 ),
-            }
-        }
+                None,
+            ),
+        },
         other => (not_supported(other), None),
     }
 }
 
 fn missing(key: &Value) -> Payload {
-    Payload::error(ErrorCode::KEY_DOES_NOT_EXIST, format!("key {key} does not exist"))
+    Payload::error(
+        ErrorCode::KEY_DOES_NOT_EXIST,
+        format!("key {key} does not exist"),
+    )
 }
 
 /// `lin-kv`: linearizable, every operation sees the latest state.
@@ -84,31 +96,84 @@ mod tests {
     use super::*;
 
     fn cas(from: i64, to: i64, create: bool) -> Payload {
-        Payload::Cas { key: "k".into(), from: from.into(), to: to.into(), create_if_not_exists: create }
+        Payload::Cas {
+            key: "k".into(),
+            from: from.into(),
+            to: to.into(),
+            create_if_not_exists: create,
+        }
     }
     fn read() -> Payload {
-        Payload::Read { key: Some("k".into()) }
+        Payload::Read {
+            key: Some("k".into()),
+        }
     }
 
     #[test]
     fn lin_kv_follows_the_spec() {
         let mut kv = LinKv::default();
-        assert!(matches!(kv.handle(&read()), Payload::Error { code: ErrorCode::KEY_DOES_NOT_EXIST, .. }));
-        assert!(matches!(kv.handle(&cas(0, 1, false)), Payload::Error { code: ErrorCode::KEY_DOES_NOT_EXIST, .. }));
+        assert!(matches!(
+            kv.handle(&read()),
+            Payload::Error {
+                code: ErrorCode::KEY_DOES_NOT_EXIST,
+                ..
+            }
+        ));
+        assert!(matches!(
+            kv.handle(&cas(0, 1, false)),
+            Payload::Error {
+                code: ErrorCode::KEY_DOES_NOT_EXIST,
+                ..
+            }
+        ));
         assert_eq!(kv.handle(&cas(0, 3, true)), Payload::CasOk);
         assert_eq!(kv.handle(&read()), Payload::ReadOk { value: 3.into() });
-        assert!(matches!(kv.handle(&cas(0, 1, true)), Payload::Error { code: ErrorCode::PRECONDITION_FAILED, .. }));
-        assert_eq!(kv.handle(&Payload::Write { key: "k".into(), value: 9.into() }), Payload::WriteOk);
+        assert!(matches!(
+            kv.handle(&cas(0, 1, true)),
+            Payload::Error {
+                code: ErrorCode::PRECONDITION_FAILED,
+                ..
+            }
+        ));
+        assert_eq!(
+            kv.handle(&Payload::Write {
+                key: "k".into(),
+                value: 9.into()
+            }),
+            Payload::WriteOk
+        );
         assert_eq!(kv.handle(&read()), Payload::ReadOk { value: 9.into() });
-        assert!(matches!(kv.handle(&Payload::Ts), Payload::Error { code: ErrorCode::NOT_SUPPORTED, .. }));
+        assert!(matches!(
+            kv.handle(&Payload::Ts),
+            Payload::Error {
+                code: ErrorCode::NOT_SUPPORTED,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn keys_of_different_json_types_are_different_keys() {
         let mut kv = LinKv::default();
-        kv.handle(&Payload::Write { key: "1".into(), value: 1.into() });
-        kv.handle(&Payload::Write { key: 1.into(), value: 2.into() });
-        assert_eq!(kv.handle(&Payload::Read { key: Some("1".into()) }), Payload::ReadOk { value: 1.into() });
-        assert_eq!(kv.handle(&Payload::Read { key: Some(1.into()) }), Payload::ReadOk { value: 2.into() });
+        kv.handle(&Payload::Write {
+            key: "1".into(),
+            value: 1.into(),
+        });
+        kv.handle(&Payload::Write {
+            key: 1.into(),
+            value: 2.into(),
+        });
+        assert_eq!(
+            kv.handle(&Payload::Read {
+                key: Some("1".into())
+            }),
+            Payload::ReadOk { value: 1.into() }
+        );
+        assert_eq!(
+            kv.handle(&Payload::Read {
+                key: Some(1.into())
+            }),
+            Payload::ReadOk { value: 2.into() }
+        );
     }
 }

@@ -49,12 +49,19 @@ impl Service {
         Some(Envelope {
             src: msg.dest.clone(),
             dest: msg.src.clone(),
-            body: Body { msg_id: Some(msg_id), in_reply_to: Some(request_id), payload },
+            body: Body {
+                msg_id: Some(msg_id),
+                in_reply_to: Some(request_id),
+                payload,
+            },
         })
     }
 }
 
 fn not_supported(request: &Payload) -> Payload {
     let ty = request.type_name();
-    Payload::error(ErrorCode::NOT_SUPPORTED, format!("this service does not handle `{ty}`"))
+    Payload::error(
+        ErrorCode::NOT_SUPPORTED,
+        format!("this service does not handle `{ty}`"),
+    )
 }

@@ -46,7 +46,12 @@ impl SeqKv {
 
     pub fn handle(&mut self, client: &str, request: &Payload) -> Payload {
         let newest = self.newest();
-        let position = self.positions.get(client).copied().unwrap_or(0).max(self.base);
+        let position = self
+            .positions
+            .get(client)
+            .copied()
+            .unwrap_or(0)
+            .max(self.base);
         let chosen = self.rng.u64(position..=newest);
         let (reply, change) = apply(&self.states[(chosen - self.base) as usize], request);
         if change.is_none() {
@@ -72,15 +77,23 @@ mod tests {
     use crate::error::ErrorCode;
 
     fn write(v: i64) -> Payload {
-        Payload::Write { key: "k".into(), value: v.into() }
+        Payload::Write {
+            key: "k".into(),
+            value: v.into(),
+        }
     }
     fn read() -> Payload {
-        Payload::Read { key: Some("k".into()) }
+        Payload::Read {
+            key: Some("k".into()),
+        }
     }
     fn value(p: Payload) -> i64 {
         match p {
             Payload::ReadOk { value } => value.as_i64().unwrap_or(-1),
-            Payload::Error { code: ErrorCode::KEY_DOES_NOT_EXIST, .. } => -1,
+            Payload::Error {
+                code: ErrorCode::KEY_DOES_NOT_EXIST,
+                ..
+            } => -1,
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -111,7 +124,13 @@ mod tests {
             for v in 1..=20 {
                 kv.handle("writer", &write(v));
             }
-            kv.handle("reader", &Payload::Write { key: "mine".into(), value: "fresh".into() });
+            kv.handle(
+                "reader",
+                &Payload::Write {
+                    key: "mine".into(),
+                    value: "fresh".into(),
+                },
+            );
             assert_eq!(value(kv.handle("reader", &read())), 20, "seed {seed}");
         }
     }
@@ -123,8 +142,19 @@ mod tests {
             let mut kv = SeqKv::new(seed);
             kv.handle("writer", &write(1));
             kv.handle("writer", &write(2));
-            let cas = Payload::Cas { key: "k".into(), from: 2.into(), to: 3.into(), create_if_not_exists: false };
-            failed |= matches!(kv.handle("other", &cas), Payload::Error { code: ErrorCode::PRECONDITION_FAILED, .. });
+            let cas = Payload::Cas {
+                key: "k".into(),
+                from: 2.into(),
+                to: 3.into(),
+                create_if_not_exists: false,
+            };
+            failed |= matches!(
+                kv.handle("other", &cas),
+                Payload::Error {
+                    code: ErrorCode::PRECONDITION_FAILED,
+                    ..
+                }
+            );
         }
         assert!(failed, "cas never met a stale state");
     }

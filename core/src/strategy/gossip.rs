@@ -28,7 +28,8 @@ pub struct Gossip {
 
 /// Whether `a` has every count of `b` (`a >= b` slot by slot).
 fn covers(a: &Counts, b: &Counts) -> bool {
-    b.iter().all(|(slot, &n)| a.get(slot).is_some_and(|&m| m >= n))
+    b.iter()
+        .all(|(slot, &n)| a.get(slot).is_some_and(|&m| m >= n))
 }
 
 fn merge(into: &mut Counts, from: &Counts) {
@@ -68,13 +69,21 @@ impl Strategy for Gossip {
             None => ctx.reply_error(
                 &req,
                 ErrorCode::MALFORMED_REQUEST,
-                format!("adding {delta} to {} would overflow the counter", self.value()),
+                format!(
+                    "adding {delta} to {} would overflow the counter",
+                    self.value()
+                ),
             ),
         }
     }
 
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
-        ctx.reply(&req, Payload::ReadOk { value: self.value().into() });
+        ctx.reply(
+            &req,
+            Payload::ReadOk {
+                value: self.value().into(),
+            },
+        );
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: Timer) {
@@ -87,7 +96,12 @@ impl Strategy for Gossip {
             .map(str::to_owned)
             .collect();
         for peer in behind {
-            ctx.send(&peer, Payload::Gossip { counts: self.counts.clone() });
+            ctx.send(
+                &peer,
+                Payload::Gossip {
+                    counts: self.counts.clone(),
+                },
+            );
         }
         Self::arm(ctx);
     }
@@ -103,7 +117,12 @@ impl Strategy for Gossip {
         if !is_ack {
             // Not recorded in `known`: the ack may be lost, and only what
             // the peer itself shows us proves what it has.
-            ctx.send(from, Payload::GossipAck { counts: self.counts.clone() });
+            ctx.send(
+                from,
+                Payload::GossipAck {
+                    counts: self.counts.clone(),
+                },
+            );
         }
         true
     }

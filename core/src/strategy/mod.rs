@@ -8,6 +8,7 @@
 
 mod cas;
 mod gossip;
+mod kv_calls;
 mod naive;
 mod per_node;
 
@@ -66,7 +67,10 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The other servers.
     pub fn peers(&self) -> impl Iterator<Item = &str> + '_ {
-        self.nodes.iter().map(String::as_str).filter(move |n| *n != self.me)
+        self.nodes
+            .iter()
+            .map(String::as_str)
+            .filter(move |n| *n != self.me)
     }
 
     /// The name under which this incarnation of the node writes or gossips
@@ -96,7 +100,8 @@ impl Ctx<'_> {
     /// `config.rpc_timeout`.
     pub fn kv(&mut self, payload: Payload, tag: Tag) {
         let deadline = self.now + self.config.rpc_timeout;
-        self.io.call(self.me, self.config.kv.name(), payload, tag, deadline);
+        self.io
+            .call(self.me, self.config.kv.name(), payload, tag, deadline);
     }
 
     pub fn set_timer(&mut self, timer: Timer, at: Time) {
@@ -150,3 +155,8 @@ pub fn build(kind: StrategyKind, nodes: &[String]) -> Box<dyn Strategy> {
         StrategyKind::Naive => Box::new(Naive::default()),
     }
 }
+
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;

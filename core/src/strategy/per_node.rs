@@ -1,12 +1,319 @@
-//! Placeholder while the strategy is written.
-use super::{Ctx, Request, Strategy};
+//! `per-node`: each node keeps its own total under its own key.
+//!
+//! Only node `n` writes key `n`, so writes never race: there is no lost
+//! update to lose. A read sums every node's key. Two things make it
+//! correct on `seq-kv`, whose reads may be stale:
+//!
+//! - A read first makes the node current by writing a fresh value to a key
+//!   of its own ([`Fresh`]), then reads the other nodes' keys. It keeps the
+//!   highest value seen per key, so it never reports less than before.
+//! - The node's own key is written by compare-and-set from the value the
+//!   node knows is there to that value plus the adds waiting, one write in
+//!   flight at a time; adds that arrive meanwhile ride on the next write.
+//!   The key only ever grows, so a cas that timed out can be sent again
+//!   as it was: whichever copy lands first wins and the other fails. After
+//!   a failure the node reads its key: holding the target means the write
+//!   landed, anything lower means it did not (yet), and the same cas goes
+//!   out again. An add is acknowledged only once the write that carries it
+//!   is known to have landed.
+//!
+//! On start the node learns its key's value (after making itself current)
+//! before it writes, so a restarted process continues from its previous
+//! total instead of overwriting it.
+
+use super::kv_calls::{self, Calls, Fresh, ReadResult, MAYBE_APPLIED};
+use super::{checked_total, Ctx, Request, Strategy, Tag, Timer};
+use crate::error::ErrorCode;
+use crate::protocol::Payload;
+use std::collections::BTreeMap;
+
+/// How many tries a write gets before its clients are told it may or may
+/// not have happened (the write itself goes on until it is settled).
+const TRIES_BEFORE_GIVING_UP: u32 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// Make current before learning our own key's value at start.
+    RecoverSync,
+    RecoverRead,
+    /// The write in flight.
+    Cas,
+    /// After a failed or unanswered cas: did it land?
+    VerifyRead,
+    /// Make current before a round of reads.
+    RoundSync,
+    /// Read another node's key during a round.
+    RoundRead(usize),
+}
+
+/// The write in flight: a cas of our key from `from` to `to`.
+#[derive(Debug)]
+struct Write {
+    adds: Vec<Request>,
+    from: u64,
+    to: u64,
+    tries: u32,
+    /// The clients were already told the outcome is unknown.
+    gave_up: bool,
+}
+
+/// A round of reads answering `reads`.
+#[derive(Debug)]
+struct Round {
+    reads: Vec<Request>,
+    outstanding: usize,
+}
+
 #[derive(Debug, Default)]
-pub struct PerNode { _todo: () }
-impl Strategy for PerNode {
-    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, _delta: u64) {
-        ctx.reply_error(&req, crate::ErrorCode::NOT_SUPPORTED, "not yet");
+pub struct PerNode {
+    calls: Calls<Call>,
+    fresh: Fresh,
+    /// Our key's exact value, once learned at start; only we change it.
+    confirmed: Option<u64>,
+    /// Adds not yet carried by a write.
+    waiting: Vec<(Request, u64)>,
+    write: Option<Write>,
+    /// Per node, the highest value seen in its key.
+    seen: BTreeMap<String, u64>,
+    /// Reads that arrived after the current round began.
+    reads: Vec<Request>,
+    round: Option<Round>,
+}
+
+impl PerNode {
+    fn issue(&mut self, ctx: &mut Ctx<'_>, call: Call) {
+        let payload = match call {
+            Call::RecoverSync | Call::RoundSync => self.fresh.next(ctx),
+            Call::RecoverRead | Call::VerifyRead => kv_calls::read(ctx.me),
+            Call::Cas => match &self.write {
+                Some(w) => kv_calls::cas(ctx.me, w.from, w.to),
+                None => return,
+            },
+            Call::RoundRead(i) => kv_calls::read(&ctx.nodes[i]),
+        };
+        self.calls.call(ctx, call, payload);
     }
+
+    /// Starts the next write if none is in flight and adds are waiting.
+    fn write_next(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(from) = self.confirmed else { return };
+        if self.write.is_some() || self.waiting.is_empty() {
+            return;
+        }
+        let sum: u64 = self.waiting.iter().map(|(_, d)| d).sum();
+        let adds = self.waiting.drain(..).map(|(r, _)| r).collect();
+        // on_add keeps confirmed + waiting within MAX_TOTAL.
+        let to = from + sum;
+        self.write = Some(Write {
+            adds,
+            from,
+            to,
+            tries: 1,
+            gave_up: false,
+        });
+        self.issue(ctx, Call::Cas);
+    }
+
+    fn write_landed(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(write) = self.write.take() else {
+            return;
+        };
+        self.confirmed = Some(write.to);
+        let seen = self.seen.entry(ctx.me.to_string()).or_insert(0);
+        *seen = (*seen).max(write.to);
+        if !write.gave_up {
+            for req in &write.adds {
+                ctx.reply(req, Payload::AddOk);
+            }
+        }
+        self.write_next(ctx);
+    }
+
+    /// The cas failed or went unanswered: find out whether it landed.
+    fn write_unsettled(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(write) = self.write.as_mut() else {
+            return;
+        };
+        write.tries += 1;
+        if write.tries > TRIES_BEFORE_GIVING_UP && !write.gave_up {
+            write.gave_up = true;
+            for req in &write.adds {
+                ctx.reply_error(req, ErrorCode::TIMEOUT, MAYBE_APPLIED);
+            }
+        }
+        self.issue(ctx, Call::VerifyRead);
+    }
+
+    fn start_round(&mut self, ctx: &mut Ctx<'_>) {
+        if self.round.is_some() || self.reads.is_empty() {
+            return;
+        }
+        let reads = std::mem::take(&mut self.reads);
+        self.round = Some(Round {
+            reads,
+            outstanding: 0,
+        });
+        self.issue(ctx, Call::RoundSync);
+    }
+
+    fn round_synced(&mut self, ctx: &mut Ctx<'_>) {
+        // Our own key needs no read once we know its value exactly.
+        let to_read: Vec<usize> = (0..ctx.nodes.len())
+            .filter(|&i| ctx.nodes[i] != ctx.me || self.confirmed.is_none())
+            .collect();
+        let Some(round) = self.round.as_mut() else {
+            return;
+        };
+        round.outstanding = to_read.len();
+        for i in to_read {
+            self.issue(ctx, Call::RoundRead(i));
+        }
+        self.finish_round_if_done(ctx);
+    }
+
+    fn finish_round_if_done(&mut self, ctx: &mut Ctx<'_>) {
+        if self.round.as_ref().is_none_or(|r| r.outstanding > 0) {
+            return;
+        }
+        let Some(round) = self.round.take() else {
+            return;
+        };
+        if let Some(c) = self.confirmed {
+            let seen = self.seen.entry(ctx.me.to_string()).or_insert(0);
+            *seen = (*seen).max(c);
+        }
+        let value: u64 = self.seen.values().sum();
+        for req in &round.reads {
+            ctx.reply(
+                req,
+                Payload::ReadOk {
+                    value: value.into(),
+                },
+            );
+        }
+        self.start_round(ctx);
+    }
+
+    fn on_read_reply(&mut self, ctx: &mut Ctx<'_>, call: Call, reply: &Payload) {
+        let result = kv_calls::read_result(reply);
+        if result == ReadResult::Retry {
+            return self.calls.retry_later(ctx, call);
+        }
+        let value = match result {
+            ReadResult::Value(v) => v,
+            _ => 0,
+        };
+        match call {
+            Call::RecoverRead => {
+                log::info!("per-node: my key holds {value}");
+                self.confirmed = Some(value);
+                self.write_next(ctx);
+            }
+            Call::VerifyRead => match &self.write {
+                Some(w) if value >= w.to => {
+                    if value > w.to {
+                        log::error!("per-node: my key holds {value}, above my write's {}", w.to);
+                    }
+                    self.write_landed(ctx);
+                }
+                Some(_) => self.issue(ctx, Call::Cas),
+                None => {}
+            },
+            Call::RoundRead(i) => {
+                let seen = self.seen.entry(ctx.nodes[i].clone()).or_insert(0);
+                *seen = (*seen).max(value);
+                if let Some(round) = self.round.as_mut() {
+                    round.outstanding -= 1;
+                }
+                self.finish_round_if_done(ctx);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Strategy for PerNode {
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        self.issue(ctx, Call::RecoverSync);
+    }
+
+    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: u64) {
+        if delta == 0 {
+            // Nothing to write: the counter already includes it.
+            return ctx.reply(&req, Payload::AddOk);
+        }
+        let in_flight = self.write.as_ref().map_or(0, |w| w.to - w.from);
+        let waiting: u64 = self.waiting.iter().map(|(_, d)| d).sum();
+        let base = self
+            .confirmed
+            .unwrap_or(0)
+            .saturating_add(in_flight)
+            .saturating_add(waiting);
+        if checked_total(base, delta).is_none() {
+            return ctx.reply_error(
+                &req,
+                ErrorCode::MALFORMED_REQUEST,
+                format!("adding {delta} to this node's {base} would overflow the counter"),
+            );
+        }
+        self.waiting.push((req, delta));
+        self.write_next(ctx);
+    }
+
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
-        ctx.reply_error(&req, crate::ErrorCode::NOT_SUPPORTED, "not yet");
+        self.reads.push(req);
+        self.start_round(ctx);
+    }
+
+    fn on_reply(&mut self, ctx: &mut Ctx<'_>, tag: Tag, reply: Payload) {
+        let Some(call) = self.calls.take(tag) else {
+            return;
+        };
+        match call {
+            Call::RecoverSync | Call::RoundSync => match reply {
+                Payload::WriteOk if call == Call::RecoverSync => self.issue(ctx, Call::RecoverRead),
+                Payload::WriteOk => self.round_synced(ctx),
+                other => {
+                    log::warn!("per-node: sync write refused: {other:?}");
+                    self.calls.retry_later(ctx, call);
+                }
+            },
+            Call::Cas => match reply {
+                Payload::CasOk => self.write_landed(ctx),
+                Payload::Error { code, .. }
+                    if code == ErrorCode::PRECONDITION_FAILED
+                        || code == ErrorCode::KEY_DOES_NOT_EXIST =>
+                {
+                    self.write_unsettled(ctx)
+                }
+                other => {
+                    log::warn!("per-node: unexpected answer to my cas: {other:?}");
+                    self.write_unsettled(ctx);
+                }
+            },
+            Call::RecoverRead | Call::VerifyRead | Call::RoundRead(_) => {
+                self.on_read_reply(ctx, call, &reply)
+            }
+        }
+    }
+
+    fn on_timeout(&mut self, ctx: &mut Ctx<'_>, tag: Tag) {
+        let Some(call) = self.calls.take(tag) else {
+            return;
+        };
+        match call {
+            // The cas may still land: settle it by reading, never by
+            // writing anything else.
+            Call::Cas => self.write_unsettled(ctx),
+            other => self.issue(ctx, other),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: Timer) {
+        if timer == Timer::KvRetry {
+            for call in self.calls.due() {
+                self.issue(ctx, call);
+            }
+        }
     }
 }

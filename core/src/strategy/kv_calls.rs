@@ -1,0 +1,136 @@
+//! What the KV strategies share: remembering what each call was for,
+//! making the node current on `seq-kv`, and reading counter values.
+
+use super::{Ctx, Tag, Timer};
+use crate::error::ErrorCode;
+use crate::protocol::Payload;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long to wait before re-issuing a call the service answered with an
+/// unexpected error, so a struggling service is not hammered.
+pub const RETRY_DELAY: Duration = Duration::from_millis(50);
+
+/// The calls in flight, by tag, with what each one was for.
+#[derive(Debug)]
+pub struct Calls<P> {
+    next: Tag,
+    open: HashMap<Tag, P>,
+    /// Calls to issue again when [`Timer::KvRetry`] fires.
+    retry: Vec<P>,
+}
+
+impl<P> Default for Calls<P> {
+    fn default() -> Self {
+        Calls {
+            next: 0,
+            open: HashMap::new(),
+            retry: Vec::new(),
+        }
+    }
+}
+
+impl<P: Copy> Calls<P> {
+    /// Sends `payload` to the KV service on behalf of `purpose`.
+    pub fn call(&mut self, ctx: &mut Ctx<'_>, purpose: P, payload: Payload) {
+        let tag = self.next;
+        self.next += 1;
+        self.open.insert(tag, purpose);
+        ctx.kv(payload, tag);
+    }
+
+    /// What the call with `tag` was for; `None` if it is not ours.
+    pub fn take(&mut self, tag: Tag) -> Option<P> {
+        self.open.remove(&tag)
+    }
+
+    /// Issues `purpose` again after [`RETRY_DELAY`].
+    pub fn retry_later(&mut self, ctx: &mut Ctx<'_>, purpose: P) {
+        self.retry.push(purpose);
+        if !ctx.timer_armed(Timer::KvRetry) {
+            let at = ctx.now + RETRY_DELAY;
+            ctx.set_timer(Timer::KvRetry, at);
+        }
+    }
+
+    /// The calls due for another try.
+    pub fn due(&mut self) -> Vec<P> {
+        std::mem::take(&mut self.retry)
+    }
+}
+
+/// Writes of fresh values to a key of the node's own.
+///
+/// On `seq-kv` a write that changes a value lands on the newest state and
+/// moves the writer there, so the reads it sends next see every write
+/// acknowledged before it. The value includes the incarnation so that a
+/// restarted node never writes a value its previous life already wrote
+/// (which `seq-kv` could treat as a no-op against a stale state).
+#[derive(Debug, Default)]
+pub struct Fresh {
+    count: u64,
+}
+
+impl Fresh {
+    pub fn next(&mut self, ctx: &Ctx<'_>) -> Payload {
+        self.count += 1;
+        Payload::Write {
+            key: format!("sync-{}", ctx.me).into(),
+            value: format!("{}:{}", ctx.config.incarnation, self.count).into(),
+        }
+    }
+}
+
+/// How a KV `read` came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadResult {
+    Value(u64),
+    /// The key does not exist (yet): a counter of zero.
+    Missing,
+    /// No usable answer; try again.
+    Retry,
+}
+
+/// Interprets a reply to a KV `read` of a counter.
+pub fn read_result(reply: &Payload) -> ReadResult {
+    match reply {
+        Payload::ReadOk { value } => match value.as_u64() {
+            Some(n) => ReadResult::Value(n),
+            None => {
+                log::error!("KV holds {value} where a counter was expected; reading again");
+                ReadResult::Retry
+            }
+        },
+        Payload::Error {
+            code: ErrorCode::KEY_DOES_NOT_EXIST,
+            ..
+        } => ReadResult::Missing,
+        other => {
+            log::warn!("unexpected answer to a KV read: {other:?}");
+            ReadResult::Retry
+        }
+    }
+}
+
+/// A KV `read` of `key`.
+pub fn read(key: &str) -> Payload {
+    Payload::Read {
+        key: Some(Value::from(key)),
+    }
+}
+
+/// A KV compare-and-set of counter `key` from `from` to `to`; a counter at
+/// zero may not exist yet, so that case also creates it.
+pub fn cas(key: &str, from: u64, to: u64) -> Payload {
+    Payload::Cas {
+        key: key.into(),
+        from: from.into(),
+        to: to.into(),
+        create_if_not_exists: from == 0,
+    }
+}
+
+/// Text for a client whose add may or may not have been applied.
+pub const MAYBE_APPLIED: &str = "the KV service did not confirm the write in time; \
+     the add may or may not have been applied";
