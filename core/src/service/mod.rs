@@ -3,10 +3,12 @@
 //! and the TCP KV server all answer KV calls with these.
 
 mod kv;
+mod lww_kv;
 mod seq_kv;
 mod tso;
 
 pub use kv::{apply, KvState, LinKv};
+pub use lww_kv::{LwwKv, LWW_REPLICAS};
 pub use seq_kv::{SeqKv, SEQ_KV_WINDOW};
 pub use tso::LinTso;
 
@@ -18,15 +20,20 @@ use crate::protocol::{Body, Envelope, Payload};
 pub enum Service {
     SeqKv(SeqKv),
     LinKv(LinKv),
+    LwwKv(LwwKv),
     LinTso(LinTso),
 }
 
 impl Service {
-    /// The service named `name` (`seq-kv`, `lin-kv`, `lin-tso`), seeded.
+    /// Every service name Maelstrom gives its services.
+    pub const NAMES: [&'static str; 4] = ["seq-kv", "lin-kv", "lww-kv", "lin-tso"];
+
+    /// The service named `name` (one of [`Service::NAMES`]), seeded.
     pub fn by_name(name: &str, seed: u64) -> Option<Service> {
         Some(match name {
             "seq-kv" => Service::SeqKv(SeqKv::new(seed)),
             "lin-kv" => Service::LinKv(LinKv::default()),
+            "lww-kv" => Service::LwwKv(LwwKv::new(seed)),
             "lin-tso" => Service::LinTso(LinTso::default()),
             _ => return None,
         })
@@ -37,6 +44,7 @@ impl Service {
         match self {
             Service::SeqKv(s) => s.handle(client, request),
             Service::LinKv(s) => s.handle(request),
+            Service::LwwKv(s) => s.handle(request),
             Service::LinTso(s) => s.handle(request),
         }
     }
