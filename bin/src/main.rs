@@ -1,2 +1,48 @@
-//! The `gcounter` binary.
-fn main() {}
+//! The `gcounter` binary. With no subcommand it is a Maelstrom node on
+//! stdin/stdout, which is how Maelstrom runs it (`--bin gcounter`).
+//!
+//! Adding a subcommand takes a variant in [`Command`], its arm in `main`
+//! and a module of its own beside `stdio_node`.
+
+mod stdio_node;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+const ABOUT: &str = "A grow-only counter for Maelstrom's g-counter workload";
+
+const LONG_ABOUT: &str = "A grow-only counter for Maelstrom's g-counter workload.
+
+With no subcommand, runs one node that reads Maelstrom messages on stdin, \
+writes messages (and nothing else) on stdout and logs on stderr.";
+
+const ENV_HELP: &str = "Environment:
+  GCOUNTER_STRATEGY  gossip (default) | per-node | cas | naive
+  GCOUNTER_KV        seq-kv (default) | lin-kv: the service the KV strategies use
+  RUST_LOG           stderr log filter, e.g. info or gcounter_core=debug (default: warn)";
+
+#[derive(Debug, Parser)]
+#[command(name = "gcounter", version, about = ABOUT, long_about = LONG_ABOUT, after_help = ENV_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        None => stdio_node::run(),
+        Some(command) => match command {},
+    }
+}
+
+/// Logs go to stderr: stdout carries messages only.
+fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .target(env_logger::Target::Stderr)
+        .init();
+}

@@ -211,7 +211,10 @@ impl Node {
             }
             (payload, req) => {
                 let ty = payload.type_name();
-                if !ready.strategy.on_peer(&mut ctx, &src, payload) {
+                // Only servers may gossip: a client's `gossip` must not
+                // write into the counter.
+                let from_server = ready.nodes.contains(&src);
+                if !(from_server && ready.strategy.on_peer(&mut ctx, &src, payload)) {
                     log::warn!("unsupported `{ty}` from {src}");
                     if let Some(req) = req {
                         let text = format!("this node does not handle `{ty}`");
@@ -263,8 +266,16 @@ impl Node {
             Some(pending) => {
                 self.with_strategy(now, |s, ctx| s.on_reply(ctx, pending.tag, payload));
             }
-            None => log::debug!(
-                "reply from {src} to {reply_to} that nothing awaits (late or unknown): {}",
+            // A late reply to a call that timed out is expected; an id we
+            // never issued is someone's mistake.
+            None if reply_to < self.io.next_msg_id => {
+                log::debug!(
+                    "late reply from {src} to {reply_to}: {}",
+                    payload.type_name()
+                )
+            }
+            None => log::warn!(
+                "`{}` from {src} claims to answer {reply_to}, which nothing awaits; dropped",
                 payload.type_name()
             ),
         }

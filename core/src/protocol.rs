@@ -292,7 +292,12 @@ struct RawEnvelope<'a> {
 /// again, loosely, to find out who to answer: a bad line costs more, a good
 /// one costs nothing extra.
 pub fn parse_line(line: &[u8]) -> Result<Envelope, ParseError> {
-    match serde_json::from_slice::<RawEnvelope<'_>>(line) {
+    // serde_json skips the UTF-8 check of fields it ignores, so check the
+    // whole line first: a line with invalid bytes is refused, never half-read.
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Err(salvage(line, None));
+    };
+    match serde_json::from_str::<RawEnvelope<'_>>(text) {
         Ok(raw) => {
             let msg_id = raw.body.msg_id;
             let in_reply_to = raw.body.in_reply_to;
@@ -314,21 +319,20 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, ParseError> {
                 }),
             }
         }
-        Err(typed_err) => Err(salvage(line, typed_err)),
+        Err(typed_err) => Err(salvage(line, Some(typed_err))),
     }
 }
 
 /// Finds `src`, `dest` and `body.msg_id` in a line the typed parse refused.
-fn salvage(line: &[u8], typed_err: serde_json::Error) -> ParseError {
+fn salvage(line: &[u8], typed_err: Option<serde_json::Error>) -> ParseError {
     let value: Option<Value> = serde_json::from_slice(line)
         .ok()
         .or_else(|| serde_json::from_str(&String::from_utf8_lossy(line)).ok());
-    let text = match &value {
-        None if std::str::from_utf8(line).is_err() => "line is not valid UTF-8".to_string(),
-        None => format!("not JSON: {typed_err}"),
-        Some(v) if !v.is_object() => "message is not a JSON object".to_string(),
-        Some(_) if std::str::from_utf8(line).is_err() => "line is not valid UTF-8".to_string(),
-        Some(_) => format!("malformed message: {typed_err}"),
+    let text = match (&value, typed_err) {
+        (_, None) => "line is not valid UTF-8".to_string(),
+        (None, Some(e)) => format!("not JSON: {e}"),
+        (Some(v), _) if !v.is_object() => "message is not a JSON object".to_string(),
+        (Some(_), Some(e)) => format!("malformed message: {e}"),
     };
     let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     let (reply_to, dest) = match &value {
@@ -466,6 +470,15 @@ mod tests {
             parse(r#"{"src":"c1","dest":"n1","body":{"type":"echo","msg_id":7}}"#).unwrap_err();
         assert_eq!(err.code, ErrorCode::NOT_SUPPORTED);
         assert_eq!(err.reply_to, Some(("c1".into(), 7)));
+    }
+
+    #[test]
+    fn invalid_utf8_in_an_ignored_field_is_refused() {
+        let line = b"{\"src\":\"c1\",\"dest\":\"n1\",\"body\":{\"type\":\"add\",\"msg_id\":2,\"delta\":1,\"note\":\"\xff\"}}";
+        let err = parse_line(line).unwrap_err();
+        assert_eq!(err.code, ErrorCode::MALFORMED_REQUEST);
+        assert_eq!(err.reply_to, Some(("c1".into(), 2)));
+        assert_eq!(err.text, "line is not valid UTF-8");
     }
 
     #[test]

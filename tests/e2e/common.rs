@@ -1,6 +1,11 @@
 //! Helpers shared by the end-to-end tests.
 
+use serde_json::Value;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 /// The `gcounter` binary under test.
 pub fn gcounter() -> &'static Path {
@@ -10,4 +15,135 @@ pub fn gcounter() -> &'static Path {
 /// `../shared/fixtures`, read in place (never copied into the repo).
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+}
+
+/// How long a node fed a finite input may take to exit.
+pub const GUARD: Duration = Duration::from_secs(5);
+
+/// What a finished `gcounter` process left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// Runs the stdio node with `vars` as its only gcounter variables, feeds
+/// it `input`, closes its stdin and waits at most [`GUARD`] for it to exit.
+pub fn run_node(vars: &[(&str, &str)], input: &[u8]) -> Finished {
+    let mut cmd = Command::new(gcounter());
+    // The developer's own settings must not leak into the test.
+    for var in ["GCOUNTER_STRATEGY", "GCOUNTER_KV", "RUST_LOG"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(vars.iter().copied());
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gcounter starts");
+
+    // Threads on every pipe, or a large input and a large output would
+    // block each other.
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    // A node that exits early (a bad configuration) closes the pipe: fine.
+    let writer = thread::spawn(move || drop(stdin.write_all(&input)));
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+
+    let deadline = Instant::now() + GUARD;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for gcounter") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("gcounter did not exit within {GUARD:?} of the end of its input");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    writer.join().expect("stdin writer");
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
+    Finished {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// Parses stdout into messages, failing the test on anything Maelstrom
+/// would reject: a line that is not a complete `{src, dest, body}` object
+/// with a string `type` and integer ids.
+pub fn messages(stdout: &[u8]) -> Vec<Value> {
+    let text = std::str::from_utf8(stdout).expect("stdout is UTF-8");
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "stdout ends mid-line: {text:?}"
+    );
+    text.lines()
+        .map(|line| {
+            let msg: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            assert_well_formed(&msg, line);
+            msg
+        })
+        .collect()
+}
+
+fn assert_well_formed(msg: &Value, line: &str) {
+    let obj = msg
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {line}"));
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["body", "dest", "src"], "envelope keys: {line}");
+    assert!(
+        msg["src"].is_string() && msg["dest"].is_string(),
+        "src/dest: {line}"
+    );
+    let body = &msg["body"];
+    assert!(body.is_object(), "body is not an object: {line}");
+    assert!(
+        body["type"].is_string(),
+        "body without a string type: {line}"
+    );
+    for id in ["msg_id", "in_reply_to"] {
+        assert!(
+            body.get(id).is_none_or(Value::is_u64),
+            "{id} is not an integer: {line}"
+        );
+    }
+    if body["type"] == "error" {
+        assert!(
+            body["code"].is_u64() && body["text"].is_string(),
+            "error body: {line}"
+        );
+    }
+}
+
+/// Asserts the process exited normally: status 0 and no panic.
+pub fn assert_clean_exit(run: &Finished) {
+    assert!(
+        !run.stderr.contains("panicked"),
+        "gcounter panicked:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.status.success(),
+        "gcounter exited with {}:\n{}",
+        run.status,
+        run.stderr
+    );
 }

@@ -1,4 +1,6 @@
 //! End-to-end tests: they run the `gcounter` binary that cargo built for
 //! this test target (`CARGO_BIN_EXE_gcounter`), as a user would.
 
+mod bad_input;
 mod common;
+mod seed_samples;

@@ -218,3 +218,19 @@ fn overflowing_adds_are_refused_definitely() {
         }
     }
 }
+
+#[test]
+fn a_client_cannot_gossip_into_the_counter() {
+    let mut c = Cluster::new(StrategyKind::Gossip, 3, 0);
+    let counts = [("zz".to_string(), 100)].into();
+    let id = c.request(0, Payload::Gossip { counts });
+    c.settle(Duration::from_secs(1));
+    assert!(matches!(
+        c.reply(id),
+        Some(Payload::Error {
+            code: ErrorCode::NOT_SUPPORTED,
+            ..
+        })
+    ));
+    assert_eq!(c.read(0), 0);
+}
