@@ -344,8 +344,14 @@ fn invalid_utf8_in_a_field_the_node_ignores() {
     // serde_json does not check fields it skips, so a node that trusted it
     // would count this add.
     let line = b"{\"src\":\"c1\",\"dest\":\"n1\",\"body\":{\"type\":\"add\",\"msg_id\":7,\"delta\":1,\"note\":\"\xff\"}}";
-    let t = Talk::default().init(1).add(2, 5).bad(&line[..]).read(4).run();
-    t.assert_error(BAD, MALFORMED).assert_read_sums_acked_adds(4);
+    let t = Talk::default()
+        .init(1)
+        .add(2, 5)
+        .bad(&line[..])
+        .read(4)
+        .run();
+    t.assert_error(BAD, MALFORMED)
+        .assert_read_sums_acked_adds(4);
 }
 
 #[test]
