@@ -4,6 +4,7 @@
 //! Adding a subcommand takes a variant in [`Command`], its arm in `main`
 //! and a module of its own beside `stdio_node`.
 
+mod sim;
 mod stdio_node;
 
 use clap::{Parser, Subcommand};
@@ -29,14 +30,19 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Run the g-counter test in the deterministic simulator (virtual time, seeded).
+    Sim(gcounter_harness::SimArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
         None => stdio_node::run(),
-        Some(command) => match command {},
+        Some(command) => match command {
+            Command::Sim(args) => sim::run(&args),
+        },
     }
 }
 

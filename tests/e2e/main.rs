@@ -4,3 +4,4 @@
 mod bad_input;
 mod common;
 mod seed_samples;
+mod sim;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// change, not one per state per read.
 pub type KvState = Arc<BTreeMap<String, Value>>;
 
-fn key_text(key: &Value) -> String {
+pub(super) fn key_text(key: &Value) -> String {
     key.to_string()
 }
 

@@ -44,6 +44,11 @@ impl SeqKv {
         &self.states[self.states.len() - 1]
     }
 
+    /// The value of `key` in the newest state.
+    pub fn latest_value(&self, key: &serde_json::Value) -> Option<&serde_json::Value> {
+        self.latest().get(&super::kv::key_text(key))
+    }
+
     pub fn handle(&mut self, client: &str, request: &Payload) -> Payload {
         let newest = self.newest();
         let position = self

@@ -1,0 +1,174 @@
+//! `index.html`: verdict, figures, plots and a per-client timeline, in one
+//! self-contained file.
+
+use super::{escape, outcome_colour, Figure, OpView};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+const LANE: f64 = 22.0;
+const TIMELINE_W: f64 = 1100.0;
+const LABEL_W: f64 = 60.0;
+
+/// The page. `verdict` is `valid`, `invalid` or `unknown`; `plots` are
+/// (caption, SVG text) pairs drawn inline.
+pub fn index_html(
+    title: &str,
+    verdict: &str,
+    figures: &[Figure],
+    plots: &[(&str, String)],
+    ops: &[OpView],
+) -> String {
+    let banner = match verdict {
+        "valid" => "#2e8b57",
+        "invalid" => "#c0392b",
+        _ => "#e0a000",
+    };
+    let mut page = String::new();
+    let _ = write!(
+        page,
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+#verdict {{ display: inline-block; padding: .4em 1em; color: white; background: {banner}; font-size: 1.6em; border-radius: 4px; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+td, th {{ border: 1px solid #ccc; padding: .25em .7em; text-align: left; }}
+figure {{ margin: 1em 0; }}
+.timeline {{ overflow-x: auto; border: 1px solid #ddd; }}
+</style></head><body>
+<h1>{title}</h1>
+<p>Verdict: <span id="verdict">{verdict}</span></p>
+<h2>Figures</h2>
+<table>
+"#,
+        title = escape(title),
+        verdict = escape(verdict),
+    );
+    for (label, value) in figures {
+        let _ = writeln!(
+            page,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            escape(label),
+            escape(value)
+        );
+    }
+    page.push_str("</table>\n<h2>Plots</h2>\n");
+    for (caption, svg) in plots {
+        let _ = writeln!(
+            page,
+            "<figure>{svg}<figcaption>{}</figcaption></figure>",
+            escape(caption)
+        );
+    }
+    page.push_str("<h2>Timeline of operations per client</h2>\n");
+    page.push_str(r#"<p>Each bar is one operation, from invocation to completion, coloured by outcome: <b style="color:#2e8b57">ok</b>, <b style="color:#e0a000">info</b> (indeterminate), <b style="color:#c0392b">fail</b>. Hover for details.</p>"#);
+    page.push_str(&timeline(ops));
+    page.push_str("\n</body></html>\n");
+    page
+}
+
+/// One lane per client; one bar per operation.
+fn timeline(ops: &[OpView]) -> String {
+    let mut lanes: BTreeMap<&str, Vec<&OpView>> = BTreeMap::new();
+    for op in ops {
+        lanes.entry(op.client.as_str()).or_default().push(op);
+    }
+    let end = ops
+        .iter()
+        .map(|o| o.end.unwrap_or(o.start))
+        .fold(1.0, f64::max);
+    let scale = (TIMELINE_W - LABEL_W) / end;
+    let height = lanes.len() as f64 * LANE + 30.0;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<div class="timeline"><svg xmlns="http://www.w3.org/2000/svg" width="{TIMELINE_W}" height="{height}" font-family="sans-serif" font-size="11">"#
+    );
+    for s in 0..=(end.ceil() as usize) {
+        if s % 5 != 0 {
+            continue;
+        }
+        let x = LABEL_W + s as f64 * scale;
+        let _ = write!(
+            out,
+            r##"<line x1="{x:.1}" y1="0" x2="{x:.1}" y2="{}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle">{s}s</text>"##,
+            height - 20.0,
+            height - 6.0
+        );
+    }
+    for (lane, (client, ops)) in lanes.iter().enumerate() {
+        let y = lane as f64 * LANE + 4.0;
+        let _ = write!(
+            out,
+            r#"<text x="4" y="{:.1}">{}</text>"#,
+            y + 12.0,
+            escape(client)
+        );
+        for op in ops {
+            let x = LABEL_W + op.start * scale;
+            let w = (op.end.unwrap_or(end) - op.start).max(0.0) * scale;
+            let detail = match (op.kind.as_str(), op.value) {
+                ("add", Some(d)) => format!("add {d}"),
+                ("read", Some(v)) => format!("read → {v}"),
+                (kind, _) => kind.to_string(),
+            };
+            let latency = op
+                .latency_ms()
+                .map_or("never completed".to_string(), |l| format!("{l:.1} ms"));
+            let _ = write!(
+                out,
+                r#"<rect x="{x:.2}" y="{y:.1}" width="{:.2}" height="{}" fill="{}"><title>{} {}: {} at {:.3}s, {}</title></rect>"#,
+                w.max(1.0),
+                LANE - 6.0,
+                outcome_colour(&op.outcome),
+                escape(client),
+                escape(&detail),
+                escape(&op.outcome),
+                op.start,
+                latency
+            );
+        }
+    }
+    out.push_str("</svg></div>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_shows_verdict_figures_and_a_bar_per_op() {
+        let ops = vec![
+            OpView {
+                client: "c1".into(),
+                kind: "add".into(),
+                start: 0.0,
+                end: Some(0.1),
+                outcome: "ok".into(),
+                value: Some(3),
+            },
+            OpView {
+                client: "c2".into(),
+                kind: "read".into(),
+                start: 0.5,
+                end: None,
+                outcome: "info".into(),
+                value: None,
+            },
+        ];
+        let figures = vec![("lost".to_string(), "0".to_string())];
+        let page = index_html(
+            "g-counter <test>",
+            "valid",
+            &figures,
+            &[("a plot", "<svg></svg>".into())],
+            &ops,
+        );
+        assert!(page.contains(r#"<span id="verdict">valid</span>"#));
+        assert!(page.contains("<th>lost</th><td>0</td>"));
+        assert!(page.contains("g-counter &lt;test&gt;"));
+        assert_eq!(page.matches("<rect x=").count(), 2);
+        assert!(page.contains("add 3"));
+    }
+}

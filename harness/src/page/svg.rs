@@ -1,0 +1,347 @@
+//! Three charts as SVG text: latency of every operation over time, latency
+//! quantiles per second, and the request rate per second.
+
+use super::{escape, outcome_colour, OpView};
+use std::fmt::Write;
+
+const W: f64 = 900.0;
+const H: f64 = 320.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 120.0;
+const TOP: f64 = 30.0;
+const BOTTOM: f64 = 45.0;
+
+/// A chart frame: axes, ticks and labels, with data drawn by the caller.
+struct Chart {
+    out: String,
+    x_max: f64,
+    y_min: f64,
+    y_max: f64,
+    log_y: bool,
+}
+
+impl Chart {
+    fn new(title: &str, x_max: f64, y_min: f64, y_max: f64, log_y: bool, y_label: &str) -> Chart {
+        let mut c = Chart {
+            out: String::new(),
+            x_max: x_max.max(1.0),
+            y_min,
+            y_max,
+            log_y,
+        };
+        let _ = write!(
+            c.out,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = write!(
+            c.out,
+            r#"<rect width="{W}" height="{H}" fill="white"/><text x="{}" y="18" font-size="14" text-anchor="middle">{}</text>"#,
+            W / 2.0,
+            escape(title)
+        );
+        c.axes(y_label);
+        c
+    }
+
+    fn x(&self, v: f64) -> f64 {
+        LEFT + v / self.x_max * (W - LEFT - RIGHT)
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        let (lo, hi, v) = if self.log_y {
+            (
+                self.y_min.max(1e-3).log10(),
+                self.y_max.max(1e-2).log10(),
+                v.max(1e-3).log10(),
+            )
+        } else {
+            (self.y_min, self.y_max, v)
+        };
+        let frac = if hi > lo { (v - lo) / (hi - lo) } else { 0.0 };
+        H - BOTTOM - frac.clamp(0.0, 1.0) * (H - TOP - BOTTOM)
+    }
+
+    fn axes(&mut self, y_label: &str) {
+        let (x0, x1, y0, y1) = (LEFT, W - RIGHT, H - BOTTOM, TOP);
+        let _ = write!(
+            self.out,
+            r##"<path d="M{x0},{y1} L{x0},{y0} L{x1},{y0}" stroke="#333" fill="none"/>"##
+        );
+        for i in 0..=5 {
+            let v = self.x_max * i as f64 / 5.0;
+            let x = self.x(v);
+            let _ = write!(
+                self.out,
+                r##"<line x1="{x}" y1="{y0}" x2="{x}" y2="{}" stroke="#333"/><text x="{x}" y="{}" text-anchor="middle">{v:.0}</text>"##,
+                y0 + 4.0,
+                y0 + 18.0
+            );
+        }
+        for v in self.y_ticks() {
+            let y = self.y(v);
+            let _ = write!(
+                self.out,
+                r##"<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
+                x0 - 6.0,
+                y + 4.0,
+                short(v)
+            );
+        }
+        let _ = write!(
+            self.out,
+            r#"<text x="{}" y="{}" text-anchor="middle">time (s)</text><text transform="translate(16,{}) rotate(-90)" text-anchor="middle">{}</text>"#,
+            (x0 + x1) / 2.0,
+            H - 8.0,
+            (y0 + y1) / 2.0,
+            escape(y_label)
+        );
+    }
+
+    fn y_ticks(&self) -> Vec<f64> {
+        if self.log_y {
+            let lo = self.y_min.max(1e-3).log10().floor() as i32;
+            let hi = self.y_max.max(1e-2).log10().ceil() as i32;
+            (lo..=hi).map(|e| 10f64.powi(e)).collect()
+        } else {
+            (0..=4)
+                .map(|i| self.y_min + (self.y_max - self.y_min) * i as f64 / 4.0)
+                .collect()
+        }
+    }
+
+    fn legend(&mut self, entries: &[(&str, &str)]) {
+        for (i, (label, colour)) in entries.iter().enumerate() {
+            let y = TOP + 10.0 + i as f64 * 18.0;
+            let x = W - RIGHT + 12.0;
+            let _ = write!(
+                self.out,
+                r#"<rect x="{x}" y="{}" width="10" height="10" fill="{colour}"/><text x="{}" y="{}">{}</text>"#,
+                y - 9.0,
+                x + 15.0,
+                y,
+                escape(label)
+            );
+        }
+    }
+
+    fn polyline(&mut self, points: &[(f64, f64)], colour: &str) {
+        if points.is_empty() {
+            return;
+        }
+        let mut d = String::new();
+        for (i, (x, y)) in points.iter().enumerate() {
+            let _ = write!(
+                d,
+                "{}{:.1},{:.1} ",
+                if i == 0 { "M" } else { "L" },
+                self.x(*x),
+                self.y(*y)
+            );
+        }
+        let _ = write!(
+            self.out,
+            r#"<path d="{d}" stroke="{colour}" fill="none" stroke-width="1.5"/>"#
+        );
+    }
+
+    fn finish(mut self) -> String {
+        self.out.push_str("</svg>\n");
+        self.out
+    }
+}
+
+fn short(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if v >= 1.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+fn duration(ops: &[OpView]) -> f64 {
+    ops.iter()
+        .map(|o| o.end.unwrap_or(o.start))
+        .fold(1.0, f64::max)
+}
+
+/// Each completed operation as a point: time against latency (log scale),
+/// coloured by outcome, shaped by kind.
+pub fn latency_over_time(ops: &[OpView]) -> String {
+    let lats: Vec<f64> = ops.iter().filter_map(OpView::latency_ms).collect();
+    let max = lats.iter().copied().fold(1.0, f64::max);
+    let min = lats
+        .iter()
+        .copied()
+        .filter(|&l| l > 0.0)
+        .fold(max, f64::min)
+        .min(0.1);
+    let mut c = Chart::new(
+        "Latency of every operation",
+        duration(ops),
+        min,
+        max,
+        true,
+        "latency (ms)",
+    );
+    for op in ops {
+        let Some(l) = op.latency_ms() else { continue };
+        let (x, y) = (c.x(op.start), c.y(l.max(min)));
+        let colour = outcome_colour(&op.outcome);
+        let shape = if op.kind == "add" {
+            format!(r#"<circle cx="{x:.1}" cy="{y:.1}" r="2" fill="{colour}"/>"#)
+        } else {
+            format!(
+                r#"<rect x="{:.1}" y="{:.1}" width="4" height="4" fill="none" stroke="{colour}"/>"#,
+                x - 2.0,
+                y - 2.0
+            )
+        };
+        c.out.push_str(&shape);
+    }
+    c.legend(&[
+        ("ok", outcome_colour("ok")),
+        ("info", outcome_colour("info")),
+        ("fail", outcome_colour("fail")),
+        ("o add / □ read", "#fff"),
+    ]);
+    c.finish()
+}
+
+/// Operations grouped by the whole second they started in.
+fn per_second(ops: &[OpView]) -> Vec<Vec<&OpView>> {
+    let secs = duration(ops).ceil() as usize + 1;
+    let mut buckets = vec![Vec::new(); secs];
+    for op in ops {
+        let i = (op.start.max(0.0) as usize).min(secs - 1);
+        buckets[i].push(op);
+    }
+    buckets
+}
+
+/// The q-quantile (nearest rank) of sorted values.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Latency quantiles (0.5, 0.95, 0.99, max) of each second's operations.
+pub fn latency_quantiles(ops: &[OpView]) -> String {
+    const QS: [(f64, &str, &str); 4] = [
+        (0.5, "0.5", "#1f77b4"),
+        (0.95, "0.95", "#ff7f0e"),
+        (0.99, "0.99", "#9467bd"),
+        (1.0, "max", "#d62728"),
+    ];
+    let buckets = per_second(ops);
+    let mut lines: Vec<Vec<(f64, f64)>> = vec![Vec::new(); QS.len()];
+    let mut max = 1.0f64;
+    for (sec, bucket) in buckets.iter().enumerate() {
+        let mut lats: Vec<f64> = bucket.iter().filter_map(|o| o.latency_ms()).collect();
+        if lats.is_empty() {
+            continue;
+        }
+        lats.sort_by(f64::total_cmp);
+        for (line, (q, _, _)) in lines.iter_mut().zip(QS) {
+            let v = quantile(&lats, q);
+            max = max.max(v);
+            line.push((sec as f64 + 0.5, v.max(0.01)));
+        }
+    }
+    let mut c = Chart::new(
+        "Latency quantiles per second",
+        duration(ops),
+        0.01,
+        max,
+        true,
+        "latency (ms)",
+    );
+    for (line, (_, _, colour)) in lines.iter().zip(QS) {
+        c.polyline(line, colour);
+    }
+    let legend: Vec<(&str, &str)> = QS.iter().map(|(_, l, col)| (*l, *col)).collect();
+    c.legend(&legend);
+    c.finish()
+}
+
+/// Operations started per second, by kind.
+pub fn request_rate(ops: &[OpView]) -> String {
+    let buckets = per_second(ops);
+    let series = [("add", "#1f77b4"), ("read", "#2ca02c")];
+    let mut lines: Vec<Vec<(f64, f64)>> = vec![Vec::new(); series.len()];
+    let mut max = 1.0f64;
+    for (sec, bucket) in buckets.iter().enumerate() {
+        for (line, (kind, _)) in lines.iter_mut().zip(series) {
+            let n = bucket.iter().filter(|o| o.kind == kind).count() as f64;
+            max = max.max(n);
+            line.push((sec as f64 + 0.5, n));
+        }
+    }
+    let mut c = Chart::new(
+        "Requests started per second",
+        duration(ops),
+        0.0,
+        max,
+        false,
+        "ops/s",
+    );
+    for (line, (_, colour)) in lines.iter().zip(series) {
+        c.polyline(line, colour);
+    }
+    c.legend(&series);
+    c.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(start: f64, end: Option<f64>, outcome: &str) -> OpView {
+        OpView {
+            client: "c1".into(),
+            kind: "add".into(),
+            start,
+            end,
+            outcome: outcome.into(),
+            value: Some(1),
+        }
+    }
+
+    #[test]
+    fn charts_are_svg_with_a_mark_per_completed_op() {
+        let ops = vec![
+            op(0.1, Some(0.2), "ok"),
+            op(1.5, None, "info"),
+            op(2.0, Some(2.5), "fail"),
+        ];
+        let svg = latency_over_time(&ops);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(latency_quantiles(&ops).contains("<path"));
+        assert!(request_rate(&ops).contains("<path"));
+    }
+
+    #[test]
+    fn an_empty_history_still_draws() {
+        for svg in [
+            latency_over_time(&[]),
+            latency_quantiles(&[]),
+            request_rate(&[]),
+        ] {
+            assert!(svg.contains("</svg>"));
+            assert!(!svg.contains("NaN"));
+        }
+    }
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&v, 0.5), 2.0);
+        assert_eq!(quantile(&v, 0.99), 4.0);
+        assert_eq!(quantile(&v, 1.0), 4.0);
+    }
+}

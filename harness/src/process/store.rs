@@ -1,0 +1,235 @@
+//! The results directory of a test: `store/g-counter/<timestamp>/` with
+//! `results.json`, `history.jsonl`, `node-logs/`, plots and `index.html`,
+//! and `store/latest` pointing at it.
+
+use super::run::TestRun;
+use crate::history::{History, OpKind};
+use crate::page::{self, OpView};
+use crate::stats::Quantiles;
+use serde_json::{json, Value};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Makes `<store>/<workload>/<timestamp>/` and points `<store>/latest` at it.
+pub fn new_run_dir(store: &Path, workload: &str) -> io::Result<PathBuf> {
+    let stamp = timestamp(SystemTime::now());
+    let mut dir = store.join(workload).join(&stamp);
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = store.join(workload).join(format!("{stamp}-{n}"));
+    }
+    std::fs::create_dir_all(&dir)?;
+    let latest = store.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    if let Ok(rel) = dir.strip_prefix(store) {
+        symlink_dir(rel, &latest)?;
+    }
+    Ok(dir)
+}
+
+#[cfg(unix)]
+fn symlink_dir(target: &Path, link: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(not(unix))]
+fn symlink_dir(target: &Path, link: &Path) -> io::Result<()> {
+    std::fs::write(link, target.to_string_lossy().as_bytes())
+}
+
+/// `YYYYMMDDTHHMMSS.mmmZ` in UTC.
+fn timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// The history as the page draws it.
+pub fn op_views(history: &History) -> Vec<OpView> {
+    history
+        .iter()
+        .map(|op| OpView {
+            client: op.client.clone(),
+            kind: op.kind.name().to_string(),
+            start: op.invoke.as_secs_f64(),
+            end: op.complete.map(|c| c.as_secs_f64()),
+            outcome: op.outcome.map_or("info", |o| o.name()).to_string(),
+            value: match op.kind {
+                OpKind::Add => op.delta,
+                OpKind::Read => op.value.and_then(|v| u64::try_from(v).ok()),
+            },
+        })
+        .collect()
+}
+
+fn quantiles(q: &Option<Quantiles>) -> String {
+    match q {
+        Some(q) => format!(
+            "p50 {:.2} / p95 {:.2} / p99 {:.2} / max {:.2} ms",
+            q.p50, q.p95, q.p99, q.max
+        ),
+        None => "no completed operations".into(),
+    }
+}
+
+fn ratio(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.3}"))
+}
+
+/// `results.json`: the verdict, the checker's findings, the statistics.
+pub fn results_json(run: &TestRun, settings: &Value) -> Value {
+    let verdict = run.check.verdict.name();
+    json!({
+        "valid": verdict == "valid",
+        "verdict": verdict,
+        "settings": settings,
+        "workload": run.check,
+        "stats": run.stats.ops,
+        "net": run.stats.net,
+        "latency_ms": run.stats.latency_ms,
+        "nemesis": run.nemesis,
+        "dropped_by_partitions": run.dropped,
+        "elapsed_s": run.elapsed.as_secs_f64(),
+    })
+}
+
+/// Writes everything but the node logs (the runner wrote those).
+pub fn write_results(
+    dir: &Path,
+    run: &TestRun,
+    settings: &Value,
+    nodes: &[String],
+) -> io::Result<()> {
+    let results = results_json(run, settings);
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&results)? + "\n",
+    )?;
+    std::fs::write(dir.join("history.jsonl"), run.history.to_jsonl())?;
+    let ops = op_views(&run.history);
+    let plots = [
+        (
+            "latency-raw.svg",
+            "Latency of every operation over time",
+            page::latency_over_time(&ops),
+        ),
+        (
+            "latency-quantiles.svg",
+            "Latency quantiles per second",
+            page::latency_quantiles(&ops),
+        ),
+        (
+            "rate.svg",
+            "Requests started per second",
+            page::request_rate(&ops),
+        ),
+    ];
+    for (file, _, svg) in &plots {
+        std::fs::write(dir.join(file), svg)?;
+    }
+    let c = &run.check;
+    let s = &run.stats;
+    let acceptable: Vec<String> = c
+        .acceptable
+        .iter()
+        .map(|[lo, hi]| {
+            if lo == hi {
+                format!("{lo}")
+            } else {
+                format!("{lo}..={hi}")
+            }
+        })
+        .collect();
+    let finals: Vec<String> = c
+        .final_reads
+        .iter()
+        .map(|r| format!("{}@{}: {}", r.client, r.node, r.value))
+        .collect();
+    let logs: Vec<String> = nodes.iter().map(|n| format!("node-logs/{n}.log")).collect();
+    let figures = vec![
+        ("verdict".to_string(), c.verdict.name().to_string()),
+        ("acknowledged sum".into(), c.definite_sum.to_string()),
+        (
+            "indeterminate adds".into(),
+            format!("{} (sum {})", c.indeterminate_adds, c.indeterminate_sum),
+        ),
+        ("acceptable final values".into(), acceptable.join(", ")),
+        ("final reads".into(), finals.join("; ")),
+        ("lost".into(), c.lost.to_string()),
+        (
+            "operations ok / info / fail".into(),
+            format!("{} / {} / {}", s.ops.all.ok, s.ops.all.info, s.ops.all.fail),
+        ),
+        ("msgs-per-op (all)".into(), ratio(s.net.all.msgs_per_op)),
+        (
+            "msgs-per-op (servers)".into(),
+            ratio(s.net.servers.msgs_per_op),
+        ),
+        ("add latency".into(), quantiles(&s.latency_ms.add)),
+        ("read latency".into(), quantiles(&s.latency_ms.read)),
+        ("nemesis events".into(), run.nemesis.len().to_string()),
+        (
+            "messages dropped by partitions".into(),
+            run.dropped.to_string(),
+        ),
+        ("node logs".into(), logs.join(", ")),
+        (
+            "files".into(),
+            "results.json, history.jsonl, latency-raw.svg, latency-quantiles.svg, rate.svg".into(),
+        ),
+    ];
+    let inline: Vec<(&str, String)> = plots
+        .iter()
+        .map(|(_, caption, svg)| (*caption, svg.clone()))
+        .collect();
+    let html = page::index_html("g-counter test", c.verdict.name(), &figures, &inline, &ops);
+    std::fs::write(dir.join("index.html"), html)
+}
+
+/// Records a test that could not be judged: the error, for the page and
+/// for `results.json`.
+pub fn write_error(dir: &Path, error: &str, settings: &Value) -> io::Result<()> {
+    let results =
+        json!({ "valid": Value::Null, "verdict": "unknown", "error": error, "settings": settings });
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&results)? + "\n",
+    )?;
+    let figures = vec![("error".to_string(), error.to_string())];
+    std::fs::write(
+        dir.join("index.html"),
+        page::index_html("g-counter test", "unknown", &figures, &[], &[]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+        assert_eq!(timestamp(t), "20261118T110640.123Z");
+        assert_eq!(timestamp(UNIX_EPOCH), "19700101T000000.000Z");
+    }
+}

@@ -1,0 +1,561 @@
+//! The g-counter workload (SPEC.md section 2) as a sans-IO state machine.
+//!
+//! A [`Workload`] owns the clients: which node each is bound to, the one
+//! operation each may have outstanding, their message ids, their timeouts,
+//! and the [`History`] they write. It never touches a clock or a socket:
+//! the driver (the simulator, or the process runner with real time) calls
+//! [`Workload::poll`] with the current time and sends what it is given, and
+//! hands every reply addressed to a client to [`Workload::on_reply`].
+//!
+//! The generator follows Maelstrom's: operations are spread over the whole
+//! cluster at `rate` per second, each one a uniformly random delay in
+//! `[0, 2/rate)` after the previous (Jepsen's `stagger`), and go to a random
+//! idle client. Each is drawn like Maelstrom's `g-counter` draws it: pick
+//! add or read with equal odds; an add draws `rand-int 10 - 5` and a
+//! negative draw is thrown away and the pick made again. That leaves adds of
+//! 0..=4 and reads in the proportion 1 : 2.
+//!
+//! Phases: operations for `time_limit`; then no new operations until every
+//! client is idle (each waits at most `client_timeout`), at which point
+//! [`Step::Heal`] asks the driver to heal the network; `recovery` later,
+//! every client issues one final read; when all have completed, [`Step::Done`].
+
+use crate::history::{History, OpError, OpKind, Outcome};
+use gcounter_core::{Body, Envelope, Payload, Time};
+use serde::Serialize;
+use std::time::Duration;
+
+/// How long a client waits for a reply before the operation is `info`.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the final phase waits after healing, as Maelstrom does.
+pub const RECOVERY: Duration = Duration::from_secs(10);
+
+/// The id of client `i` (0-based): `c1`, `c2`, ...
+pub fn client_id(i: usize) -> String {
+    format!("c{}", i + 1)
+}
+
+/// The id of server `i` (0-based): `n0`, `n1`, ...
+pub fn node_id(i: usize) -> String {
+    format!("n{i}")
+}
+
+/// The ids of a cluster of `count` servers.
+pub fn node_ids(count: usize) -> Vec<String> {
+    (0..count).map(node_id).collect()
+}
+
+/// Whether `id` names a client. Maelstrom's rule: client ids start with `c`.
+pub fn is_client(id: &str) -> bool {
+    id.starts_with('c')
+}
+
+/// The workload's parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkloadConfig {
+    /// Operations per second over the whole cluster (0: none but the final
+    /// reads).
+    pub rate: f64,
+    /// How long operations are issued (and the nemesis is active).
+    #[serde(with = "secs")]
+    pub time_limit: Duration,
+    /// How long to wait after healing before the final reads.
+    #[serde(with = "secs")]
+    pub recovery: Duration,
+    /// How long a client waits for a reply.
+    #[serde(with = "secs")]
+    pub client_timeout: Duration,
+}
+
+impl Default for WorkloadConfig {
+    fn default() -> Self {
+        WorkloadConfig {
+            rate: 100.0,
+            time_limit: Duration::from_secs(20),
+            recovery: RECOVERY,
+            client_timeout: CLIENT_TIMEOUT,
+        }
+    }
+}
+
+pub(crate) mod secs {
+    use serde::Serializer;
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// Where the test is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Issuing operations (the nemesis is active).
+    Main,
+    /// Time is up; waiting for outstanding operations to end.
+    Draining,
+    /// Healed; waiting `recovery` before the final reads.
+    Recovery,
+    /// Final reads issued, waiting for them.
+    Final,
+    Done,
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Deliver this request (from a client to its node) now.
+    Send(Envelope),
+    /// Heal every network fault: the final phase begins.
+    Heal,
+    /// Nothing to do until a reply arrives or this time comes (`None`:
+    /// only a reply can move things on).
+    Wait(Option<Time>),
+    /// The test is over.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    op: usize,
+    msg_id: u64,
+    kind: OpKind,
+    deadline: Time,
+    final_read: bool,
+}
+
+#[derive(Debug)]
+struct Client {
+    id: String,
+    node: String,
+    next_msg_id: u64,
+    pending: Option<Pending>,
+    final_issued: bool,
+    final_done: bool,
+}
+
+/// The clients, their generator and their history. See the module docs.
+#[derive(Debug)]
+pub struct Workload {
+    cfg: WorkloadConfig,
+    rng: fastrand::Rng,
+    clients: Vec<Client>,
+    history: History,
+    phase: Phase,
+    next_op_at: Time,
+    recovery_until: Time,
+}
+
+impl Workload {
+    /// One client per node, client `i` bound to `nodes[i]`: Maelstrom's
+    /// default concurrency.
+    pub fn new(cfg: WorkloadConfig, nodes: &[String], rng: fastrand::Rng) -> Self {
+        Self::with_concurrency(cfg, nodes, nodes.len(), rng)
+    }
+
+    /// `concurrency` clients, client `i` bound to `nodes[i % nodes.len()]`.
+    pub fn with_concurrency(
+        cfg: WorkloadConfig,
+        nodes: &[String],
+        concurrency: usize,
+        rng: fastrand::Rng,
+    ) -> Self {
+        let clients = if nodes.is_empty() { 0 } else { concurrency };
+        let clients = (0..clients)
+            .map(|i| Client {
+                id: client_id(i),
+                node: nodes[i % nodes.len()].clone(),
+                next_msg_id: 1,
+                pending: None,
+                final_issued: false,
+                final_done: false,
+            })
+            .collect();
+        Workload {
+            cfg,
+            rng,
+            clients,
+            history: History::default(),
+            phase: Phase::Main,
+            next_op_at: Time::ZERO,
+            recovery_until: Time::ZERO,
+        }
+    }
+
+    pub fn config(&self) -> &WorkloadConfig {
+        &self.cfg
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn into_history(self) -> History {
+        self.history
+    }
+
+    /// `(client, node)` for every client.
+    pub fn clients(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.clients
+            .iter()
+            .map(|c| (c.id.as_str(), c.node.as_str()))
+    }
+
+    /// Whether `id` is one of this workload's clients.
+    pub fn has_client(&self, id: &str) -> bool {
+        self.clients.iter().any(|c| c.id == id)
+    }
+
+    /// Moves the test on at time `now`: times out overdue operations,
+    /// changes phase, and returns the next thing to do. Call it until it
+    /// returns [`Step::Wait`] or [`Step::Done`], and again after every
+    /// [`Workload::on_reply`] and when the waited-for time comes.
+    pub fn poll(&mut self, now: Time) -> Step {
+        self.expire(now);
+        loop {
+            match self.phase {
+                Phase::Main => {
+                    if now >= self.cfg.time_limit {
+                        self.phase = Phase::Draining;
+                        continue;
+                    }
+                    if self.cfg.rate > 0.0 && now >= self.next_op_at {
+                        if let Some(msg) = self.issue_main(now) {
+                            return Step::Send(msg);
+                        }
+                    }
+                    let next_op =
+                        (self.cfg.rate > 0.0 && self.any_idle()).then_some(self.next_op_at);
+                    let wake = [next_op, self.next_deadline(), Some(self.cfg.time_limit)];
+                    return Step::Wait(wake.into_iter().flatten().min());
+                }
+                Phase::Draining => {
+                    if self.any_busy() {
+                        return Step::Wait(self.next_deadline());
+                    }
+                    self.phase = Phase::Recovery;
+                    self.recovery_until = now + self.cfg.recovery;
+                    log::debug!(
+                        "{now:?}: all clients idle; healing, final reads at {:?}",
+                        self.recovery_until
+                    );
+                    return Step::Heal;
+                }
+                Phase::Recovery => {
+                    if now < self.recovery_until {
+                        return Step::Wait(Some(self.recovery_until));
+                    }
+                    self.phase = Phase::Final;
+                }
+                Phase::Final => {
+                    if let Some(i) = self.clients.iter().position(|c| !c.final_issued) {
+                        return Step::Send(self.issue(i, OpKind::Read, None, true, now));
+                    }
+                    if self.clients.iter().all(|c| c.final_done) {
+                        self.phase = Phase::Done;
+                        continue;
+                    }
+                    return Step::Wait(self.next_deadline());
+                }
+                Phase::Done => return Step::Done,
+            }
+        }
+    }
+
+    /// A message addressed to a client. Returns whether it answered that
+    /// client's outstanding operation (a late reply to an operation that
+    /// already timed out does not).
+    pub fn on_reply(&mut self, msg: &Envelope, now: Time) -> bool {
+        let Some(client) = self.clients.iter_mut().find(|c| c.id == msg.dest) else {
+            return false;
+        };
+        let Some(p) = client.pending else {
+            return false;
+        };
+        if msg.body.in_reply_to != Some(p.msg_id) {
+            return false;
+        }
+        client.pending = None;
+        if p.final_read {
+            client.final_done = true;
+        }
+        let (outcome, value, error) = interpret(p.kind, &msg.body.payload);
+        self.history.complete(p.op, outcome, value, error, now);
+        true
+    }
+
+    fn expire(&mut self, now: Time) {
+        for client in &mut self.clients {
+            let Some(p) = client.pending else { continue };
+            if p.deadline > now {
+                continue;
+            }
+            client.pending = None;
+            if p.final_read {
+                client.final_done = true;
+            }
+            let text = format!(
+                "no reply within {} s",
+                self.cfg.client_timeout.as_secs_f64()
+            );
+            let error = Some(OpError { code: None, text });
+            self.history.complete(p.op, Outcome::Info, None, error, now);
+        }
+    }
+
+    fn any_idle(&self) -> bool {
+        self.clients.iter().any(|c| c.pending.is_none())
+    }
+
+    fn any_busy(&self) -> bool {
+        self.clients.iter().any(|c| c.pending.is_some())
+    }
+
+    fn next_deadline(&self) -> Option<Time> {
+        self.clients
+            .iter()
+            .filter_map(|c| c.pending.map(|p| p.deadline))
+            .min()
+    }
+
+    /// Draws the next operation and gives it to a random idle client.
+    fn issue_main(&mut self, now: Time) -> Option<Envelope> {
+        let idle: Vec<usize> = (0..self.clients.len())
+            .filter(|&i| self.clients[i].pending.is_none())
+            .collect();
+        let &client = idle.get(self.rng.usize(..idle.len().max(1)))?;
+        let (kind, delta) = self.draw();
+        let dt = 1.0 / self.cfg.rate;
+        self.next_op_at = now + Duration::from_secs_f64(self.rng.f64() * 2.0 * dt);
+        Some(self.issue(client, kind, delta, false, now))
+    }
+
+    /// Maelstrom's `(gen/filter non-negative-add (gen/mix [adds reads]))`.
+    fn draw(&mut self) -> (OpKind, Option<u64>) {
+        loop {
+            if self.rng.bool() {
+                let delta = self.rng.i64(0..10) - 5;
+                if let Ok(delta) = u64::try_from(delta) {
+                    return (OpKind::Add, Some(delta));
+                }
+            } else {
+                return (OpKind::Read, None);
+            }
+        }
+    }
+
+    fn issue(
+        &mut self,
+        i: usize,
+        kind: OpKind,
+        delta: Option<u64>,
+        final_read: bool,
+        now: Time,
+    ) -> Envelope {
+        let client = &mut self.clients[i];
+        let msg_id = client.next_msg_id;
+        client.next_msg_id += 1;
+        if final_read {
+            client.final_issued = true;
+        }
+        let op = self
+            .history
+            .invoke(&client.id, &client.node, kind, delta, final_read, now);
+        client.pending = Some(Pending {
+            op,
+            msg_id,
+            kind,
+            deadline: now + self.cfg.client_timeout,
+            final_read,
+        });
+        let payload = match kind {
+            OpKind::Add => Payload::Add {
+                delta: delta.unwrap_or(0),
+            },
+            OpKind::Read => Payload::Read { key: None },
+        };
+        Envelope {
+            src: client.id.clone(),
+            dest: client.node.clone(),
+            body: Body {
+                msg_id: Some(msg_id),
+                in_reply_to: None,
+                payload,
+            },
+        }
+    }
+}
+
+/// What a reply means for an operation of `kind`.
+fn interpret(kind: OpKind, reply: &Payload) -> (Outcome, Option<i64>, Option<OpError>) {
+    match (kind, reply) {
+        (OpKind::Add, Payload::AddOk) => (Outcome::Ok, None, None),
+        (OpKind::Read, Payload::ReadOk { value }) => match value.as_i64() {
+            Some(v) => (Outcome::Ok, Some(v), None),
+            None => {
+                let text = format!("read_ok value {value} is not an integer");
+                (Outcome::Info, None, Some(OpError { code: None, text }))
+            }
+        },
+        (_, Payload::Error { code, text }) => {
+            let outcome = if code.is_definite() {
+                Outcome::Fail
+            } else {
+                Outcome::Info
+            };
+            (
+                outcome,
+                None,
+                Some(OpError {
+                    code: Some(code.0),
+                    text: text.clone(),
+                }),
+            )
+        }
+        (_, other) => {
+            let text = format!(
+                "unexpected reply `{}` to {}",
+                other.type_name(),
+                kind.name()
+            );
+            (Outcome::Info, None, Some(OpError { code: None, text }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gcounter_core::ErrorCode;
+
+    fn reply(to: &Envelope, payload: Payload) -> Envelope {
+        Envelope {
+            src: to.dest.clone(),
+            dest: to.src.clone(),
+            body: Body {
+                msg_id: Some(0),
+                in_reply_to: to.body.msg_id,
+                payload,
+            },
+        }
+    }
+
+    /// Runs the workload against a perfect counter that answers at once.
+    fn run_perfect(cfg: WorkloadConfig, seed: u64) -> (History, Vec<Time>) {
+        let nodes = node_ids(3);
+        let mut w = Workload::new(cfg, &nodes, fastrand::Rng::with_seed(seed));
+        let mut total = 0i64;
+        let mut now = Time::ZERO;
+        let mut heals = Vec::new();
+        loop {
+            match w.poll(now) {
+                Step::Send(msg) => {
+                    let answer = match msg.body.payload {
+                        Payload::Add { delta } => {
+                            total += delta as i64;
+                            Payload::AddOk
+                        }
+                        _ => Payload::ReadOk {
+                            value: total.into(),
+                        },
+                    };
+                    assert!(w.on_reply(&reply(&msg, answer), now));
+                }
+                Step::Heal => heals.push(now),
+                Step::Wait(Some(t)) => {
+                    assert!(t > now, "wait for {t:?} at {now:?}");
+                    now = t;
+                }
+                Step::Wait(None) => panic!("stuck at {now:?}"),
+                Step::Done => return (w.into_history(), heals),
+            }
+        }
+    }
+
+    #[test]
+    fn rate_mix_and_phases_follow_maelstrom() {
+        let (h, heals) = run_perfect(WorkloadConfig::default(), 7);
+        let main: Vec<_> = h.iter().filter(|op| !op.final_read).collect();
+        // 100/s for 20 s.
+        assert!((1800..2200).contains(&main.len()), "{} ops", main.len());
+        let adds = main.iter().filter(|op| op.kind == OpKind::Add).count() as f64;
+        let share = adds / main.len() as f64;
+        assert!((0.30..0.37).contains(&share), "add share {share}");
+        assert!(main.iter().all(|op| op.delta.is_none_or(|d| d <= 4)));
+        assert!((0..=4).all(|d| main.iter().any(|op| op.delta == Some(d))));
+        assert!(main.iter().all(|op| op.invoke < Duration::from_secs(20)));
+        assert_eq!(heals, vec![Duration::from_secs(20)]);
+        let finals: Vec<_> = h.iter().filter(|op| op.final_read).collect();
+        assert_eq!(finals.len(), 3);
+        assert!(finals.iter().all(|op| op.invoke == Duration::from_secs(30)));
+        assert!(h.iter().all(|op| op.outcome == Some(Outcome::Ok)));
+    }
+
+    #[test]
+    fn silence_times_out_as_info_and_ends_the_test() {
+        let cfg = WorkloadConfig {
+            rate: 10.0,
+            time_limit: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let nodes = node_ids(2);
+        let mut w = Workload::new(cfg, &nodes, fastrand::Rng::with_seed(1));
+        let mut now = Time::ZERO;
+        let mut sent = 0;
+        loop {
+            match w.poll(now) {
+                Step::Send(_) => sent += 1,
+                Step::Heal => {}
+                Step::Wait(Some(t)) => now = t,
+                Step::Wait(None) => panic!("stuck"),
+                Step::Done => break,
+            }
+        }
+        let h = w.into_history();
+        assert_eq!(h.len(), sent);
+        assert!(h.iter().all(|op| op.outcome == Some(Outcome::Info)));
+        assert!(h.iter().all(|op| op.latency() == Some(CLIENT_TIMEOUT)));
+        // One op per client before 2 s (each then waits 5 s), plus finals.
+        assert_eq!(h.iter().filter(|op| op.final_read).count(), 2);
+    }
+
+    #[test]
+    fn replies_are_matched_and_judged() {
+        let nodes = node_ids(1);
+        let cfg = WorkloadConfig {
+            rate: 1.0,
+            ..Default::default()
+        };
+        let mut w = Workload::new(cfg, &nodes, fastrand::Rng::with_seed(3));
+        let Step::Send(msg) = w.poll(Time::ZERO) else {
+            panic!()
+        };
+        let mut wrong = reply(&msg, Payload::AddOk);
+        wrong.body.in_reply_to = Some(999);
+        assert!(!w.on_reply(&wrong, Time::ZERO));
+        let err = Payload::error(ErrorCode::TEMPORARILY_UNAVAILABLE, "busy");
+        assert!(w.on_reply(&reply(&msg, err), Time::ZERO));
+        assert_eq!(w.history().ops[0].outcome, Some(Outcome::Fail));
+        assert!(
+            !w.on_reply(&reply(&msg, Payload::AddOk), Time::ZERO),
+            "answered twice"
+        );
+        assert_eq!(
+            interpret(OpKind::Add, &Payload::error(ErrorCode::CRASH, "")).0,
+            Outcome::Info
+        );
+        assert_eq!(interpret(OpKind::Read, &Payload::AddOk).0, Outcome::Info);
+        assert_eq!(
+            interpret(OpKind::Read, &Payload::ReadOk { value: "x".into() }).0,
+            Outcome::Info
+        );
+        assert_eq!(
+            interpret(OpKind::Read, &Payload::ReadOk { value: 4.into() }),
+            (Outcome::Ok, Some(4), None)
+        );
+    }
+}
