@@ -4,8 +4,13 @@
 //! Adding a subcommand takes a variant in [`Command`], its arm in `main`
 //! and a module of its own beside `stdio_node`.
 
+mod client;
+mod cluster;
+mod kv;
+mod node;
 mod sim;
 mod stdio_node;
+mod tcp_args;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -33,6 +38,14 @@ struct Cli {
 enum Command {
     /// Run the g-counter test in the deterministic simulator (virtual time, seeded).
     Sim(gcounter_harness::SimArgs),
+    /// Serve the KV service (seq-kv or lin-kv) over TCP.
+    Kv(kv::Args),
+    /// Run one node over TCP.
+    Node(node::Args),
+    /// Run a KV service and N nodes as local processes; restart one of them.
+    Cluster(cluster::Args),
+    /// Send one request (add, read, partition, heal) to a node over TCP.
+    Client(client::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +55,10 @@ fn main() -> ExitCode {
         None => stdio_node::run(),
         Some(command) => match command {
             Command::Sim(args) => sim::run(&args),
+            Command::Kv(args) => kv::run(args),
+            Command::Node(args) => node::run(args),
+            Command::Cluster(args) => cluster::run(args),
+            Command::Client(args) => client::run(args),
         },
     }
 }

@@ -5,3 +5,4 @@ mod bad_input;
 mod common;
 mod seed_samples;
 mod sim;
+mod tcp;

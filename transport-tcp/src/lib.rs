@@ -1,1 +1,44 @@
-//! Runs nodes, the KV service and clients over TCP.
+//! Runs gcounter nodes, the KV service and clients over TCP: a local
+//! cluster of real processes on real sockets, running the very core that
+//! runs under Maelstrom.
+//!
+//! The wire is Maelstrom's: one JSON message per line. Each process has
+//! one task that owns its state machine (a [`gcounter_core::Node`] or a
+//! KV model); socket tasks push what they read into one bounded queue and
+//! the owner hands what it sends to bounded per-socket queues (see the
+//! `conn` module for the limits and backpressure).
+//!
+//! - [`kv`]: `gcounter kv`, the core's `seq-kv` / `lin-kv` models served
+//!   to any number of connections.
+//! - [`node`]: `gcounter node`, one node: listens for clients and peers,
+//!   dials its peers and the KV service, routes by `dest`.
+//! - [`client`]: one request at a time to a node, `gcounter client`.
+//! - [`control`]: the `partition` / `heal` messages a node understands and
+//!   the `restart` / `kill` / `start` / `status` that `gcounter cluster`
+//!   does.
+//! - [`cluster`]: a KV service and N nodes as child processes, with kill,
+//!   restart and partition, for people and for test runners.
+//!
+//! # Limits on every listening socket
+//!
+//! See [`Limits`]: a line longer than 1 MiB closes its connection; a line
+//! that is not a valid message is answered with an error where it can be
+//! and dropped otherwise, and the connection stays; a connection with no
+//! complete line for a minute is closed; past 512 connections the one
+//! quiet the longest is closed; a connection that ends mid-line loses that
+//! line. Every case is logged and touches no other connection.
+
+mod conn;
+mod lines;
+
+pub mod client;
+pub mod cluster;
+pub mod control;
+pub mod kv;
+pub mod node;
+
+pub use client::{Client, ClientError, Reply};
+pub use cluster::{Cluster, ClusterSpec, Member};
+pub use conn::{Limits, MAX_LINE};
+pub use kv::{KvOptions, KvServer};
+pub use node::{next_incarnation, NodeOptions, NodeServer};

@@ -1,0 +1,269 @@
+//! `gcounter cluster`: a KV service and N nodes as child processes on
+//! loopback, in the foreground until Ctrl-C or SIGTERM; and the
+//! `restart` / `kill` / `start` / `status` requests another terminal sends
+//! it.
+
+use crate::tcp_args::{fail, strategy, Consistency};
+use gcounter_core::StrategyKind;
+use gcounter_transport_tcp::cluster::{self, Notice};
+use gcounter_transport_tcp::{Client, Cluster, ClusterSpec};
+use serde_json::Value;
+use smol::stream::StreamExt;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+const CLUSTER_HELP: &str = "The cluster writes DIR/cluster.json (its members and control address) \
+and DIR/<id>.log for each member. From another terminal:
+  gcounter client --node ADDR add 3        send a request to a node
+  gcounter client --node ADDR partition n1 cut a node off from peers (heal to undo)
+  gcounter cluster restart n1              kill -9 a node and start it again";
+
+/// Run a KV service and N nodes as local processes, until Ctrl-C
+#[derive(Debug, clap::Args)]
+#[command(after_help = CLUSTER_HELP, args_conflicts_with_subcommands = true)]
+pub struct Args {
+    /// How many nodes (n0, n1, ...)
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    nodes: usize,
+    /// gossip | per-node | cas | naive
+    #[arg(long, value_name = "S", default_value = "gossip", value_parser = strategy)]
+    strategy: StrategyKind,
+    /// Which KV service to run
+    #[arg(long, value_enum, default_value = "seq")]
+    consistency: Consistency,
+    /// The KV service listens on P, node n<i> on P+1+i, the control address on P+N+1 (0: free ports)
+    #[arg(long, value_name = "P", default_value_t = 7400)]
+    base_port: u16,
+    /// Where logs and cluster.json go [default: <temp dir>/gcounter-cluster]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Seed of the KV service [default: from the clock]
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    #[command(subcommand)]
+    action: Option<Action>,
+}
+
+/// Requests to a running `gcounter cluster`.
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Kill a node with SIGKILL and start it again on the same address
+    Restart(Target),
+    /// Kill a node with SIGKILL
+    Kill(Target),
+    /// Start a node that was killed
+    Start(Target),
+    /// List the members and whether they run
+    Status {
+        /// The running cluster's directory [default: <temp dir>/gcounter-cluster]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// The node, such as n1
+    id: String,
+    /// The running cluster's directory [default: <temp dir>/gcounter-cluster]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+fn default_dir(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| std::env::temp_dir().join("gcounter-cluster"))
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match args.action {
+        Some(Action::Restart(t)) => request(default_dir(t.dir), "restart", Some(t.id)),
+        Some(Action::Kill(t)) => request(default_dir(t.dir), "kill", Some(t.id)),
+        Some(Action::Start(t)) => request(default_dir(t.dir), "start", Some(t.id)),
+        Some(Action::Status { dir }) => request(default_dir(dir), "status", None),
+        None => foreground(args),
+    }
+}
+
+fn foreground(args: Args) -> ExitCode {
+    let program = match std::env::current_exe() {
+        Ok(program) => program,
+        Err(e) => return fail(1, format!("cluster: cannot find this program: {e}")),
+    };
+    let dir = default_dir(args.dir);
+    let mut spec = ClusterSpec::new(program, &dir);
+    spec.nodes = args.nodes;
+    spec.strategy = args.strategy;
+    spec.kv = args.consistency.into();
+    spec.base_port = (args.base_port != 0).then_some(args.base_port);
+    if let Some(seed) = args.seed {
+        spec.seed = seed;
+    }
+    let control_port = match spec.base_port {
+        Some(base) => match u16::try_from(base as usize + args.nodes + 1) {
+            Ok(port) => port,
+            Err(_) => return fail(2, "cluster: --base-port is too high for that many nodes"),
+        },
+        None => 0,
+    };
+    // Registered before any child starts, so a signal during the start is
+    // not lost.
+    let signals = async_signal::Signals::new([
+        async_signal::Signal::Int,
+        async_signal::Signal::Term,
+        async_signal::Signal::Hup,
+    ]);
+    let mut signals = match signals {
+        Ok(signals) => signals,
+        Err(e) => return fail(1, format!("cluster: cannot watch signals: {e}")),
+    };
+    let control = match std::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::LOCALHOST), control_port))
+    {
+        Ok(control) => control,
+        Err(e) => return fail(1, format!("cluster: control port {control_port}: {e}")),
+    };
+    let control_addr = match control.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => return fail(1, format!("cluster: {e}")),
+    };
+    let mut cluster = match Cluster::start(spec) {
+        Ok(cluster) => cluster,
+        Err(e) => return fail(1, format!("cluster: {e}")),
+    };
+    let mut description = cluster.describe();
+    description["control"] = control_addr.to_string().into();
+    description["pid"] = std::process::id().into();
+    let state = dir.join("cluster.json");
+    if let Err(e) = std::fs::write(&state, format!("{description:#}\n")) {
+        return fail(1, format!("cluster: cannot write {}: {e}", state.display()));
+    }
+    print_table(&cluster, &control_addr.to_string());
+
+    let stop = async {
+        if let Some(Ok(signal)) = signals.next().await {
+            eprintln!("gcounter cluster: {signal:?}: stopping every member");
+        }
+    };
+    let notice = |n: Notice| {
+        match n {
+        Notice::Exited { id, status } => eprintln!(
+            "gcounter cluster: {id} exited on its own ({status}); `gcounter cluster start {id}` starts it again"
+        ),
+        Notice::Done { action, node } => eprintln!("gcounter cluster: {action} {node}: done"),
+        Notice::Failed { action, node, error } => {
+            eprintln!("gcounter cluster: {action} {node}: failed: {error}")
+        }
+    }
+    };
+    let served = smol::block_on(cluster::supervise(&mut cluster, control, stop, notice));
+    cluster.stop();
+    let _ = std::fs::remove_file(&state);
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, format!("cluster: {e}")),
+    }
+}
+
+fn print_table(cluster: &Cluster, control: &str) {
+    let spec = cluster.spec();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "gcounter cluster: {} nodes, strategy {}, {}; Ctrl-C stops them all",
+        spec.nodes, spec.strategy, spec.kv
+    );
+    let _ = writeln!(out, "{:<8} {:<22} {:<8} LOG", "ID", "ADDRESS", "PID");
+    for m in std::iter::once(cluster.kv()).chain(cluster.nodes()) {
+        let pid = m.pid().map(|p| p.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<8} {:<22} {:<8} {}",
+            m.id,
+            m.addr,
+            pid,
+            m.log.display()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<8} {:<22} {:<8} {}",
+        "control",
+        control,
+        "",
+        spec.dir.join("cluster.json").display()
+    );
+    let _ = out.flush();
+}
+
+/// Sends one control request to the cluster whose directory is `dir`.
+fn request(dir: PathBuf, action: &str, node: Option<String>) -> ExitCode {
+    let state = dir.join("cluster.json");
+    let control = match read_control(&state) {
+        Ok(control) => control,
+        Err(e) => return fail(3, e),
+    };
+    let fields: Vec<(&str, Value)> = node.map(|n| ("node", n.into())).into_iter().collect();
+    let result = smol::block_on(async {
+        let mut client = Client::connect(&control, "ctl").await?.with_dest("cluster");
+        // A restart waits for the node to listen again: allow for it.
+        client
+            .request(
+                action,
+                fields,
+                cluster::START_TIMEOUT + Duration::from_secs(5),
+            )
+            .await
+    });
+    let reply = match result {
+        Ok(reply) => reply,
+        Err(e) => return fail(3, format!("cluster at {control}: {e}")),
+    };
+    let mut out = std::io::stdout().lock();
+    if reply.ty() == "status_ok" {
+        let _ = writeln!(
+            out,
+            "{:<8} {:<22} {:<8} {:<8} LOG",
+            "ID", "ADDRESS", "RUNNING", "PID"
+        );
+        for m in reply.body["members"].as_array().into_iter().flatten() {
+            let s = |k: &str| match &m[k] {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                v => v.to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{:<8} {:<22} {:<8} {:<8} {}",
+                s("id"),
+                s("addr"),
+                s("running"),
+                s("pid"),
+                s("log")
+            );
+        }
+    } else {
+        let _ = writeln!(out, "{}", reply.line);
+    }
+    if reply.ty() == "error" {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn read_control(state: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(state).map_err(|e| {
+        format!(
+            "no cluster running with that directory ({}: {e}); give --dir",
+            state.display()
+        )
+    })?;
+    let json: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", state.display()))?;
+    json["control"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{} has no control address", state.display()))
+}

@@ -1,0 +1,83 @@
+//! Command-line pieces shared by the TCP subcommands.
+
+use clap::ValueEnum;
+use gcounter_core::{KvKind, StrategyKind};
+use gcounter_transport_tcp::Limits;
+use std::time::Duration;
+
+/// Which KV service: Maelstrom's `seq-kv` or `lin-kv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Consistency {
+    /// seq-kv: sequentially consistent (stale reads, failed cas on stale states)
+    Seq,
+    /// lin-kv: linearizable
+    Lin,
+}
+
+impl From<Consistency> for KvKind {
+    fn from(c: Consistency) -> KvKind {
+        match c {
+            Consistency::Seq => KvKind::SeqKv,
+            Consistency::Lin => KvKind::LinKv,
+        }
+    }
+}
+
+/// Parses a strategy name, listing the valid ones on error.
+pub fn strategy(s: &str) -> Result<StrategyKind, String> {
+    s.parse()
+        .map_err(|e: gcounter_core::config::UnknownValue| e.to_string())
+}
+
+/// Parses `HOST:PORT`; a bare port means loopback (`127.0.0.1:PORT`).
+pub fn addr(s: &str) -> Result<String, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(format!("127.0.0.1:{port}"));
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_owned()),
+        _ => Err(format!(
+            "`{s}` is not HOST:PORT or PORT (such as 127.0.0.1:7401)"
+        )),
+    }
+}
+
+/// Parses `ID=ADDR` (`ADDR` as [`addr`]).
+pub fn peer(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((id, a)) if !id.is_empty() => Ok((id.into(), addr(a)?)),
+        _ => Err(format!("`{s}` is not ID=ADDR (such as n1=127.0.0.1:7402)")),
+    }
+}
+
+/// The limits every listening socket enforces.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Close a connection that delivers no complete line for this long (0: never)
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub idle_timeout: f64,
+    /// The most connections held at once; one more closes the one quiet the longest
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub max_connections: usize,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Result<Limits, String> {
+        let idle = Duration::try_from_secs_f64(self.idle_timeout)
+            .map_err(|_| format!("--idle-timeout {} is not a duration", self.idle_timeout))?;
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
+        }
+        Ok(Limits {
+            idle_timeout: (!idle.is_zero()).then_some(idle),
+            max_connections: self.max_connections,
+            ..Limits::default()
+        })
+    }
+}
+
+/// A one-line error for a person, and exit status 2 (bad usage) or 1.
+pub fn fail(code: u8, what: impl std::fmt::Display) -> std::process::ExitCode {
+    eprintln!("gcounter: {what}");
+    std::process::ExitCode::from(code)
+}

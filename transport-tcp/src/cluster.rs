@@ -1,0 +1,731 @@
+//! A local cluster of real processes: `gcounter cluster`, and the API a
+//! test runner uses to start one, drive it and break it.
+//!
+//! [`Cluster::start`] runs a KV service and N nodes as child processes of
+//! the calling process (each `gcounter kv` / `gcounter node` with the flags
+//! it needs), each logging to its own file in the cluster's directory, and
+//! returns once every one of them accepts connections. From then on:
+//!
+//! - [`Cluster::client`] connects a [`Client`] to a node;
+//! - [`Cluster::partition`] / [`Cluster::heal`] cut and restore links
+//!   between nodes (the KV service is never cut off);
+//! - [`Cluster::kill`] kills a node with SIGKILL, [`Cluster::start_node`]
+//!   starts it again on the same address (with a fresh incarnation, and
+//!   the cut it was under), [`Cluster::restart`] does both;
+//! - [`Cluster::reap`] reports members that exited on their own;
+//! - [`Cluster::stop`], or dropping the cluster, stops every child.
+//!
+//! Children are started with `--stop-on-stdin-eof` and a pipe on standard
+//! input whose other end the cluster holds: however the parent ends (a
+//! panicking test, SIGKILL), the pipe closes and the children stop.
+//!
+//! ```no_run
+//! use gcounter_transport_tcp::{Cluster, ClusterSpec};
+//! use std::time::Duration;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut spec = ClusterSpec::new("target/debug/gcounter", "/tmp/my-cluster");
+//! spec.nodes = 3;
+//! let mut cluster = Cluster::start(spec)?;
+//! smol::block_on(async {
+//!     let mut c1 = cluster.client("n0", "c1").await?;
+//!     c1.add(2, Duration::from_secs(5)).await?;
+//!     cluster.partition(&[vec!["n0".into()], vec!["n1".into(), "n2".into()]]).await?;
+//!     cluster.heal().await?;
+//!     Ok::<_, gcounter_transport_tcp::ClientError>(())
+//! })?;
+//! cluster.restart("n1")?;
+//! cluster.stop();
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::client::{Client, ClientError};
+use crate::conn::{accept_loop, Conns, Event, Limits, Source};
+use crate::control::{self, Request};
+use gcounter_core::{ErrorCode, KvKind, StrategyKind};
+use serde_json::{json, Value};
+use smol::future::{or, Future};
+use smol::net::TcpListener;
+use smol::Timer;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a member may take to accept connections after it is started.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`Cluster::stop`] waits for children to exit before killing them.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long a control request to a node may take.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What cluster to start.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// The `gcounter` binary the members run.
+    pub program: PathBuf,
+    pub nodes: usize,
+    pub strategy: StrategyKind,
+    pub kv: KvKind,
+    /// The address every member listens on.
+    pub host: IpAddr,
+    /// The KV service listens on this port and node `n<i>` on the port
+    /// `1 + i` after it. `None`: free ports chosen by the system.
+    pub base_port: Option<u16>,
+    /// Logs (`<id>.log`) and the nodes' incarnation files go here.
+    pub dir: PathBuf,
+    /// The KV service's seed.
+    pub seed: u64,
+    /// `RUST_LOG` for the members; `None`: the caller's, or `info`.
+    pub log_filter: Option<String>,
+    /// More flags for every member, such as `--idle-timeout 5` or
+    /// `--max-connections 100` (both `gcounter kv` and `gcounter node`
+    /// take the limit flags).
+    pub member_args: Vec<String>,
+}
+
+impl ClusterSpec {
+    /// Three `gossip` nodes and a `seq-kv` on free loopback ports.
+    pub fn new(program: impl Into<PathBuf>, dir: impl Into<PathBuf>) -> Self {
+        let seed = crate::kv::clock_seed();
+        ClusterSpec {
+            program: program.into(),
+            nodes: 3,
+            strategy: StrategyKind::Gossip,
+            kv: KvKind::SeqKv,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            base_port: None,
+            dir: dir.into(),
+            seed,
+            log_filter: None,
+            member_args: Vec::new(),
+        }
+    }
+}
+
+/// One process of the cluster.
+#[derive(Debug)]
+pub struct Member {
+    /// `n0`, `n1`, ... or the KV service's name.
+    pub id: String,
+    pub addr: SocketAddr,
+    /// Its standard error (and output), appended to across restarts.
+    pub log: PathBuf,
+    /// How many times it was started again.
+    pub restarts: u32,
+    child: Option<Child>,
+}
+
+impl Member {
+    /// Whether the process was started and has not been seen to exit.
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn kill(&mut self) -> io::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> Value {
+        json!({
+            "id": self.id,
+            "addr": self.addr.to_string(),
+            "log": self.log.display().to_string(),
+            "running": self.running(),
+            "pid": self.pid(),
+            "restarts": self.restarts,
+        })
+    }
+}
+
+/// A running cluster. Dropping it kills every member.
+#[derive(Debug)]
+pub struct Cluster {
+    spec: ClusterSpec,
+    kv: Member,
+    nodes: Vec<Member>,
+    /// Per node, the peers it is cut off from.
+    cuts: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn other(text: String) -> io::Error {
+    io::Error::other(text)
+}
+
+impl Cluster {
+    /// Starts the KV service, then every node, and waits until each accepts
+    /// connections. With free ports, a start that fails (a port taken in
+    /// the meantime) is tried again with new ports, twice.
+    pub fn start(spec: ClusterSpec) -> io::Result<Cluster> {
+        if spec.nodes == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a cluster needs a node",
+            ));
+        }
+        fs::create_dir_all(&spec.dir)?;
+        let attempts = if spec.base_port.is_some() { 1 } else { 3 };
+        let mut last_error = None;
+        for attempt in 1..=attempts {
+            let ports = match spec.base_port {
+                Some(base) => (0..=spec.nodes)
+                    .map(|i| {
+                        u16::try_from(base as usize + i)
+                            .map_err(|_| other(format!("port {base} + {i} is past 65535")))
+                    })
+                    .collect::<io::Result<Vec<u16>>>()?,
+                None => free_ports(spec.host, spec.nodes + 1)?,
+            };
+            match Cluster::start_on(spec.clone(), &ports) {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) => {
+                    if attempt < attempts {
+                        log::warn!("cluster start failed ({e}); trying other ports");
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| other("cluster start failed".into())))
+    }
+
+    fn start_on(spec: ClusterSpec, ports: &[u16]) -> io::Result<Cluster> {
+        let member = |id: &str, port: u16| Member {
+            id: id.to_owned(),
+            addr: SocketAddr::new(spec.host, port),
+            log: spec.dir.join(format!("{id}.log")),
+            restarts: 0,
+            child: None,
+        };
+        let kv = member(spec.kv.name(), ports[0]);
+        let nodes = (0..spec.nodes)
+            .map(|i| member(&format!("n{i}"), ports[1 + i]))
+            .collect();
+        let mut cluster = Cluster {
+            spec,
+            kv,
+            nodes,
+            cuts: BTreeMap::new(),
+        };
+        for member in std::iter::once(&cluster.kv).chain(&cluster.nodes) {
+            File::create(&member.log)?;
+        }
+        // A cluster that fails half way is dropped here, killing what ran.
+        cluster.spawn(None)?;
+        for i in 0..cluster.nodes.len() {
+            cluster.spawn(Some(i))?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    /// The KV service.
+    pub fn kv(&self) -> &Member {
+        &self.kv
+    }
+
+    /// The nodes, `n0` first.
+    pub fn nodes(&self) -> &[Member] {
+        &self.nodes
+    }
+
+    pub fn node(&self, id: &str) -> Option<&Member> {
+        self.nodes.iter().find(|m| m.id == id)
+    }
+
+    pub fn node_ids(&self) -> Vec<String> {
+        self.nodes.iter().map(|m| m.id.clone()).collect()
+    }
+
+    fn index(&self, id: &str) -> io::Result<usize> {
+        if id == self.kv.id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{id} holds the cluster's only copy of the counter: it is never killed"),
+            ));
+        }
+        self.nodes
+            .iter()
+            .position(|m| m.id == id)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no node {id}")))
+    }
+
+    /// Starts member `index` (`None`: the KV service) and waits until it
+    /// accepts connections.
+    fn spawn(&mut self, index: Option<usize>) -> io::Result<()> {
+        let args = match index {
+            None => self.kv_args(),
+            Some(i) => self.node_args(i),
+        };
+        let spec = &self.spec;
+        let member = match index {
+            None => &mut self.kv,
+            Some(i) => &mut self.nodes[i],
+        };
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&member.log)?;
+        if member.restarts > 0 {
+            writeln!(log, "--- gcounter cluster: {} started again ---", member.id)?;
+        }
+        let mut command = Command::new(&spec.program);
+        command
+            .args(&args)
+            .args(&spec.member_args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log));
+        // Its own process group: a Ctrl-C in the terminal reaches the
+        // cluster, which then stops its members in order.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        match &spec.log_filter {
+            Some(filter) => {
+                command.env("RUST_LOG", filter);
+            }
+            None if std::env::var_os("RUST_LOG").is_none() => {
+                command.env("RUST_LOG", "info");
+            }
+            None => {}
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| other(format!("cannot run {}: {e}", spec.program.display())))?;
+        member.child = Some(child);
+        wait_listening(member)
+    }
+
+    fn kv_args(&self) -> Vec<String> {
+        let consistency = match self.spec.kv {
+            KvKind::SeqKv => "seq",
+            KvKind::LinKv => "lin",
+        };
+        vec![
+            "kv".into(),
+            "--listen".into(),
+            self.kv.addr.to_string(),
+            "--consistency".into(),
+            consistency.into(),
+            "--seed".into(),
+            self.spec.seed.to_string(),
+            "--stop-on-stdin-eof".into(),
+        ]
+    }
+
+    fn node_args(&self, i: usize) -> Vec<String> {
+        let me = &self.nodes[i];
+        let consistency = match self.spec.kv {
+            KvKind::SeqKv => "seq",
+            KvKind::LinKv => "lin",
+        };
+        let mut args = vec![
+            "node".into(),
+            "--id".into(),
+            me.id.clone(),
+            "--listen".into(),
+            me.addr.to_string(),
+            "--kv".into(),
+            self.kv.addr.to_string(),
+            "--consistency".into(),
+            consistency.into(),
+            "--strategy".into(),
+            self.spec.strategy.name().into(),
+            "--state-dir".into(),
+            self.spec.dir.display().to_string(),
+            "--stop-on-stdin-eof".into(),
+        ];
+        for peer in self.nodes.iter().filter(|m| m.id != me.id) {
+            args.push("--peer".into());
+            args.push(format!("{}={}", peer.id, peer.addr));
+        }
+        for cut in self.cuts.get(&me.id).into_iter().flatten() {
+            args.push("--cut".into());
+            args.push(cut.clone());
+        }
+        args
+    }
+
+    /// Kills node `id` with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self, id: &str) -> io::Result<()> {
+        let i = self.index(id)?;
+        self.nodes[i].kill()
+    }
+
+    /// Starts node `id` again (it must not be running) on its address, and
+    /// waits until it accepts connections. It starts cut off from whatever
+    /// the last partition cut it off from.
+    pub fn start_node(&mut self, id: &str) -> io::Result<()> {
+        let i = self.index(id)?;
+        if self.nodes[i].running() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{id} is running"),
+            ));
+        }
+        self.nodes[i].restarts += 1;
+        self.spawn(Some(i))
+    }
+
+    /// [`kill`](Cluster::kill), then [`start_node`](Cluster::start_node).
+    pub fn restart(&mut self, id: &str) -> io::Result<()> {
+        self.kill(id)?;
+        self.start_node(id)
+    }
+
+    /// Members that exited on their own since the last call, with how.
+    pub fn reap(&mut self) -> Vec<(String, ExitStatus)> {
+        let mut gone = Vec::new();
+        for member in std::iter::once(&mut self.kv).chain(&mut self.nodes) {
+            if let Some(child) = &mut member.child {
+                if let Ok(Some(status)) = child.try_wait() {
+                    gone.push((member.id.clone(), status));
+                    member.child = None;
+                }
+            }
+        }
+        gone
+    }
+
+    /// Stops every member: closes their standard input (they exit on
+    /// their own), waits up to [`STOP_GRACE`], then kills what is left.
+    pub fn stop(&mut self) {
+        let mut members: Vec<&mut Member> = std::iter::once(&mut self.kv)
+            .chain(&mut self.nodes)
+            .collect();
+        for member in &mut members {
+            if let Some(child) = &mut member.child {
+                drop(child.stdin.take());
+            }
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        loop {
+            members.retain_mut(|m| {
+                let exited = match &mut m.child {
+                    Some(child) => matches!(child.try_wait(), Ok(Some(_))),
+                    None => true,
+                };
+                if exited {
+                    m.child = None;
+                }
+                !exited
+            });
+            if members.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for member in members {
+            log::warn!(
+                "{} did not stop within {STOP_GRACE:?}: killing it",
+                member.id
+            );
+            let _ = member.kill();
+        }
+    }
+
+    /// A client of node `id`, speaking as `client_id`.
+    pub async fn client(&self, id: &str, client_id: &str) -> Result<Client, ClientError> {
+        let i = self.index(id).map_err(ClientError::Connect)?;
+        let addr = self.nodes[i].addr.to_string();
+        Ok(Client::connect(&addr, client_id).await?.with_dest(id))
+    }
+
+    /// Splits the nodes into `groups`: each node then talks only to the
+    /// nodes that share a group with it (groups may overlap, as in
+    /// Maelstrom's "majorities ring"; a node in no group is alone).
+    pub async fn partition(&mut self, groups: &[Vec<String>]) -> Result<(), ClientError> {
+        let ids = self.node_ids();
+        let cuts = ids
+            .iter()
+            .map(|id| {
+                let reachable: BTreeSet<&String> =
+                    groups.iter().filter(|g| g.contains(id)).flatten().collect();
+                let cut = ids
+                    .iter()
+                    .filter(|n| *n != id && !reachable.contains(n))
+                    .cloned();
+                (id.clone(), cut.collect())
+            })
+            .collect();
+        self.cut(cuts).await
+    }
+
+    /// Sets, per node, exactly which peers it is cut off from (a node not
+    /// named is cut off from nobody). Nodes that are down get theirs when
+    /// they start again.
+    pub async fn cut(
+        &mut self,
+        cuts: BTreeMap<String, BTreeSet<String>>,
+    ) -> Result<(), ClientError> {
+        self.cuts = cuts;
+        for member in self.nodes.iter().filter(|m| m.running()) {
+            let peers: Vec<String> = self
+                .cuts
+                .get(&member.id)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            let mut client = Client::connect(&member.addr.to_string(), "nemesis")
+                .await?
+                .with_dest(&member.id);
+            if peers.is_empty() {
+                client.heal(CONTROL_TIMEOUT).await?;
+            } else {
+                client.partition(&peers, CONTROL_TIMEOUT).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores every link.
+    pub async fn heal(&mut self) -> Result<(), ClientError> {
+        self.cut(BTreeMap::new()).await
+    }
+
+    /// The cluster as JSON: `strategy`, `kv`, `dir` and `members`
+    /// (`{id, addr, log, running, pid, restarts}`, the KV service first).
+    pub fn describe(&self) -> Value {
+        let members: Vec<Value> = std::iter::once(&self.kv)
+            .chain(&self.nodes)
+            .map(Member::describe)
+            .collect();
+        json!({
+            "strategy": self.spec.strategy.name(),
+            "kv": self.spec.kv.name(),
+            "dir": self.spec.dir.display().to_string(),
+            "members": members,
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for member in std::iter::once(&mut self.kv).chain(&mut self.nodes) {
+            let _ = member.kill();
+        }
+    }
+}
+
+/// `count` distinct ports that were free a moment ago.
+fn free_ports(host: IpAddr, count: usize) -> io::Result<Vec<u16>> {
+    // Held together so the system hands out distinct ports, then released
+    // for the members to bind.
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind((host, 0)))
+        .collect::<io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// Waits until `member` accepts connections, or fails if it exits first.
+fn wait_listening(member: &mut Member) -> io::Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let Some(child) = &mut member.child else {
+            return Err(other(format!("{} is not running", member.id)));
+        };
+        if let Some(status) = child.try_wait()? {
+            member.child = None;
+            return Err(other(format!(
+                "{} exited ({status}) before listening on {}; the end of {}:\n{}",
+                member.id,
+                member.addr,
+                member.log.display(),
+                log_tail(&member.log)
+            )));
+        }
+        if TcpStream::connect_timeout(&member.addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let _ = member.kill();
+            return Err(other(format!(
+                "{} did not listen on {} within {START_TIMEOUT:?}; see {}",
+                member.id,
+                member.addr,
+                member.log.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The last few lines of a log, for error messages.
+pub fn log_tail(path: &Path) -> String {
+    const TAIL: u64 = 2000;
+    let mut text = String::new();
+    if let Ok(mut file) = File::open(path) {
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = file.seek(SeekFrom::Start(len.saturating_sub(TAIL)));
+        let mut bytes = Vec::new();
+        let _ = file.read_to_end(&mut bytes);
+        text = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    text
+}
+
+/// What [`supervise`] was told to do, for the caller to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A member exited without being asked to.
+    Exited { id: String, status: String },
+    /// A control request was carried out (`restart n1`, ...).
+    Done { action: String, node: String },
+    /// A control request failed.
+    Failed {
+        action: String,
+        node: String,
+        error: String,
+    },
+}
+
+/// Serves `gcounter cluster`'s control requests (see the `control`
+/// module) on `listener`, and watches the members, until `stop`
+/// completes. `notice` hears about members that exited on their own and
+/// about every request served.
+pub async fn supervise(
+    cluster: &mut Cluster,
+    listener: std::net::TcpListener,
+    stop: impl Future<Output = ()>,
+    mut notice: impl FnMut(Notice),
+) -> io::Result<()> {
+    let listener = TcpListener::try_from(listener)?;
+    let limits = Limits {
+        max_connections: 16,
+        ..Limits::default()
+    };
+    let (events, inbox) = async_channel::bounded(64);
+    smol::spawn(accept_loop(listener, events.clone(), limits.clone())).detach();
+    drop(events);
+    let mut conns = Conns::new(limits.max_connections);
+    let mut stop = pin!(stop);
+    enum Next {
+        Stop,
+        Event(Event),
+        Tick,
+    }
+    loop {
+        let next = or(
+            async {
+                stop.as_mut().await;
+                Next::Stop
+            },
+            or(
+                async { inbox.recv().await.map(Next::Event).unwrap_or(Next::Stop) },
+                async {
+                    Timer::after(Duration::from_millis(200)).await;
+                    Next::Tick
+                },
+            ),
+        )
+        .await;
+        match next {
+            Next::Stop => break,
+            Next::Tick => {
+                for (id, status) in cluster.reap() {
+                    notice(Notice::Exited {
+                        id,
+                        status: status.to_string(),
+                    });
+                }
+            }
+            Next::Event(Event::Opened { conn, peer, handle }) => {
+                conns.opened(conn, peer, handle);
+            }
+            Next::Event(Event::Closed { conn }) => {
+                conns.closed(conn);
+            }
+            Next::Event(Event::Line {
+                from: Source::Conn(conn),
+                line,
+            }) => {
+                if conns.touch(conn) {
+                    let reply = control_request(cluster, &line, &mut notice);
+                    conns.send(conn, reply);
+                }
+            }
+            Next::Event(_) => {}
+        }
+    }
+    inbox.close();
+    Ok(())
+}
+
+/// Carries out one control request line; the reply line.
+fn control_request(cluster: &mut Cluster, line: &[u8], notice: &mut impl FnMut(Notice)) -> Vec<u8> {
+    const ME: &str = "cluster";
+    let types = [
+        control::RESTART,
+        control::KILL,
+        control::START,
+        control::STATUS,
+    ];
+    let Some(req) = Request::parse(line, &types) else {
+        let text = format!(
+            "not a control request: one of {types:?} in a message envelope, such as \
+             {{\"src\":\"ctl\",\"dest\":\"cluster\",\"body\":{{\"type\":\"restart\",\"msg_id\":1,\"node\":\"n1\"}}}}"
+        );
+        let req = Request {
+            src: "?".into(),
+            msg_id: None,
+            ty: String::new(),
+            body: Default::default(),
+        };
+        return req.error(ME, ErrorCode::MALFORMED_REQUEST, &text);
+    };
+    if req.ty == control::STATUS {
+        let members = cluster.describe()["members"].take();
+        return req.ok(ME, vec![("members", members)]);
+    }
+    let node = match req.string("node") {
+        Ok(node) => node,
+        Err(text) => return req.error(ME, ErrorCode::MALFORMED_REQUEST, &text),
+    };
+    let result = match req.ty.as_str() {
+        control::RESTART => cluster.restart(&node),
+        control::KILL => cluster.kill(&node),
+        _ => cluster.start_node(&node),
+    };
+    match result {
+        Ok(()) => {
+            notice(Notice::Done {
+                action: req.ty.clone(),
+                node,
+            });
+            req.ok(ME, Vec::new())
+        }
+        Err(e) => {
+            notice(Notice::Failed {
+                action: req.ty.clone(),
+                node,
+                error: e.to_string(),
+            });
+            let code = match e.kind() {
+                io::ErrorKind::NotFound => ErrorCode::NODE_NOT_FOUND,
+                io::ErrorKind::InvalidInput => ErrorCode::NOT_SUPPORTED,
+                io::ErrorKind::AlreadyExists => ErrorCode::PRECONDITION_FAILED,
+                _ => ErrorCode::CRASH,
+            };
+            req.error(ME, code, &e.to_string())
+        }
+    }
+}

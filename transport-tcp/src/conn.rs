@@ -1,0 +1,559 @@
+//! Sockets: the accept loop, one task per accepted connection, one task per
+//! outgoing link, and the owner's table of open connections.
+//!
+//! Every task talks to the owner (the one task that holds the node or the
+//! KV model) through one bounded queue of [`Event`]s. A reader that finds
+//! the queue full waits, stops reading its socket, and TCP pushes back on
+//! whoever is sending: memory stays bounded however fast input arrives.
+//! The owner never waits on a socket: it hands each outgoing line to a
+//! bounded per-connection queue and gives up on a connection (or drops a
+//! message to a link) when that queue is full.
+
+use crate::lines::{read_line, ReadLine};
+use async_channel::{Receiver, Sender, TrySendError};
+use smol::future::or;
+use smol::io::{AsyncWriteExt, BufReader, BufWriter};
+use smol::net::{TcpListener, TcpStream};
+use smol::Timer;
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The limits every listening socket enforces. The defaults suit a local
+/// cluster; each is a flag of `gcounter node` and `gcounter kv`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The longest line accepted, without its newline. A connection that
+    /// sends a longer one is closed.
+    pub max_line: usize,
+    /// How long an accepted connection may take to deliver its next
+    /// complete line before it is closed (`None`: forever). A peer or a
+    /// node's KV link closed this way simply reconnects.
+    pub idle_timeout: Option<Duration>,
+    /// The most accepted connections held at once. One more evicts the
+    /// connection that has been quiet the longest.
+    pub max_connections: usize,
+    /// Lines read but not yet handled by the owner, over all connections.
+    pub event_queue: usize,
+    /// Lines waiting to be written to one accepted connection. A client
+    /// that lets this many replies pile up is not reading: it is closed.
+    pub write_queue: usize,
+    /// Messages waiting to be written to one outgoing link (a peer or the
+    /// KV service). When full, further messages are dropped, as a network
+    /// would drop them.
+    pub link_queue: usize,
+    /// A message that waited longer than this for its link (down, or
+    /// reconnecting) is dropped rather than delivered late.
+    pub link_max_delay: Duration,
+}
+
+/// The longest line, 1 MiB: Maelstrom messages are well under a kilobyte.
+pub const MAX_LINE: usize = 1024 * 1024;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: MAX_LINE,
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_connections: 512,
+            event_queue: 1024,
+            write_queue: 1024,
+            link_queue: 4096,
+            link_max_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// An accepted connection's number, unique within the process.
+pub(crate) type ConnId = u64;
+/// An outgoing link's index in the owner's table.
+pub(crate) type LinkId = usize;
+
+/// Where a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Conn(ConnId),
+    Link(LinkId),
+}
+
+/// What the socket tasks tell the owner.
+pub(crate) enum Event {
+    Opened {
+        conn: ConnId,
+        peer: SocketAddr,
+        handle: ConnHandle,
+    },
+    Line {
+        from: Source,
+        line: Vec<u8>,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    LinkUp(LinkId),
+    LinkDown(LinkId),
+    /// Time to stop (standard input closed).
+    Stop,
+}
+
+/// The owner's hold on an accepted connection. Dropping it closes the
+/// connection at once, even if its writer is stuck on a client that does
+/// not read.
+pub(crate) struct ConnHandle {
+    writer: Sender<Vec<u8>>,
+    _abort: Sender<()>,
+}
+
+/// How a connection ended, for the log.
+enum Ending {
+    Eof,
+    Idle(Duration),
+    MidLine(usize),
+    TooLong(usize),
+    Io(io::Error),
+    /// The owner closed it, or is gone.
+    Owner,
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::Eof => f.write_str("closed by the other side"),
+            Ending::Idle(d) => write!(f, "no complete line for {d:?}: closed as idle"),
+            Ending::MidLine(n) => {
+                write!(
+                    f,
+                    "closed by the other side in the middle of a line ({n} bytes dropped)"
+                )
+            }
+            Ending::TooLong(max) => write!(f, "line longer than {max} bytes: closed"),
+            Ending::Io(e) => write!(f, "I/O error: {e}"),
+            Ending::Owner => f.write_str("closed by this process"),
+        }
+    }
+}
+
+impl Ending {
+    fn is_trouble(&self) -> bool {
+        !matches!(self, Ending::Eof | Ending::Owner)
+    }
+}
+
+/// Binds a listener without waiting (std's bind is immediate anyway).
+pub(crate) fn bind(addr: &str) -> io::Result<TcpListener> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    TcpListener::try_from(std_listener)
+}
+
+/// Accepts connections until the owner is gone, one task per connection.
+pub(crate) async fn accept_loop(listener: TcpListener, events: Sender<Event>, limits: Limits) {
+    let mut next: ConnId = 0;
+    let mut quiet_until = Instant::now();
+    while !events.is_closed() {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                next += 1;
+                smol::spawn(connection(
+                    next,
+                    stream,
+                    peer,
+                    events.clone(),
+                    limits.clone(),
+                ))
+                .detach();
+            }
+            Err(e) => {
+                // Out of file descriptors, typically: wait for some to be
+                // freed instead of spinning, and do not flood the log.
+                if Instant::now() >= quiet_until {
+                    log::warn!("accept failed: {e}; pausing accepts briefly");
+                    quiet_until = Instant::now() + Duration::from_secs(5);
+                }
+                Timer::after(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn connection(
+    conn: ConnId,
+    stream: TcpStream,
+    peer: SocketAddr,
+    events: Sender<Event>,
+    limits: Limits,
+) {
+    let _ = stream.set_nodelay(true);
+    let (writer, queue) = async_channel::bounded(limits.write_queue);
+    let (abort, aborted) = async_channel::bounded::<()>(1);
+    let handle = ConnHandle {
+        writer,
+        _abort: abort,
+    };
+    if events
+        .send(Event::Opened { conn, peer, handle })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    log::debug!("connection {conn} from {peer} opened");
+    let source = Source::Conn(conn);
+    let reading = read_loop(
+        source,
+        stream.clone(),
+        &events,
+        &limits,
+        limits.idle_timeout,
+    );
+    let writing = async {
+        match write_loop(stream.clone(), queue).await {
+            Ok(()) => Ending::Owner,
+            Err(e) => Ending::Io(e),
+        }
+    };
+    let owner_closed = async {
+        let _ = aborted.recv().await;
+        Ending::Owner
+    };
+    let ending = or(reading, or(writing, owner_closed)).await;
+    if ending.is_trouble() {
+        log::warn!("connection {conn} from {peer}: {ending}");
+    } else {
+        log::debug!("connection {conn} from {peer}: {ending}");
+    }
+    let _ = events.send(Event::Closed { conn }).await;
+}
+
+/// Reads lines from `stream` into the owner's queue until the stream ends,
+/// breaks a limit, or the owner goes away.
+async fn read_loop(
+    from: Source,
+    stream: TcpStream,
+    events: &Sender<Event>,
+    limits: &Limits,
+    idle: Option<Duration>,
+) -> Ending {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        let reading = async { Some(read_line(&mut reader, &mut buf, limits.max_line).await) };
+        let result = match idle {
+            Some(idle) => {
+                or(reading, async {
+                    Timer::after(idle).await;
+                    None
+                })
+                .await
+            }
+            None => reading.await,
+        };
+        match result {
+            None => return Ending::Idle(idle.unwrap_or_default()),
+            Some(Ok(ReadLine::Line)) => {
+                if buf.is_empty() {
+                    continue;
+                }
+                let line = std::mem::take(&mut buf);
+                if events.send(Event::Line { from, line }).await.is_err() {
+                    return Ending::Owner;
+                }
+            }
+            Some(Ok(ReadLine::Eof)) => return Ending::Eof,
+            Some(Ok(ReadLine::Truncated)) => return Ending::MidLine(buf.len()),
+            Some(Ok(ReadLine::TooLong)) => return Ending::TooLong(limits.max_line),
+            Some(Err(e)) => return Ending::Io(e),
+        }
+    }
+}
+
+/// Writes queued lines, flushing whenever the queue runs dry. Returns
+/// `Ok` when the queue's sender is dropped.
+async fn write_loop(stream: TcpStream, queue: Receiver<Vec<u8>>) -> io::Result<()> {
+    let mut out = BufWriter::new(stream);
+    while let Ok(line) = queue.recv().await {
+        out.write_all(&line).await?;
+        if queue.is_empty() {
+            out.flush().await?;
+        }
+    }
+    out.flush().await
+}
+
+/// The owner's table of accepted connections, with least-recently-active
+/// eviction when there are too many.
+pub(crate) struct Conns {
+    open: HashMap<ConnId, Entry>,
+    tick: u64,
+    max: usize,
+    evictions: u64,
+}
+
+struct Entry {
+    handle: ConnHandle,
+    peer: SocketAddr,
+    last_active: u64,
+}
+
+impl Conns {
+    pub(crate) fn new(max: usize) -> Self {
+        Conns {
+            open: HashMap::new(),
+            tick: 0,
+            max: max.max(1),
+            evictions: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Registers a new connection; returns the ones evicted to make room.
+    pub(crate) fn opened(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        handle: ConnHandle,
+    ) -> Vec<ConnId> {
+        self.tick += 1;
+        self.open.insert(
+            conn,
+            Entry {
+                handle,
+                peer,
+                last_active: self.tick,
+            },
+        );
+        let mut evicted = Vec::new();
+        while self.open.len() > self.max {
+            let Some((&oldest, entry)) = self.open.iter().min_by_key(|(_, e)| e.last_active) else {
+                break;
+            };
+            self.evictions += 1;
+            // A flood evicts thousands: log the first and then sparsely.
+            if self.evictions.is_power_of_two() {
+                log::warn!(
+                    "{} connections open, the limit is {}: closing connection {oldest} from {} \
+                     (quiet the longest; {} closed this way so far)",
+                    self.open.len(),
+                    self.max,
+                    entry.peer,
+                    self.evictions
+                );
+            }
+            self.open.remove(&oldest);
+            evicted.push(oldest);
+        }
+        evicted
+    }
+
+    /// Notes activity on `conn`. False if the connection is no longer
+    /// registered (it was evicted and its last lines are still arriving).
+    pub(crate) fn touch(&mut self, conn: ConnId) -> bool {
+        self.tick += 1;
+        match self.open.get_mut(&conn) {
+            Some(entry) => {
+                entry.last_active = self.tick;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn closed(&mut self, conn: ConnId) -> bool {
+        self.open.remove(&conn).is_some()
+    }
+
+    /// Queues `line` for `conn`. A connection whose queue is full is not
+    /// reading its replies: it is closed. False if the line was not queued.
+    pub(crate) fn send(&mut self, conn: ConnId, line: Vec<u8>) -> bool {
+        let Some(entry) = self.open.get(&conn) else {
+            return false;
+        };
+        match entry.handle.writer.try_send(line) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                log::warn!(
+                    "connection {conn} from {} is not reading its replies ({} queued): closing it",
+                    entry.peer,
+                    entry.handle.writer.len()
+                );
+                self.open.remove(&conn);
+                false
+            }
+            Err(TrySendError::Closed(_)) => {
+                self.open.remove(&conn);
+                false
+            }
+        }
+    }
+}
+
+/// The owner's side of an outgoing link.
+pub(crate) struct Link {
+    pub(crate) name: String,
+    pub(crate) addr: String,
+    queue: Sender<(Instant, Vec<u8>)>,
+    pub(crate) up: bool,
+    dropped: u64,
+}
+
+impl Link {
+    /// Starts the task that keeps a connection to `addr` open.
+    pub(crate) fn spawn(
+        id: LinkId,
+        name: &str,
+        addr: &str,
+        events: Sender<Event>,
+        limits: &Limits,
+    ) -> Link {
+        let (queue, pending) = async_channel::bounded(limits.link_queue);
+        smol::spawn(link_task(
+            id,
+            name.to_owned(),
+            addr.to_owned(),
+            pending,
+            events,
+            limits.clone(),
+        ))
+        .detach();
+        Link {
+            name: name.to_owned(),
+            addr: addr.to_owned(),
+            queue,
+            up: false,
+            dropped: 0,
+        }
+    }
+
+    /// Queues `line`; when the queue is full the line is dropped, like a
+    /// packet on a congested network, and counted.
+    pub(crate) fn send(&mut self, line: Vec<u8>) {
+        if self.queue.try_send((Instant::now(), line)).is_err() {
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                log::warn!(
+                    "link to {} at {} is {}: {} messages dropped so far",
+                    self.name,
+                    self.addr,
+                    if self.up { "congested" } else { "down" },
+                    self.dropped
+                );
+            }
+        }
+    }
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Keeps a connection to `addr` open: dials, writes queued lines, reads
+/// what comes back (the KV service's replies), and on any failure dials
+/// again with exponential backoff and jitter.
+async fn link_task(
+    id: LinkId,
+    name: String,
+    addr: String,
+    pending: Receiver<(Instant, Vec<u8>)>,
+    events: Sender<Event>,
+    limits: Limits,
+) {
+    let mut backoff = BACKOFF_MIN;
+    let mut failures = 0u64;
+    while !events.is_closed() {
+        let dial = async { Some(TcpStream::connect(addr.as_str()).await) };
+        let timeout = async {
+            Timer::after(CONNECT_TIMEOUT).await;
+            None
+        };
+        let stream = match or(dial, timeout).await {
+            Some(Ok(stream)) => stream,
+            failed => {
+                failures += 1;
+                let why = match failed {
+                    Some(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {CONNECT_TIMEOUT:?}"),
+                };
+                if failures == 1 {
+                    log::warn!("cannot reach {name} at {addr}: {why}; retrying with backoff");
+                } else {
+                    log::debug!("cannot reach {name} at {addr} (attempt {failures}): {why}");
+                }
+                let jitter = 0.75 + fastrand::f64() / 2.0;
+                Timer::after(backoff.mul_f64(jitter)).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        log::info!("connected to {name} at {addr}");
+        failures = 0;
+        backoff = BACKOFF_MIN;
+        if events.send(Event::LinkUp(id)).await.is_err() {
+            return;
+        }
+        let reading = read_loop(Source::Link(id), stream.clone(), &events, &limits, None);
+        let writing = async {
+            match link_write_loop(stream, &pending, limits.link_max_delay).await {
+                Ok(()) => Ending::Owner,
+                Err(e) => Ending::Io(e),
+            }
+        };
+        let ending = or(reading, writing).await;
+        if ending.is_trouble() {
+            log::warn!("link to {name} at {addr}: {ending}; reconnecting");
+        } else {
+            // An idle link closed by the other side's idle timeout, say.
+            log::info!("link to {name} at {addr}: {ending}; reconnecting");
+        }
+        if events.send(Event::LinkDown(id)).await.is_err() {
+            return;
+        }
+        Timer::after(BACKOFF_MIN).await;
+    }
+}
+
+async fn link_write_loop(
+    stream: TcpStream,
+    pending: &Receiver<(Instant, Vec<u8>)>,
+    max_delay: Duration,
+) -> io::Result<()> {
+    let mut out = BufWriter::new(stream);
+    let mut stale = 0u64;
+    while let Ok((queued_at, line)) = pending.recv().await {
+        if queued_at.elapsed() > max_delay {
+            stale += 1;
+            if stale.is_power_of_two() {
+                log::debug!("{stale} messages dropped for waiting longer than {max_delay:?}");
+            }
+        } else {
+            out.write_all(&line).await?;
+        }
+        if pending.is_empty() {
+            out.flush().await?;
+        }
+    }
+    out.flush().await
+}
+
+/// Sends [`Event::Stop`] once standard input ends: a supervisor that holds
+/// the other end of the pipe (`gcounter cluster`, a test) has exited, by
+/// any means, and its children must not outlive it.
+pub(crate) fn stop_on_stdin_eof(events: Sender<Event>) {
+    smol::spawn(async move {
+        let mut stdin = smol::Unblock::new(std::io::stdin());
+        let mut sink = [0u8; 512];
+        loop {
+            match smol::io::AsyncReadExt::read(&mut stdin, &mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        log::info!("standard input closed: stopping");
+        let _ = events.send(Event::Stop).await;
+    })
+    .detach();
+}

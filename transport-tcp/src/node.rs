@@ -1,0 +1,500 @@
+//! One counter node on a TCP socket: `gcounter node`.
+//!
+//! The node listens on one address for everyone: clients, peers and
+//! control messages. It dials each peer and the KV service itself and
+//! keeps those links up. Messages are routed by `dest`:
+//!
+//! - the KV service's name (`seq-kv` / `lin-kv`): the KV link;
+//! - a peer's id: that peer's link (unless a `partition` cut it off);
+//! - anyone else is a client: the reply goes back on the connection the
+//!   request came in on.
+//!
+//! A node never needs to be told `init`: its flags say who it is and who
+//! its peers are, and it feeds its core a synthetic `init` (every server,
+//! itself included, sorted, so every node sees the same list) and swallows
+//! the `init_ok`. A client need not know the node's id either: whatever
+//! arrives on the node's socket is for the node.
+
+use crate::conn::{self, accept_loop, ConnId, Conns, Event, Limits, Link, LinkId, Source};
+use crate::control::{self, Request};
+use async_channel::{Receiver, Sender};
+use gcounter_core::protocol::{parse_line, write_line};
+use gcounter_core::{Body, Config, Envelope, ErrorCode, Input, Node, Output, Payload};
+use smol::future::or;
+use smol::net::TcpListener;
+use smol::Timer;
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// The `src` of the synthetic `init`; its `init_ok` is swallowed.
+const INIT_SRC: &str = "tcp:init";
+
+/// Everything `gcounter node` is told on its command line.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// This node's id, such as `n0`.
+    pub id: String,
+    /// Where to listen, such as `127.0.0.1:7401`.
+    pub listen: String,
+    /// Every other node: id and address (`host:port`).
+    pub peers: Vec<(String, String)>,
+    /// The KV service's address; required by every strategy but `gossip`.
+    pub kv: Option<String>,
+    /// Strategy, KV kind (the service's name), intervals, incarnation.
+    pub config: Config,
+    /// Peers to start cut off from, as if `partition` had been received.
+    pub cut: Vec<String>,
+    pub limits: Limits,
+    /// Stop when standard input closes (set by supervisors that hold the
+    /// other end of a pipe, so the node never outlives them).
+    pub stop_on_stdin_eof: bool,
+}
+
+impl NodeOptions {
+    /// A node with the default configuration and limits.
+    pub fn new(id: impl Into<String>, listen: impl Into<String>) -> Self {
+        NodeOptions {
+            id: id.into(),
+            listen: listen.into(),
+            peers: Vec::new(),
+            kv: None,
+            config: Config::default(),
+            cut: Vec::new(),
+            limits: Limits::default(),
+            stop_on_stdin_eof: false,
+        }
+    }
+
+    /// Refuses options that cannot work, with a message for a person.
+    pub fn check(&self) -> Result<(), String> {
+        let service = |name: &str| ["seq-kv", "lin-kv", "lww-kv", "lin-tso"].contains(&name);
+        if self.id.is_empty() || service(&self.id) || self.id == INIT_SRC {
+            return Err(format!("`{}` cannot be a node id", self.id));
+        }
+        let mut seen = BTreeSet::new();
+        for (peer, _) in &self.peers {
+            if peer == &self.id {
+                return Err(format!("peer {peer} is this node itself"));
+            }
+            if service(peer) || peer.is_empty() {
+                return Err(format!("`{peer}` cannot be a peer id"));
+            }
+            if !seen.insert(peer) {
+                return Err(format!("peer {peer} is given twice"));
+            }
+        }
+        if let Some(bad) = self.cut.iter().find(|c| !seen.contains(c)) {
+            return Err(format!("cannot cut off {bad}: not a peer"));
+        }
+        if self.config.strategy.uses_kv() && self.kv.is_none() {
+            return Err(format!(
+                "strategy {} keeps the counter in a KV service: give its address with --kv",
+                self.config.strategy
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A node bound to its address, ready to [`run`](NodeServer::run).
+#[derive(Debug)]
+pub struct NodeServer {
+    options: NodeOptions,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl NodeServer {
+    /// Checks the options and binds the listening socket.
+    pub fn bind(options: NodeOptions) -> io::Result<NodeServer> {
+        options
+            .check()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let listener = conn::bind(&options.listen)?;
+        let local_addr = listener.local_addr()?;
+        Ok(NodeServer {
+            options,
+            listener,
+            local_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until standard input closes (with `stop_on_stdin_eof`) or
+    /// forever.
+    pub async fn run(self) -> io::Result<()> {
+        let NodeServer {
+            options,
+            listener,
+            local_addr,
+        } = self;
+        let (events, inbox) = async_channel::bounded(options.limits.event_queue);
+        let mut owner = Owner::new(&options, &events);
+        log::info!(
+            "{} listening on {local_addr}: strategy {}, kv {} at {}, incarnation {}, peers {:?}",
+            options.id,
+            options.config.strategy,
+            options.config.kv,
+            options.kv.as_deref().unwrap_or("(none)"),
+            options.config.incarnation,
+            options.peers,
+        );
+        smol::spawn(accept_loop(
+            listener,
+            events.clone(),
+            options.limits.clone(),
+        ))
+        .detach();
+        if options.stop_on_stdin_eof {
+            conn::stop_on_stdin_eof(events.clone());
+        }
+        drop(events);
+        owner.run(inbox).await;
+        Ok(())
+    }
+}
+
+/// The one task that owns the node.
+struct Owner {
+    node: Node,
+    epoch: Instant,
+    me: String,
+    links: Vec<Link>,
+    peers: HashMap<String, LinkId>,
+    kv: Option<(String, LinkId)>,
+    conns: Conns,
+    /// Where to send the reply to `(client, msg_id)`.
+    routes: HashMap<(String, u64), ConnId>,
+    /// Each client's latest connection, for replies without a route.
+    clients: HashMap<String, ConnId>,
+    /// Peers this node is cut off from.
+    cut: BTreeSet<String>,
+}
+
+impl Owner {
+    fn new(options: &NodeOptions, events: &Sender<Event>) -> Owner {
+        let mut links = Vec::new();
+        let mut peers = HashMap::new();
+        for (peer, addr) in &options.peers {
+            peers.insert(peer.clone(), links.len());
+            links.push(Link::spawn(
+                links.len(),
+                peer,
+                addr,
+                events.clone(),
+                &options.limits,
+            ));
+        }
+        // A strategy that keeps nothing in the KV service needs no link.
+        let kv_addr = options
+            .kv
+            .as_ref()
+            .filter(|_| options.config.strategy.uses_kv());
+        let kv = kv_addr.map(|addr| {
+            let name = options.config.kv.name().to_owned();
+            links.push(Link::spawn(
+                links.len(),
+                &name,
+                addr,
+                events.clone(),
+                &options.limits,
+            ));
+            (name, links.len() - 1)
+        });
+        let mut owner = Owner {
+            node: Node::new(options.config.clone()),
+            epoch: Instant::now(),
+            me: options.id.clone(),
+            links,
+            peers,
+            kv,
+            conns: Conns::new(options.limits.max_connections),
+            routes: HashMap::new(),
+            clients: HashMap::new(),
+            cut: options.cut.iter().cloned().collect(),
+        };
+        let mut node_ids: Vec<String> = options.peers.iter().map(|(id, _)| id.clone()).collect();
+        node_ids.push(options.id.clone());
+        node_ids.sort();
+        let init = Envelope {
+            src: INIT_SRC.into(),
+            dest: options.id.clone(),
+            body: Body {
+                msg_id: Some(0),
+                in_reply_to: None,
+                payload: Payload::Init {
+                    node_id: options.id.clone(),
+                    node_ids,
+                },
+            },
+        };
+        let now = owner.now();
+        owner.node.handle(Input::Message(init), now);
+        owner
+    }
+
+    fn now(&self) -> gcounter_core::Time {
+        self.epoch.elapsed()
+    }
+
+    async fn run(&mut self, inbox: Receiver<Event>) {
+        loop {
+            let wake = self.drain();
+            let next = match wake {
+                Some(at) => {
+                    let deadline = self.epoch + at;
+                    or(async { Some(inbox.recv().await) }, async {
+                        Timer::at(deadline).await;
+                        None
+                    })
+                    .await
+                }
+                None => Some(inbox.recv().await),
+            };
+            match next {
+                None => {
+                    let now = self.now();
+                    self.node.handle(Input::Timeout, now);
+                }
+                Some(Ok(Event::Stop)) | Some(Err(_)) => break,
+                Some(Ok(event)) => self.on_event(event),
+            }
+        }
+        inbox.close();
+    }
+
+    /// Routes everything the node wants sent; returns when it wants waking.
+    fn drain(&mut self) -> Option<gcounter_core::Time> {
+        loop {
+            match self.node.poll_output() {
+                Output::Send(msg) => self.route(msg),
+                Output::Wait(at) => return at,
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Opened { conn, peer, handle } => {
+                for gone in self.conns.opened(conn, peer, handle) {
+                    self.forget(gone);
+                }
+            }
+            Event::Closed { conn } => {
+                if self.conns.closed(conn) {
+                    self.forget(conn);
+                }
+            }
+            Event::Line { from, line } => {
+                if let Source::Conn(conn) = from {
+                    if !self.conns.touch(conn) {
+                        log::debug!("line from closed connection {conn} dropped");
+                        return;
+                    }
+                }
+                self.on_line(from, &line);
+            }
+            Event::LinkUp(id) => self.links[id].up = true,
+            Event::LinkDown(id) => self.links[id].up = false,
+            Event::Stop => {}
+        }
+    }
+
+    fn forget(&mut self, conn: ConnId) {
+        self.clients.retain(|_, c| *c != conn);
+        if self.conns.len() == 0 {
+            // Requests whose connection went away will never be answered
+            // there; with nobody connected, nothing is worth keeping.
+            self.routes.clear();
+        }
+    }
+
+    fn is_client(&self, src: &str) -> bool {
+        !self.peers.contains_key(src) && self.kv.as_ref().is_none_or(|(name, _)| name != src)
+    }
+
+    fn on_line(&mut self, from: Source, line: &[u8]) {
+        let now = self.now();
+        match parse_line(line) {
+            Ok(mut msg) => {
+                if self.cut.contains(&msg.src) {
+                    log::debug!(
+                        "dropped `{}` from {}: cut off",
+                        msg.body.payload.type_name(),
+                        msg.src
+                    );
+                    return;
+                }
+                if msg.dest != self.me {
+                    if !self.is_client(&msg.dest) {
+                        log::warn!(
+                            "message for {} from {} arrived at {} (wrong address?); handling it",
+                            msg.dest,
+                            msg.src,
+                            self.me
+                        );
+                    }
+                    msg.dest = self.me.clone();
+                }
+                if let (Source::Conn(conn), None) = (from, msg.body.in_reply_to) {
+                    if self.is_client(&msg.src) {
+                        self.note_client(conn, &msg.src, msg.body.msg_id);
+                    }
+                }
+                self.node.handle(Input::Message(msg), now);
+            }
+            Err(err) => {
+                if let Some(req) = Request::parse(line, &[control::PARTITION, control::HEAL]) {
+                    return self.on_control(from, req);
+                }
+                if let (Source::Conn(conn), Some((client, msg_id))) = (from, &err.reply_to) {
+                    if self.is_client(client) {
+                        self.note_client(conn, client, Some(*msg_id));
+                    }
+                }
+                // The error path: the node parses again and answers.
+                self.node.handle(Input::Line(line), now);
+            }
+        }
+    }
+
+    fn note_client(&mut self, conn: ConnId, client: &str, msg_id: Option<u64>) {
+        // Every request is answered, which removes its route; but a client
+        // can send messages that need no answer, under any number of ids.
+        // Past this many, start afresh: replies then go to each client's
+        // latest connection, or nowhere.
+        const MAX_ROUTES: usize = 1 << 16;
+        if self.routes.len() >= MAX_ROUTES || self.clients.len() >= MAX_ROUTES {
+            log::warn!(
+                "{} replies awaited, {} client ids seen: forgetting them",
+                self.routes.len(),
+                self.clients.len()
+            );
+            self.routes.clear();
+            self.clients.clear();
+        }
+        if let Some(id) = msg_id {
+            self.routes.insert((client.to_owned(), id), conn);
+        }
+        if self.clients.get(client) != Some(&conn) {
+            self.clients.insert(client.to_owned(), conn);
+        }
+    }
+
+    fn on_control(&mut self, from: Source, req: Request) {
+        let reply = match req.ty.as_str() {
+            control::PARTITION => match req.strings("peers") {
+                Ok(peers) => match peers.iter().find(|p| !self.peers.contains_key(*p)) {
+                    Some(bad) => {
+                        let text = if self.kv.as_ref().is_some_and(|(name, _)| name == bad) {
+                            format!("{bad} is a service: services are never cut off")
+                        } else {
+                            format!("{bad} is not a peer of {}", self.me)
+                        };
+                        req.error(&self.me, ErrorCode::MALFORMED_REQUEST, &text)
+                    }
+                    None => {
+                        self.cut = peers.into_iter().collect();
+                        log::info!("partition: cut off from {:?}", self.cut);
+                        req.ok(&self.me, Vec::new())
+                    }
+                },
+                Err(text) => req.error(&self.me, ErrorCode::MALFORMED_REQUEST, &text),
+            },
+            _ => {
+                if !self.cut.is_empty() {
+                    log::info!("heal: no longer cut off from {:?}", self.cut);
+                }
+                self.cut.clear();
+                req.ok(&self.me, Vec::new())
+            }
+        };
+        match from {
+            Source::Conn(conn) => {
+                self.conns.send(conn, reply);
+            }
+            Source::Link(id) => self.links[id].send(reply),
+        }
+    }
+
+    fn route(&mut self, msg: Envelope) {
+        if msg.dest == INIT_SRC {
+            return;
+        }
+        let mut line = Vec::with_capacity(128);
+        write_line(&mut line, &msg);
+        if let Some(&link) = self.peers.get(&msg.dest) {
+            if self.cut.contains(&msg.dest) {
+                log::debug!(
+                    "dropped `{}` to {}: cut off",
+                    msg.body.payload.type_name(),
+                    msg.dest
+                );
+            } else {
+                self.links[link].send(line);
+            }
+            return;
+        }
+        if let Some((_, link)) = self.kv.as_ref().filter(|(name, _)| *name == msg.dest) {
+            self.links[*link].send(line);
+            return;
+        }
+        let conn = msg
+            .body
+            .in_reply_to
+            .and_then(|id| self.routes.remove(&(msg.dest.clone(), id)))
+            .or_else(|| self.clients.get(&msg.dest).copied());
+        let sent = conn.is_some_and(|conn| self.conns.send(conn, line));
+        if !sent {
+            log::debug!(
+                "dropped `{}` to {}: not connected",
+                msg.body.payload.type_name(),
+                msg.dest
+            );
+        }
+    }
+}
+
+/// The incarnation for a node that is starting: one more than the last
+/// one recorded in `state_dir` (0 the first time), recorded before it is
+/// used; without a state directory, the wall clock in milliseconds.
+///
+/// A restarted node must never reuse an incarnation: the `gossip`
+/// strategy counts each incarnation's adds in a slot of its own, so a node
+/// that came back under an old slot would count from zero again there,
+/// and the maximum-merge with its peers would swallow its new adds.
+pub fn next_incarnation(state_dir: Option<&std::path::Path>, id: &str) -> io::Result<u64> {
+    use std::io::Write;
+    let Some(dir) = state_dir else {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        return Ok(now.map(|d| d.as_millis() as u64).unwrap_or(1).max(1));
+    };
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{id}.incarnation"));
+    let next = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let last: u64 = text.trim().parse().map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} does not hold a number", path.display()),
+                )
+            })?;
+            last + 1
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    // Written aside and renamed, so a crash leaves the old or the new
+    // number, never half of one.
+    let tmp = dir.join(format!("{id}.incarnation.tmp"));
+    let mut file = std::fs::File::create(&tmp)?;
+    writeln!(file, "{next}")?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(next)
+}
