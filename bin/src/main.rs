@@ -11,6 +11,7 @@ mod node;
 mod sim;
 mod stdio_node;
 mod tcp_args;
+mod test_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ struct Cli {
 enum Command {
     /// Run the g-counter test in the deterministic simulator (virtual time, seeded).
     Sim(gcounter_harness::SimArgs),
+    /// Run Maelstrom's g-counter test against node processes (this binary by default).
+    Test(gcounter_harness::process::TestArgs),
     /// Serve the KV service (seq-kv or lin-kv) over TCP.
     Kv(kv::Args),
     /// Run one node over TCP.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         None => stdio_node::run(),
         Some(command) => match command {
             Command::Sim(args) => sim::run(&args),
+            Command::Test(args) => test_cmd::run(&args),
             Command::Kv(args) => kv::run(args),
             Command::Node(args) => node::run(args),
             Command::Cluster(args) => cluster::run(args),

@@ -1,14 +1,13 @@
 //! `gcounter sim`: the simulator on the command line. The binary only
 //! flattens [`SimArgs`] into its subcommand and calls [`run`].
 
-use crate::nemesis::{Latency, LatencyDist, NemesisConfig};
+use crate::params::RunParams;
 use crate::report::{RunDigest, RunReport, Settings, Summary};
 use crate::sim::{self, SimConfig, SimError};
-use crate::workload::{WorkloadConfig, CLIENT_TIMEOUT};
 use gcounter_core::{Config, KvKind, StrategyKind};
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Runs the g-counter test in the deterministic simulator: real strategy
 /// code, the core's seq-kv model, virtual time. Flags are named as
@@ -16,39 +15,13 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
     /// How the nodes keep the counter: gossip, per-node, cas or naive.
-    #[arg(long, default_value = "gossip", value_parser = parse_strategy)]
+    #[arg(long, default_value = "gossip", value_parser = crate::params::parse_strategy)]
     pub strategy: StrategyKind,
-    /// How many server nodes (and clients: one per node).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
-    pub node_count: u64,
-    /// Client operations per second over the whole cluster.
-    #[arg(long, default_value_t = 100.0, value_parser = non_negative)]
-    pub rate: f64,
-    /// Seconds of operations (with the nemesis active), before the final phase.
-    #[arg(long, value_name = "SECONDS", default_value_t = 20.0, value_parser = non_negative)]
-    pub time_limit: f64,
-    /// Faults to inject: `partition` (network partitions between servers).
-    #[arg(long, value_name = "FAULTS", value_parser = ["partition"])]
-    pub nemesis: Option<String>,
-    /// Mean seconds between nemesis events (a cut, then a heal, ...).
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive)]
-    pub nemesis_interval: f64,
-    /// Mean latency of messages between servers and to services, in ms.
-    #[arg(long, value_name = "MS", default_value_t = 0.0, value_parser = non_negative)]
-    pub latency: f64,
-    /// How latency is distributed: constant, uniform or exponential.
-    #[arg(long, default_value = "constant", value_parser = parse_dist)]
-    pub latency_dist: LatencyDist,
+    #[command(flatten)]
+    pub params: RunParams,
     /// The KV service the KV strategies use: seq-kv or lin-kv.
     #[arg(long, default_value = "seq-kv", value_parser = parse_kv)]
     pub kv: KvKind,
-    /// Seconds to wait after healing before the final reads.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = non_negative)]
-    pub recovery: f64,
-    /// The seed of a single run (full report); with --seeds, the first seed.
-    /// Without either, one run with a random seed.
-    #[arg(long)]
-    pub seed: Option<u64>,
     /// Run this many seeds (from --seed, default 0) and summarize.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub seeds: Option<u64>,
@@ -60,100 +33,36 @@ pub struct SimArgs {
     pub jobs: Option<u64>,
 }
 
-fn parse_strategy(s: &str) -> Result<StrategyKind, String> {
-    s.parse()
-        .map_err(|e: gcounter_core::config::UnknownValue| e.to_string())
-}
-
 fn parse_kv(s: &str) -> Result<KvKind, String> {
     s.parse()
         .map_err(|e: gcounter_core::config::UnknownValue| e.to_string())
-}
-
-fn parse_dist(s: &str) -> Result<LatencyDist, String> {
-    s.parse()
-}
-
-fn number(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if v.is_finite() && v <= 1e9 {
-        Ok(v)
-    } else {
-        Err(format!("`{s}` is out of range"))
-    }
-}
-
-fn non_negative(s: &str) -> Result<f64, String> {
-    number(s).and_then(|v| {
-        if v >= 0.0 {
-            Ok(v)
-        } else {
-            Err(format!("`{s}` must not be negative"))
-        }
-    })
-}
-
-fn positive(s: &str) -> Result<f64, String> {
-    number(s).and_then(|v| {
-        if v > 0.0 {
-            Ok(v)
-        } else {
-            Err(format!("`{s}` must be positive"))
-        }
-    })
 }
 
 impl SimArgs {
     /// The simulator's configuration these flags describe.
     pub fn to_config(&self) -> SimConfig {
         SimConfig {
-            node_count: self.node_count as usize,
+            node_count: self.params.node_count as usize,
             node: Config {
                 strategy: self.strategy,
                 kv: self.kv,
                 ..Config::default()
             },
-            workload: WorkloadConfig {
-                rate: self.rate,
-                time_limit: Duration::from_secs_f64(self.time_limit),
-                recovery: Duration::from_secs_f64(self.recovery),
-                client_timeout: CLIENT_TIMEOUT,
-            },
-            nemesis: self.nemesis.as_ref().map(|_| NemesisConfig {
-                interval: Duration::from_secs_f64(self.nemesis_interval),
-                ..NemesisConfig::default()
-            }),
-            latency: Latency::new(
-                Duration::from_secs_f64(self.latency / 1000.0),
-                self.latency_dist,
-            ),
+            workload: self.params.workload(),
+            nemesis: self.params.nemesis(),
+            latency: self.params.latency(),
             ..SimConfig::default()
         }
     }
 
     /// The command line that replays `seed` alone.
     pub fn replay_command(&self, seed: u64) -> String {
-        let mut cmd = format!(
-            "gcounter sim --strategy {} --node-count {} --rate {} --time-limit {}",
-            self.strategy, self.node_count, self.rate, self.time_limit
-        );
-        if let Some(n) = &self.nemesis {
-            cmd += &format!(
-                " --nemesis {n} --nemesis-interval {}",
-                self.nemesis_interval
-            );
-        }
-        if self.latency > 0.0 {
-            cmd += &format!(
-                " --latency {} --latency-dist {}",
-                self.latency, self.latency_dist
-            );
-        }
-        cmd += &format!(
-            " --kv {} --recovery {} --seed {seed}",
-            self.kv, self.recovery
-        );
-        cmd
+        format!(
+            "gcounter sim --strategy {} --kv {} {}",
+            self.strategy,
+            self.kv,
+            self.params.flags(seed)
+        )
     }
 }
 
@@ -177,11 +86,11 @@ pub fn run_to(args: &SimArgs, out: &mut impl Write) -> std::io::Result<u8> {
     let settings = Settings::of(&cfg);
     match args.seeds {
         None => {
-            let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
+            let seed = args.params.seed.unwrap_or_else(|| fastrand::u64(..));
             single(args, &cfg, settings, seed, out)
         }
         Some(n) => {
-            let first = args.seed.unwrap_or(0);
+            let first = args.params.seed.unwrap_or(0);
             let seeds: Vec<u64> = (0..n).map(|i| first.wrapping_add(i)).collect();
             many(args, &cfg, settings, &seeds, out)
         }

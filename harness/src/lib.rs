@@ -63,6 +63,7 @@ pub mod cli;
 pub mod history;
 pub mod nemesis;
 pub mod page;
+pub mod params;
 pub mod process;
 pub mod report;
 pub mod services;

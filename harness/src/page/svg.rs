@@ -67,14 +67,18 @@ impl Chart {
             self.out,
             r##"<path d="M{x0},{y1} L{x0},{y0} L{x1},{y0}" stroke="#333" fill="none"/>"##
         );
-        for i in 0..=5 {
-            let v = self.x_max * i as f64 / 5.0;
+        let step = nice_step(self.x_max / 5.0);
+        for v in (0..)
+            .map(|i| i as f64 * step)
+            .take_while(|v| *v <= self.x_max + 1e-9)
+        {
             let x = self.x(v);
             let _ = write!(
                 self.out,
-                r##"<line x1="{x}" y1="{y0}" x2="{x}" y2="{}" stroke="#333"/><text x="{x}" y="{}" text-anchor="middle">{v:.0}</text>"##,
+                r##"<line x1="{x}" y1="{y0}" x2="{x}" y2="{}" stroke="#333"/><text x="{x}" y="{}" text-anchor="middle">{}</text>"##,
                 y0 + 4.0,
-                y0 + 18.0
+                y0 + 18.0,
+                short(v)
             );
         }
         for v in self.y_ticks() {
@@ -103,8 +107,11 @@ impl Chart {
             let hi = self.y_max.max(1e-2).log10().ceil() as i32;
             (lo..=hi).map(|e| 10f64.powi(e)).collect()
         } else {
-            (0..=4)
-                .map(|i| self.y_min + (self.y_max - self.y_min) * i as f64 / 4.0)
+            let step = nice_step((self.y_max - self.y_min) / 4.0);
+            let first = (self.y_min / step).ceil() * step;
+            (0..)
+                .map(|i| first + step * i as f64)
+                .take_while(|v| *v <= self.y_max + 1e-9)
                 .collect()
         }
     }
@@ -150,10 +157,23 @@ impl Chart {
     }
 }
 
+/// The smallest of 1, 2 or 5 times a power of ten that is at least `raw`.
+fn nice_step(raw: f64) -> f64 {
+    if raw <= 0.0 || !raw.is_finite() {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw * (1.0 - 1e-9))
+        .unwrap_or(raw)
+}
+
 fn short(v: f64) -> String {
     if v >= 1000.0 {
         format!("{:.0}k", v / 1000.0)
-    } else if v >= 1.0 || v == 0.0 {
+    } else if v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
         format!("{v}")
@@ -335,6 +355,15 @@ mod tests {
             assert!(svg.contains("</svg>"));
             assert!(!svg.contains("NaN"));
         }
+    }
+
+    #[test]
+    fn axis_steps_are_round() {
+        assert_eq!(nice_step(2.6), 5.0);
+        assert_eq!(nice_step(0.3), 0.5);
+        assert_eq!(nice_step(14.6), 20.0);
+        assert_eq!(nice_step(10.0), 10.0);
+        assert_eq!(nice_step(0.0), 1.0);
     }
 
     #[test]

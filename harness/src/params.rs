@@ -1,0 +1,126 @@
+//! The flags `gcounter sim` and `gcounter test` share, named as Maelstrom
+//! names them, and what they mean for the workload, nemesis and network.
+
+use crate::nemesis::{Latency, LatencyDist, NemesisConfig};
+use crate::workload::{WorkloadConfig, CLIENT_TIMEOUT};
+use gcounter_core::StrategyKind;
+use std::time::Duration;
+
+/// The shape of one g-counter test.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunParams {
+    /// How many server nodes (and clients: one per node).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub node_count: u64,
+    /// Client operations per second over the whole cluster.
+    #[arg(long, default_value_t = 100.0, value_parser = non_negative)]
+    pub rate: f64,
+    /// Seconds of operations (with the nemesis active), before the final phase.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20.0, value_parser = non_negative)]
+    pub time_limit: f64,
+    /// Faults to inject: `partition` (network partitions between servers).
+    #[arg(long, value_name = "FAULTS", value_parser = ["partition"])]
+    pub nemesis: Option<String>,
+    /// Mean seconds between nemesis events (a cut, then a heal, ...).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive)]
+    pub nemesis_interval: f64,
+    /// Mean latency of messages between servers and to services, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 0.0, value_parser = non_negative)]
+    pub latency: f64,
+    /// How latency is distributed: constant, uniform or exponential.
+    #[arg(long, default_value = "constant", value_parser = parse_dist)]
+    pub latency_dist: LatencyDist,
+    /// Seconds to wait after healing before the final reads.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = non_negative)]
+    pub recovery: f64,
+    /// The seed of the workload, nemesis and services (`gcounter sim`: of a
+    /// single run, or with --seeds the first seed). Without it, a random
+    /// seed, printed so the run can be replayed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl RunParams {
+    pub fn workload(&self) -> WorkloadConfig {
+        WorkloadConfig {
+            rate: self.rate,
+            time_limit: Duration::from_secs_f64(self.time_limit),
+            recovery: Duration::from_secs_f64(self.recovery),
+            client_timeout: CLIENT_TIMEOUT,
+        }
+    }
+
+    pub fn nemesis(&self) -> Option<NemesisConfig> {
+        self.nemesis.as_ref().map(|_| NemesisConfig {
+            interval: Duration::from_secs_f64(self.nemesis_interval),
+            ..NemesisConfig::default()
+        })
+    }
+
+    pub fn latency(&self) -> Latency {
+        Latency::new(
+            Duration::from_secs_f64(self.latency / 1000.0),
+            self.latency_dist,
+        )
+    }
+
+    /// These flags as they would be typed, to replay a run with `seed`.
+    pub fn flags(&self, seed: u64) -> String {
+        let mut cmd = format!(
+            "--node-count {} --rate {} --time-limit {}",
+            self.node_count, self.rate, self.time_limit
+        );
+        if let Some(n) = &self.nemesis {
+            cmd += &format!(
+                " --nemesis {n} --nemesis-interval {}",
+                self.nemesis_interval
+            );
+        }
+        if self.latency > 0.0 {
+            cmd += &format!(
+                " --latency {} --latency-dist {}",
+                self.latency, self.latency_dist
+            );
+        }
+        cmd += &format!(" --recovery {} --seed {seed}", self.recovery);
+        cmd
+    }
+}
+
+pub(crate) fn parse_strategy(s: &str) -> Result<StrategyKind, String> {
+    s.parse()
+        .map_err(|e: gcounter_core::config::UnknownValue| e.to_string())
+}
+
+fn parse_dist(s: &str) -> Result<LatencyDist, String> {
+    s.parse()
+}
+
+fn number(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() && v <= 1e9 {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` is out of range"))
+    }
+}
+
+fn non_negative(s: &str) -> Result<f64, String> {
+    number(s).and_then(|v| {
+        if v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(format!("`{s}` must not be negative"))
+        }
+    })
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    number(s).and_then(|v| {
+        if v > 0.0 {
+            Ok(v)
+        } else {
+            Err(format!("`{s}` must be positive"))
+        }
+    })
+}
