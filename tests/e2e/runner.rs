@@ -199,17 +199,7 @@ fn index_html_shows_the_verdict_in_a_browser() {
         return;
     };
     let store = Store::new("browser");
-    let out = gcounter_test(
-        &store,
-        &[
-            "--strategy",
-            "gossip",
-            "--time-limit",
-            "2",
-            "--recovery",
-            "1",
-        ],
-    );
+    let out = gcounter_test(&store, &["--strategy", "gossip"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let page = std::fs::canonicalize(store.latest().join("index.html")).expect("index.html");
     let profile = store.0.join("chromium-profile");
