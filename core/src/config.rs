@@ -124,6 +124,12 @@ pub struct Config {
     pub gossip_interval: Duration,
     /// How long a KV call may go unanswered before the strategy is told.
     pub rpc_timeout: Duration,
+    /// How old a KV strategy's view of the counter may be and still answer
+    /// a read without asking the service: a read arriving within this time
+    /// of the start of the last completed read round is answered from that
+    /// round. Zero makes every read ask the service. A read after a quiet
+    /// spell longer than this (the final reads) always asks.
+    pub read_staleness: Duration,
     /// Distinguishes a restarted process from its previous life (0 under
     /// Maelstrom, which never restarts a node). Values written to mean
     /// "fresh" and gossip slots include it.
@@ -137,6 +143,7 @@ impl Default for Config {
             kv: KvKind::SeqKv,
             gossip_interval: Duration::from_millis(300),
             rpc_timeout: Duration::from_secs(1),
+            read_staleness: Duration::from_millis(250),
             incarnation: 0,
         }
     }

@@ -13,12 +13,15 @@
 //! adds are answered with an indefinite error and never retried.
 //!
 //! Reads are made current first (a fresh write to a key of the node's own,
-//! see [`Fresh`]) and never report less than the node has seen.
+//! see [`Fresh`]) and never report less than the node has seen; reads
+//! within `config.read_staleness` of the start of the last completed read
+//! are answered from it ([`ReadView`]).
 
-use super::kv_calls::{self, Calls, Fresh, ReadResult, MAYBE_APPLIED};
+use super::kv_calls::{self, Calls, Fresh, ReadResult, ReadView, MAYBE_APPLIED};
 use super::{checked_total, Ctx, Request, Strategy, Tag, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
+use crate::Time;
 
 /// The shared key.
 pub const KEY: &str = "counter";
@@ -51,7 +54,9 @@ pub struct Cas {
     waiting: Vec<(Request, u64)>,
     batch: Option<Batch>,
     reads: Vec<Request>,
-    round: Option<Vec<Request>>,
+    /// The reads being answered, and when their round started.
+    round: Option<(Vec<Request>, Time)>,
+    view: ReadView,
 }
 
 impl Cas {
@@ -106,7 +111,7 @@ impl Cas {
 
     fn start_round(&mut self, ctx: &mut Ctx<'_>) {
         if self.round.is_none() && !self.reads.is_empty() {
-            self.round = Some(std::mem::take(&mut self.reads));
+            self.round = Some((std::mem::take(&mut self.reads), ctx.now));
             self.issue(ctx, Call::RoundSync);
         }
     }
@@ -124,6 +129,15 @@ impl Strategy for Cas {
     }
 
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
+        if self.view.serves(ctx) {
+            let value = self.known.unwrap_or(0);
+            return ctx.reply(
+                &req,
+                Payload::ReadOk {
+                    value: value.into(),
+                },
+            );
+        }
         self.reads.push(req);
         self.start_round(ctx);
     }
@@ -171,13 +185,16 @@ impl Strategy for Cas {
                     ReadResult::Retry => return self.calls.retry_later(ctx, Call::RoundRead),
                 }
                 let value = self.known.unwrap_or(0);
-                for req in self.round.take().unwrap_or_default() {
-                    ctx.reply(
-                        &req,
-                        Payload::ReadOk {
-                            value: value.into(),
-                        },
-                    );
+                if let Some((reads, started)) = self.round.take() {
+                    self.view.refreshed(started);
+                    for req in reads {
+                        ctx.reply(
+                            &req,
+                            Payload::ReadOk {
+                                value: value.into(),
+                            },
+                        );
+                    }
                 }
                 self.start_round(ctx);
             }

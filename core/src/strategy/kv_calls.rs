@@ -4,6 +4,7 @@
 use super::{Ctx, Tag, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
+use crate::Time;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -57,6 +58,32 @@ impl<P: Copy> Calls<P> {
     /// The calls due for another try.
     pub fn due(&mut self) -> Vec<P> {
         std::mem::take(&mut self.retry)
+    }
+}
+
+/// When a node's view of the counter was last brought up to date: the
+/// start of its last completed read round. Reads within
+/// `config.read_staleness` of that are answered from the view, which
+/// bounds how stale such a read can be and spares the service a round per
+/// read under load; after a quiet spell every read asks the service again.
+#[derive(Debug, Default)]
+pub struct ReadView {
+    fresh_from: Option<Time>,
+}
+
+impl ReadView {
+    /// Whether a read arriving now may be answered from the view.
+    pub fn serves(&self, ctx: &Ctx<'_>) -> bool {
+        let staleness = ctx.config.read_staleness;
+        !staleness.is_zero()
+            && self
+                .fresh_from
+                .is_some_and(|t| ctx.now.saturating_sub(t) <= staleness)
+    }
+
+    /// A round that started at `started` has completed.
+    pub fn refreshed(&mut self, started: Time) {
+        self.fresh_from = Some(self.fresh_from.map_or(started, |t| t.max(started)));
     }
 }
 

@@ -7,6 +7,9 @@
 //! - A read first makes the node current by writing a fresh value to a key
 //!   of its own ([`Fresh`]), then reads the other nodes' keys. It keeps the
 //!   highest value seen per key, so it never reports less than before.
+//!   Reads that arrive while a round is in flight wait for the next one,
+//!   and reads within `config.read_staleness` of the start of the last
+//!   completed round are answered from it ([`ReadView`]).
 //! - The node's own key is written by compare-and-set from the value the
 //!   node knows is there to that value plus the adds waiting, one write in
 //!   flight at a time; adds that arrive meanwhile ride on the next write.
@@ -21,10 +24,11 @@
 //! before it writes, so a restarted process continues from its previous
 //! total instead of overwriting it.
 
-use super::kv_calls::{self, Calls, Fresh, ReadResult, MAYBE_APPLIED};
+use super::kv_calls::{self, Calls, Fresh, ReadResult, ReadView, MAYBE_APPLIED};
 use super::{checked_total, Ctx, Request, Strategy, Tag, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
+use crate::Time;
 use std::collections::BTreeMap;
 
 /// How many tries a write gets before its clients are told it may or may
@@ -62,6 +66,7 @@ struct Write {
 struct Round {
     reads: Vec<Request>,
     outstanding: usize,
+    started: Time,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +83,7 @@ pub struct PerNode {
     /// Reads that arrived after the current round began.
     reads: Vec<Request>,
     round: Option<Round>,
+    view: ReadView,
 }
 
 impl PerNode {
@@ -152,6 +158,7 @@ impl PerNode {
         self.round = Some(Round {
             reads,
             outstanding: 0,
+            started: ctx.now,
         });
         self.issue(ctx, Call::RoundSync);
     }
@@ -178,11 +185,8 @@ impl PerNode {
         let Some(round) = self.round.take() else {
             return;
         };
-        if let Some(c) = self.confirmed {
-            let seen = self.seen.entry(ctx.me.to_string()).or_insert(0);
-            *seen = (*seen).max(c);
-        }
-        let value: u64 = self.seen.values().sum();
+        self.view.refreshed(round.started);
+        let value = self.value(ctx);
         for req in &round.reads {
             ctx.reply(
                 req,
@@ -192,6 +196,15 @@ impl PerNode {
             );
         }
         self.start_round(ctx);
+    }
+
+    /// The sum of the highest value seen in every node's key.
+    fn value(&mut self, ctx: &Ctx<'_>) -> u64 {
+        if let Some(c) = self.confirmed {
+            let seen = self.seen.entry(ctx.me.to_string()).or_insert(0);
+            *seen = (*seen).max(c);
+        }
+        self.seen.values().sum()
     }
 
     fn on_read_reply(&mut self, ctx: &mut Ctx<'_>, call: Call, reply: &Payload) {
@@ -261,6 +274,15 @@ impl Strategy for PerNode {
     }
 
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
+        if self.view.serves(ctx) {
+            let value = self.value(ctx);
+            return ctx.reply(
+                &req,
+                Payload::ReadOk {
+                    value: value.into(),
+                },
+            );
+        }
         self.reads.push(req);
         self.start_round(ctx);
     }

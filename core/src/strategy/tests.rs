@@ -234,3 +234,23 @@ fn a_client_cannot_gossip_into_the_counter() {
     ));
     assert_eq!(c.read(0), 0);
 }
+
+#[test]
+fn reads_soon_after_a_round_are_answered_from_it_and_later_ones_ask_again() {
+    for kind in [StrategyKind::PerNode, StrategyKind::Cas] {
+        let mut c = Cluster::new(kind, 3, 4);
+        c.request(1, Payload::Add { delta: 2 });
+        c.settle(Duration::from_secs(1));
+        assert_eq!(c.read(0), 2, "{kind}");
+        let to_kv = |c: &Cluster| c.sent.iter().filter(|m| m.dest == "seq-kv").count();
+        let before = to_kv(&c);
+        assert_eq!(c.read(0), 2, "{kind}");
+        assert_eq!(to_kv(&c), before, "{kind}: a fresh view was not used");
+        // Later than the staleness bound, the read asks the service.
+        c.request(2, Payload::Add { delta: 3 });
+        c.settle(Duration::from_secs(1));
+        c.now += Duration::from_secs(1);
+        assert_eq!(c.read(0), 5, "{kind}");
+        assert!(to_kv(&c) > before, "{kind}");
+    }
+}
