@@ -127,8 +127,9 @@ pub struct Config {
     /// How old a KV strategy's view of the counter may be and still answer
     /// a read without asking the service: a read arriving within this time
     /// of the start of the last completed read round is answered from that
-    /// round. Zero makes every read ask the service. A read after a quiet
-    /// spell longer than this (the final reads) always asks.
+    /// round, and past half of it also starts a round in the background.
+    /// Zero makes every read ask the service. A read after a quiet spell
+    /// longer than this (the final reads) always asks.
     pub read_staleness: Duration,
     /// Distinguishes a restarted process from its previous life (0 under
     /// Maelstrom, which never restarts a node). Values written to mean
@@ -143,7 +144,7 @@ impl Default for Config {
             kv: KvKind::SeqKv,
             gossip_interval: Duration::from_millis(300),
             rpc_timeout: Duration::from_secs(1),
-            read_staleness: Duration::from_millis(250),
+            read_staleness: Duration::from_secs(1),
             incarnation: 0,
         }
     }

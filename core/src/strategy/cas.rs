@@ -109,8 +109,10 @@ impl Cas {
         }
     }
 
+    /// Starts a round of reads if none is in flight: for the reads
+    /// waiting, or (with none waiting) to refresh the view.
     fn start_round(&mut self, ctx: &mut Ctx<'_>) {
-        if self.round.is_none() && !self.reads.is_empty() {
+        if self.round.is_none() {
             self.round = Some((std::mem::take(&mut self.reads), ctx.now));
             self.issue(ctx, Call::RoundSync);
         }
@@ -131,12 +133,16 @@ impl Strategy for Cas {
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
         if self.view.serves(ctx) {
             let value = self.known.unwrap_or(0);
-            return ctx.reply(
+            ctx.reply(
                 &req,
                 Payload::ReadOk {
                     value: value.into(),
                 },
             );
+            if self.view.wants_refresh(ctx) {
+                self.start_round(ctx);
+            }
+            return;
         }
         self.reads.push(req);
         self.start_round(ctx);
@@ -196,7 +202,9 @@ impl Strategy for Cas {
                         );
                     }
                 }
-                self.start_round(ctx);
+                if !self.reads.is_empty() {
+                    self.start_round(ctx);
+                }
             }
         }
     }

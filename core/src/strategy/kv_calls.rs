@@ -65,7 +65,9 @@ impl<P: Copy> Calls<P> {
 /// start of its last completed read round. Reads within
 /// `config.read_staleness` of that are answered from the view, which
 /// bounds how stale such a read can be and spares the service a round per
-/// read under load; after a quiet spell every read asks the service again.
+/// read under load; while reads keep coming the view is refreshed in the
+/// background, and after a quiet spell (the final reads) a read asks the
+/// service again.
 #[derive(Debug, Default)]
 pub struct ReadView {
     fresh_from: Option<Time>,
@@ -79,6 +81,16 @@ impl ReadView {
             && self
                 .fresh_from
                 .is_some_and(|t| ctx.now.saturating_sub(t) <= staleness)
+    }
+
+    /// Whether a read answered from the view should also start a round in
+    /// the background: past half the staleness bound, so that while reads
+    /// keep coming the view is renewed before it expires and they never
+    /// wait for the service.
+    pub fn wants_refresh(&self, ctx: &Ctx<'_>) -> bool {
+        let half = ctx.config.read_staleness / 2;
+        self.fresh_from
+            .is_some_and(|t| ctx.now.saturating_sub(t) > half)
     }
 
     /// A round that started at `started` has completed.

@@ -150,8 +150,10 @@ impl PerNode {
         self.issue(ctx, Call::VerifyRead);
     }
 
+    /// Starts a round of reads if none is in flight: for the reads
+    /// waiting, or (with none waiting) to refresh the view.
     fn start_round(&mut self, ctx: &mut Ctx<'_>) {
-        if self.round.is_some() || self.reads.is_empty() {
+        if self.round.is_some() {
             return;
         }
         let reads = std::mem::take(&mut self.reads);
@@ -195,7 +197,9 @@ impl PerNode {
                 },
             );
         }
-        self.start_round(ctx);
+        if !self.reads.is_empty() {
+            self.start_round(ctx);
+        }
     }
 
     /// The sum of the highest value seen in every node's key.
@@ -276,12 +280,16 @@ impl Strategy for PerNode {
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
         if self.view.serves(ctx) {
             let value = self.value(ctx);
-            return ctx.reply(
+            ctx.reply(
                 &req,
                 Payload::ReadOk {
                     value: value.into(),
                 },
             );
+            if self.view.wants_refresh(ctx) {
+                self.start_round(ctx);
+            }
+            return;
         }
         self.reads.push(req);
         self.start_round(ctx);

@@ -246,11 +246,21 @@ fn reads_soon_after_a_round_are_answered_from_it_and_later_ones_ask_again() {
         let before = to_kv(&c);
         assert_eq!(c.read(0), 2, "{kind}");
         assert_eq!(to_kv(&c), before, "{kind}: a fresh view was not used");
-        // Later than the staleness bound, the read asks the service.
+        // Past half the bound, the read is still answered from the view,
+        // and a round starts in the background to renew it.
+        let staleness = crate::Config::default().read_staleness;
         c.request(2, Payload::Add { delta: 3 });
-        c.settle(Duration::from_secs(1));
-        c.now += Duration::from_secs(1);
-        assert_eq!(c.read(0), 5, "{kind}");
+        c.settle(Duration::ZERO);
+        c.now += staleness * 3 / 4;
+        assert_eq!(c.read(0), 2, "{kind}");
+        assert!(to_kv(&c) > before, "{kind}: no background refresh");
+        assert_eq!(c.read(0), 5, "{kind}: the refresh did not land");
+        // Later than the bound, the read waits for the service.
+        let before = to_kv(&c);
+        c.request(2, Payload::Add { delta: 1 });
+        c.settle(Duration::ZERO);
+        c.now += staleness * 2;
+        assert_eq!(c.read(0), 6, "{kind}");
         assert!(to_kv(&c) > before, "{kind}");
     }
 }
