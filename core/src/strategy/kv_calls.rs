@@ -1,7 +1,7 @@
 //! What the KV strategies share: remembering what each call was for,
 //! making the node current on `seq-kv`, and reading counter values.
 
-use super::{Ctx, Tag, Timer};
+use super::{Ctx, Request, Tag, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use crate::Time;
@@ -81,6 +81,21 @@ impl ReadView {
             && self
                 .fresh_from
                 .is_some_and(|t| ctx.now.saturating_sub(t) <= staleness)
+    }
+
+    /// Answers `req` with `value` if the view serves it; otherwise hands
+    /// the request back, to wait for a round.
+    pub fn answer(&self, ctx: &mut Ctx<'_>, req: Request, value: u64) -> Option<Request> {
+        if !self.serves(ctx) {
+            return Some(req);
+        }
+        ctx.reply(
+            &req,
+            Payload::ReadOk {
+                value: value.into(),
+            },
+        );
+        None
     }
 
     /// Whether a read answered from the view should also start a round in

@@ -278,20 +278,13 @@ impl Strategy for PerNode {
     }
 
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
-        if self.view.serves(ctx) {
-            let value = self.value(ctx);
-            ctx.reply(
-                &req,
-                Payload::ReadOk {
-                    value: value.into(),
-                },
-            );
-            if self.view.wants_refresh(ctx) {
-                self.start_round(ctx);
-            }
-            return;
+        let value = self.value(ctx);
+        match self.view.answer(ctx, req, value) {
+            Some(req) => self.reads.push(req),
+            None if !self.view.wants_refresh(ctx) => return,
+            // Answered from the view, which is getting old: renew it.
+            None => {}
         }
-        self.reads.push(req);
         self.start_round(ctx);
     }
 
