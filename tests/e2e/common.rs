@@ -147,3 +147,93 @@ pub fn assert_clean_exit(run: &Finished) {
         run.stderr
     );
 }
+
+/// A results store of its own for a `gcounter test` run, removed
+/// afterwards. Names must differ between tests (they share a process id).
+pub struct Store(pub PathBuf);
+
+impl Store {
+    pub fn new(name: &str) -> Store {
+        let dir = std::env::temp_dir().join(format!("gcounter-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Store(dir)
+    }
+
+    pub fn latest(&self) -> PathBuf {
+        self.0.join("latest")
+    }
+
+    pub fn results(&self) -> Value {
+        let text =
+            std::fs::read_to_string(self.latest().join("results.json")).expect("results.json");
+        serde_json::from_str(&text).expect("results.json is JSON")
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The short evaluation the `gcounter test` tests run: 3 nodes at rate 100
+/// for 5 s with partitions about every 2 s, then 3 s of recovery.
+pub const SHORT_RUN: [&str; 12] = [
+    "--node-count",
+    "3",
+    "--rate",
+    "100",
+    "--time-limit",
+    "5",
+    "--recovery",
+    "3",
+    "--nemesis",
+    "partition",
+    "--nemesis-interval",
+    "2",
+];
+
+/// Runs `gcounter test` with [`SHORT_RUN`] and `extra` flags (which
+/// replace the same flags of the short run), its results in `store`; kills
+/// it (and so its nodes) after `limit`.
+pub fn gcounter_test(store: &Store, extra: &[&str], limit: Duration) -> std::process::Output {
+    let short = SHORT_RUN
+        .chunks(2)
+        .filter(|flag| !extra.contains(&flag[0]))
+        .flatten();
+    let mut cmd = Command::new(gcounter());
+    cmd.arg("test")
+        .args(short)
+        .arg("--store")
+        .arg(&store.0)
+        .args(extra)
+        .env_remove("GCOUNTER_STRATEGY")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("gcounter test starts");
+    let pid = child.id();
+    let deadline = Instant::now() + limit;
+    let watchdog = thread::spawn(move || {
+        while Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return;
+            }
+        }
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    });
+    let out = child.wait_with_output().expect("gcounter test finishes");
+    let _ = watchdog.join();
+    out
+}
+
+/// A finished process's status and output, for assertion messages.
+pub fn describe(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

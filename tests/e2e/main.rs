@@ -7,3 +7,4 @@ mod runner;
 mod seed_samples;
 mod sim;
 mod tcp;
+mod tcp_runner;

@@ -1,91 +1,15 @@
 //! `gcounter test` through the binary: real node processes under the
 //! workload, partitions and checker, and the results a person opens.
 
-use crate::common::gcounter;
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use crate::common::{self, describe, Store};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
 
-/// A results store of its own for each test, removed afterwards.
-struct Store(PathBuf);
-
-impl Store {
-    fn new(name: &str) -> Store {
-        let dir = std::env::temp_dir().join(format!("gcounter-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        Store(dir)
-    }
-
-    fn latest(&self) -> PathBuf {
-        self.0.join("latest")
-    }
-
-    fn results(&self) -> Value {
-        let text =
-            std::fs::read_to_string(self.latest().join("results.json")).expect("results.json");
-        serde_json::from_str(&text).expect("results.json is JSON")
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs `gcounter test` with a short evaluation (5 s with partitions every
-/// ~2 s, then 3 s of recovery) and `extra` flags; kills it after a minute.
+/// Runs `gcounter test` with the short evaluation and `extra` flags;
+/// kills it after a minute.
 fn gcounter_test(store: &Store, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(gcounter());
-    cmd.args([
-        "test",
-        "--node-count",
-        "3",
-        "--rate",
-        "100",
-        "--time-limit",
-        "5",
-    ])
-    .args([
-        "--recovery",
-        "3",
-        "--nemesis",
-        "partition",
-        "--nemesis-interval",
-        "2",
-    ])
-    .arg("--store")
-    .arg(&store.0)
-    .args(extra)
-    .env_remove("GCOUNTER_STRATEGY")
-    .env_remove("RUST_LOG")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let child = cmd.spawn().expect("gcounter test starts");
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let watchdog = std::thread::spawn(move || {
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                return;
-            }
-        }
-        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-    });
-    let out = child.wait_with_output().expect("gcounter test finishes");
-    let _ = watchdog.join();
-    out
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::gcounter_test(store, extra, Duration::from_secs(60))
 }
 
 fn assert_valid_with(strategy: &str) {

@@ -1,20 +1,34 @@
 //! `gcounter test`: Maelstrom's g-counter test for any node binary, run as
 //! real processes. Flags are named as Maelstrom names them.
 
-use super::run::{run_test, Progress, TestConfig, TestRun};
+use super::run::{run_test, NetObserved, Progress, TestConfig, TestRun};
 use super::store::{new_run_dir, write_error, write_results};
+use super::tcp::{run_tcp_test, TcpTestConfig};
 use super::NodeCommand;
 use crate::params::{parse_strategy, RunParams};
 use crate::stats::Quantiles;
-use gcounter_core::{Config, StrategyKind};
-use serde_json::json;
+use gcounter_core::{Config, KvKind, StrategyKind};
+use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// How the test reaches the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Transport {
+    /// Node processes on stdin/stdout, the runner routing every message,
+    /// as Maelstrom does.
+    #[default]
+    Stdio,
+    /// A TCP cluster of this binary's `gcounter node`s and a `gcounter kv`
+    /// on loopback, which the runner starts and partitions.
+    Tcp,
+}
+
 /// Runs Maelstrom's g-counter test against node processes that speak
-/// Maelstrom's protocol on stdin/stdout (this binary by default).
+/// Maelstrom's protocol on stdin/stdout (this binary by default), or
+/// against a TCP cluster of this binary (`--transport tcp`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TestArgs {
     /// The workload. Only g-counter.
@@ -35,9 +49,16 @@ pub struct TestArgs {
     #[arg(long, value_name = "DIR", default_value = "store")]
     pub store: PathBuf,
     /// Sets GCOUNTER_STRATEGY for the nodes (for the gcounter binary);
-    /// otherwise the environment is passed through as it is.
+    /// otherwise the environment is passed through as it is. With
+    /// `--transport tcp`: the nodes' --strategy (default gossip).
     #[arg(long, value_parser = parse_strategy)]
     pub strategy: Option<StrategyKind>,
+    /// stdio: node processes on stdin/stdout, as Maelstrom runs them. tcp:
+    /// a local TCP cluster of this binary (`gcounter cluster`'s), started
+    /// by the test, partitioned through the nodes' control messages; no
+    /// --bin, --latency or --log-stderr.
+    #[arg(long, value_enum, default_value_t = Transport::Stdio)]
+    pub transport: Transport,
 }
 
 impl TestArgs {
@@ -62,6 +83,35 @@ impl TestArgs {
         }
     }
 
+    /// Refuses what the transport cannot do.
+    fn check_transport(&self) -> Result<(), String> {
+        if self.transport != Transport::Tcp {
+            return Ok(());
+        }
+        if !self.bin.is_empty() {
+            return Err(
+                "--bin is not supported with --transport tcp: the cluster runs this \
+                 gcounter binary's `gcounter node` (use --strategy to pick its strategy)"
+                    .into(),
+            );
+        }
+        if self.params.latency > 0.0 {
+            return Err(
+                "--latency cannot apply with --transport tcp: the nodes talk over \
+                 real loopback sockets, which the test does not delay"
+                    .into(),
+            );
+        }
+        if self.log_stderr {
+            return Err(
+                "--log-stderr is not supported with --transport tcp: each member \
+                 logs to its own file, kept in node-logs/ of the results"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     fn command(&self, self_exe: &Path) -> NodeCommand {
         let (program, args) = match self.bin.split_first() {
             Some((p, rest)) => (PathBuf::from(p), rest.to_vec()),
@@ -76,11 +126,15 @@ impl TestArgs {
     }
 }
 
-/// Runs `gcounter test`; `self_exe` is the node to run without `--bin`.
+/// Runs `gcounter test`; `self_exe` is the node to run without `--bin`
+/// (and the cluster's binary with `--transport tcp`).
 /// Exit status as Maelstrom's: 0 valid, 1 invalid, 2 unknown; 255 when the
 /// test could not run (a node broke the protocol, exited, or never started).
 pub fn run(args: &TestArgs, self_exe: &Path) -> ExitCode {
-    let concurrency = match args.concurrency() {
+    let checked = args
+        .concurrency()
+        .and_then(|c| args.check_transport().map(|()| c));
+    let concurrency = match checked {
         Ok(c) => c,
         Err(e) => {
             eprintln!("gcounter test: {e}");
@@ -98,6 +152,38 @@ pub fn run(args: &TestArgs, self_exe: &Path) -> ExitCode {
             return ExitCode::from(255);
         }
     };
+    let node_count = args.params.node_count as usize;
+    let common = Common {
+        concurrency,
+        seed,
+        dir,
+    };
+    let (settings, result) = match args.transport {
+        Transport::Stdio => stdio_test(args, self_exe, &common),
+        Transport::Tcp => tcp_test(args, self_exe, &common),
+    };
+    finish(&common.dir, &settings, node_count, result)
+}
+
+/// What every transport's test takes from the flags the same way.
+struct Common {
+    concurrency: usize,
+    seed: u64,
+    /// The results directory.
+    dir: PathBuf,
+}
+
+/// The test over stdio: the settings to record, and the run or the error.
+fn stdio_test(
+    args: &TestArgs,
+    self_exe: &Path,
+    common: &Common,
+) -> (Value, Result<TestRun, String>) {
+    let Common {
+        concurrency,
+        seed,
+        ref dir,
+    } = *common;
     let command = args.command(self_exe);
     let cfg = TestConfig {
         command: command.clone(),
@@ -113,6 +199,7 @@ pub fn run(args: &TestArgs, self_exe: &Path) -> ExitCode {
     };
     let settings = json!({
         "workload": args.workload,
+        "transport": "stdio",
         "bin": std::iter::once(command.program.display().to_string()).chain(command.args.clone()).collect::<Vec<_>>(),
         "env": command.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
         "node_count": cfg.node_count,
@@ -129,19 +216,82 @@ pub fn run(args: &TestArgs, self_exe: &Path) -> ExitCode {
         command.program.display(),
         dir.display()
     );
-    let result = with_progress(&cfg, |every, report| run_test(&cfg, every, report));
-    let nodes = crate::workload::node_ids(cfg.node_count);
+    let total = cfg.workload.time_limit + cfg.workload.recovery;
+    let result = with_progress(total, |every, report| run_test(&cfg, every, report));
+    (settings, result.map_err(|e| e.to_string()))
+}
+
+/// The test against a TCP cluster of `self_exe`: the settings to record,
+/// and the run or the error.
+fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result<TestRun, String>) {
+    let Common {
+        concurrency,
+        seed,
+        ref dir,
+    } = *common;
+    let strategy = args.strategy.unwrap_or(StrategyKind::Gossip);
+    let cfg = TcpTestConfig {
+        program: self_exe.to_path_buf(),
+        strategy,
+        node_count: args.params.node_count as usize,
+        concurrency,
+        workload: args.params.workload(),
+        nemesis: args.params.nemesis(),
+        seed,
+        cluster_dir: dir.join("cluster"),
+        log_dir: dir.join("node-logs"),
+    };
+    let mut replay = format!("gcounter test --transport tcp --strategy {strategy}");
+    if let Some(c) = &args.concurrency {
+        replay += &format!(" --concurrency {c}");
+    }
+    let settings = json!({
+        "workload": args.workload,
+        "transport": "tcp",
+        "bin": [cfg.program.display().to_string()],
+        "strategy": strategy.name(),
+        "kv": KvKind::SeqKv.name(),
+        "node_count": cfg.node_count,
+        "concurrency": concurrency,
+        "workload_config": cfg.workload,
+        "nemesis": cfg.nemesis,
+        "partitions": "a node cut off from a peer drops traffic both ways, \
+            so a one-way grudge (majorities ring) cuts its link both ways",
+        "latency": "none added: loopback TCP",
+        "cluster_dir": cfg.cluster_dir.display().to_string(),
+        "seed": seed,
+        "replay": format!("{replay} {}", args.params.flags(seed)),
+    });
+    eprintln!(
+        "gcounter test: a TCP cluster of {} {strategy} node(s) and {}, seed {seed}, results in {}",
+        cfg.node_count,
+        KvKind::SeqKv.name(),
+        dir.display()
+    );
+    let total = cfg.workload.time_limit + cfg.workload.recovery;
+    let result = with_progress(total, |every, report| run_tcp_test(&cfg, every, report));
+    (settings, result.map_err(|e| e.to_string()))
+}
+
+/// Writes the results (or the error) and prints the summary; the exit
+/// status.
+fn finish(
+    dir: &Path,
+    settings: &Value,
+    node_count: usize,
+    result: Result<TestRun, String>,
+) -> ExitCode {
+    let nodes = crate::workload::node_ids(node_count);
     match result {
         Ok(run) => {
-            if let Err(e) = write_results(&dir, &run, &settings, &nodes) {
+            if let Err(e) = write_results(dir, &run, settings, &nodes) {
                 eprintln!("gcounter test: writing results to {}: {e}", dir.display());
             }
-            let _ = print_summary(&mut std::io::stdout().lock(), &run, &dir);
+            let _ = print_summary(&mut std::io::stdout().lock(), &run, dir);
             ExitCode::from(run.check.verdict.exit_code())
         }
-        Err(e) => {
-            let text = e.to_string();
-            let _ = write_error(&dir, &text, &settings);
+        Err(text) => {
+            let _ = write_error(dir, &text, settings);
             eprintln!("gcounter test: error: {text}");
             eprintln!("node logs: {}", dir.join("node-logs").display());
             ExitCode::from(255)
@@ -150,12 +300,12 @@ pub fn run(args: &TestArgs, self_exe: &Path) -> ExitCode {
 }
 
 /// Runs `f` with a progress bar on a terminal, or a plain line every few
-/// seconds when stderr is not one.
+/// seconds when stderr is not one. `total` is the expected length of the
+/// test.
 fn with_progress<T>(
-    cfg: &TestConfig,
+    total: Duration,
     f: impl FnOnce(Duration, &mut dyn FnMut(&Progress)) -> T,
 ) -> T {
-    let total = cfg.workload.time_limit + cfg.workload.recovery;
     if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(total.as_millis() as u64);
         bar.set_style(
@@ -241,12 +391,20 @@ pub fn print_summary(out: &mut impl Write, run: &TestRun, dir: &Path) -> std::io
         s.ops.all.ok, s.ops.all.info, s.ops.all.fail
     )?;
     let mpo = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
-    writeln!(
-        out,
-        "  msgs-per-op: all {}, servers {}",
-        mpo(s.net.all.msgs_per_op),
-        mpo(s.net.servers.msgs_per_op)
-    )?;
+    match run.net_observed {
+        NetObserved::All => writeln!(
+            out,
+            "  msgs-per-op: all {}, servers {}",
+            mpo(s.net.all.msgs_per_op),
+            mpo(s.net.servers.msgs_per_op)
+        )?,
+        NetObserved::ClientsOnly => writeln!(
+            out,
+            "  msgs-per-op: not observed (servers talk on sockets the runner does not see); \
+             client messages: {}",
+            s.net.clients.msg_count
+        )?,
+    }
     writeln!(out, "  add latency: {}", quantiles(&s.latency_ms.add))?;
     writeln!(out, "  read latency: {}", quantiles(&s.latency_ms.read))?;
     writeln!(out, "  results: {}", dir.display())?;

@@ -99,6 +99,18 @@ pub struct TestRun {
     pub dropped: u64,
     /// Wall time from the first `init` to the end.
     pub elapsed: Duration,
+    /// Which messages the runner saw (and `stats.net` and `dropped` count).
+    pub net_observed: NetObserved,
+}
+
+/// Which traffic a runner sees, and so counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetObserved {
+    /// Every message (the runner routes them all): stdio, the simulator.
+    All,
+    /// Only client requests and replies: the servers talk to each other
+    /// on sockets the runner does not see (`--transport tcp`).
+    ClientsOnly,
 }
 
 /// A snapshot for a progress display.
@@ -254,6 +266,7 @@ impl<'a> Runner<'a> {
             nemesis: self.nemesis_log,
             dropped: self.dropped,
             elapsed,
+            net_observed: NetObserved::All,
         })
     }
 
@@ -481,7 +494,7 @@ impl<'a> Runner<'a> {
         } else if d.dest == INIT_CLIENT {
             self.on_init_reply(&d);
         } else {
-            let msg = typed_reply(&d);
+            let msg = typed_reply(&d.src, &d.dest, &d.line);
             let now = self.test_time().unwrap_or_default();
             if !self.workload.on_reply(&msg, now) {
                 log::debug!("reply nobody waits for: {}", shown(&d.line));
@@ -533,13 +546,13 @@ impl<'a> Runner<'a> {
 /// A node's reply to a client, typed for the workload. A reply our parser
 /// refuses (an unknown type, a bad field) still answers its request: as an
 /// indefinite error, since the client cannot tell what happened.
-fn typed_reply(d: &Delivery) -> Envelope {
-    parse_line(&d.line).unwrap_or_else(|err| {
-        let value: Value = serde_json::from_slice(&d.line).unwrap_or_default();
+pub(super) fn typed_reply(src: &str, dest: &str, line: &[u8]) -> Envelope {
+    parse_line(line).unwrap_or_else(|err| {
+        let value: Value = serde_json::from_slice(line).unwrap_or_default();
         let in_reply_to = value.pointer("/body/in_reply_to").and_then(Value::as_u64);
         Envelope {
-            src: d.src.clone(),
-            dest: d.dest.clone(),
+            src: src.to_string(),
+            dest: dest.to_string(),
             body: Body {
                 msg_id: None,
                 in_reply_to,

@@ -2,7 +2,7 @@
 //! `results.json`, `history.jsonl`, `node-logs/`, plots and `index.html`,
 //! and `store/latest` pointing at it.
 
-use super::run::TestRun;
+use super::run::{NetObserved, TestRun};
 use crate::history::{History, OpKind};
 use crate::page::{self, OpView};
 use crate::stats::Quantiles;
@@ -95,19 +95,48 @@ fn ratio(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.3}"))
 }
 
+/// What a results file says about traffic the runner did not see.
+pub const NOT_OBSERVED: &str =
+    "not observed: servers talk to each other and to the KV service on sockets the runner does not see";
+
+/// `net` for `results.json`: Maelstrom's counts, with `observed` saying
+/// which traffic they cover. When the runner saw client traffic only, the
+/// counts that need the rest (`all`, `servers`) are null, never guessed.
+fn net_json(run: &TestRun) -> Value {
+    match run.net_observed {
+        NetObserved::All => {
+            let mut net = json!(run.stats.net);
+            net["observed"] = "all".into();
+            net
+        }
+        NetObserved::ClientsOnly => json!({
+            "observed": "clients only",
+            "note": format!("client requests and replies, counted at the runner's end of each connection; \
+                     server traffic {NOT_OBSERVED}"),
+            "all": Value::Null,
+            "clients": run.stats.net.clients,
+            "servers": Value::Null,
+        }),
+    }
+}
+
 /// `results.json`: the verdict, the checker's findings, the statistics.
 pub fn results_json(run: &TestRun, settings: &Value) -> Value {
     let verdict = run.check.verdict.name();
+    let dropped = match run.net_observed {
+        NetObserved::All => json!(run.dropped),
+        NetObserved::ClientsOnly => Value::Null,
+    };
     json!({
         "valid": verdict == "valid",
         "verdict": verdict,
         "settings": settings,
         "workload": run.check,
         "stats": run.stats.ops,
-        "net": run.stats.net,
+        "net": net_json(run),
         "latency_ms": run.stats.latency_ms,
         "nemesis": run.nemesis,
-        "dropped_by_partitions": run.dropped,
+        "dropped_by_partitions": dropped,
         "elapsed_s": run.elapsed.as_secs_f64(),
     })
 }
@@ -165,6 +194,14 @@ pub fn write_results(
         .map(|r| format!("{}@{}: {}", r.client, r.node, r.value))
         .collect();
     let logs: Vec<String> = nodes.iter().map(|n| format!("node-logs/{n}.log")).collect();
+    let observed = run.net_observed == NetObserved::All;
+    let unseen = |shown: String| {
+        if observed {
+            shown
+        } else {
+            NOT_OBSERVED.to_string()
+        }
+    };
     let figures = vec![
         ("verdict".to_string(), c.verdict.name().to_string()),
         ("acknowledged sum".into(), c.definite_sum.to_string()),
@@ -179,17 +216,20 @@ pub fn write_results(
             "operations ok / info / fail".into(),
             format!("{} / {} / {}", s.ops.all.ok, s.ops.all.info, s.ops.all.fail),
         ),
-        ("msgs-per-op (all)".into(), ratio(s.net.all.msgs_per_op)),
+        (
+            "msgs-per-op (all)".into(),
+            unseen(ratio(s.net.all.msgs_per_op)),
+        ),
         (
             "msgs-per-op (servers)".into(),
-            ratio(s.net.servers.msgs_per_op),
+            unseen(ratio(s.net.servers.msgs_per_op)),
         ),
         ("add latency".into(), quantiles(&s.latency_ms.add)),
         ("read latency".into(), quantiles(&s.latency_ms.read)),
         ("nemesis events".into(), run.nemesis.len().to_string()),
         (
             "messages dropped by partitions".into(),
-            run.dropped.to_string(),
+            unseen(run.dropped.to_string()),
         ),
         ("node logs".into(), logs.join(", ")),
         (
