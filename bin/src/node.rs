@@ -27,7 +27,7 @@ pub struct Args {
     /// gossip | per-node | cas | naive
     #[arg(long, value_name = "S", default_value = "gossip", value_parser = strategy)]
     strategy: StrategyKind,
-    /// Directory for the incarnation counter [default: the wall clock gives the incarnation]
+    /// Directory for the incarnation counter and what the node stores to survive a crash (needed for gossip to keep acknowledged adds across kill -9) [default: the wall clock gives the incarnation, nothing is stored]
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Start cut off from this peer, as after `partition` (repeat for each)
@@ -53,6 +53,7 @@ pub fn run(args: Args) -> ExitCode {
         kv: args.consistency.into(),
         ..Config::default()
     };
+    options.state_dir = args.state_dir.clone();
     options.cut = args.cut;
     options.limits = limits;
     options.stop_on_stdin_eof = args.stop_on_stdin_eof;

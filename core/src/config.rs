@@ -135,6 +135,12 @@ pub struct Config {
     /// Maelstrom, which never restarts a node). Values written to mean
     /// "fresh" and gossip slots include it.
     pub incarnation: u64,
+    /// The last state the node asked to be stored with
+    /// [`Output::Persist`](crate::Output::Persist) in a previous life,
+    /// given back by the transport at start. `None` for a node that never
+    /// ran before, and under Maelstrom and in the simulator, where nodes
+    /// never restart.
+    pub restored: Option<String>,
 }
 
 impl Default for Config {
@@ -146,6 +152,7 @@ impl Default for Config {
             rpc_timeout: Duration::from_secs(1),
             read_staleness: Duration::from_secs(1),
             incarnation: 0,
+            restored: None,
         }
     }
 }

@@ -15,6 +15,13 @@
 //! woken with [`Input::Timeout`] if no input arrives first (`None`: only
 //! input can wake it). Every transport is this loop around its own I/O.
 //!
+//! Outputs are done in order. An [`Output::Persist`] must be stored
+//! durably before any message that follows it is sent, and given back in
+//! [`Config::restored`] when the node starts again; a transport whose
+//! nodes never restart, like Maelstrom's, ignores it. Storing only the
+//! last of several `Persist`s and then sending every message of the drain
+//! is fine: each state holds the ones before it.
+//!
 //! ```
 //! use gcounter_core::{Config, Input, Node, Output};
 //! use std::time::Duration;
@@ -32,6 +39,7 @@
 //!     loop {
 //!         match node.poll_output() {
 //!             Output::Send(msg) => sent.push(gcounter_core::protocol::to_line(&msg)),
+//!             Output::Persist(_state) => {} // a node that never restarts
 //!             Output::Wait(_wake_at) => break, // sleep until input or `_wake_at`
 //!         }
 //!     }

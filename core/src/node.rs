@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::error::ErrorCode;
-use crate::protocol::{parse_line, Body, Envelope, ParseError, Payload};
+use crate::protocol::{parse_incoming, Body, Envelope, ParseError, Payload};
 use crate::strategy::{self, Ctx, Request, Strategy, Tag, Timer, MAX_TOTAL};
 use crate::Time;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -19,11 +19,17 @@ pub enum Input<'a> {
     Timeout,
 }
 
-/// What the node wants done, drained with [`Node::poll_output`].
-#[derive(Debug, PartialEq)]
+/// What the node wants done, drained with [`Node::poll_output`], in order.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Send this message.
     Send(Envelope),
+    /// Store this state (one line of text) durably, replacing the last
+    /// one stored, before sending anything that follows it: any message
+    /// after it may reveal or acknowledge what it holds. A restarted node
+    /// is given the last state stored in [`Config::restored`]. A transport
+    /// whose nodes never restart (Maelstrom's) may ignore it.
+    Persist(String),
     /// Nothing more to send now: call back with [`Input::Timeout`] at this
     /// time (or never, if `None`) unless input arrives first.
     Wait(Option<Time>),
@@ -39,7 +45,8 @@ struct Pending {
 /// The node's side effects, shared with the strategy through [`Ctx`].
 #[derive(Debug, Default)]
 pub(crate) struct Io {
-    outbox: VecDeque<Envelope>,
+    /// Only `Send` and `Persist`, in the order they were made.
+    outbox: VecDeque<Output>,
     next_msg_id: u64,
     pending: HashMap<u64, Pending>,
     pub(crate) timers: BTreeMap<Timer, Time>,
@@ -60,7 +67,7 @@ impl Io {
         in_reply_to: Option<u64>,
         payload: Payload,
     ) {
-        self.outbox.push_back(Envelope {
+        self.outbox.push_back(Output::Send(Envelope {
             src: src.to_string(),
             dest: dest.to_string(),
             body: Body {
@@ -68,7 +75,16 @@ impl Io {
                 in_reply_to,
                 payload,
             },
-        });
+        }));
+    }
+
+    /// Queues a state to store. Two in a row with nothing between them
+    /// are one: the later state holds the earlier one.
+    pub(crate) fn persist(&mut self, state: String) {
+        match self.outbox.back_mut() {
+            Some(Output::Persist(last)) => *last = state,
+            _ => self.outbox.push_back(Output::Persist(state)),
+        }
     }
 
     pub(crate) fn reply(&mut self, src: &str, dest: &str, in_reply_to: u64, payload: Payload) {
@@ -132,19 +148,23 @@ impl Node {
     /// Feeds one input. Never panics on any input.
     pub fn handle(&mut self, input: Input<'_>, now: Time) {
         match input {
-            Input::Line(line) => match parse_line(line) {
-                Ok(msg) => self.on_message(msg, now),
+            // `src` and `dest` stay borrowed from the line: reading a
+            // request allocates nothing for them.
+            Input::Line(line) => match parse_incoming(line) {
+                Ok(msg) => self.on_message(&msg.src, &msg.dest, msg.body, now),
                 Err(err) => self.on_bad_line(line, err),
             },
-            Input::Message(msg) => self.on_message(msg, now),
+            Input::Message(msg) => self.on_message(&msg.src, &msg.dest, msg.body, now),
             Input::Timeout => self.on_timeout(now),
         }
     }
 
-    /// The next thing to do. Call until it returns [`Output::Wait`].
+    /// The next thing to do. Call until it returns [`Output::Wait`], and
+    /// do the outputs in the order given (a [`Output::Persist`] is done
+    /// before any message that follows it is sent).
     pub fn poll_output(&mut self) -> Output {
         match self.io.outbox.pop_front() {
-            Some(msg) => Output::Send(msg),
+            Some(out) => out,
             None => Output::Wait(self.io.next_deadline()),
         }
     }
@@ -165,10 +185,9 @@ impl Node {
         }
     }
 
-    fn on_message(&mut self, msg: Envelope, now: Time) {
-        let Envelope { src, dest, body } = msg;
+    fn on_message(&mut self, src: &str, dest: &str, body: Body, now: Time) {
         if let Some(reply_to) = body.in_reply_to {
-            return self.on_reply(&src, reply_to, body.payload, now);
+            return self.on_reply(src, reply_to, body.payload, now);
         }
         let Some(ready) = self.ready.as_mut() else {
             return self.before_init(src, dest, body, now);
@@ -187,7 +206,7 @@ impl Node {
             io: &mut self.io,
         };
         let req = body.msg_id.map(|msg_id| Request {
-            client: src.clone(),
+            client: src.to_owned(),
             msg_id,
         });
         match (body.payload, req) {
@@ -213,8 +232,8 @@ impl Node {
                 let ty = payload.type_name();
                 // Only servers may gossip: a client's `gossip` must not
                 // write into the counter.
-                let from_server = ready.nodes.contains(&src);
-                if !(from_server && ready.strategy.on_peer(&mut ctx, &src, payload)) {
+                let from_server = ready.nodes.iter().any(|n| n == src);
+                if !(from_server && ready.strategy.on_peer(&mut ctx, src, payload)) {
                     log::warn!("unsupported `{ty}` from {src}");
                     if let Some(req) = req {
                         let text = format!("this node does not handle `{ty}`");
@@ -225,21 +244,21 @@ impl Node {
         }
     }
 
-    fn before_init(&mut self, src: String, dest: String, body: Body, now: Time) {
+    fn before_init(&mut self, src: &str, dest: &str, body: Body, now: Time) {
         match (body.payload, body.msg_id) {
             (Payload::Init { node_id, node_ids }, Some(msg_id)) => {
                 if !node_ids.contains(&node_id) {
                     let text = format!("node_id {node_id} is not among node_ids {node_ids:?}");
                     log::warn!("refused init: {text}");
                     let err = Payload::error(ErrorCode::MALFORMED_REQUEST, text);
-                    return self.io.reply(&dest, &src, msg_id, err);
+                    return self.io.reply(dest, src, msg_id, err);
                 }
                 log::info!(
                     "init: {node_id} of {node_ids:?}, strategy {}, kv {}",
                     self.config.strategy,
                     self.config.kv
                 );
-                self.io.reply(&node_id, &src, msg_id, Payload::InitOk);
+                self.io.reply(&node_id, src, msg_id, Payload::InitOk);
                 let strategy = strategy::build(self.config.strategy, &node_ids);
                 self.ready = Some(Ready {
                     me: node_id,
@@ -253,7 +272,7 @@ impl Node {
                 log::warn!("`{ty}` from {src} before init");
                 let text = format!("not initialised yet; `{ty}` must wait for init");
                 let err = Payload::error(ErrorCode::TEMPORARILY_UNAVAILABLE, text);
-                self.io.reply(&dest, &src, msg_id, err);
+                self.io.reply(dest, src, msg_id, err);
             }
             (payload, None) => {
                 log::warn!("`{}` from {src} before init, dropped", payload.type_name());
@@ -321,5 +340,31 @@ impl Node {
             io: &mut self.io,
         };
         f(ready.strategy.as_mut(), &mut ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_queued_right_after_another_replaces_it() {
+        let mut io = Io::default();
+        io.persist("1".into());
+        io.persist("2".into());
+        io.send("n0", "c1", None, Some(1), Payload::AddOk);
+        io.persist("3".into());
+        let sent = match &io.outbox[1] {
+            Output::Send(msg) => msg.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            io.outbox.drain(..).collect::<Vec<_>>(),
+            [
+                Output::Persist("2".into()),
+                Output::Send(sent),
+                Output::Persist("3".into())
+            ]
+        );
     }
 }

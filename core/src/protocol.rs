@@ -5,13 +5,21 @@
 //! fixtures compare bytes. They are read through a flat struct of optional
 //! fields ([`RawBody`]) so that a body with a bad field still yields its
 //! `msg_id`, and the node can answer it with an error instead of dropping it.
+//!
+//! Both directions are on the hot path of a node (`bench/` and
+//! `benches/node.rs` measure them): a line is parsed with `src` and `dest`
+//! borrowed from it ([`parse_incoming`]) into a small struct whose rarely
+//! used fields are boxed, and [`write_line`] writes bytes directly, the
+//! same bytes serde_json would write from the `Serialize` impls.
 
 use crate::error::ErrorCode;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// One message: who sent it, to whom, and what it says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,15 +186,25 @@ impl Serialize for Body {
 
 /// Every field any body may carry, all optional. Parsing into this cannot
 /// fail on a missing field, so `msg_id` survives for the error reply.
-#[derive(Debug, Default, Deserialize)]
+///
+/// The fields of client requests are inline; the others, which only
+/// `init`, KV and peer messages carry, live in [`RawBody::rest`], allocated
+/// when the first of them is met. That keeps the struct small: a parse
+/// moves it several times, and a large one costs a copy each time.
+#[derive(Debug, Default)]
 pub struct RawBody<'a> {
-    #[serde(rename = "type", borrow)]
     pub ty: Option<Cow<'a, str>>,
     pub msg_id: Option<u64>,
     pub in_reply_to: Option<u64>,
+    pub delta: Option<u64>,
+    pub rest: Option<Box<RawRest>>,
+}
+
+/// The fields of a body that client requests do not carry.
+#[derive(Debug, Default)]
+pub struct RawRest {
     pub node_id: Option<String>,
     pub node_ids: Option<Vec<String>>,
-    pub delta: Option<u64>,
     pub key: Option<Value>,
     pub value: Option<Value>,
     pub from: Option<Value>,
@@ -196,6 +214,141 @@ pub struct RawBody<'a> {
     pub counts: Option<Counts>,
     pub code: Option<ErrorCode>,
     pub text: Option<String>,
+}
+
+/// A body field's name on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Field {
+    Type,
+    MsgId,
+    InReplyTo,
+    Delta,
+    NodeId,
+    NodeIds,
+    Key,
+    Value,
+    From,
+    To,
+    CreateIfNotExists,
+    Ts,
+    Counts,
+    Code,
+    Text,
+    #[serde(other)]
+    Other,
+}
+
+/// A string borrowed from the line when it has no escapes to undo.
+/// (`Cow<str>`'s own `Deserialize` always copies.)
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Field::Type => "type",
+            Field::MsgId => "msg_id",
+            Field::InReplyTo => "in_reply_to",
+            Field::Delta => "delta",
+            Field::NodeId => "node_id",
+            Field::NodeIds => "node_ids",
+            Field::Key => "key",
+            Field::Value => "value",
+            Field::From => "from",
+            Field::To => "to",
+            Field::CreateIfNotExists => "create_if_not_exists",
+            Field::Ts => "ts",
+            Field::Counts => "counts",
+            Field::Code => "code",
+            Field::Text => "text",
+            Field::Other => "other",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawBody<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(BodyVisitor)
+    }
+}
+
+struct BodyVisitor;
+
+impl<'de> Visitor<'de> for BodyVisitor {
+    type Value = RawBody<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a message body")
+    }
+
+    /// What a derived `Deserialize` would do: a known field given twice is
+    /// an error, unknown fields are skipped, `null` counts as absent.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut b = RawBody::default();
+        let mut seen = 0u32;
+        while let Some(field) = map.next_key::<Field>()? {
+            if field == Field::Other {
+                map.next_value::<de::IgnoredAny>()?;
+                continue;
+            }
+            let bit = 1 << field as u32;
+            if seen & bit != 0 {
+                return Err(de::Error::duplicate_field(field.name()));
+            }
+            seen |= bit;
+            match field {
+                Field::Type => b.ty = map.next_value::<Option<CowStr<'de>>>()?.map(|t| t.0),
+                Field::MsgId => b.msg_id = map.next_value()?,
+                Field::InReplyTo => b.in_reply_to = map.next_value()?,
+                Field::Delta => b.delta = map.next_value()?,
+                rare => {
+                    let r = b.rest.get_or_insert_with(Box::default);
+                    match rare {
+                        Field::NodeId => r.node_id = map.next_value()?,
+                        Field::NodeIds => r.node_ids = map.next_value()?,
+                        Field::Key => r.key = map.next_value()?,
+                        Field::Value => r.value = map.next_value()?,
+                        Field::From => r.from = map.next_value()?,
+                        Field::To => r.to = map.next_value()?,
+                        Field::CreateIfNotExists => r.create_if_not_exists = map.next_value()?,
+                        Field::Ts => r.ts = map.next_value()?,
+                        Field::Counts => r.counts = map.next_value()?,
+                        Field::Code => r.code = map.next_value()?,
+                        Field::Text => r.text = map.next_value()?,
+                        // Handled above.
+                        Field::Type
+                        | Field::MsgId
+                        | Field::InReplyTo
+                        | Field::Delta
+                        | Field::Other => {}
+                    }
+                }
+            }
+        }
+        Ok(b)
+    }
 }
 
 /// Why a line could not become a [`Body`], and what to answer if anyone.
@@ -224,50 +377,58 @@ impl RawBody<'_> {
         let ty = require(self.ty, "body", "type")?;
         let ty = ty.as_ref();
         let payload = match ty {
-            "init" => Payload::Init {
-                node_id: require(self.node_id, ty, "node_id")?,
-                node_ids: require(self.node_ids, ty, "node_ids")?,
-            },
-            "init_ok" => Payload::InitOk,
+            // The requests a client sends most, first and without `rest`.
             "add" => Payload::Add {
                 delta: require(self.delta, ty, "delta")?,
             },
-            "add_ok" => Payload::AddOk,
-            "read" => Payload::Read { key: self.key },
-            "read_ok" => Payload::ReadOk {
-                value: require(self.value, ty, "value")?,
+            "read" => Payload::Read {
+                key: self.rest.and_then(|r| r.key),
             },
-            "write" => Payload::Write {
-                key: require(self.key, ty, "key")?,
-                value: require(self.value, ty, "value")?,
-            },
-            "write_ok" => Payload::WriteOk,
-            "cas" => Payload::Cas {
-                key: require(self.key, ty, "key")?,
-                from: require(self.from, ty, "from")?,
-                to: require(self.to, ty, "to")?,
-                create_if_not_exists: self.create_if_not_exists.unwrap_or(false),
-            },
-            "cas_ok" => Payload::CasOk,
-            "ts" => Payload::Ts,
-            "ts_ok" => Payload::TsOk {
-                ts: require(self.ts, ty, "ts")?,
-            },
-            "gossip" => Payload::Gossip {
-                counts: require(self.counts, ty, "counts")?,
-            },
-            "gossip_ack" => Payload::GossipAck {
-                counts: require(self.counts, ty, "counts")?,
-            },
-            "error" => Payload::Error {
-                code: require(self.code, ty, "code")?,
-                text: self.text.unwrap_or_default(),
-            },
-            other => {
-                return Err((
-                    ErrorCode::NOT_SUPPORTED,
-                    format!("unsupported message type `{other}`"),
-                ))
+            _ => {
+                let r = self.rest.map(|r| *r).unwrap_or_default();
+                match ty {
+                    "init" => Payload::Init {
+                        node_id: require(r.node_id, ty, "node_id")?,
+                        node_ids: require(r.node_ids, ty, "node_ids")?,
+                    },
+                    "init_ok" => Payload::InitOk,
+                    "add_ok" => Payload::AddOk,
+                    "read_ok" => Payload::ReadOk {
+                        value: require(r.value, ty, "value")?,
+                    },
+                    "write" => Payload::Write {
+                        key: require(r.key, ty, "key")?,
+                        value: require(r.value, ty, "value")?,
+                    },
+                    "write_ok" => Payload::WriteOk,
+                    "cas" => Payload::Cas {
+                        key: require(r.key, ty, "key")?,
+                        from: require(r.from, ty, "from")?,
+                        to: require(r.to, ty, "to")?,
+                        create_if_not_exists: r.create_if_not_exists.unwrap_or(false),
+                    },
+                    "cas_ok" => Payload::CasOk,
+                    "ts" => Payload::Ts,
+                    "ts_ok" => Payload::TsOk {
+                        ts: require(r.ts, ty, "ts")?,
+                    },
+                    "gossip" => Payload::Gossip {
+                        counts: require(r.counts, ty, "counts")?,
+                    },
+                    "gossip_ack" => Payload::GossipAck {
+                        counts: require(r.counts, ty, "counts")?,
+                    },
+                    "error" => Payload::Error {
+                        code: require(r.code, ty, "code")?,
+                        text: r.text.unwrap_or_default(),
+                    },
+                    other => {
+                        return Err((
+                            ErrorCode::NOT_SUPPORTED,
+                            format!("unsupported message type `{other}`"),
+                        ))
+                    }
+                }
             }
         };
         Ok(Body {
@@ -278,12 +439,80 @@ impl RawBody<'_> {
     }
 }
 
-#[derive(Deserialize)]
+/// The envelope as read, before the body is typed.
 struct RawEnvelope<'a> {
-    src: String,
-    dest: String,
-    #[serde(borrow)]
+    src: Cow<'a, str>,
+    dest: Cow<'a, str>,
     body: RawBody<'a>,
+}
+
+impl<'de> Deserialize<'de> for RawEnvelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "snake_case")]
+        enum Field {
+            Src,
+            Dest,
+            Body,
+            #[serde(other)]
+            Other,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawEnvelope<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a message")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let (mut src, mut dest, mut body) = (None, None, None);
+                while let Some(field) = map.next_key::<Field>()? {
+                    match field {
+                        Field::Src if src.is_some() => {
+                            return Err(de::Error::duplicate_field("src"))
+                        }
+                        Field::Src => src = Some(map.next_value::<CowStr<'de>>()?.0),
+                        Field::Dest if dest.is_some() => {
+                            return Err(de::Error::duplicate_field("dest"))
+                        }
+                        Field::Dest => dest = Some(map.next_value::<CowStr<'de>>()?.0),
+                        Field::Body if body.is_some() => {
+                            return Err(de::Error::duplicate_field("body"))
+                        }
+                        Field::Body => body = Some(map.next_value::<RawBody<'de>>()?),
+                        Field::Other => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RawEnvelope {
+                    src: src.ok_or_else(|| de::Error::missing_field("src"))?,
+                    dest: dest.ok_or_else(|| de::Error::missing_field("dest"))?,
+                    body: body.ok_or_else(|| de::Error::missing_field("body"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A message as read from a line: like [`Envelope`], but `src` and `dest`
+/// borrow from the line (unless they had escapes to undo), so reading a
+/// message allocates nothing for them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incoming<'a> {
+    pub src: Cow<'a, str>,
+    pub dest: Cow<'a, str>,
+    pub body: Body,
+}
+
+impl Incoming<'_> {
+    pub fn into_owned(self) -> Envelope {
+        Envelope {
+            src: self.src.into_owned(),
+            dest: self.dest.into_owned(),
+            body: self.body,
+        }
+    }
 }
 
 /// Parses one line (without its newline) into a typed message.
@@ -292,6 +521,11 @@ struct RawEnvelope<'a> {
 /// again, loosely, to find out who to answer: a bad line costs more, a good
 /// one costs nothing extra.
 pub fn parse_line(line: &[u8]) -> Result<Envelope, ParseError> {
+    parse_incoming(line).map(Incoming::into_owned)
+}
+
+/// [`parse_line`], borrowing `src` and `dest` from the line.
+pub fn parse_incoming(line: &[u8]) -> Result<Incoming<'_>, ParseError> {
     // serde_json skips the UTF-8 check of fields it ignores, so check the
     // whole line first: a line with invalid bytes is refused, never half-read.
     let Ok(text) = std::str::from_utf8(line) else {
@@ -302,7 +536,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, ParseError> {
             let msg_id = raw.body.msg_id;
             let in_reply_to = raw.body.in_reply_to;
             match raw.body.into_body() {
-                Ok(body) => Ok(Envelope {
+                Ok(body) => Ok(Incoming {
                     src: raw.src,
                     dest: raw.dest,
                     body,
@@ -312,8 +546,8 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, ParseError> {
                     // bounce errors at each other forever.
                     reply_to: msg_id
                         .filter(|_| in_reply_to.is_none())
-                        .map(|id| (raw.src, id)),
-                    dest: Some(raw.dest),
+                        .map(|id| (raw.src.into_owned(), id)),
+                    dest: Some(raw.dest.into_owned()),
                     code,
                     text,
                 }),
@@ -357,12 +591,132 @@ fn salvage(line: &[u8], typed_err: Option<serde_json::Error>) -> ParseError {
 }
 
 /// Writes a message as one line (with its newline) into `out`.
+///
+/// The same bytes as serializing `msg` with serde_json (a test holds the
+/// two together), written directly: no serializer state machine, and names
+/// and ids that need no escaping are copied as they are.
 pub fn write_line(out: &mut Vec<u8>, msg: &Envelope) {
-    // Serializing our own types into a Vec cannot fail: every map key is a
-    // string and no Serialize impl here returns an error.
-    if serde_json::to_writer(&mut *out, msg).is_ok() {
-        out.push(b'\n');
+    out.extend_from_slice(b"{\"src\":");
+    write_str(out, &msg.src);
+    out.extend_from_slice(b",\"dest\":");
+    write_str(out, &msg.dest);
+    out.extend_from_slice(b",\"body\":{\"type\":\"");
+    // Type names are ours and need no escaping.
+    out.extend_from_slice(msg.body.payload.type_name().as_bytes());
+    out.push(b'"');
+    if let Some(id) = msg.body.in_reply_to {
+        write_key(out, "in_reply_to");
+        write_u64(out, id);
     }
+    if let Some(id) = msg.body.msg_id {
+        write_key(out, "msg_id");
+        write_u64(out, id);
+    }
+    match &msg.body.payload {
+        Payload::Init { node_id, node_ids } => {
+            write_key(out, "node_id");
+            write_str(out, node_id);
+            write_key(out, "node_ids");
+            out.push(b'[');
+            for (i, id) in node_ids.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, id);
+            }
+            out.push(b']');
+        }
+        Payload::Add { delta } => {
+            write_key(out, "delta");
+            write_u64(out, *delta);
+        }
+        Payload::Read { key } => {
+            if let Some(key) = key {
+                write_key(out, "key");
+                write_value(out, key);
+            }
+        }
+        Payload::ReadOk { value } => {
+            write_key(out, "value");
+            write_value(out, value);
+        }
+        Payload::Write { key, value } => {
+            write_key(out, "key");
+            write_value(out, key);
+            write_key(out, "value");
+            write_value(out, value);
+        }
+        Payload::Cas {
+            key,
+            from,
+            to,
+            create_if_not_exists,
+        } => {
+            write_key(out, "key");
+            write_value(out, key);
+            write_key(out, "from");
+            write_value(out, from);
+            write_key(out, "to");
+            write_value(out, to);
+            if *create_if_not_exists {
+                write_key(out, "create_if_not_exists");
+                out.extend_from_slice(b"true");
+            }
+        }
+        Payload::TsOk { ts } => {
+            write_key(out, "ts");
+            write_u64(out, *ts);
+        }
+        Payload::Gossip { counts } | Payload::GossipAck { counts } => {
+            write_key(out, "counts");
+            out.push(b'{');
+            for (i, (slot, n)) in counts.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, slot);
+                out.push(b':');
+                write_u64(out, *n);
+            }
+            out.push(b'}');
+        }
+        Payload::Error { code, text } => {
+            write_key(out, "code");
+            write_u64(out, code.0.into());
+            write_key(out, "text");
+            write_str(out, text);
+        }
+        Payload::InitOk | Payload::AddOk | Payload::WriteOk | Payload::CasOk | Payload::Ts => {}
+    }
+    out.extend_from_slice(b"}}\n");
+}
+
+/// `,"key":` for a key that needs no escaping.
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn write_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// A JSON string, escaped exactly as serde_json escapes it.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        write_value(out, s);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    // Writing a `Value` or a string into a Vec cannot fail: every map key
+    // in a `Value` is a string.
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 /// A message as one JSON line, without the newline.
@@ -398,9 +752,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn every_payload_round_trips() {
-        let payloads = vec![
+    fn sample_payloads() -> Vec<Payload> {
+        vec![
             Payload::Init {
                 node_id: "n0".into(),
                 node_ids: vec!["n0".into(), "n1".into()],
@@ -440,8 +793,12 @@ mod tests {
                 counts: Counts::new(),
             },
             Payload::error(ErrorCode::PRECONDITION_FAILED, "nope"),
-        ];
-        for payload in payloads {
+        ]
+    }
+
+    #[test]
+    fn every_payload_round_trips() {
+        for payload in sample_payloads() {
             let msg = Envelope {
                 src: "a".into(),
                 dest: "b".into(),
@@ -453,6 +810,87 @@ mod tests {
             };
             assert_eq!(parse(&to_line(&msg)), Ok(msg));
         }
+    }
+
+    #[test]
+    fn write_line_writes_what_serde_json_writes() {
+        let names = [
+            "n1",
+            "c\"1",
+            "back\\slash",
+            "tab\there",
+            "\u{1}\u{1f}\u{7f}",
+            "é ✓",
+            "",
+        ];
+        let mut payloads = sample_payloads();
+        payloads.push(Payload::Gossip {
+            counts: names.iter().map(|n| (n.to_string(), 7)).collect(),
+        });
+        payloads.push(Payload::Init {
+            node_id: names[1].into(),
+            node_ids: names.iter().map(|n| n.to_string()).collect(),
+        });
+        payloads.push(Payload::error(ErrorCode(4242), names[3]));
+        payloads.push(Payload::ReadOk {
+            value: serde_json::json!({"a": [1, -2, 3.5, null, true, "x\ny"]}),
+        });
+        payloads.push(Payload::TsOk { ts: u64::MAX });
+        for (i, payload) in payloads.into_iter().enumerate() {
+            let msg = Envelope {
+                src: names[i % names.len()].into(),
+                dest: names[(i + 1) % names.len()].into(),
+                body: Body {
+                    msg_id: (i % 3 != 0).then_some(i as u64 * 1_000_003),
+                    in_reply_to: (i % 2 == 0).then_some(u64::MAX - i as u64),
+                    payload,
+                },
+            };
+            let mut expected = serde_json::to_vec(&msg).unwrap();
+            expected.push(b'\n');
+            let mut written = b"kept".to_vec();
+            write_line(&mut written, &msg);
+            assert_eq!(
+                String::from_utf8_lossy(&written[4..]),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+    }
+
+    #[test]
+    fn names_with_escapes_are_unescaped_and_others_borrowed() {
+        let line = br#"{"src":"c\u0031","dest":"n1","body":{"type":"read","msg_id":1}}"#;
+        let msg = parse_incoming(line).unwrap();
+        assert_eq!(msg.src, "c1");
+        assert!(matches!(msg.src, Cow::Owned(_)));
+        assert!(matches!(msg.dest, Cow::Borrowed("n1")));
+    }
+
+    #[test]
+    fn fields_are_read_as_a_derived_deserialize_would() {
+        // Unknown fields, repeated or not, are skipped; `null` is absence.
+        let msg = parse(
+            r#"{"x":1,"src":"c1","x":[2],"dest":"n1","body":{"z":{},"type":"read","z":3,"msg_id":4,"in_reply_to":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(msg.body.msg_id, Some(4));
+        assert_eq!(msg.body.in_reply_to, None);
+        assert_eq!(msg.body.payload, Payload::Read { key: None });
+        // A known field given twice is malformed, and still answered.
+        for line in [
+            r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"delta":1,"delta":2}}"#,
+            r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"delta":1,"text":"a","text":"b"}}"#,
+        ] {
+            let err = parse(line).unwrap_err();
+            assert_eq!(err.code, ErrorCode::MALFORMED_REQUEST, "{line}");
+            assert!(err.text.contains("duplicate field"), "{}", err.text);
+            assert_eq!(err.reply_to, Some(("c1".into(), 7)));
+        }
+        let err = parse(r#"{"src":"c1","src":"c2","dest":"n1","body":{}}"#).unwrap_err();
+        assert!(err.text.contains("duplicate field `src`"), "{}", err.text);
+        let err = parse(r#"{"src":"c1","body":{"type":"read","msg_id":2}}"#).unwrap_err();
+        assert!(err.text.contains("missing field `dest`"), "{}", err.text);
+        assert_eq!(err.reply_to, Some(("c1".into(), 2)));
     }
 
     #[test]

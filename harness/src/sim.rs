@@ -542,6 +542,8 @@ impl<'a> Sim<'a> {
                     }
                     self.route(msg);
                 }
+                // Simulated nodes never crash, so nothing is ever restored.
+                Output::Persist(_) => {}
                 Output::Wait(at) => {
                     self.wakes[i] = at;
                     return;

@@ -333,8 +333,14 @@ fn cas_survives_kill_9() {
     survives_kill_9(StrategyKind::Cas);
 }
 
-/// A restarted gossip node counts its new adds under a new slot: they are
-/// neither lost to its old count nor swallowed by the peers' maximum.
+#[test]
+fn gossip_survives_kill_9() {
+    survives_kill_9(StrategyKind::Gossip);
+}
+
+/// A restarted gossip node counts its new adds on top of its old count
+/// (in the slot it stored, or a new one): they are neither lost to its old
+/// count nor swallowed by the peers' maximum.
 #[test]
 fn a_restarted_gossip_node_counts_on_top_of_its_old_count() {
     let mut setup = cluster(

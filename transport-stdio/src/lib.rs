@@ -1,11 +1,11 @@
 //! Runs a gcounter node over stdin/stdout, as Maelstrom does.
 //!
-//! One task owns the [`Node`]. A reader splits the input into lines and
-//! pushes them into a bounded queue; the owner takes each line (or, when the
-//! node's wake-up time comes first, a timeout), feeds it to the node and
-//! writes what the node sends into a buffer. The buffer is written and
-//! flushed when the queue runs dry, so a burst of requests costs one write,
-//! not one per reply.
+//! One task owns the [`Node`]. A reader pushes what each read returned (a
+//! chunk of many lines) into a bounded queue; the owner takes each chunk
+//! (or, when the node's wake-up time comes first, a timeout), splits it into
+//! lines, feeds them to the node and writes what the node sends into a
+//! buffer. The buffer is written and flushed when the queue runs dry, so a
+//! burst of requests costs one write, not one per reply.
 //!
 //! At the end of the input the node's ready output is flushed and [`run`]
 //! returns at once: it does not wait for timers or for service replies.
@@ -51,16 +51,18 @@ pub use lines::MAX_LINE;
 
 use async_channel::Receiver;
 use gcounter_core::{protocol, Input, Node, Output, Time};
+use lines::{Batch, BatchReceiver, Line};
 use smol::future::{self, FutureExt};
 use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use smol::{Timer, Unblock};
-use std::io;
+use smol::Timer;
+use std::io::{self, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-/// How many lines may wait for the node: enough to ride out a burst of
-/// Maelstrom's small messages, and at most `QUEUE * MAX_LINE` bytes held if
-/// a writer floods us with huge lines faster than the node keeps up.
-const QUEUE: usize = 64;
+/// How many chunks (reads of up to 64 KiB) may wait for the node: enough
+/// to ride out a burst, and a bound on what a fast writer makes us hold.
+const QUEUE: usize = 4;
 
 /// Output is written early once this much has piled up, so a long burst
 /// of input does not hold every reply back until it ends.
@@ -75,9 +77,9 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (tx, rx) = async_channel::bounded(QUEUE);
+    let (tx, rx) = lines::batch_queue(QUEUE);
     let read = async move {
-        lines::read_lines(reader, tx).await;
+        lines::read_batches(reader, tx).await;
         // The reader's end shows up as the queue closing; the owner decides
         // when everything is done.
         future::pending().await
@@ -86,15 +88,46 @@ where
 }
 
 /// [`run`] on this process's stdin and stdout.
-pub fn run_stdio(node: Node) -> io::Result<()> {
-    let stdin = Unblock::new(io::stdin());
-    let stdout = Unblock::new(io::stdout());
-    smol::block_on(run(node, stdin, stdout))
+///
+/// Stdin is read by a thread of its own straight into the chunks the
+/// owner splits (through `Unblock` every byte would be copied once more,
+/// through its pipe). Stdout is written by the owner itself, blocking:
+/// while its output cannot leave, the owner has nothing else to do (behind
+/// `Unblock` it would wait for the pipe just the same), and it saves a
+/// thread, a pipe and a wake-up per write.
+pub fn run_stdio(mut node: Node) -> io::Result<()> {
+    let (tx, rx) = lines::batch_queue(QUEUE);
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || lines::read_batches_blocking(io::stdin().lock(), tx))?;
+    let mut stdout = InPlace(io::stdout().lock());
+    smol::block_on(own(&mut node, rx, &mut stdout))
+}
+
+/// A blocking writer used as an async one, for the owner's own output.
+struct InPlace<W>(W);
+
+impl<W: Write + Unpin> AsyncWrite for InPlace<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(self.get_mut().0.write(buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.get_mut().0.flush())
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
 }
 
 /// What wakes the owner.
 enum Event {
-    Line(Vec<u8>),
+    Lines(Batch),
     Timeout,
     ReadFailed(io::Error),
     InputEnded,
@@ -103,19 +136,30 @@ enum Event {
 /// The owner loop: the only code that touches the node.
 async fn own<W: AsyncWrite + Unpin>(
     node: &mut Node,
-    lines: Receiver<io::Result<Vec<u8>>>,
+    queue: BatchReceiver,
     writer: &mut W,
 ) -> io::Result<()> {
     let start = Instant::now();
-    let mut out = Vec::with_capacity(WRITE_AT);
+    let mut out = Vec::with_capacity(2 * WRITE_AT);
     let mut wake = None;
     loop {
-        let event = next_event(&lines, start, wake).await;
+        let event = next_event(&queue.full, start, wake).await;
+        // The lines of one batch arrived together.
         let now = start.elapsed();
         match event {
-            Event::Line(line) => {
-                log::trace!("in: {}", String::from_utf8_lossy(&line));
-                node.handle(Input::Line(&line), now);
+            Event::Lines(mut batch) => {
+                for line in batch.drain(..) {
+                    match line {
+                        Line::Message(msg) => node.handle(Input::Message(msg), now),
+                        Line::Unparsed(line) => node.handle(Input::Line(&line), now),
+                    }
+                    drain(node, &mut out);
+                    if out.len() >= WRITE_AT {
+                        writer.write_all(&out).await?;
+                        out.clear();
+                    }
+                }
+                queue.recycle(batch);
             }
             Event::Timeout => node.handle(Input::Timeout, now),
             Event::ReadFailed(e) => {
@@ -125,21 +169,21 @@ async fn own<W: AsyncWrite + Unpin>(
             Event::InputEnded => return write_out(writer, &mut out).await,
         }
         wake = drain(node, &mut out);
-        if lines.is_empty() || out.len() >= WRITE_AT {
+        if queue.full.is_empty() || out.len() >= WRITE_AT {
             write_out(writer, &mut out).await?;
         }
     }
 }
 
-/// The next line, or a timeout if the node's wake-up time comes first.
+/// The next batch of lines, or a timeout if the node's wake-up time comes first.
 async fn next_event(
-    lines: &Receiver<io::Result<Vec<u8>>>,
+    batches: &Receiver<io::Result<Batch>>,
     start: Instant,
     wake: Option<Time>,
 ) -> Event {
     let recv = async {
-        match lines.recv().await {
-            Ok(Ok(line)) => Event::Line(line),
+        match batches.recv().await {
+            Ok(Ok(batch)) => Event::Lines(batch),
             Ok(Err(e)) => Event::ReadFailed(e),
             Err(_closed) => Event::InputEnded,
         }
@@ -169,6 +213,9 @@ fn drain(node: &mut Node, out: &mut Vec<u8>) -> Option<Time> {
                 protocol::write_line(out, &msg);
                 log::trace!("out: {}", String::from_utf8_lossy(&out[start..]).trim_end());
             }
+            // Maelstrom never restarts a node: there is nothing to restore
+            // a stored state into.
+            Output::Persist(_) => {}
             Output::Wait(at) => return at,
         }
     }

@@ -1,8 +1,18 @@
-//! Splitting input into lines, with a cap on how much of one line is held.
+//! Reading input: splitting it into lines, with a cap on how much of one
+//! line is held, and parsing them, in batches for the owner.
+//!
+//! The reader parses the lines it reads ([`Line`]) and hands the owner a
+//! batch of them at a time: one queue hop per batch, not per line, and
+//! on a stdin thread of its own ([`read_batches_blocking`]) the parsing,
+//! half of a node's work, runs on the other core, beside the node. The
+//! [`Splitter`] lends each line out of the buffer read into and copies only
+//! a line that straddles two reads.
 
-use async_channel::Sender;
+use async_channel::{Receiver, Sender};
+use gcounter_core::protocol::{self, Envelope};
 use smol::io::{AsyncRead, AsyncReadExt};
-use std::io;
+use std::io::{self, Read};
+use std::mem;
 
 /// The longest line handed to the node, in bytes (without its newline).
 ///
@@ -14,69 +24,251 @@ pub const MAX_LINE: usize = 1024 * 1024;
 /// How much is read at a time.
 const CHUNK: usize = 64 * 1024;
 
-/// Reads `reader` to its end, sending each line (without `\n` or `\r\n`)
-/// to `lines`. A read error is sent as the last item. Returns when the
-/// input ends, fails, or nobody listens any more.
+/// The most lines in one batch.
+pub(crate) const BATCH: usize = 1024;
+
+/// A line of input, as the reader hands it to the owner.
+#[derive(Debug)]
+pub(crate) enum Line {
+    /// A message, parsed by the reader.
+    Message(Envelope),
+    /// A line the parse refused, for the node to parse again and answer.
+    Unparsed(Vec<u8>),
+}
+
+impl Line {
+    fn parse(line: &[u8]) -> Line {
+        log::trace!("in: {}", String::from_utf8_lossy(line));
+        match protocol::parse_line(line) {
+            Ok(msg) => Line::Message(msg),
+            Err(_) => Line::Unparsed(line.to_vec()),
+        }
+    }
+}
+
+/// Lines for the owner, in order.
+pub(crate) type Batch = Vec<Line>;
+
+/// The reader's side of the queue to the owner: batches go out full (a
+/// read error is the last item; the end of the input closes the queue)
+/// and come back empty, so that steady input reuses the same few.
+#[derive(Debug)]
+pub(crate) struct BatchSender {
+    pub(crate) full: Sender<io::Result<Batch>>,
+    pub(crate) empty: Receiver<Batch>,
+}
+
+/// The owner's side of the queue: see [`BatchSender`].
+#[derive(Debug)]
+pub(crate) struct BatchReceiver {
+    pub(crate) full: Receiver<io::Result<Batch>>,
+    pub(crate) empty: Sender<Batch>,
+}
+
+/// A queue of at most `cap` batches, and as many to reuse.
+pub(crate) fn batch_queue(cap: usize) -> (BatchSender, BatchReceiver) {
+    let (full_tx, full_rx) = async_channel::bounded(cap);
+    let (empty_tx, empty_rx) = async_channel::bounded(cap);
+    (
+        BatchSender {
+            full: full_tx,
+            empty: empty_rx,
+        },
+        BatchReceiver {
+            full: full_rx,
+            empty: empty_tx,
+        },
+    )
+}
+
+impl BatchReceiver {
+    /// Hands a handled (emptied) batch back to the reader, or drops it if
+    /// the reader has enough.
+    pub(crate) fn recycle(&self, batch: Batch) {
+        debug_assert!(batch.is_empty());
+        let _ = self.empty.try_send(batch);
+    }
+}
+
+/// What the reader keeps between reads: the unfinished line and the batch
+/// being filled.
+#[derive(Debug, Default)]
+struct Batcher {
+    splitter: Splitter,
+    batch: Batch,
+}
+
+impl Batcher {
+    /// Parses the lines of `chunk[*pos..]` into the batch being filled.
+    /// Returns the batch once it is full, or at the end of the chunk if it
+    /// holds anything; `None` when the chunk is used up.
+    fn next_batch(
+        &mut self,
+        chunk: &[u8],
+        pos: &mut usize,
+        empty: &Receiver<Batch>,
+    ) -> Option<Batch> {
+        while self.batch.len() < BATCH {
+            match self.splitter.next_line(chunk, pos) {
+                Some(line) => self.batch.push(Line::parse(line)),
+                None => break,
+            }
+        }
+        self.take(empty)
+    }
+
+    /// The last batch: what is left, with the last line if the input ended
+    /// without a newline after it.
+    fn finish(&mut self, empty: &Receiver<Batch>) -> Option<Batch> {
+        if let Some(line) = self.splitter.finish() {
+            self.batch.push(Line::parse(line));
+        }
+        self.take(empty)
+    }
+
+    fn take(&mut self, empty: &Receiver<Batch>) -> Option<Batch> {
+        if self.batch.is_empty() {
+            return None;
+        }
+        let next = empty
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        Some(mem::replace(&mut self.batch, next))
+    }
+}
+
+/// Reads `reader` to its end, sending its lines to the owner in batches.
+/// Returns when the input ends, fails, or nobody listens any more.
 ///
 /// Plain `read` into a buffer of our own, not `fill_buf`: futures-lite's
 /// `fill_buf` polls twice and panics when a reader such as `Unblock<Stdin>`
 /// answers the second poll with `Pending` after reporting the end.
-pub(crate) async fn read_lines<R: AsyncRead + Unpin>(
-    mut reader: R,
-    lines: Sender<io::Result<Vec<u8>>>,
-) {
+pub(crate) async fn read_batches<R: AsyncRead + Unpin>(mut reader: R, queue: BatchSender) {
     let mut buf = vec![0; CHUNK];
-    let mut splitter = Splitter::default();
+    let mut batcher = Batcher::default();
     loop {
         let n = match reader.read(&mut buf).await {
+            Ok(0) => {
+                if let Some(batch) = batcher.finish(&queue.empty) {
+                    let _ = queue.full.send(Ok(batch)).await;
+                }
+                return;
+            }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 // Whatever was half read is not a message; report the error.
-                let _ = lines.send(Err(e)).await;
+                let _ = queue.full.send(Err(e)).await;
                 return;
             }
         };
-        if n == 0 {
-            // A last line without its newline still counts.
-            if let Some(line) = splitter.end_line() {
-                let _ = lines.send(Ok(line)).await;
-            }
-            return;
-        }
-        let mut rest = &buf[..n];
-        while !rest.is_empty() {
-            let (used, line) = splitter.push(rest);
-            rest = &rest[used..];
-            if let Some(line) = line {
-                if lines.send(Ok(line)).await.is_err() {
-                    return;
-                }
+        let mut pos = 0;
+        while let Some(batch) = batcher.next_batch(&buf[..n], &mut pos, &queue.empty) {
+            if queue.full.send(Ok(batch)).await.is_err() {
+                return;
             }
         }
     }
 }
 
-/// The line being assembled, or the length of the one being dropped.
+/// [`read_batches`] for a blocking reader, on a thread of its own.
+pub(crate) fn read_batches_blocking<R: Read>(mut reader: R, queue: BatchSender) {
+    let mut buf = vec![0; CHUNK];
+    let mut batcher = Batcher::default();
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => {
+                if let Some(batch) = batcher.finish(&queue.empty) {
+                    let _ = queue.full.send_blocking(Ok(batch));
+                }
+                return;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = queue.full.send_blocking(Err(e));
+                return;
+            }
+        };
+        let mut pos = 0;
+        while let Some(batch) = batcher.next_batch(&buf[..n], &mut pos, &queue.empty) {
+            if queue.full.send_blocking(Ok(batch)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The start of a line that the next chunk completes, or the length of the
+/// one being dropped.
 #[derive(Debug, Default)]
-struct Splitter {
+pub(crate) struct Splitter {
     line: Vec<u8>,
+    /// `line` holds a finished line, lent out by the last call.
+    lent: bool,
     /// `Some(bytes seen so far)` while skipping an overlong line.
     discarding: Option<usize>,
 }
 
+/// A line without its `\r`, or nothing if blank.
+fn trimmed(line: &[u8]) -> Option<&[u8]> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    (!line.is_empty()).then_some(line)
+}
+
 impl Splitter {
-    /// Takes bytes from `buf` up to and including the first newline.
-    /// Returns how many it took and the line that newline completed.
-    fn push(&mut self, buf: &[u8]) -> (usize, Option<Vec<u8>>) {
-        match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                self.take(&buf[..i]);
-                (i + 1, self.end_line())
+    /// The next complete line of `chunk[*pos..]` (without `\n` or `\r\n`),
+    /// moving `pos` past it. At the end of the chunk, keeps the unfinished
+    /// part for the next call and returns `None`. Blank and overlong lines
+    /// are skipped.
+    pub(crate) fn next_line<'a>(
+        &'a mut self,
+        chunk: &'a [u8],
+        pos: &mut usize,
+    ) -> Option<&'a [u8]> {
+        self.reclaim();
+        loop {
+            let rest = &chunk[*pos..];
+            let Some(i) = memchr::memchr(b'\n', rest) else {
+                self.take(rest);
+                *pos = chunk.len();
+                return None;
+            };
+            *pos += i + 1;
+            if self.line.is_empty() && self.discarding.is_none() {
+                // The common case: the whole line is in this chunk.
+                match trimmed(&rest[..i]) {
+                    Some(line) => return Some(line),
+                    None => continue,
+                }
             }
-            None => {
-                self.take(buf);
-                (buf.len(), None)
+            self.take(&rest[..i]);
+            if self.end_line() {
+                self.lent = true;
+                return trimmed(&self.line);
+            }
+        }
+    }
+
+    /// The last line, if the input ended without a newline after it.
+    pub(crate) fn finish(&mut self) -> Option<&[u8]> {
+        self.reclaim();
+        if self.end_line() {
+            self.lent = true;
+            trimmed(&self.line)
+        } else {
+            None
+        }
+    }
+
+    /// Forgets the line lent out by the last call.
+    fn reclaim(&mut self) {
+        if std::mem::take(&mut self.lent) {
+            if self.line.capacity() > CHUNK {
+                // A long line's memory goes back once it has been handled.
+                self.line = Vec::new();
+            } else {
+                self.line.clear();
             }
         }
     }
@@ -93,17 +285,18 @@ impl Splitter {
         }
     }
 
-    /// Ends the current line. Blank and overlong lines yield nothing.
-    fn end_line(&mut self) -> Option<Vec<u8>> {
+    /// Ends the line being assembled: true if `line` now holds a line to
+    /// lend (possibly blank), false if it was blank-and-empty or dropped.
+    fn end_line(&mut self) -> bool {
         if let Some(len) = self.discarding.take() {
             log::warn!("discarded an input line of {len} bytes (the limit is {MAX_LINE})");
-            return None;
+            return false;
         }
-        let mut line = std::mem::take(&mut self.line);
-        if line.last() == Some(&b'\r') {
-            line.pop();
+        if trimmed(&self.line).is_none() {
+            self.line.clear();
+            return false;
         }
-        (!line.is_empty()).then_some(line)
+        true
     }
 }
 
@@ -115,14 +308,13 @@ mod tests {
         let mut s = Splitter::default();
         let mut lines = Vec::new();
         for chunk in chunks {
-            let mut rest = *chunk;
-            while !rest.is_empty() {
-                let (used, line) = s.push(rest);
-                lines.extend(line);
-                rest = &rest[used..];
+            let mut pos = 0;
+            while let Some(line) = s.next_line(chunk, &mut pos) {
+                lines.push(line.to_vec());
             }
+            assert_eq!(pos, chunk.len());
         }
-        lines.extend(s.end_line());
+        lines.extend(s.finish().map(<[u8]>::to_vec));
         lines
     }
 
@@ -130,6 +322,18 @@ mod tests {
     fn lines_span_chunks_and_lose_their_line_endings() {
         let lines = split(&[b"ab", b"c\r\n\nd", b"e\nf"]);
         assert_eq!(lines, [&b"abc"[..], b"de", b"f"]);
+    }
+
+    #[test]
+    fn a_crlf_split_between_chunks_and_blank_lines_between_chunks() {
+        let lines = split(&[b"ab\r", b"\n", b"\r", b"\n\n", b"cd\n", b"\r\n"]);
+        assert_eq!(lines, [&b"ab"[..], b"cd"]);
+    }
+
+    #[test]
+    fn many_lines_in_one_chunk_are_lent_in_order() {
+        let lines = split(&[b"a\nbb\n\nccc\n", b"d"]);
+        assert_eq!(lines, [&b"a"[..], b"bb", b"ccc", b"d"]);
     }
 
     #[test]
@@ -143,9 +347,26 @@ mod tests {
     #[test]
     fn memory_is_released_as_soon_as_a_line_is_too_long() {
         let mut s = Splitter::default();
-        s.push(&vec![b'x'; MAX_LINE]);
-        s.push(b"x");
+        let mut pos = 0;
+        assert_eq!(s.next_line(&vec![b'x'; MAX_LINE], &mut pos), None);
+        pos = 0;
+        assert_eq!(s.next_line(b"x", &mut pos), None);
         assert_eq!(s.line.capacity(), 0);
         assert_eq!(s.discarding, Some(MAX_LINE + 1));
+    }
+
+    #[test]
+    fn a_long_line_is_not_held_after_it_was_handled() {
+        let mut s = Splitter::default();
+        let long = vec![b'x'; 4 * CHUNK];
+        let (mut pos, mut end) = (0, 0);
+        assert_eq!(s.next_line(&long, &mut pos), None);
+        assert_eq!(
+            s.next_line(b"\n", &mut end).map(<[u8]>::len),
+            Some(4 * CHUNK)
+        );
+        end = 0;
+        assert_eq!(s.next_line(b"ok\n", &mut end), Some(&b"ok"[..]));
+        assert_eq!(s.line.capacity(), 0);
     }
 }

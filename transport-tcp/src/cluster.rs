@@ -10,8 +10,9 @@
 //! - [`Cluster::partition`] / [`Cluster::heal`] cut and restore links
 //!   between nodes (the KV service is never cut off);
 //! - [`Cluster::kill`] kills a node with SIGKILL, [`Cluster::start_node`]
-//!   starts it again on the same address (with a fresh incarnation, and
-//!   the cut it was under), [`Cluster::restart`] does both;
+//!   starts it again on the same address (with a fresh incarnation, the
+//!   state it stored in the cluster's directory, and the cut it was
+//!   under), [`Cluster::restart`] does both;
 //! - [`Cluster::reap`] reports members that exited on their own;
 //! - [`Cluster::stop`], or dropping the cluster, stops every child.
 //!
@@ -76,7 +77,9 @@ pub struct ClusterSpec {
     /// The KV service listens on this port and node `n<i>` on the port
     /// `1 + i` after it. `None`: free ports chosen by the system.
     pub base_port: Option<u16>,
-    /// Logs (`<id>.log`) and the nodes' incarnation files go here.
+    /// Logs (`<id>.log`) and the nodes' incarnation and state files go
+    /// here. Starting a cluster removes the nodes' state files an earlier
+    /// cluster left.
     pub dir: PathBuf,
     /// The KV service's seed.
     pub seed: u64,
@@ -221,6 +224,15 @@ impl Cluster {
         };
         for member in std::iter::once(&cluster.kv).chain(&cluster.nodes) {
             File::create(&member.log)?;
+        }
+        // A new cluster is a new counter (its KV service starts empty):
+        // its nodes must not take up what an earlier cluster in the same
+        // directory stored. Restarted nodes do (see `start_node`).
+        for node in &cluster.nodes {
+            match fs::remove_file(crate::state_path(&cluster.spec.dir, &node.id)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
         // A cluster that fails half way is dropped here, killing what ran.
         cluster.spawn(None)?;

@@ -11,7 +11,8 @@
 //! - [`kv`]: `gcounter kv`, the core's `seq-kv` / `lin-kv` models served
 //!   to any number of connections.
 //! - [`node`]: `gcounter node`, one node: listens for clients and peers,
-//!   dials its peers and the KV service, routes by `dest`.
+//!   dials its peers and the KV service, routes by `dest`, and keeps what
+//!   its core asks to store to survive a crash (`state` module).
 //! - [`client`]: one request at a time to a node, `gcounter client`.
 //! - [`control`]: the `partition` / `heal` messages a node understands and
 //!   the `restart` / `kill` / `start` / `status` that `gcounter cluster`
@@ -30,6 +31,7 @@
 
 mod conn;
 mod lines;
+mod state;
 
 pub mod client;
 pub mod cluster;
@@ -42,3 +44,4 @@ pub use cluster::{Cluster, ClusterSpec, Member};
 pub use conn::{Limits, MAX_LINE};
 pub use kv::{KvOptions, KvServer};
 pub use node::{next_incarnation, NodeOptions, NodeServer};
+pub use state::{read_state, state_path};

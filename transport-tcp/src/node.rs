@@ -14,9 +14,15 @@
 //! itself included, sorted, so every node sees the same list) and swallows
 //! the `init_ok`. A client need not know the node's id either: whatever
 //! arrives on the node's socket is for the node.
+//!
+//! With a state directory, the node keeps there what its core asks to
+//! store to survive a crash, and gives it back to the core when it starts
+//! again (see the `state` module); without one it logs, once, that a crash
+//! will lose what it held.
 
 use crate::conn::{self, accept_loop, ConnId, Conns, Event, Limits, Link, LinkId, Source};
 use crate::control::{self, Request};
+use crate::state::{read_state, StateFile};
 use async_channel::{Receiver, Sender};
 use gcounter_core::protocol::{parse_line, write_line};
 use gcounter_core::{Body, Config, Envelope, ErrorCode, Input, Node, Output, Payload};
@@ -26,6 +32,7 @@ use smol::Timer;
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// The `src` of the synthetic `init`; its `init_ok` is swallowed.
@@ -43,7 +50,10 @@ pub struct NodeOptions {
     /// The KV service's address; required by every strategy but `gossip`.
     pub kv: Option<String>,
     /// Strategy, KV kind (the service's name), intervals, incarnation.
+    /// [`NodeServer::bind`] fills in `restored` from `state_dir`.
     pub config: Config,
+    /// Where the node keeps what must survive a crash (`<id>.state`).
+    pub state_dir: Option<PathBuf>,
     /// Peers to start cut off from, as if `partition` had been received.
     pub cut: Vec<String>,
     pub limits: Limits,
@@ -61,6 +71,7 @@ impl NodeOptions {
             peers: Vec::new(),
             kv: None,
             config: Config::default(),
+            state_dir: None,
             cut: Vec::new(),
             limits: Limits::default(),
             stop_on_stdin_eof: false,
@@ -107,11 +118,22 @@ pub struct NodeServer {
 }
 
 impl NodeServer {
-    /// Checks the options and binds the listening socket.
-    pub fn bind(options: NodeOptions) -> io::Result<NodeServer> {
+    /// Checks the options, reads the state stored in `state_dir` (unless
+    /// `config.restored` is given) and binds the listening socket.
+    pub fn bind(mut options: NodeOptions) -> io::Result<NodeServer> {
         options
             .check()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if let (Some(dir), None) = (&options.state_dir, &options.config.restored) {
+            // A state that cannot be read is not the same as no state:
+            // starting without it could lose acknowledged adds.
+            options.config.restored = read_state(dir, &options.id).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot read the stored state in {}: {e}", dir.display()),
+                )
+            })?;
+        }
         let listener = conn::bind(&options.listen)?;
         let local_addr = listener.local_addr()?;
         Ok(NodeServer {
@@ -136,13 +158,23 @@ impl NodeServer {
         let (events, inbox) = async_channel::bounded(options.limits.event_queue);
         let mut owner = Owner::new(&options, &events);
         log::info!(
-            "{} listening on {local_addr}: strategy {}, kv {} at {}, incarnation {}, peers {:?}",
+            "{} listening on {local_addr}: strategy {}, kv {} at {}, incarnation {}, peers {:?}, \
+             state in {} ({})",
             options.id,
             options.config.strategy,
             options.config.kv,
             options.kv.as_deref().unwrap_or("(none)"),
             options.config.incarnation,
             options.peers,
+            options
+                .state_dir
+                .as_ref()
+                .map_or("(nowhere)".into(), |d| d.display().to_string()),
+            if options.config.restored.is_some() {
+                "restored"
+            } else {
+                "none stored"
+            },
         );
         smol::spawn(accept_loop(
             listener,
@@ -174,6 +206,10 @@ struct Owner {
     clients: HashMap<String, ConnId>,
     /// Peers this node is cut off from.
     cut: BTreeSet<String>,
+    /// What the node stores to survive a crash.
+    state: StateFile,
+    /// The messages of one drain, held until its state is stored.
+    outgoing: Vec<Envelope>,
 }
 
 impl Owner {
@@ -217,6 +253,8 @@ impl Owner {
             routes: HashMap::new(),
             clients: HashMap::new(),
             cut: options.cut.iter().cloned().collect(),
+            state: StateFile::new(options.state_dir.as_deref(), &options.id),
+            outgoing: Vec::new(),
         };
         let mut node_ids: Vec<String> = options.peers.iter().map(|(id, _)| id.clone()).collect();
         node_ids.push(options.id.clone());
@@ -243,9 +281,14 @@ impl Owner {
     }
 
     async fn run(&mut self, inbox: Receiver<Event>) {
-        loop {
+        /// The most events handled before one drain.
+        const BATCH: usize = 256;
+        'run: loop {
             let wake = self.drain();
             let next = match wake {
+                // Checked before waiting, so that a steady stream of input
+                // cannot starve the node's timers.
+                Some(at) if at <= self.now() => None,
                 Some(at) => {
                     let deadline = self.epoch + at;
                     or(async { Some(inbox.recv().await) }, async {
@@ -262,20 +305,53 @@ impl Owner {
                     self.node.handle(Input::Timeout, now);
                 }
                 Some(Ok(Event::Stop)) | Some(Err(_)) => break,
-                Some(Ok(event)) => self.on_event(event),
+                Some(Ok(event)) => {
+                    self.on_event(event);
+                    // And whatever else is waiting already, so that one
+                    // drain, and one write of the state, serves them all.
+                    for _ in 1..BATCH {
+                        match inbox.try_recv() {
+                            Ok(Event::Stop) => break 'run,
+                            Ok(event) => self.on_event(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
             }
         }
         inbox.close();
     }
 
-    /// Routes everything the node wants sent; returns when it wants waking.
+    /// Stores the state the node asks to and routes everything it wants
+    /// sent; returns when it wants waking.
+    ///
+    /// One write per drain, however many states it holds: only the last
+    /// one is written (it holds the others), and every message of the
+    /// drain waits for it, those before it included (sending later is
+    /// always allowed). If the write fails, the drain's messages are
+    /// dropped: one of them could reveal what is not stored.
     fn drain(&mut self) -> Option<gcounter_core::Time> {
-        loop {
+        let wake = loop {
             match self.node.poll_output() {
-                Output::Send(msg) => self.route(msg),
-                Output::Wait(at) => return at,
+                Output::Send(msg) => self.outgoing.push(msg),
+                Output::Persist(state) => self.state.stage(state),
+                Output::Wait(at) => break at,
             }
+        };
+        let mut outgoing = std::mem::take(&mut self.outgoing);
+        if self.state.flush() {
+            for msg in outgoing.drain(..) {
+                self.route(msg);
+            }
+        } else {
+            log::debug!(
+                "{} messages dropped: the state is not stored",
+                outgoing.len()
+            );
+            outgoing.clear();
         }
+        self.outgoing = outgoing;
+        wake
     }
 
     fn on_event(&mut self, event: Event) {

@@ -12,10 +12,27 @@
 //! it. A peer answers a `gossip` with a `gossip_ack` carrying its merged
 //! state, which tells the sender what the peer now knows; an idle cluster
 //! sends nothing.
+//!
+//! # Crashes
+//!
+//! An add is acknowledged before any peer has heard of it, so a node that
+//! crashes would take the adds of its last round with it. Every change to
+//! the node's own slot is therefore stored ([`Ctx::persist`]: the slot and
+//! every count) before the `add_ok`, and before any gossip, that reveals
+//! it. A node that restarts with that state (`config.restored`) keeps
+//! counting in the slot it names: the stored count is at least what any
+//! peer has seen of that slot, so counting on from it loses nothing and
+//! counts nothing twice. A node that restarts without it (no state kept,
+//! or a state that does not parse) counts in a fresh slot, its id with
+//! its incarnation ([`Ctx::slot`]), so its new adds are never swallowed
+//! by what the peers already hold of an old slot; what it had not yet
+//! gossiped is then lost.
 
 use super::{checked_total, Ctx, Request, Strategy, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::{Counts, Payload};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Default)]
@@ -24,6 +41,43 @@ pub struct Gossip {
     /// Per peer: the merge of every state it has shown us. A peer whose
     /// state covers ours needs nothing from us.
     known: BTreeMap<String, Counts>,
+    /// Where this node counts its own adds: the slot of the state it
+    /// restarted from, or [`Ctx::slot`]. Set by `on_start`.
+    slot: String,
+}
+
+/// What is stored to survive a crash: `{"slot": .., "counts": {..}}`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved<'a> {
+    slot: Cow<'a, str>,
+    counts: Cow<'a, Counts>,
+}
+
+impl Saved<'_> {
+    /// The state stored by an earlier life of node `me`.
+    fn restore(text: &str, me: &str) -> Result<Saved<'static>, String> {
+        let saved: Saved<'static> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        // `me`, or `me#<incarnation>`: a slot of another node's would count
+        // this node's adds as that node's.
+        let mine = match saved.slot.strip_prefix(me) {
+            Some("") => true,
+            Some(rest) => rest
+                .strip_prefix('#')
+                .is_some_and(|n| n.parse::<u64>().is_ok()),
+            None => false,
+        };
+        if !mine {
+            return Err(format!("slot `{}` is not one of {me}'s", saved.slot));
+        }
+        let total = saved
+            .counts
+            .values()
+            .try_fold(0, |sum, &n| checked_total(sum, n));
+        if total.is_none() {
+            return Err("the counts add up past the largest total".into());
+        }
+        Ok(saved)
+    }
 }
 
 /// Whether `a` has every count of `b` (`a >= b` slot by slot).
@@ -51,19 +105,68 @@ impl Gossip {
             ctx.set_timer(Timer::Gossip, at);
         }
     }
+
+    /// Takes up the state an earlier life stored, if there is one; else
+    /// counts in a fresh slot.
+    fn restore(&mut self, ctx: &Ctx<'_>) {
+        self.slot = ctx.slot();
+        let Some(text) = &ctx.config.restored else {
+            return;
+        };
+        match Saved::restore(text, ctx.me) {
+            Ok(saved) => {
+                merge(&mut self.counts, &saved.counts);
+                self.slot = saved.slot.into_owned();
+                log::info!(
+                    "restored: counting on in slot {} from {}, total {}",
+                    self.slot,
+                    self.counts.get(&self.slot).copied().unwrap_or(0),
+                    self.value()
+                );
+            }
+            Err(e) => log::warn!(
+                "the stored state cannot be used ({e}): counting in a fresh slot, {}; \
+                 adds it held that no peer had seen are lost",
+                self.slot
+            ),
+        }
+    }
+
+    /// Stores the slot and every count, before anything that follows.
+    fn persist(&self, ctx: &mut Ctx<'_>) {
+        let saved = Saved {
+            slot: Cow::Borrowed(&self.slot),
+            counts: Cow::Borrowed(&self.counts),
+        };
+        match serde_json::to_string(&saved) {
+            Ok(text) => ctx.persist(text),
+            // Strings and integers always serialize.
+            Err(e) => log::error!("cannot serialize the state: {e}"),
+        }
+    }
 }
 
 impl Strategy for Gossip {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        self.restore(ctx);
         Self::arm(ctx);
     }
 
     fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: u64) {
-        let slot = ctx.slot();
-        let mine = self.counts.get(&slot).copied().unwrap_or(0);
+        if self.slot.is_empty() {
+            // Not started: cannot happen, since the node starts a strategy
+            // as soon as it builds it.
+            self.slot = ctx.slot();
+        }
+        let mine = self.counts.get(&self.slot).copied().unwrap_or(0);
         match checked_total(self.value(), delta) {
             Some(_) => {
-                self.counts.insert(slot, mine + delta);
+                self.counts.insert(self.slot.clone(), mine + delta);
+                // Stored before the `add_ok` (and the next gossip) leaves.
+                // An add of 0 changes no count.
+                if delta > 0 {
+                    self.persist(ctx);
+                }
                 ctx.reply(&req, Payload::AddOk);
             }
             None => ctx.reply_error(

@@ -3,8 +3,9 @@
 //! A strategy is a state machine. It reacts to a client's `add` or `read`,
 //! to the reply (or the silence) of a KV call it made, to a peer's message
 //! and to its own timers, and it acts only through [`Ctx`]: replying to a
-//! client, calling a service, messaging a peer, arming a timer. A CAS retry
-//! loop is "on precondition-failed, send the next read", never an `await`.
+//! client, calling a service, messaging a peer, arming a timer, storing
+//! what must survive a crash. A CAS retry loop is "on precondition-failed,
+//! send the next read", never an `await`.
 
 mod cas;
 mod gossip;
@@ -102,6 +103,15 @@ impl Ctx<'_> {
         let deadline = self.now + self.config.rpc_timeout;
         self.io
             .call(self.me, self.config.kv.name(), payload, tag, deadline);
+    }
+
+    /// Asks the transport to store `state` (one line: no `\n`) durably
+    /// before it sends anything queued after this call (a reply
+    /// acknowledging what the state holds, say). After a restart the node
+    /// finds the last state stored in [`Config::restored`]. Only the latest
+    /// state counts: a state queued right after another replaces it.
+    pub fn persist(&mut self, state: String) {
+        self.io.persist(state);
     }
 
     pub fn set_timer(&mut self, timer: Timer, at: Time) {

@@ -25,6 +25,9 @@ pub struct Cluster {
     pub ids: Vec<String>,
     /// Every message the nodes sent, in order.
     pub sent: Vec<Envelope>,
+    /// Per node, the last state it asked to store: its disk, which
+    /// survives replacing the node.
+    pub stored: Vec<Option<String>>,
 }
 
 pub fn config(kind: StrategyKind, kv: KvKind, incarnation: u64) -> Config {
@@ -53,6 +56,7 @@ impl Cluster {
             drop_if: Box::new(|_| false),
             ids,
             sent: Vec::new(),
+            stored: vec![None; n],
         };
         for i in 0..n {
             c.nodes.push(Node::new(config(kind, KvKind::SeqKv, 0)));
@@ -111,6 +115,7 @@ impl Cluster {
                     self.sent.push(msg.clone());
                     self.net.push(msg);
                 }
+                Output::Persist(state) => self.stored[i] = Some(state),
                 Output::Wait(at) => {
                     self.wake[i] = at;
                     return;

@@ -235,6 +235,180 @@ fn a_client_cannot_gossip_into_the_counter() {
     assert_eq!(c.read(0), 0);
 }
 
+/// `gossip` node `i` of `c` crashes and starts again as incarnation
+/// `incarnation`, given what it had stored, if `restore`.
+fn restart_gossip(c: &mut Cluster, i: usize, incarnation: u64, restore: bool) {
+    let mut config = config(StrategyKind::Gossip, KvKind::SeqKv, incarnation);
+    if restore {
+        config.restored = c.stored[i].clone();
+    }
+    c.nodes[i] = Node::new(config);
+    c.init(i);
+}
+
+fn is_gossip_from(m: &crate::Envelope, node: &str) -> bool {
+    m.src == node
+        && matches!(
+            m.body.payload,
+            Payload::Gossip { .. } | Payload::GossipAck { .. }
+        )
+}
+
+#[test]
+fn gossip_restarted_from_its_stored_state_keeps_adds_it_never_gossiped() {
+    for seed in 0..30 {
+        let mut c = Cluster::new(StrategyKind::Gossip, 3, seed);
+        // Nothing n0 knows leaves it before it crashes.
+        c.drop_if = Box::new(|m| is_gossip_from(m, "n0"));
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            let delta = rng.u64(1..=4);
+            let node = rng.usize(0..3);
+            ids.push((c.request(node, Payload::Add { delta }), delta, node));
+            for _ in 0..rng.usize(0..4) {
+                c.step();
+            }
+        }
+        c.settle(Duration::from_secs(5));
+        let mut acked = 0;
+        let mut acked_on_n0 = 0;
+        for (id, delta, node) in ids {
+            assert_eq!(c.reply(id), Some(&Payload::AddOk), "seed {seed}");
+            acked += delta;
+            if node == 0 {
+                acked_on_n0 += delta;
+            }
+        }
+        assert_eq!(c.read(1), acked - acked_on_n0, "seed {seed}: n0 gossiped");
+
+        restart_gossip(&mut c, 0, 1, true);
+        c.drop_if = Box::new(|_| false);
+        let id = c.request(0, Payload::Add { delta: 3 });
+        c.settle(Duration::from_secs(5));
+        assert_eq!(c.reply(id), Some(&Payload::AddOk), "seed {seed}");
+        for node in 0..3 {
+            assert_eq!(c.read(node), acked + 3, "seed {seed} node n{node}");
+        }
+        // It kept counting in its first life's slot.
+        let stored = c.stored[0].as_deref().expect("n0 stored its state");
+        let stored: serde_json::Value = serde_json::from_str(stored).unwrap();
+        assert_eq!(stored["slot"], "n0", "seed {seed}");
+        assert_eq!(stored["counts"]["n0"], acked_on_n0 + 3, "seed {seed}");
+    }
+}
+
+#[test]
+fn gossip_restarted_without_its_state_keeps_the_peers_view_of_its_old_slot() {
+    for seed in 0..30 {
+        let mut c = Cluster::new(StrategyKind::Gossip, 3, seed);
+        for _ in 0..5 {
+            c.request(0, Payload::Add { delta: 2 });
+        }
+        c.settle(Duration::from_secs(5));
+        assert_eq!(c.read(2), 10, "seed {seed}");
+
+        restart_gossip(&mut c, 0, 1, false);
+        let id = c.request(0, Payload::Add { delta: 3 });
+        c.settle(Duration::from_secs(5));
+        assert_eq!(c.reply(id), Some(&Payload::AddOk), "seed {seed}");
+        for node in 0..3 {
+            assert_eq!(c.read(node), 13, "seed {seed} node n{node}");
+        }
+        let stored = c.stored[0].as_deref().expect("n0 stored its state");
+        let stored: serde_json::Value = serde_json::from_str(stored).unwrap();
+        assert_eq!(stored["slot"], "n0#1", "seed {seed}");
+    }
+}
+
+#[test]
+fn gossip_stores_its_state_before_the_add_ok_it_covers() {
+    use crate::node::{Input, Output};
+    use crate::protocol::{Body, Envelope};
+    let mut node = Node::new(config(StrategyKind::Gossip, KvKind::SeqKv, 0));
+    let message = |msg_id, payload| {
+        Input::Message(Envelope {
+            src: "c1".into(),
+            dest: "n0".into(),
+            body: Body {
+                msg_id: Some(msg_id),
+                in_reply_to: None,
+                payload,
+            },
+        })
+    };
+    let drain = |node: &mut Node| {
+        let mut out = Vec::new();
+        loop {
+            match node.poll_output() {
+                Output::Wait(_) => return out,
+                Output::Send(msg) => out.push(format!("send {}", msg.body.payload.type_name())),
+                Output::Persist(state) => out.push(format!("persist {state}")),
+            }
+        }
+    };
+    let init = Payload::Init {
+        node_id: "n0".into(),
+        node_ids: vec!["n0".into(), "n1".into()],
+    };
+    node.handle(message(1, init), Duration::ZERO);
+    assert_eq!(drain(&mut node), ["send init_ok"]);
+    node.handle(message(2, Payload::Add { delta: 2 }), Duration::ZERO);
+    node.handle(message(3, Payload::Add { delta: 0 }), Duration::ZERO);
+    node.handle(message(4, Payload::Add { delta: 3 }), Duration::ZERO);
+    assert_eq!(
+        drain(&mut node),
+        [
+            r#"persist {"slot":"n0","counts":{"n0":2}}"#,
+            "send add_ok",
+            // An add of 0 changes nothing to store.
+            "send add_ok",
+            r#"persist {"slot":"n0","counts":{"n0":5}}"#,
+            "send add_ok",
+        ]
+    );
+}
+
+#[test]
+fn gossip_counts_in_a_fresh_slot_when_the_stored_state_is_unusable() {
+    let unusable = [
+        "",
+        "not json",
+        r#"{"slot":"n0"}"#,
+        r#"{"slot":"n1","counts":{"n1":5}}"#,
+        r#"{"slot":"n0#x","counts":{"n0#x":5}}"#,
+        r#"{"slot":"n01","counts":{"n01":5}}"#,
+        r#"{"slot":"n0","counts":{"n0":9223372036854775807,"n1":1}}"#,
+        r#"{"slot":"n0","counts":{"n0":-1}}"#,
+    ];
+    for state in unusable {
+        let mut c = Cluster::new(StrategyKind::Gossip, 2, 0);
+        c.stored[0] = Some(state.to_string());
+        restart_gossip(&mut c, 0, 4, true);
+        c.request(0, Payload::Add { delta: 1 });
+        c.settle(Duration::from_secs(5));
+        assert_eq!(c.read(0), 1, "{state}");
+        assert_eq!(c.read(1), 1, "{state}");
+        let stored = c.stored[0].as_deref().expect("n0 stored its state");
+        assert_eq!(stored, r#"{"slot":"n0#4","counts":{"n0#4":1}}"#, "{state}");
+    }
+}
+
+#[test]
+fn gossip_takes_up_a_stored_slot_of_an_earlier_incarnation() {
+    let mut c = Cluster::new(StrategyKind::Gossip, 2, 0);
+    c.stored[0] = Some(r#"{"slot":"n0#2","counts":{"n0":4,"n0#2":5}}"#.into());
+    restart_gossip(&mut c, 0, 3, true);
+    c.request(0, Payload::Add { delta: 1 });
+    c.settle(Duration::from_secs(5));
+    assert_eq!(c.read(0), 10);
+    assert_eq!(c.read(1), 10);
+    assert_eq!(
+        c.stored[0].as_deref(),
+        Some(r#"{"slot":"n0#2","counts":{"n0":4,"n0#2":6}}"#)
+    );
+}
+
 #[test]
 fn reads_soon_after_a_round_are_answered_from_it_and_later_ones_ask_again() {
     for kind in [StrategyKind::PerNode, StrategyKind::Cas] {
