@@ -204,7 +204,8 @@ impl RunReport {
     }
 }
 
-fn ranges(rs: &[[u64; 2]]) -> String {
+/// Acceptable values as `a, b..=c, ...` (the first few ranges).
+pub(crate) fn ranges(rs: &[[u64; 2]]) -> String {
     const SHOWN: usize = 8;
     let mut parts: Vec<String> = rs
         .iter()

@@ -358,23 +358,13 @@ pub fn print_summary(out: &mut impl Write, run: &TestRun, dir: &Path) -> std::io
         .iter()
         .map(|r| format!("{} {}", r.node, r.value))
         .collect();
-    let acceptable: Vec<String> = c
-        .acceptable
-        .iter()
-        .map(|[lo, hi]| {
-            if lo == hi {
-                lo.to_string()
-            } else {
-                format!("{lo}..={hi}")
-            }
-        })
-        .collect();
+    let acceptable = crate::report::ranges(&c.acceptable);
     writeln!(
         out,
         "  acknowledged sum {}, {} indeterminate add(s); acceptable {}; final reads: {}",
         c.definite_sum,
         c.indeterminate_adds,
-        acceptable.join(", "),
+        acceptable,
         finals.join(", ")
     )?;
     if !c.missing_final_reads.is_empty() {

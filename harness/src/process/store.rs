@@ -177,17 +177,7 @@ pub fn write_results(
     }
     let c = &run.check;
     let s = &run.stats;
-    let acceptable: Vec<String> = c
-        .acceptable
-        .iter()
-        .map(|[lo, hi]| {
-            if lo == hi {
-                format!("{lo}")
-            } else {
-                format!("{lo}..={hi}")
-            }
-        })
-        .collect();
+    let acceptable = crate::report::ranges(&c.acceptable);
     let finals: Vec<String> = c
         .final_reads
         .iter()
@@ -209,7 +199,7 @@ pub fn write_results(
             "indeterminate adds".into(),
             format!("{} (sum {})", c.indeterminate_adds, c.indeterminate_sum),
         ),
-        ("acceptable final values".into(), acceptable.join(", ")),
+        ("acceptable final values".into(), acceptable),
         ("final reads".into(), finals.join("; ")),
         ("lost".into(), c.lost.to_string()),
         (
