@@ -51,7 +51,7 @@ pub use lines::MAX_LINE;
 
 use async_channel::Receiver;
 use gcounter_core::{protocol, Input, Node, Output, Time};
-use lines::{Batch, BatchReceiver, Line};
+use lines::{ChunkReceiver, Splitter};
 use smol::future::{self, FutureExt};
 use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use smol::Timer;
@@ -77,9 +77,9 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (tx, rx) = lines::batch_queue(QUEUE);
+    let (tx, rx) = lines::chunk_queue(QUEUE);
     let read = async move {
-        lines::read_batches(reader, tx).await;
+        lines::read_chunks(reader, tx).await;
         // The reader's end shows up as the queue closing; the owner decides
         // when everything is done.
         future::pending().await
@@ -96,10 +96,10 @@ where
 /// `Unblock` it would wait for the pipe just the same), and it saves a
 /// thread, a pipe and a wake-up per write.
 pub fn run_stdio(mut node: Node) -> io::Result<()> {
-    let (tx, rx) = lines::batch_queue(QUEUE);
+    let (tx, rx) = lines::chunk_queue(QUEUE);
     std::thread::Builder::new()
         .name("stdin".into())
-        .spawn(move || lines::read_batches_blocking(io::stdin().lock(), tx))?;
+        .spawn(move || lines::read_chunks_blocking(io::stdin().lock(), tx))?;
     let mut stdout = InPlace(io::stdout().lock());
     smol::block_on(own(&mut node, rx, &mut stdout))
 }
@@ -127,7 +127,7 @@ impl<W: Write + Unpin> AsyncWrite for InPlace<W> {
 
 /// What wakes the owner.
 enum Event {
-    Lines(Batch),
+    Chunk(Vec<u8>),
     Timeout,
     ReadFailed(io::Error),
     InputEnded,
@@ -136,54 +136,65 @@ enum Event {
 /// The owner loop: the only code that touches the node.
 async fn own<W: AsyncWrite + Unpin>(
     node: &mut Node,
-    queue: BatchReceiver,
+    chunks: ChunkReceiver,
     writer: &mut W,
 ) -> io::Result<()> {
     let start = Instant::now();
     let mut out = Vec::with_capacity(2 * WRITE_AT);
+    let mut splitter = Splitter::default();
     let mut wake = None;
     loop {
-        let event = next_event(&queue.full, start, wake).await;
-        // The lines of one batch arrived together.
+        let event = next_event(&chunks.full, start, wake).await;
+        // The lines of one chunk arrived together.
         let now = start.elapsed();
         match event {
-            Event::Lines(mut batch) => {
-                for line in batch.drain(..) {
-                    match line {
-                        Line::Message(msg) => node.handle(Input::Message(msg), now),
-                        Line::Unparsed(line) => node.handle(Input::Line(&line), now),
-                    }
+            Event::Chunk(chunk) => {
+                let mut pos = 0;
+                while let Some(line) = splitter.next_line(&chunk, &mut pos) {
+                    feed(node, line, now);
                     drain(node, &mut out);
                     if out.len() >= WRITE_AT {
                         writer.write_all(&out).await?;
                         out.clear();
                     }
                 }
-                queue.recycle(batch);
+                chunks.recycle(chunk);
             }
             Event::Timeout => node.handle(Input::Timeout, now),
             Event::ReadFailed(e) => {
                 write_out(writer, &mut out).await?;
                 return Err(e);
             }
-            Event::InputEnded => return write_out(writer, &mut out).await,
+            Event::InputEnded => {
+                // A last line without its newline still counts.
+                if let Some(line) = splitter.finish() {
+                    feed(node, line, now);
+                }
+                drain(node, &mut out);
+                return write_out(writer, &mut out).await;
+            }
         }
         wake = drain(node, &mut out);
-        if queue.full.is_empty() || out.len() >= WRITE_AT {
+        if chunks.full.is_empty() || out.len() >= WRITE_AT {
             write_out(writer, &mut out).await?;
         }
     }
 }
 
-/// The next batch of lines, or a timeout if the node's wake-up time comes first.
+fn feed(node: &mut Node, line: &[u8], now: Time) {
+    log::trace!("in: {}", String::from_utf8_lossy(line));
+    node.handle(Input::Line(line), now);
+}
+
+/// The next chunk, or a timeout if the node's wake-up time comes first.
 async fn next_event(
-    batches: &Receiver<io::Result<Batch>>,
+    chunks: &Receiver<io::Result<Vec<u8>>>,
     start: Instant,
     wake: Option<Time>,
 ) -> Event {
     let recv = async {
-        match batches.recv().await {
-            Ok(Ok(batch)) => Event::Lines(batch),
+        match chunks.recv().await {
+            Ok(Ok(chunk)) => Event::Chunk(chunk),
             Ok(Err(e)) => Event::ReadFailed(e),
             Err(_closed) => Event::InputEnded,
         }

@@ -1,18 +1,14 @@
-//! Reading input: splitting it into lines, with a cap on how much of one
-//! line is held, and parsing them, in batches for the owner.
+//! Reading input in chunks and splitting it into lines, with a cap on how
+//! much of one line is held.
 //!
-//! The reader parses the lines it reads ([`Line`]) and hands the owner a
-//! batch of them at a time: one queue hop per batch, not per line, and
-//! on a stdin thread of its own ([`read_batches_blocking`]) the parsing,
-//! half of a node's work, runs on the other core, beside the node. The
-//! [`Splitter`] lends each line out of the buffer read into and copies only
-//! a line that straddles two reads.
+//! The reader hands the owner whole chunks, not lines: one queue hop and one
+//! allocation per read instead of per line. The owner splits them with a
+//! [`Splitter`], which lends each line out of the chunk itself and copies
+//! only a line that straddles two chunks.
 
 use async_channel::{Receiver, Sender};
-use gcounter_core::protocol::{self, Envelope};
 use smol::io::{AsyncRead, AsyncReadExt};
 use std::io::{self, Read};
-use std::mem;
 
 /// The longest line handed to the node, in bytes (without its newline).
 ///
@@ -24,175 +20,98 @@ pub const MAX_LINE: usize = 1024 * 1024;
 /// How much is read at a time.
 const CHUNK: usize = 64 * 1024;
 
-/// The most lines in one batch.
-pub(crate) const BATCH: usize = 1024;
-
-/// A line of input, as the reader hands it to the owner.
-#[derive(Debug)]
-pub(crate) enum Line {
-    /// A message, parsed by the reader.
-    Message(Envelope),
-    /// A line the parse refused, for the node to parse again and answer.
-    Unparsed(Vec<u8>),
-}
-
-impl Line {
-    fn parse(line: &[u8]) -> Line {
-        log::trace!("in: {}", String::from_utf8_lossy(line));
-        match protocol::parse_line(line) {
-            Ok(msg) => Line::Message(msg),
-            Err(_) => Line::Unparsed(line.to_vec()),
-        }
-    }
-}
-
-/// Lines for the owner, in order.
-pub(crate) type Batch = Vec<Line>;
-
-/// The reader's side of the queue to the owner: batches go out full (a
+/// The reader's side of the queue to the owner: chunks go out full (a
 /// read error is the last item; the end of the input closes the queue)
-/// and come back empty, so that steady input reuses the same few.
+/// and come back empty, so that steady input reuses the same few buffers.
 #[derive(Debug)]
-pub(crate) struct BatchSender {
-    pub(crate) full: Sender<io::Result<Batch>>,
-    pub(crate) empty: Receiver<Batch>,
+pub(crate) struct ChunkSender {
+    pub(crate) full: Sender<io::Result<Vec<u8>>>,
+    pub(crate) empty: Receiver<Vec<u8>>,
 }
 
-/// The owner's side of the queue: see [`BatchSender`].
+/// The owner's side of the queue: see [`ChunkSender`].
 #[derive(Debug)]
-pub(crate) struct BatchReceiver {
-    pub(crate) full: Receiver<io::Result<Batch>>,
-    pub(crate) empty: Sender<Batch>,
+pub(crate) struct ChunkReceiver {
+    pub(crate) full: Receiver<io::Result<Vec<u8>>>,
+    pub(crate) empty: Sender<Vec<u8>>,
 }
 
-/// A queue of at most `cap` batches, and as many to reuse.
-pub(crate) fn batch_queue(cap: usize) -> (BatchSender, BatchReceiver) {
+/// A queue of at most `cap` chunks, and the same number to reuse.
+pub(crate) fn chunk_queue(cap: usize) -> (ChunkSender, ChunkReceiver) {
     let (full_tx, full_rx) = async_channel::bounded(cap);
     let (empty_tx, empty_rx) = async_channel::bounded(cap);
     (
-        BatchSender {
+        ChunkSender {
             full: full_tx,
             empty: empty_rx,
         },
-        BatchReceiver {
+        ChunkReceiver {
             full: full_rx,
             empty: empty_tx,
         },
     )
 }
 
-impl BatchReceiver {
-    /// Hands a handled (emptied) batch back to the reader, or drops it if
-    /// the reader has enough.
-    pub(crate) fn recycle(&self, batch: Batch) {
-        debug_assert!(batch.is_empty());
-        let _ = self.empty.try_send(batch);
+impl ChunkSender {
+    /// A buffer of [`CHUNK`] bytes to read into: a returned one if any.
+    fn buffer(&self) -> Vec<u8> {
+        let mut buf = self.empty.try_recv().unwrap_or_default();
+        // Only the part the last read did not fill is zeroed again.
+        buf.resize(CHUNK, 0);
+        buf
     }
 }
 
-/// What the reader keeps between reads: the unfinished line and the batch
-/// being filled.
-#[derive(Debug, Default)]
-struct Batcher {
-    splitter: Splitter,
-    batch: Batch,
-}
-
-impl Batcher {
-    /// Parses the lines of `chunk[*pos..]` into the batch being filled.
-    /// Returns the batch once it is full, or at the end of the chunk if it
-    /// holds anything; `None` when the chunk is used up.
-    fn next_batch(
-        &mut self,
-        chunk: &[u8],
-        pos: &mut usize,
-        empty: &Receiver<Batch>,
-    ) -> Option<Batch> {
-        while self.batch.len() < BATCH {
-            match self.splitter.next_line(chunk, pos) {
-                Some(line) => self.batch.push(Line::parse(line)),
-                None => break,
-            }
-        }
-        self.take(empty)
-    }
-
-    /// The last batch: what is left, with the last line if the input ended
-    /// without a newline after it.
-    fn finish(&mut self, empty: &Receiver<Batch>) -> Option<Batch> {
-        if let Some(line) = self.splitter.finish() {
-            self.batch.push(Line::parse(line));
-        }
-        self.take(empty)
-    }
-
-    fn take(&mut self, empty: &Receiver<Batch>) -> Option<Batch> {
-        if self.batch.is_empty() {
-            return None;
-        }
-        let next = empty
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-        Some(mem::replace(&mut self.batch, next))
+impl ChunkReceiver {
+    /// Hands a handled chunk back to the reader (or drops it if the
+    /// reader has enough).
+    pub(crate) fn recycle(&self, chunk: Vec<u8>) {
+        let _ = self.empty.try_send(chunk);
     }
 }
 
-/// Reads `reader` to its end, sending its lines to the owner in batches.
-/// Returns when the input ends, fails, or nobody listens any more.
+/// Reads `reader` to its end into chunks for the owner. Returns when the
+/// input ends, fails, or nobody listens any more.
 ///
 /// Plain `read` into a buffer of our own, not `fill_buf`: futures-lite's
 /// `fill_buf` polls twice and panics when a reader such as `Unblock<Stdin>`
 /// answers the second poll with `Pending` after reporting the end.
-pub(crate) async fn read_batches<R: AsyncRead + Unpin>(mut reader: R, queue: BatchSender) {
-    let mut buf = vec![0; CHUNK];
-    let mut batcher = Batcher::default();
+pub(crate) async fn read_chunks<R: AsyncRead + Unpin>(mut reader: R, chunks: ChunkSender) {
     loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) => {
-                if let Some(batch) = batcher.finish(&queue.empty) {
-                    let _ = queue.full.send(Ok(batch)).await;
+        let mut buf = chunks.buffer();
+        match reader.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                if chunks.full.send(Ok(buf)).await.is_err() {
+                    return;
                 }
-                return;
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 // Whatever was half read is not a message; report the error.
-                let _ = queue.full.send(Err(e)).await;
-                return;
-            }
-        };
-        let mut pos = 0;
-        while let Some(batch) = batcher.next_batch(&buf[..n], &mut pos, &queue.empty) {
-            if queue.full.send(Ok(batch)).await.is_err() {
+                let _ = chunks.full.send(Err(e)).await;
                 return;
             }
         }
     }
 }
 
-/// [`read_batches`] for a blocking reader, on a thread of its own.
-pub(crate) fn read_batches_blocking<R: Read>(mut reader: R, queue: BatchSender) {
-    let mut buf = vec![0; CHUNK];
-    let mut batcher = Batcher::default();
+/// [`read_chunks`] for a blocking reader, on a thread of its own.
+pub(crate) fn read_chunks_blocking<R: Read>(mut reader: R, chunks: ChunkSender) {
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => {
-                if let Some(batch) = batcher.finish(&queue.empty) {
-                    let _ = queue.full.send_blocking(Ok(batch));
+        let mut buf = chunks.buffer();
+        match reader.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                if chunks.full.send_blocking(Ok(buf)).is_err() {
+                    return;
                 }
-                return;
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                let _ = queue.full.send_blocking(Err(e));
-                return;
-            }
-        };
-        let mut pos = 0;
-        while let Some(batch) = batcher.next_batch(&buf[..n], &mut pos, &queue.empty) {
-            if queue.full.send_blocking(Ok(batch)).is_err() {
+                let _ = chunks.full.send_blocking(Err(e));
                 return;
             }
         }

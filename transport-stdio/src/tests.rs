@@ -177,3 +177,42 @@ fn a_read_error_is_returned_after_the_ready_replies() {
     assert_eq!(result.expect_err("fails").to_string(), "disk on fire");
     assert_eq!(lines, [INIT_OK]);
 }
+
+#[test]
+fn many_lines_keep_their_order_across_reads() {
+    // More than one 64 KiB read, with a bad line inside.
+    let n = 1300;
+    let mut input = format!("{INIT1}\n");
+    for id in 2..n + 2 {
+        if id == n / 2 {
+            input.push_str("not json\n");
+        }
+        input.push_str(&format!(
+            r#"{{"src":"c1","dest":"n1","body":{{"type":"add","msg_id":{id},"delta":1}}}}"#
+        ));
+        input.push('\n');
+    }
+    input.push_str(r#"{"src":"c2","dest":"n1","body":{"type":"read","msg_id":1}}"#);
+    let (result, lines) = run_bytes(Config::default(), input.as_bytes());
+    result.expect("runs");
+    assert_eq!(
+        lines.len() as u64,
+        n + 2,
+        "the bad line has no msg_id to answer"
+    );
+    for (i, line) in lines[1..=n as usize].iter().enumerate() {
+        let expected = format!(
+            r#"{{"src":"n1","dest":"c1","body":{{"type":"add_ok","in_reply_to":{},"msg_id":{}}}}}"#,
+            i + 2,
+            i + 1
+        );
+        assert_eq!(line, &expected);
+    }
+    assert_eq!(
+        lines.last().expect("a read_ok"),
+        &format!(
+            r#"{{"src":"n1","dest":"c2","body":{{"type":"read_ok","in_reply_to":1,"msg_id":{},"value":{n}}}}}"#,
+            n + 1
+        )
+    );
+}
