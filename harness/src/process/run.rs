@@ -10,11 +10,11 @@
 use super::check::{check_line, shown, BadLine};
 use super::procs::{events, NodeCommand, ProcEvent, Procs};
 use crate::checker::{check, CheckResult};
-use crate::history::{History, Outcome};
+use crate::history::History;
 use crate::nemesis::{Latency, Nemesis, NemesisConfig, NemesisEvent, NemesisRecord, Network};
 use crate::services::Services;
 use crate::sim::INIT_CLIENT;
-use crate::stats::{NetTally, Stats};
+use crate::stats::{NetTally, OpStats, Stats};
 use crate::workload::{node_ids, Step, Workload, WorkloadConfig};
 use gcounter_core::protocol::{parse_line, to_line};
 use gcounter_core::{Body, Envelope, ErrorCode, Payload, Time};
@@ -126,6 +126,22 @@ pub struct Progress {
     pub nemesis: String,
     /// `main`, `recovery`, ...
     pub phase: String,
+}
+
+impl Progress {
+    /// Where `workload` stands, `elapsed` into the test.
+    pub fn of(workload: &Workload, elapsed: Duration, nemesis: &str) -> Progress {
+        let ops = OpStats::of(workload.history()).all;
+        Progress {
+            elapsed,
+            time_limit: workload.config().time_limit,
+            ok: ops.ok,
+            info: ops.info,
+            fail: ops.fail,
+            nemesis: nemesis.to_string(),
+            phase: format!("{:?}", workload.phase()).to_lowercase(),
+        }
+    }
 }
 
 /// A message on its way.
@@ -348,24 +364,8 @@ impl<'a> Runner<'a> {
     }
 
     fn progress(&self) -> Progress {
-        let (mut ok, mut info, mut fail) = (0, 0, 0);
-        for op in self.workload.history().iter() {
-            match op.outcome {
-                Some(Outcome::Ok) => ok += 1,
-                Some(Outcome::Info) => info += 1,
-                Some(Outcome::Fail) => fail += 1,
-                None => {}
-            }
-        }
-        Progress {
-            elapsed: self.test_time().unwrap_or_default(),
-            time_limit: self.cfg.workload.time_limit,
-            ok,
-            info,
-            fail,
-            nemesis: self.nemesis_now.clone(),
-            phase: format!("{:?}", self.workload.phase()).to_lowercase(),
-        }
+        let elapsed = self.test_time().unwrap_or_default();
+        Progress::of(&self.workload, elapsed, &self.nemesis_now)
     }
 
     fn step_nemesis(&mut self, t: Time) {

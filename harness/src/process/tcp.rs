@@ -33,7 +33,6 @@ use super::check::{check_line, shown, BadLine};
 use super::procs::MAX_LINE;
 use super::run::{typed_reply, NetObserved, Progress, TestRun};
 use crate::checker::check;
-use crate::history::Outcome;
 use crate::nemesis::{Nemesis, NemesisConfig, NemesisEvent, NemesisRecord};
 use crate::stats::{NetTally, Stats};
 use crate::workload::{node_ids, Step, Workload, WorkloadConfig};
@@ -261,8 +260,7 @@ struct Conn {
 /// How often the runner looks for members that exited.
 const REAP_EVERY: Duration = Duration::from_millis(200);
 
-struct TcpRunner<'a> {
-    cfg: &'a TcpTestConfig,
+struct TcpRunner {
     start: Instant,
     /// When every client was connected: time zero of the workload.
     t0: Instant,
@@ -278,8 +276,8 @@ struct TcpRunner<'a> {
     next_id: u64,
 }
 
-impl<'a> TcpRunner<'a> {
-    fn new(cfg: &'a TcpTestConfig, mut rng: fastrand::Rng, start: Instant) -> Self {
+impl TcpRunner {
+    fn new(cfg: &TcpTestConfig, mut rng: fastrand::Rng, start: Instant) -> Self {
         let servers = node_ids(cfg.node_count);
         let workload =
             Workload::with_concurrency(cfg.workload.clone(), &servers, cfg.concurrency, rng.fork());
@@ -288,7 +286,6 @@ impl<'a> TcpRunner<'a> {
             .clone()
             .map(|n| Nemesis::new(n, servers, cfg.workload.time_limit, rng.fork()));
         TcpRunner {
-            cfg,
             start,
             t0: Instant::now(),
             workload,
@@ -443,24 +440,7 @@ impl<'a> TcpRunner<'a> {
     }
 
     fn progress(&self) -> Progress {
-        let (mut ok, mut info, mut fail) = (0, 0, 0);
-        for op in self.workload.history().iter() {
-            match op.outcome {
-                Some(Outcome::Ok) => ok += 1,
-                Some(Outcome::Info) => info += 1,
-                Some(Outcome::Fail) => fail += 1,
-                None => {}
-            }
-        }
-        Progress {
-            elapsed: self.test_time(),
-            time_limit: self.cfg.workload.time_limit,
-            ok,
-            info,
-            fail,
-            nemesis: self.nemesis_now.clone(),
-            phase: format!("{:?}", self.workload.phase()).to_lowercase(),
-        }
+        Progress::of(&self.workload, self.test_time(), &self.nemesis_now)
     }
 
     async fn step_nemesis(&mut self, cluster: &mut Cluster, t: Time) -> Result<(), TcpTestError> {
