@@ -237,3 +237,16 @@ pub fn describe(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A `gcounter test` run that must have caught lost updates: exit 1, an
+/// invalid verdict, and `lost` above 0 both in results.json and on stdout.
+pub fn assert_reports_lost_updates(store: &Store, out: &std::process::Output) {
+    assert_eq!(out.status.code(), Some(1), "{}", describe(out));
+    let results = store.results();
+    assert_eq!(results["verdict"], "invalid");
+    let lost = results["workload"]["lost"]
+        .as_u64()
+        .expect("lost is a number");
+    assert!(lost > 0, "{results}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("lost: {lost}")));
+}

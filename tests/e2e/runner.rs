@@ -1,7 +1,7 @@
 //! `gcounter test` through the binary: real node processes under the
 //! workload, partitions and checker, and the results a person opens.
 
-use crate::common::{self, describe, Store};
+use crate::common::{self, assert_reports_lost_updates, describe, Store};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -56,14 +56,7 @@ fn gossip_is_valid_under_partitions() {
 fn naive_loses_updates_and_the_test_says_so() {
     let store = Store::new("naive");
     let out = gcounter_test(&store, &["--strategy", "naive"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    let results = store.results();
-    assert_eq!(results["verdict"], "invalid");
-    let lost = results["workload"]["lost"]
-        .as_u64()
-        .expect("lost is a number");
-    assert!(lost > 0, "{results}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("lost: {lost}")));
+    assert_reports_lost_updates(&store, &out);
 }
 
 fn python() -> &'static str {

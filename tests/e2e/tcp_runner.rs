@@ -2,7 +2,7 @@
 //! partitions and checker against a TCP cluster the command starts itself,
 //! and the same results directory.
 
-use crate::common::{self, describe, Store};
+use crate::common::{self, assert_reports_lost_updates, describe, Store};
 use serde_json::Value;
 use std::process::Output;
 use std::time::Duration;
@@ -96,14 +96,7 @@ fn tcp_gossip_is_valid_under_partitions() {
 fn tcp_naive_loses_updates_and_the_test_says_so() {
     let store = Store::new("tcp-naive");
     let out = tcp_test(&store, &["--strategy", "naive"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    let results = store.results();
-    assert_eq!(results["verdict"], "invalid");
-    let lost = results["workload"]["lost"]
-        .as_u64()
-        .expect("lost is a number");
-    assert!(lost > 0, "{results}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("lost: {lost}")));
+    assert_reports_lost_updates(&store, &out);
 }
 
 #[test]
