@@ -69,6 +69,7 @@ pub mod report;
 pub mod services;
 pub mod sim;
 pub mod stats;
+pub mod testcore;
 pub mod workload;
 
 pub use checker::{check, CheckResult, Verdict};

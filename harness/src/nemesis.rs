@@ -1,9 +1,10 @@
 //! The nemesis and the network's rules (SPEC.md section 3).
 //!
-//! - [`Nemesis`]: a seeded schedule that alternately cuts the servers into
-//!   groups and heals them, each event a uniformly random delay in
-//!   `[0, 2 * interval)` after the previous (Jepsen's `partition-package`:
-//!   `flip-flop` start/stop, `stagger` by the interval).
+//! - [`Nemesis`]: a seeded schedule of faults ([`Fault`]: partitions,
+//!   kills, pauses), each event a uniformly random delay in
+//!   `[0, 2 * interval)` after the previous (Jepsen's packages: each fault
+//!   a `flip-flop` of start and stop, `stagger` by the interval, the
+//!   faults mixed on one schedule).
 //! - [`Partition`]: a grudge as Jepsen computes one: for each server, the
 //!   servers whose messages it drops. Only servers appear in it, so clients
 //!   and services (`seq-kv`, ...) are never cut off.
@@ -12,8 +13,8 @@
 //! - [`Network`]: those rules together, for a driver to ask "how long does
 //!   this message take" and "is it dropped".
 //!
-//! None of it knows about the simulator: the process runner applies the
-//! same schedule and rules in real time.
+//! None of it knows about drivers: the test core ([`crate::testcore`])
+//! applies the schedule and the rules, in virtual time or in real time.
 
 use crate::workload::is_client;
 use gcounter_core::Time;
@@ -222,12 +223,118 @@ fn complete_grudge(components: &[Vec<String>]) -> BTreeMap<String, BTreeSet<Stri
     grudge
 }
 
-/// What the nemesis does to the network.
+/// The faults `--nemesis` can name (Maelstrom's names): a comma list of
+/// them takes turns on one schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Cut the network between servers into groups, then heal it.
+    Partition,
+    /// Kill a minority of the nodes (SIGKILL: memory, timers and unread
+    /// input are lost), then start each again as a fresh process with the
+    /// same id, which is sent `init` again.
+    Kill,
+    /// Pause a minority of the nodes (SIGSTOP: input waits, timers stand
+    /// still), then resume them (SIGCONT).
+    Pause,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 3] = [Fault::Partition, Fault::Kill, Fault::Pause];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Partition => "partition",
+            Fault::Kill => "kill",
+            Fault::Pause => "pause",
+        }
+    }
+
+    /// A comma list such as `partition,kill`: each fault once, in the
+    /// order of [`Fault::ALL`] whatever the order typed, so that the same
+    /// set always draws the same schedule from the same seed.
+    pub fn parse_list(s: &str) -> Result<Vec<Fault>, String> {
+        let mut faults = Vec::new();
+        for name in s.split(',').map(str::trim) {
+            let fault = Fault::ALL
+                .into_iter()
+                .find(|f| f.name() == name)
+                .ok_or_else(|| {
+                    format!("unknown fault `{name}` (valid: partition, kill, pause, comma-separated)")
+                })?;
+            faults.push(fault);
+        }
+        faults.sort();
+        faults.dedup();
+        Ok(faults)
+    }
+
+    /// `partition,kill`.
+    pub fn list(faults: &[Fault]) -> String {
+        let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
+        names.join(",")
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the nemesis does: to the network (a partition and its heal) or
+/// to node processes (Jepsen's `kill`/`start` and `pause`/`resume`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "f", rename_all = "kebab-case")]
 pub enum NemesisEvent {
     StartPartition { partition: Partition },
     StopPartition,
+    Kill { nodes: Vec<String> },
+    /// Starts the killed nodes again.
+    Start { nodes: Vec<String> },
+    Pause { nodes: Vec<String> },
+    Resume { nodes: Vec<String> },
+}
+
+impl NemesisEvent {
+    /// The fault this event starts or ends.
+    pub fn fault(&self) -> Fault {
+        match self {
+            NemesisEvent::StartPartition { .. } | NemesisEvent::StopPartition => Fault::Partition,
+            NemesisEvent::Kill { .. } | NemesisEvent::Start { .. } => Fault::Kill,
+            NemesisEvent::Pause { .. } | NemesisEvent::Resume { .. } => Fault::Pause,
+        }
+    }
+
+    /// Whether the event starts its fault (rather than ending it).
+    pub fn starts(&self) -> bool {
+        matches!(
+            self,
+            NemesisEvent::StartPartition { .. }
+                | NemesisEvent::Kill { .. }
+                | NemesisEvent::Pause { .. }
+        )
+    }
+}
+
+impl fmt::Display for NemesisEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nodes = |nodes: &[String]| {
+            if nodes.is_empty() {
+                "nobody (no minority to take)".to_string()
+            } else {
+                nodes.join(" ")
+            }
+        };
+        match self {
+            NemesisEvent::StartPartition { partition } => write!(f, "partition {partition}"),
+            NemesisEvent::StopPartition => f.write_str("heal"),
+            NemesisEvent::Kill { nodes: n } => write!(f, "kill {}", nodes(n)),
+            NemesisEvent::Start { nodes: n } => write!(f, "start {}", nodes(n)),
+            NemesisEvent::Pause { nodes: n } => write!(f, "pause {}", nodes(n)),
+            NemesisEvent::Resume { nodes: n } => write!(f, "resume {}", nodes(n)),
+        }
+    }
 }
 
 /// A nemesis event and when it happened.
@@ -242,9 +349,12 @@ pub struct NemesisRecord {
 /// The nemesis' parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NemesisConfig {
-    /// Mean time between events (start or heal); Maelstrom's default is 10 s.
+    /// Mean time between events (start or end of a fault); Maelstrom's
+    /// default is 10 s.
     #[serde(with = "crate::workload::secs")]
     pub interval: Duration,
+    /// The faults that take turns, each once, in [`Fault::ALL`]'s order.
+    pub faults: Vec<Fault>,
     /// The shapes of partition to draw from.
     pub kinds: Vec<PartitionKind>,
 }
@@ -253,14 +363,20 @@ impl Default for NemesisConfig {
     fn default() -> Self {
         NemesisConfig {
             interval: Duration::from_secs(10),
+            faults: vec![Fault::Partition],
             kinds: PartitionKind::ALL.to_vec(),
         }
     }
 }
 
-/// The partition schedule: starts and heals alternately, before `until`
-/// (the end of the workload's main phase). The final heal is the driver's,
-/// when the workload asks for it.
+/// The fault schedule, before `until` (the end of the workload's main
+/// phase): an event every [`stagger`]ed interval, each for one fault
+/// drawn from the configured ones (Jepsen's `gen/mix` of its packages),
+/// and each fault a flip-flop of its own: a fault in force is ended, one
+/// not in force is started. Kills and pauses take a random minority of
+/// the nodes not already down or paused, so a majority always runs. The
+/// final end of every fault is [`Nemesis::stop`]'s, when the workload asks
+/// for it.
 #[derive(Debug)]
 pub struct Nemesis {
     cfg: NemesisConfig,
@@ -269,6 +385,8 @@ pub struct Nemesis {
     until: Time,
     next_at: Option<Time>,
     partitioned: bool,
+    killed: Option<Vec<String>>,
+    paused: Option<Vec<String>>,
 }
 
 impl Nemesis {
@@ -279,7 +397,8 @@ impl Nemesis {
         mut rng: fastrand::Rng,
     ) -> Self {
         let first = stagger(&mut rng, cfg.interval, Time::ZERO);
-        let next_at = (first < until && !cfg.kinds.is_empty()).then_some(first);
+        let next_at =
+            (first < until && !cfg.kinds.is_empty() && !cfg.faults.is_empty()).then_some(first);
         Nemesis {
             cfg,
             servers,
@@ -287,6 +406,8 @@ impl Nemesis {
             until,
             next_at,
             partitioned: false,
+            killed: None,
+            paused: None,
         }
     }
 
@@ -298,23 +419,83 @@ impl Nemesis {
     /// The event due at `now`, if one is.
     pub fn poll(&mut self, now: Time) -> Option<NemesisEvent> {
         let at = self.next_at.filter(|&at| at <= now)?;
-        let event = if self.partitioned {
-            NemesisEvent::StopPartition
-        } else {
-            let kind = self.cfg.kinds[self.rng.usize(..self.cfg.kinds.len())];
-            NemesisEvent::StartPartition {
-                partition: Partition::draw(kind, &self.servers, &mut self.rng),
-            }
+        // One fault draws nothing, so a partition-only schedule is the
+        // same for a seed as before kills and pauses existed.
+        let fault = match self.cfg.faults.as_slice() {
+            [one] => *one,
+            many => many[self.rng.usize(..many.len())],
         };
-        self.partitioned = !self.partitioned;
+        let event = match fault {
+            Fault::Partition if self.partitioned => NemesisEvent::StopPartition,
+            Fault::Partition => {
+                let kind = self.cfg.kinds[self.rng.usize(..self.cfg.kinds.len())];
+                NemesisEvent::StartPartition {
+                    partition: Partition::draw(kind, &self.servers, &mut self.rng),
+                }
+            }
+            Fault::Kill => match self.killed.take() {
+                Some(nodes) => NemesisEvent::Start { nodes },
+                None => {
+                    let nodes = self.draw_minority();
+                    self.killed = Some(nodes.clone());
+                    NemesisEvent::Kill { nodes }
+                }
+            },
+            Fault::Pause => match self.paused.take() {
+                Some(nodes) => NemesisEvent::Resume { nodes },
+                None => {
+                    let nodes = self.draw_minority();
+                    self.paused = Some(nodes.clone());
+                    NemesisEvent::Pause { nodes }
+                }
+            },
+        };
+        if fault == Fault::Partition {
+            self.partitioned = !self.partitioned;
+        }
         let next = stagger(&mut self.rng, self.cfg.interval, at);
         self.next_at = (next < self.until).then_some(next);
         Some(event)
     }
 
-    /// No more events (the final phase has begun).
-    pub fn stop(&mut self) {
+    /// Between one node and a minority (fewer than half) of the servers,
+    /// none of them down or paused already; nobody if there is no such
+    /// minority (one or two servers).
+    fn draw_minority(&mut self) -> Vec<String> {
+        let busy: Vec<&String> = self.killed.iter().chain(&self.paused).flatten().collect();
+        let mut free: Vec<String> = self
+            .servers
+            .iter()
+            .filter(|s| !busy.contains(s))
+            .cloned()
+            .collect();
+        let most = self.servers.len().saturating_sub(1) / 2;
+        let most = most.saturating_sub(busy.len()).min(free.len());
+        if most == 0 {
+            return Vec::new();
+        }
+        let count = 1 + self.rng.usize(..most);
+        self.rng.shuffle(&mut free);
+        free.truncate(count);
+        free.sort();
+        free
+    }
+
+    /// No more events (the final phase has begun): the events that end
+    /// every fault still in force.
+    pub fn stop(&mut self) -> Vec<NemesisEvent> {
         self.next_at = None;
+        let mut ends = Vec::new();
+        if std::mem::take(&mut self.partitioned) {
+            ends.push(NemesisEvent::StopPartition);
+        }
+        if let Some(nodes) = self.killed.take() {
+            ends.push(NemesisEvent::Start { nodes });
+        }
+        if let Some(nodes) = self.paused.take() {
+            ends.push(NemesisEvent::Resume { nodes });
+        }
+        ends
     }
 }
 
@@ -437,10 +618,13 @@ impl Network {
         self.partition.as_ref().is_some_and(|p| p.drops(src, dest))
     }
 
+    /// Takes up a partition or its heal; other faults are not the
+    /// network's.
     pub fn apply(&mut self, event: &NemesisEvent) {
         match event {
             NemesisEvent::StartPartition { partition } => self.partition = Some(partition.clone()),
             NemesisEvent::StopPartition => self.partition = None,
+            _ => {}
         }
     }
 

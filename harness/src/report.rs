@@ -3,7 +3,7 @@
 
 use crate::checker::{CheckResult, Verdict};
 use crate::history::OpKind;
-use crate::nemesis::{Latency, NemesisConfig, NemesisEvent, NemesisRecord};
+use crate::nemesis::{Latency, NemesisConfig, NemesisRecord};
 use crate::services::ServiceCounts;
 use crate::sim::{SimConfig, SimError, SimRun};
 use crate::stats::{ok_latencies_ns, LatencyStats, OpCounts, OpStats, Quantiles, Stats};
@@ -187,11 +187,7 @@ impl RunReport {
             writeln!(w, "  (no events)")?;
         }
         for r in &self.nemesis {
-            let what = match &r.event {
-                NemesisEvent::StartPartition { partition } => format!("partition {partition}"),
-                NemesisEvent::StopPartition => "heal".to_string(),
-            };
-            writeln!(w, "  {:>8.3} s  {what}", r.time.as_secs_f64())?;
+            writeln!(w, "  {:>8.3} s  {}", r.time.as_secs_f64(), r.event)?;
         }
         writeln!(w)?;
         writeln!(

@@ -2,14 +2,13 @@
 //! for what they print, and the test loop in real time; or the same test
 //! against a TCP cluster the runner starts (`tcp`).
 
-mod check;
 mod cli;
 mod procs;
 mod run;
 mod store;
 mod tcp;
 
-pub use check::{check_line, shown, BadLine};
+pub use crate::testcore::{check_line, shown, BadLine};
 pub use cli::{print_summary, run as run_cli, TestArgs, Transport};
 pub use procs::{events, NodeCommand, ProcEvent, Procs, MAX_LINE};
 pub use run::{run_test, NetObserved, Progress, TestConfig, TestError, TestRun};

@@ -7,7 +7,7 @@
 //! answers service requests with the core's models, and hands replies to
 //! the workload's clients.
 
-use super::check::{check_line, shown, BadLine};
+use crate::testcore::{check_line, shown, BadLine};
 use super::procs::{events, NodeCommand, ProcEvent, Procs};
 use crate::checker::{check, CheckResult};
 use crate::history::History;
@@ -376,6 +376,7 @@ impl<'a> Runner<'a> {
             self.nemesis_now = match &event {
                 NemesisEvent::StartPartition { partition } => partition.to_string(),
                 NemesisEvent::StopPartition => "healed".into(),
+                _ => "healed".into(),
             };
             log::info!("{t:?}: nemesis: {}", self.nemesis_now);
             self.net.apply(&event);

@@ -29,7 +29,7 @@
 //! line from a node that breaks the protocol ends the test with an error
 //! naming the node.
 
-use super::check::{check_line, shown, BadLine};
+use crate::testcore::{check_line, shown, BadLine};
 use super::procs::MAX_LINE;
 use super::run::{typed_reply, NetObserved, Progress, TestRun};
 use crate::checker::check;
@@ -451,6 +451,7 @@ impl TcpRunner {
             self.nemesis_now = match &event {
                 NemesisEvent::StartPartition { partition } => partition.to_string(),
                 NemesisEvent::StopPartition => "healed".into(),
+                _ => "healed".into(),
             };
             log::info!("{t:?}: nemesis: {}", self.nemesis_now);
             let done = match &event {
@@ -460,6 +461,7 @@ impl TcpRunner {
                     cluster.cut(partition.grudge.clone()).await
                 }
                 NemesisEvent::StopPartition => cluster.heal().await,
+                _ => Ok(()),
             };
             if let Err(e) = done {
                 return Err(self.nemesis_failed(cluster, e.to_string()));

@@ -1,0 +1,1004 @@
+//! The g-counter test as one sans-IO state machine, in the style of
+//! `gcounter-core`'s node: the workload and its history, the nemesis'
+//! schedule, the network's rules (latency, partitions), the services, the
+//! counts, and which node is up, down or paused. It never touches a
+//! process, a socket or a clock: a driver hands it what happened with
+//! [`TestCore::handle`] (a node printed a line, a process exited, time
+//! passed) and does what [`TestCore::poll_output`] says (deliver these
+//! bytes to that node, kill, pause, resume or start it, wake me at T, the
+//! test is over).
+//!
+//! Three drivers move time, bytes and processes around it and nothing
+//! else, so a fault, a count or a rule is written once:
+//!
+//! - [`crate::sim`]: in-process [`gcounter_core::Node`]s on virtual time.
+//!   It also reports when each node wants its timer ([`Input::WakeAt`]),
+//!   so the core orders timers with everything else and a seed replays
+//!   bit for bit.
+//! - [`crate::process`]'s stdio runner: node processes, real time.
+//! - [`crate::process`]'s TCP runner: a cluster whose servers talk on
+//!   sockets of their own, so only client traffic passes through the core
+//!   ([`NetObserved::ClientsOnly`]); partitions become [`FaultAction::Cut`]
+//!   for the driver to carry out.
+//!
+//! # The loop
+//!
+//! Call [`TestCore::poll_output`] until it returns [`Output::Wait`], doing
+//! each output in order; then wait until that time (or, for a real-time
+//! driver, until something happens), and hand the core what happened (or
+//! [`Input::Tick`]) with the time. [`Output::Done`] ends the test:
+//! [`TestCore::finish`] gives the outcome.
+//!
+//! Events due at the same instant are taken messages first (in the order
+//! they were sent), then node timers (by node), then the nemesis, then the
+//! workload; everything random comes from the seed. So on virtual time the
+//! same seed gives the same test.
+//!
+//! # Faults
+//!
+//! A partition drops messages between servers on delivery. A killed node
+//! gets nothing until it is started again (messages due to it are lost),
+//! its timers are forgotten, and once started it is sent `init` again. A
+//! paused node's messages wait for it, and its timers stand still, until
+//! it is resumed.
+//!
+//! # Example
+//!
+//! A one-node cluster driven by hand, on virtual time: the node answers
+//! `init` and every request at once, in memory.
+//!
+//! ```
+//! use gcounter_core::{protocol, Config, Node, Output as NodeOutput};
+//! use gcounter_harness::testcore::{CoreConfig, Input, Msg, Output, TestCore};
+//! use gcounter_harness::Verdict;
+//! use std::time::Duration;
+//!
+//! let mut cfg = CoreConfig::simulated(1, 7);
+//! cfg.workload.time_limit = Duration::from_secs(2);
+//! cfg.workload.recovery = Duration::from_secs(1);
+//! let mut test = TestCore::new(cfg);
+//! let mut node = Node::new(Config::default());
+//! let mut now = Duration::ZERO;
+//! loop {
+//!     match test.poll_output() {
+//!         Output::Deliver { node: i, msg: Msg::Typed(msg) } => {
+//!             node.handle(gcounter_core::Input::Message(msg), now);
+//!             loop {
+//!                 match node.poll_output() {
+//!                     NodeOutput::Send(msg) => test.handle(Input::Sent { node: i, msg }, now),
+//!                     NodeOutput::Persist(_) => {}
+//!                     NodeOutput::Wait(at) => break test.handle(Input::WakeAt { node: i, at }, now),
+//!                 }
+//!             }
+//!         }
+//!         Output::Wait(Some(at)) => {
+//!             now = at;
+//!             test.handle(Input::Tick, now);
+//!         }
+//!         Output::Done => break,
+//!         other => panic!("a one-node cluster without faults needs no {other:?}"),
+//!     }
+//! }
+//! let outcome = test.finish().expect("the node answered init");
+//! assert_eq!(outcome.check.verdict, Verdict::Valid);
+//! assert!(outcome.history.len() > 100);
+//! ```
+
+mod check;
+mod queue;
+
+pub use check::{check_line, shown, BadLine};
+
+use crate::checker::{check, CheckResult};
+use crate::history::History;
+use crate::nemesis::{Latency, Nemesis, NemesisConfig, NemesisEvent, NemesisRecord, Network, Partition};
+use crate::services::{ServiceCounts, Services};
+use crate::stats::{NetTally, OpStats, Stats};
+use crate::workload::{is_client, node_ids, Step, Workload, WorkloadConfig};
+use gcounter_core::protocol::{self, parse_line};
+use gcounter_core::{Body, Envelope, ErrorCode, Payload, Time};
+use queue::Queue;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+/// The client that sends `init` (Maelstrom's setup client, not a workload
+/// client).
+pub const INIT_CLIENT: &str = "c0";
+
+/// Which traffic passes through the core, and so is routed and counted
+/// by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetObserved {
+    /// Every message: stdio, the simulator.
+    All,
+    /// Only client requests and replies: the servers talk to each other
+    /// on sockets the runner does not see (`--transport tcp`).
+    ClientsOnly,
+}
+
+/// How nodes learn who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitRule {
+    /// How long a node may take to answer `init`; past it the test fails.
+    /// Zero: before time moves on (simulated nodes answer at once).
+    pub timeout: Duration,
+    /// Whether the workload waits for every node's first `init_ok` (real
+    /// processes take a while to start) or starts at time zero.
+    pub workload_waits: bool,
+}
+
+/// Caps that turn a livelock on virtual time into an error: events at one
+/// instant, and events in all. A driver on virtual time sets them, since
+/// nothing but the core moves its time; there, nothing left to do before
+/// the workload is done is an error too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepLimits {
+    pub max_steps: u64,
+    pub per_instant: u64,
+}
+
+/// Everything the test core is made of.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub node_count: usize,
+    /// Clients; client `i` talks to node `i mod node_count`.
+    pub concurrency: usize,
+    pub workload: WorkloadConfig,
+    /// `None`: no faults.
+    pub nemesis: Option<NemesisConfig>,
+    pub latency: Latency,
+    pub seed: u64,
+    pub observed: NetObserved,
+    /// `None`: the nodes are told their ids some other way (the TCP
+    /// cluster's flags) and the workload starts at time zero.
+    pub init: Option<InitRule>,
+    pub limits: Option<StepLimits>,
+}
+
+impl CoreConfig {
+    /// A simulated test of `node_count` nodes, one client each, without
+    /// faults: nodes answer `init` at once, livelocks are caught.
+    pub fn simulated(node_count: usize, seed: u64) -> Self {
+        CoreConfig {
+            node_count,
+            concurrency: node_count,
+            workload: WorkloadConfig::default(),
+            nemesis: None,
+            latency: Latency::default(),
+            seed,
+            observed: NetObserved::All,
+            init: Some(InitRule {
+                timeout: Duration::ZERO,
+                workload_waits: false,
+            }),
+            limits: Some(StepLimits {
+                max_steps: 50_000_000,
+                per_instant: 100_000,
+            }),
+        }
+    }
+}
+
+/// A message: typed when it came from the core or an in-process node, the
+/// bytes as printed when it came from a process (a node's own message
+/// types need not be ours).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Typed(Envelope),
+    Raw {
+        src: String,
+        dest: String,
+        line: Vec<u8>,
+    },
+}
+
+impl Msg {
+    pub fn src(&self) -> &str {
+        match self {
+            Msg::Typed(m) => &m.src,
+            Msg::Raw { src, .. } => src,
+        }
+    }
+
+    pub fn dest(&self) -> &str {
+        match self {
+            Msg::Typed(m) => &m.dest,
+            Msg::Raw { dest, .. } => dest,
+        }
+    }
+
+    /// The line to write, without its newline.
+    pub fn line(&self) -> Cow<'_, [u8]> {
+        match self {
+            Msg::Typed(m) => Cow::Owned(protocol::to_line(m).into_bytes()),
+            Msg::Raw { line, .. } => Cow::Borrowed(line),
+        }
+    }
+
+    /// The message typed; a reply our parser refuses (an unknown type, a
+    /// bad field) still answers its request, as an indefinite error, since
+    /// the client cannot tell what happened.
+    fn typed(self) -> Envelope {
+        match self {
+            Msg::Typed(m) => m,
+            Msg::Raw { src, dest, line } => parse_line(&line).unwrap_or_else(|err| {
+                let value: Value = serde_json::from_slice(&line).unwrap_or_default();
+                let in_reply_to = value.pointer("/body/in_reply_to").and_then(Value::as_u64);
+                Envelope {
+                    src,
+                    dest,
+                    body: Body {
+                        msg_id: None,
+                        in_reply_to,
+                        payload: Payload::error(
+                            ErrorCode(1000),
+                            format!("unreadable reply: {}", err.text),
+                        ),
+                    },
+                }
+            }),
+        }
+    }
+}
+
+/// What happened, as a driver tells it.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// Nothing but the passing of time.
+    Tick,
+    /// A node process printed a line (without its newline).
+    Line { node: usize, line: &'a [u8] },
+    /// An in-process node sent a message.
+    Sent { node: usize, msg: Envelope },
+    /// An in-process node wants its timer at `at` (`None`: no timer).
+    WakeAt { node: usize, at: Option<Time> },
+    /// A node process printed a line longer than the driver accepts.
+    Oversized { node: usize, len: usize },
+    /// A node process exited, or its output closed, or its connection
+    /// broke. Expected of a node the nemesis killed; an error otherwise.
+    Exited { node: usize, status: String },
+}
+
+/// What the nemesis needs a driver to do to a node or the network.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultAction {
+    /// Cut the network so (only a driver whose servers talk on their own
+    /// sockets needs to: the core drops what it routes itself).
+    Cut(Partition),
+    /// Undo the cut.
+    Heal,
+    /// SIGKILL the node: memory, timers and unsent output are lost.
+    Kill(usize),
+    /// Start a killed node again, a fresh process with the same id, from
+    /// what it stored (its `init` follows as a message).
+    Start(usize),
+    /// SIGSTOP.
+    Pause(usize),
+    /// SIGCONT.
+    Resume(usize),
+}
+
+/// What the driver must do next.
+#[derive(Debug)]
+pub enum Output {
+    /// Hand this message to node `node`.
+    Deliver { node: usize, msg: Msg },
+    /// Fire node `node`'s timer (in-process nodes).
+    Wake { node: usize },
+    Fault(FaultAction),
+    /// Nothing to do before this time (`None`: until something happens).
+    Wait(Option<Time>),
+    /// The test is over: call [`TestCore::finish`].
+    Done,
+}
+
+/// Why a test could not be judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreError {
+    /// A node printed a line that breaks the protocol.
+    BadLine(BadLine),
+    /// A node's process exited (or its output closed) and no fault killed it.
+    Exited { node: String, status: String },
+    /// A node did not answer `init` with `init_ok` in time.
+    NoInit { node: String },
+    /// A node printed a line over the driver's limit.
+    Oversized { node: String, len: usize },
+    /// Too many events at one instant: something answers itself forever.
+    Livelock {
+        at: Time,
+        steps: u64,
+        pending: Vec<String>,
+    },
+    /// Too many events in all.
+    StepLimit { at: Time, steps: u64 },
+    /// Nothing is scheduled, yet the workload is not done.
+    Stalled { at: Time },
+}
+
+impl fmt::Display for CoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreError::BadLine(b) => write!(f, "{b}"),
+            CoreError::Exited { node, status } => {
+                write!(f, "node {node} exited before the test ended ({status}); see its log")
+            }
+            CoreError::NoInit { node } => write!(f, "node {node} never answered init with init_ok"),
+            CoreError::Oversized { node, len } => {
+                write!(f, "node {node} printed a line of {len} bytes, over the 1 MiB limit")
+            }
+            CoreError::Livelock { at, steps, pending } => {
+                write!(f, "livelock: {steps} events at time {at:?} without time moving on")?;
+                if !pending.is_empty() {
+                    write!(f, "; next messages:\n  {}", pending.join("\n  "))?;
+                }
+                Ok(())
+            }
+            CoreError::StepLimit { at, steps } => {
+                write!(f, "gave up after {steps} events at time {at:?}")
+            }
+            CoreError::Stalled { at } => {
+                write!(f, "stalled at time {at:?}: nothing scheduled, workload not done")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CoreError {}
+
+/// What a finished test produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub history: History,
+    pub check: CheckResult,
+    pub stats: Stats,
+    /// The nemesis' events, including the final ends of faults.
+    pub nemesis: Vec<NemesisRecord>,
+    /// Per service (`seq-kv`, `lin-kv`, `lww-kv`, `lin-tso`): requests and
+    /// stale reads.
+    pub services: Vec<(&'static str, ServiceCounts)>,
+    /// Messages between servers dropped by a partition.
+    pub dropped: u64,
+    /// Messages that reached a node while it was down.
+    pub lost_to_kills: u64,
+    /// Messages to an id that is neither a server, a service nor a client.
+    pub undeliverable: u64,
+    /// Events processed.
+    pub steps: u64,
+    /// The driver's time at the end.
+    pub end: Time,
+}
+
+/// A snapshot for a progress display.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Since the workload started.
+    pub elapsed: Duration,
+    pub time_limit: Duration,
+    pub ok: u64,
+    pub info: u64,
+    pub fail: u64,
+    /// The faults in force, or `healed`.
+    pub nemesis: String,
+    /// `main`, `recovery`, ...
+    pub phase: String,
+}
+
+/// Where a node stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    Up,
+    Down,
+    Paused,
+}
+
+#[derive(Debug)]
+struct NodeSlot {
+    id: String,
+    life: Life,
+    /// When an in-process node wants its timer.
+    wake: Option<Time>,
+    /// Messages that reached it while paused, with their ids.
+    held: VecDeque<(u64, Msg)>,
+    /// When its `init_ok` is overdue, while one is awaited.
+    init_due: Option<Time>,
+}
+
+/// What happens next.
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    Deliver,
+    Wake(usize),
+    Nemesis,
+    Workload,
+    InitDue,
+}
+
+/// The test. See the module docs.
+#[derive(Debug)]
+pub struct TestCore {
+    cfg: CoreConfig,
+    rng: fastrand::Rng,
+    now: Time,
+    /// Set when time moved on: the event that made it move is taken before
+    /// the workload is asked again.
+    advanced: bool,
+    /// When the workload's clock started (the driver's time).
+    t0: Option<Time>,
+    nodes: Vec<NodeSlot>,
+    queue: Queue,
+    next_msg_id: u64,
+    next_init_id: u64,
+    net: Network,
+    nemesis: Option<Nemesis>,
+    nemesis_log: Vec<NemesisRecord>,
+    workload: Workload,
+    /// Whether the workload must be polled now (a reply came, or it just
+    /// acted); otherwise it is polled when its wake-up time comes.
+    workload_due: bool,
+    workload_wake: Option<Time>,
+    services: Services,
+    tally: NetTally,
+    out: VecDeque<Output>,
+    steps: u64,
+    instant_steps: u64,
+    dropped: u64,
+    lost_to_kills: u64,
+    undeliverable: u64,
+    error: Option<CoreError>,
+    done: bool,
+}
+
+impl TestCore {
+    pub fn new(cfg: CoreConfig) -> Self {
+        let mut rng = fastrand::Rng::with_seed(cfg.seed);
+        let servers = node_ids(cfg.node_count);
+        let workload = Workload::with_concurrency(
+            cfg.workload.clone(),
+            &servers,
+            cfg.concurrency,
+            rng.fork(),
+        );
+        let nemesis = cfg
+            .nemesis
+            .clone()
+            .map(|n| Nemesis::new(n, servers.clone(), cfg.workload.time_limit, rng.fork()));
+        let services = Services::new(&mut rng);
+        let waits = cfg.init.is_some_and(|i| i.workload_waits);
+        let mut core = TestCore {
+            rng,
+            now: Time::ZERO,
+            advanced: false,
+            t0: (!waits).then_some(Time::ZERO),
+            nodes: servers
+                .into_iter()
+                .map(|id| NodeSlot {
+                    id,
+                    life: Life::Up,
+                    wake: None,
+                    held: VecDeque::new(),
+                    init_due: None,
+                })
+                .collect(),
+            queue: Queue::default(),
+            next_msg_id: 0,
+            next_init_id: 0,
+            net: Network::new(cfg.latency),
+            nemesis,
+            nemesis_log: Vec::new(),
+            workload,
+            workload_due: true,
+            workload_wake: None,
+            services,
+            tally: NetTally::default(),
+            out: VecDeque::new(),
+            steps: 0,
+            instant_steps: 0,
+            dropped: 0,
+            lost_to_kills: 0,
+            undeliverable: 0,
+            error: None,
+            done: false,
+            cfg,
+        };
+        for i in 0..core.nodes.len() {
+            core.send_init(i);
+        }
+        core
+    }
+
+    /// The servers' ids, `n0` first.
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        self.nodes.iter().map(|n| n.id.as_str())
+    }
+
+    /// `(client, node)` for every client.
+    pub fn clients(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.workload.clients()
+    }
+
+    /// Takes in what happened at `now` (the driver's time, never going
+    /// back).
+    pub fn handle(&mut self, input: Input<'_>, now: Time) {
+        if now > self.now {
+            self.now = now;
+            self.advanced = true;
+            self.instant_steps = 0;
+            self.check_init();
+        }
+        match input {
+            Input::Tick => {}
+            Input::Sent { node, msg } => {
+                if msg.src != self.nodes[node].id {
+                    log::warn!(
+                        "{} sent as {}: {}",
+                        self.nodes[node].id,
+                        msg.src,
+                        protocol::to_line(&msg)
+                    );
+                }
+                self.route(Msg::Typed(msg));
+            }
+            Input::WakeAt { node, at } => self.nodes[node].wake = at,
+            Input::Line { node, line } => self.on_line(node, line),
+            Input::Oversized { node, len } => {
+                if self.nodes[node].life != Life::Down {
+                    let node = self.nodes[node].id.clone();
+                    self.fail(CoreError::Oversized { node, len });
+                }
+            }
+            Input::Exited { node, status } => {
+                // A killed node's process goes as it should.
+                if self.nodes[node].life != Life::Down {
+                    let node = self.nodes[node].id.clone();
+                    self.fail(CoreError::Exited { node, status });
+                }
+            }
+        }
+    }
+
+    /// The next thing to do. See the module docs for the loop.
+    pub fn poll_output(&mut self) -> Output {
+        loop {
+            if let Some(out) = self.out.pop_front() {
+                return out;
+            }
+            if self.done {
+                return Output::Done;
+            }
+            if let Err(e) = self.tick() {
+                self.fail(e);
+                continue;
+            }
+            let advanced = std::mem::take(&mut self.advanced);
+            if !advanced && self.workload_ready() {
+                self.step_workload();
+                continue;
+            }
+            let Some((at, event)) = self.next_event() else {
+                if self.cfg.limits.is_some() {
+                    self.fail(CoreError::Stalled { at: self.now });
+                    continue;
+                }
+                return Output::Wait(None);
+            };
+            if at > self.now {
+                return Output::Wait(Some(at));
+            }
+            match event {
+                Event::Deliver => {
+                    if let Some(m) = self.queue.pop() {
+                        self.deliver(m.id, m.msg);
+                    }
+                }
+                Event::Wake(node) => {
+                    self.nodes[node].wake = None;
+                    return Output::Wake { node };
+                }
+                Event::Nemesis => {
+                    let t = self.test_time();
+                    if let Some(event) = self.nemesis.as_mut().and_then(|n| n.poll(t)) {
+                        self.apply(event);
+                    }
+                }
+                Event::Workload => self.workload_due = true,
+                Event::InitDue => self.check_init(),
+            }
+        }
+    }
+
+    /// The outcome, once [`Output::Done`] has been returned; the error that
+    /// ended the test early otherwise.
+    pub fn finish(mut self) -> Result<Outcome, CoreError> {
+        self.check_init();
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let history = self.workload.into_history();
+        let check = check(&history);
+        let stats = Stats::compute(&history, &self.tally);
+        Ok(Outcome {
+            history,
+            check,
+            stats,
+            nemesis: self.nemesis_log,
+            services: self.services.counts(),
+            dropped: self.dropped,
+            lost_to_kills: self.lost_to_kills,
+            undeliverable: self.undeliverable,
+            steps: self.steps,
+            end: self.now,
+        })
+    }
+
+    /// Where the test stands, for a progress display.
+    pub fn progress(&self) -> Progress {
+        let ops = OpStats::of(self.workload.history()).all;
+        Progress {
+            elapsed: self.test_time(),
+            time_limit: self.workload.config().time_limit,
+            ok: ops.ok,
+            info: ops.info,
+            fail: ops.fail,
+            nemesis: self.faults_now(),
+            phase: format!("{:?}", self.workload.phase()).to_lowercase(),
+        }
+    }
+
+    /// The faults in force, or `healed`.
+    fn faults_now(&self) -> String {
+        let mut now = Vec::new();
+        if let Some(p) = &self.net.partition {
+            now.push(p.to_string());
+        }
+        for (life, what) in [(Life::Down, "down"), (Life::Paused, "paused")] {
+            let ids: Vec<&str> = self
+                .nodes
+                .iter()
+                .filter(|n| n.life == life)
+                .map(|n| n.id.as_str())
+                .collect();
+            if !ids.is_empty() {
+                now.push(format!("{} {what}", ids.join(" ")));
+            }
+        }
+        if now.is_empty() {
+            "healed".into()
+        } else {
+            now.join("; ")
+        }
+    }
+
+    /// Time as the workload and the nemesis count it.
+    fn test_time(&self) -> Time {
+        self.t0.map_or(Time::ZERO, |t0| self.now.saturating_sub(t0))
+    }
+
+    fn fail(&mut self, e: CoreError) {
+        log::debug!("{:?}: the test fails: {e}", self.now);
+        self.error.get_or_insert(e);
+        self.done = true;
+    }
+
+    fn tick(&mut self) -> Result<(), CoreError> {
+        self.steps += 1;
+        self.instant_steps += 1;
+        let Some(limits) = self.cfg.limits else {
+            return Ok(());
+        };
+        if self.instant_steps > limits.per_instant {
+            let pending = self
+                .queue
+                .first(10)
+                .iter()
+                .map(|m| String::from_utf8_lossy(&m.msg.line()).into_owned())
+                .collect();
+            return Err(CoreError::Livelock {
+                at: self.now,
+                steps: self.instant_steps,
+                pending,
+            });
+        }
+        if self.steps > limits.max_steps {
+            return Err(CoreError::StepLimit {
+                at: self.now,
+                steps: self.steps,
+            });
+        }
+        Ok(())
+    }
+
+    fn workload_ready(&self) -> bool {
+        let Some(t0) = self.t0 else { return false };
+        self.workload_due || self.workload_wake.is_some_and(|t| t0 + t <= self.now)
+    }
+
+    fn step_workload(&mut self) {
+        self.workload_due = false;
+        match self.workload.poll(self.test_time()) {
+            Step::Send(msg) => {
+                self.route(Msg::Typed(msg));
+                self.workload_due = true;
+            }
+            Step::Heal => {
+                self.final_heal();
+                self.workload_due = true;
+            }
+            Step::Wait(at) => self.workload_wake = at,
+            Step::Done => self.done = true,
+        }
+    }
+
+    /// The earliest due event; ties go to messages, then node timers, then
+    /// the nemesis, then the workload.
+    fn next_event(&self) -> Option<(Time, Event)> {
+        let mut best: Option<(Time, Event)> = self.queue.next_at().map(|at| (at, Event::Deliver));
+        let mut consider = |at: Option<Time>, event: Event| {
+            if let Some(at) = at {
+                if best.is_none_or(|(b, _)| at < b) {
+                    best = Some((at, event));
+                }
+            }
+        };
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.life == Life::Up {
+                consider(node.wake, Event::Wake(i));
+            }
+        }
+        if let Some(t0) = self.t0 {
+            let nemesis = self.nemesis.as_ref().and_then(Nemesis::next_at);
+            consider(nemesis.map(|t| t0 + t), Event::Nemesis);
+            consider(self.workload_wake.map(|t| t0 + t), Event::Workload);
+        }
+        // A real-time driver is woken when an init_ok is overdue; on virtual
+        // time (a zero timeout) the next event that moves time checks it.
+        let overdue = self.nodes.iter().filter_map(|n| n.init_due).min();
+        consider(
+            overdue
+                .filter(|&due| due > self.now)
+                .map(|due| due + Duration::from_nanos(1)),
+            Event::InitDue,
+        );
+        best.map(|(at, e)| (at.max(self.now), e))
+    }
+
+    /// Fails the test if a node's `init_ok` is overdue.
+    fn check_init(&mut self) {
+        let now = self.now;
+        if let Some(node) = self.nodes.iter().find(|n| n.init_due.is_some_and(|d| now > d)) {
+            let node = node.id.clone();
+            self.fail(CoreError::NoInit { node });
+        }
+    }
+
+    fn send_init(&mut self, i: usize) {
+        let Some(rule) = self.cfg.init else { return };
+        let node_ids = self.servers().map(str::to_string).collect();
+        let msg = Envelope {
+            src: INIT_CLIENT.into(),
+            dest: self.nodes[i].id.clone(),
+            body: Body {
+                msg_id: Some(self.next_init_id),
+                in_reply_to: None,
+                payload: Payload::Init {
+                    node_id: self.nodes[i].id.clone(),
+                    node_ids,
+                },
+            },
+        };
+        self.next_init_id += 1;
+        self.nodes[i].init_due = Some(self.now + rule.timeout);
+        self.route(Msg::Typed(msg));
+    }
+
+    fn server_index(&self, id: &str) -> Option<usize> {
+        let i: usize = id.strip_prefix('n')?.parse().ok()?;
+        (self.nodes.get(i)?.id == id).then_some(i)
+    }
+
+    fn dest_exists(&self, id: &str) -> bool {
+        self.server_index(id).is_some()
+            || self.services.contains(id)
+            || id == INIT_CLIENT
+            || self.workload.has_client(id)
+    }
+
+    /// A line printed by node `node`'s process: checked, then routed.
+    fn on_line(&mut self, node: usize, line: &[u8]) {
+        // What a killed process printed before it died dies with it.
+        if self.nodes[node].life == Life::Down {
+            return;
+        }
+        let id = self.nodes[node].id.clone();
+        match check_line(&id, line, |d| self.dest_exists(d)) {
+            Ok(msg) => {
+                let dest = msg
+                    .get("dest")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                self.route(Msg::Raw {
+                    src: id,
+                    dest,
+                    line: line.to_vec(),
+                });
+            }
+            Err(bad) => self.fail(CoreError::BadLine(bad)),
+        }
+    }
+
+    /// Sends a message: it arrives after the network's delay.
+    fn route(&mut self, msg: Msg) {
+        let id = self.next_msg_id;
+        self.next_msg_id += 1;
+        self.tally.sent(id, msg.src(), msg.dest());
+        if !self.dest_exists(msg.dest()) {
+            self.undeliverable += 1;
+            log::warn!(
+                "{:?}: message to unknown node {}: {}",
+                self.now,
+                msg.dest(),
+                String::from_utf8_lossy(&msg.line())
+            );
+            return;
+        }
+        let at = self.now + self.net.delay(msg.src(), msg.dest(), &mut self.rng);
+        self.queue.push(at, id, msg);
+    }
+
+    fn deliver(&mut self, id: u64, msg: Msg) {
+        let to_server = self.server_index(msg.dest());
+        let from_server = self.server_index(msg.src()).is_some();
+        if from_server && to_server.is_some() && self.net.drops(msg.src(), msg.dest()) {
+            self.dropped += 1;
+            log::trace!("{:?}: dropped by partition: {msg:?}", self.now);
+            return;
+        }
+        if let Some(i) = to_server {
+            match self.nodes[i].life {
+                Life::Down => {
+                    self.lost_to_kills += 1;
+                    return;
+                }
+                Life::Paused => {
+                    self.nodes[i].held.push_back((id, msg));
+                    return;
+                }
+                Life::Up => {}
+            }
+        }
+        self.tally.received(id, msg.src(), msg.dest());
+        if log::log_enabled!(log::Level::Trace) {
+            log::trace!("{:?}: {}", self.now, String::from_utf8_lossy(&msg.line()));
+        }
+        if let Some(node) = to_server {
+            self.out.push_back(Output::Deliver { node, msg });
+        } else if self.services.contains(msg.dest()) {
+            if let Some(reply) = self.serve(msg) {
+                self.route(Msg::Typed(reply));
+            }
+        } else if msg.dest() == INIT_CLIENT {
+            self.on_init_reply(msg);
+        } else if is_client(msg.dest()) {
+            let msg = msg.typed();
+            if !self.workload.on_reply(&msg, self.test_time()) {
+                log::debug!(
+                    "{:?}: reply nobody waits for: {}",
+                    self.now,
+                    protocol::to_line(&msg)
+                );
+            }
+            self.workload_due = true;
+        }
+    }
+
+    /// A service's answer; a request it cannot parse gets error 12.
+    fn serve(&mut self, msg: Msg) -> Option<Envelope> {
+        let service = self.services.get_mut(msg.dest())?;
+        match msg {
+            Msg::Typed(m) => service.handle(&m),
+            Msg::Raw { src, dest, line } => match parse_line(&line) {
+                Ok(m) => service.handle(&m),
+                Err(err) => {
+                    log::warn!("{src} sent {dest} a bad request: {}", err.text);
+                    let (client, msg_id) = err.reply_to?;
+                    Some(Envelope {
+                        src: dest,
+                        dest: client,
+                        body: Body {
+                            msg_id: None,
+                            in_reply_to: Some(msg_id),
+                            payload: Payload::error(err.code, err.text),
+                        },
+                    })
+                }
+            },
+        }
+    }
+
+    fn on_init_reply(&mut self, msg: Msg) {
+        let Some(i) = self.server_index(msg.src()) else {
+            return;
+        };
+        let line = msg.line().into_owned();
+        let ok = match msg {
+            Msg::Typed(m) => m.body.payload == Payload::InitOk,
+            Msg::Raw { line, .. } => {
+                parse_line(&line).is_ok_and(|m| m.body.payload == Payload::InitOk)
+            }
+        };
+        if !ok {
+            log::warn!("unexpected answer to init: {}", shown(&line));
+            return;
+        }
+        self.nodes[i].init_due = None;
+        if self.t0.is_none() && self.nodes.iter().all(|n| n.init_due.is_none()) {
+            self.t0 = Some(self.now);
+            log::info!("every node answered init; the workload starts");
+        }
+    }
+
+    /// Takes up a nemesis event: the network's part here, the nodes' part
+    /// for the driver.
+    fn apply(&mut self, event: NemesisEvent) {
+        let t = self.test_time();
+        log::debug!("{t:?}: nemesis: {event}");
+        self.net.apply(&event);
+        let nodes = |core: &Self, ids: &[String]| -> Vec<usize> {
+            ids.iter().filter_map(|id| core.server_index(id)).collect()
+        };
+        match &event {
+            NemesisEvent::StartPartition { partition } => {
+                self.out.push_back(Output::Fault(FaultAction::Cut(partition.clone())))
+            }
+            NemesisEvent::StopPartition => self.out.push_back(Output::Fault(FaultAction::Heal)),
+            NemesisEvent::Kill { nodes: ids } => {
+                for i in nodes(self, ids) {
+                    let node = &mut self.nodes[i];
+                    node.life = Life::Down;
+                    node.wake = None;
+                    node.init_due = None;
+                    self.lost_to_kills += node.held.len() as u64;
+                    node.held.clear();
+                    self.out.push_back(Output::Fault(FaultAction::Kill(i)));
+                }
+            }
+            NemesisEvent::Start { nodes: ids } => {
+                for i in nodes(self, ids) {
+                    self.nodes[i].life = Life::Up;
+                    self.out.push_back(Output::Fault(FaultAction::Start(i)));
+                    self.send_init(i);
+                }
+            }
+            NemesisEvent::Pause { nodes: ids } => {
+                for i in nodes(self, ids) {
+                    self.nodes[i].life = Life::Paused;
+                    self.out.push_back(Output::Fault(FaultAction::Pause(i)));
+                }
+            }
+            NemesisEvent::Resume { nodes: ids } => {
+                for i in nodes(self, ids) {
+                    self.nodes[i].life = Life::Up;
+                    self.out.push_back(Output::Fault(FaultAction::Resume(i)));
+                    while let Some((id, msg)) = self.nodes[i].held.pop_front() {
+                        self.tally.received(id, msg.src(), msg.dest());
+                        self.out.push_back(Output::Deliver { node: i, msg });
+                    }
+                }
+            }
+        }
+        self.nemesis_log.push(NemesisRecord { time: t, event });
+    }
+
+    /// The final phase begins: every fault in force ends, and no more start.
+    fn final_heal(&mut self) {
+        if let Some(nemesis) = self.nemesis.as_mut() {
+            for event in nemesis.stop() {
+                self.apply(event);
+            }
+        }
+        self.net.heal();
+    }
+}
