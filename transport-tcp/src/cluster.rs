@@ -120,6 +120,8 @@ pub struct Member {
     pub log: PathBuf,
     /// How many times it was started again.
     pub restarts: u32,
+    /// Stopped with SIGSTOP: it answers nothing until resumed.
+    pub paused: bool,
     child: Option<Child>,
 }
 
@@ -134,6 +136,7 @@ impl Member {
     }
 
     fn kill(&mut self) -> io::Result<()> {
+        self.paused = false;
         if let Some(mut child) = self.child.take() {
             child.kill()?;
             child.wait()?;
@@ -165,6 +168,15 @@ pub struct Cluster {
 
 fn other(text: String) -> io::Error {
     io::Error::other(text)
+}
+
+/// Sends `signal` to process `pid`.
+fn signal(pid: u32, signal: rustix::process::Signal) -> io::Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| other(format!("no such process: {pid}")))?;
+    rustix::process::kill_process(pid, signal).map_err(io::Error::from)
 }
 
 impl Cluster {
@@ -210,6 +222,7 @@ impl Cluster {
             addr: SocketAddr::new(spec.host, port),
             log: spec.dir.join(format!("{id}.log")),
             restarts: 0,
+            paused: false,
             child: None,
         };
         let kv = member(spec.kv.name(), ports[0]);
@@ -479,31 +492,60 @@ impl Cluster {
     }
 
     /// Sets, per node, exactly which peers it is cut off from (a node not
-    /// named is cut off from nobody). Nodes that are down get theirs when
-    /// they start again.
+    /// named is cut off from nobody). Nodes that are down or paused get
+    /// theirs when they start or resume.
     pub async fn cut(
         &mut self,
         cuts: BTreeMap<String, BTreeSet<String>>,
     ) -> Result<(), ClientError> {
         self.cuts = cuts;
-        for member in self.nodes.iter().filter(|m| m.running()) {
-            let peers: Vec<String> = self
-                .cuts
-                .get(&member.id)
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect();
-            let mut client = Client::connect(&member.addr.to_string(), "nemesis")
-                .await?
-                .with_dest(&member.id);
-            if peers.is_empty() {
-                client.heal(CONTROL_TIMEOUT).await?;
-            } else {
-                client.partition(&peers, CONTROL_TIMEOUT).await?;
-            }
+        for member in self.nodes.iter().filter(|m| m.running() && !m.paused) {
+            self.send_cut(member).await?;
         }
         Ok(())
+    }
+
+    /// Tells `member` which peers it is cut off from now.
+    async fn send_cut(&self, member: &Member) -> Result<(), ClientError> {
+        let peers: Vec<String> = self
+            .cuts
+            .get(&member.id)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let mut client = Client::connect(&member.addr.to_string(), "nemesis")
+            .await?
+            .with_dest(&member.id);
+        if peers.is_empty() {
+            client.heal(CONTROL_TIMEOUT).await
+        } else {
+            client.partition(&peers, CONTROL_TIMEOUT).await
+        }
+    }
+
+    /// Stops node `id` with SIGSTOP, as a long pause (GC, VM migration)
+    /// would: it holds its connections and answers nothing.
+    pub fn pause(&mut self, id: &str) -> io::Result<()> {
+        let i = self.index(id)?;
+        let member = &mut self.nodes[i];
+        if let Some(pid) = member.pid() {
+            signal(pid, rustix::process::Signal::STOP)?;
+            member.paused = true;
+        }
+        Ok(())
+    }
+
+    /// Continues node `id` with SIGCONT, and gives it the cut it missed.
+    pub async fn resume(&mut self, id: &str) -> Result<(), ClientError> {
+        let i = self.index(id).map_err(ClientError::Connect)?;
+        let member = &mut self.nodes[i];
+        let Some(pid) = member.pid().filter(|_| member.paused) else {
+            return Ok(());
+        };
+        signal(pid, rustix::process::Signal::CONT).map_err(ClientError::Connect)?;
+        member.paused = false;
+        self.send_cut(&self.nodes[i]).await
     }
 
     /// Restores every link.

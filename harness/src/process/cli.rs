@@ -1,7 +1,8 @@
 //! `gcounter test`: Maelstrom's g-counter test for any node binary, run as
 //! real processes. Flags are named as Maelstrom names them.
 
-use super::run::{run_test, NetObserved, Progress, TestConfig, TestRun};
+use super::run::{run_test, NetObserved, TestConfig, TestRun};
+use crate::testcore::Progress;
 use super::store::{new_run_dir, write_error, write_results};
 use super::tcp::{run_tcp_test, TcpTestConfig};
 use super::NodeCommand;
@@ -194,6 +195,7 @@ fn stdio_test(
         latency: args.params.latency(),
         seed,
         log_dir: dir.join("node-logs"),
+        work_dir: dir.join("nodes"),
         log_stderr: args.log_stderr,
         init_timeout: Duration::from_secs(10),
     };

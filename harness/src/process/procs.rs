@@ -1,5 +1,13 @@
 //! Node processes: spawning them as Maelstrom does (messages on stdin and
-//! stdout, logs on stderr), and turning their stdout into events.
+//! stdout, logs on stderr), turning their stdout into events, and the
+//! nemesis' process faults (SIGKILL and a fresh start, SIGSTOP and
+//! SIGCONT).
+//!
+//! Each node runs in a working directory of its own, kept across kills as
+//! a disk would be, so a node that stores state in its working directory
+//! finds it again when it is started anew. Every start of a node is a new
+//! life: events carry the life they came from, so what a killed process
+//! printed (or its end) is never taken for its successor's.
 
 use async_channel::{Receiver, Sender};
 use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -21,73 +29,194 @@ pub struct NodeCommand {
     pub env: Vec<(String, String)>,
 }
 
-/// Something a node process did.
+impl NodeCommand {
+    /// The command with its program path, and every argument that names
+    /// an existing file relative to `cwd`, made absolute: each node runs in
+    /// a directory of its own, where `node.py` would not be. Directories
+    /// (`.`) stay as they are, for the node to take in its own directory.
+    pub fn anchored(&self, cwd: &Path) -> NodeCommand {
+        let anchor = |s: &Path| -> Option<PathBuf> {
+            (s.is_relative() && cwd.join(s).is_file()).then(|| cwd.join(s))
+        };
+        let program = match anchor(&self.program) {
+            // A bare name like `python3` is looked up on PATH, not here.
+            Some(path) if self.program.components().count() > 1 => path,
+            _ => self.program.clone(),
+        };
+        let args = self
+            .args
+            .iter()
+            .map(|a| match anchor(Path::new(a)) {
+                Some(path) if !a.starts_with('-') => path.display().to_string(),
+                _ => a.clone(),
+            })
+            .collect();
+        NodeCommand {
+            program,
+            args,
+            env: self.env.clone(),
+        }
+    }
+}
+
+/// Where the nodes live: their logs (`<logs>/<id>.log`, appended to across
+/// restarts) and their working directories (`<work>/<id>/`).
+#[derive(Debug, Clone)]
+pub struct NodeDirs {
+    pub logs: PathBuf,
+    pub work: PathBuf,
+}
+
+/// Something a node process did, in which of its lives.
 #[derive(Debug)]
 pub enum ProcEvent {
     /// One line of stdout, without its newline.
-    Line { node: usize, line: Vec<u8> },
+    Line {
+        node: usize,
+        life: u64,
+        line: Vec<u8>,
+    },
     /// A stdout line longer than [`MAX_LINE`].
-    Oversized { node: usize, len: usize },
+    Oversized { node: usize, life: u64, len: usize },
     /// stdout closed: the process exited or closed it.
-    Closed { node: usize },
+    Closed { node: usize, life: u64 },
+}
+
+impl ProcEvent {
+    pub fn node(&self) -> usize {
+        match self {
+            ProcEvent::Line { node, .. }
+            | ProcEvent::Oversized { node, .. }
+            | ProcEvent::Closed { node, .. } => *node,
+        }
+    }
+
+    pub fn life(&self) -> u64 {
+        match self {
+            ProcEvent::Line { life, .. }
+            | ProcEvent::Oversized { life, .. }
+            | ProcEvent::Closed { life, .. } => *life,
+        }
+    }
 }
 
 /// The running node processes.
 #[derive(Debug)]
 pub struct Procs {
-    children: Vec<Child>,
+    cmd: NodeCommand,
+    ids: Vec<String>,
+    dirs: NodeDirs,
+    echo_stderr: bool,
+    events: Sender<ProcEvent>,
+    children: Vec<Option<Child>>,
     stdins: Vec<Option<ChildStdin>>,
+    lives: Vec<u64>,
     pub logs: Vec<PathBuf>,
 }
 
 impl Procs {
-    /// Starts one process per id; stderr goes to `<log_dir>/<id>.log` (and
+    /// Starts one process per id; stderr goes to `<logs>/<id>.log` (and
     /// to our stderr too with `echo_stderr`). stdout lines arrive on `events`.
     pub fn spawn(
         cmd: &NodeCommand,
         ids: &[String],
-        log_dir: &Path,
+        dirs: &NodeDirs,
         echo_stderr: bool,
         events: Sender<ProcEvent>,
     ) -> io::Result<Procs> {
-        std::fs::create_dir_all(log_dir)?;
+        std::fs::create_dir_all(&dirs.logs)?;
         let mut procs = Procs {
-            children: Vec::new(),
-            stdins: Vec::new(),
-            logs: Vec::new(),
+            cmd: cmd.anchored(&std::env::current_dir()?),
+            ids: ids.to_vec(),
+            dirs: dirs.clone(),
+            echo_stderr,
+            events,
+            children: ids.iter().map(|_| None).collect(),
+            stdins: ids.iter().map(|_| None).collect(),
+            lives: vec![0; ids.len()],
+            logs: ids
+                .iter()
+                .map(|id| dirs.logs.join(format!("{id}.log")))
+                .collect(),
         };
-        for (node, id) in ids.iter().enumerate() {
-            let log = log_dir.join(format!("{id}.log"));
-            let file = File::create(&log)?;
-            let mut command = Command::new(&cmd.program);
-            command
-                .args(&cmd.args)
-                .envs(cmd.env.iter().cloned())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .kill_on_drop(true);
-            if echo_stderr {
-                command.stderr(Stdio::piped());
-            } else {
-                command.stderr(file.try_clone()?);
-            }
-            let mut child = command.spawn().map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot start {}: {e}", cmd.program.display()),
-                )
-            })?;
-            if let Some(stdout) = child.stdout.take() {
-                smol::spawn(read_lines(node, stdout, events.clone())).detach();
-            }
-            if let Some(stderr) = child.stderr.take() {
-                smol::spawn(tee_stderr(id.clone(), stderr, file)).detach();
-            }
-            procs.stdins.push(child.stdin.take());
-            procs.children.push(child);
-            procs.logs.push(log);
+        for node in 0..ids.len() {
+            File::create(&procs.logs[node])?;
+            procs.start(node)?;
         }
         Ok(procs)
+    }
+
+    /// Starts node `node` as a fresh process in its working directory, its
+    /// stderr appended to its log.
+    pub fn start(&mut self, node: usize) -> io::Result<()> {
+        self.lives[node] += 1;
+        let life = self.lives[node];
+        let id = &self.ids[node];
+        let work = self.dirs.work.join(id);
+        std::fs::create_dir_all(&work)?;
+        let log = File::options().append(true).create(true).open(&self.logs[node])?;
+        let mut command = Command::new(&self.cmd.program);
+        command
+            .args(&self.cmd.args)
+            .envs(self.cmd.env.iter().cloned())
+            .current_dir(&work)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        if self.echo_stderr {
+            command.stderr(Stdio::piped());
+        } else {
+            command.stderr(log.try_clone()?);
+        }
+        let mut child = command.spawn().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot start {}: {e}", self.cmd.program.display()),
+            )
+        })?;
+        if let Some(stdout) = child.stdout.take() {
+            smol::spawn(read_lines(node, life, stdout, self.events.clone())).detach();
+        }
+        if let Some(stderr) = child.stderr.take() {
+            smol::spawn(tee_stderr(id.clone(), stderr, log)).detach();
+        }
+        self.stdins[node] = child.stdin.take();
+        self.children[node] = Some(child);
+        Ok(())
+    }
+
+    /// Whether `event` comes from the current life of its node.
+    pub fn is_current(&self, event: &ProcEvent) -> bool {
+        self.lives.get(event.node()) == Some(&event.life())
+    }
+
+    /// SIGKILLs node `node`, as a crash would; it is reaped in the
+    /// background.
+    pub fn kill(&mut self, node: usize) {
+        self.stdins[node] = None;
+        if let Some(mut child) = self.children[node].take() {
+            let _ = child.kill();
+            smol::spawn(async move {
+                let _ = child.status().await;
+            })
+            .detach();
+        }
+    }
+
+    /// SIGSTOPs node `node`.
+    pub fn pause(&mut self, node: usize) {
+        self.signal(node, rustix::process::Signal::STOP);
+    }
+
+    /// SIGCONTs node `node`.
+    pub fn resume(&mut self, node: usize) {
+        self.signal(node, rustix::process::Signal::CONT);
+    }
+
+    fn signal(&self, node: usize, signal: rustix::process::Signal) {
+        if let Some(child) = &self.children[node] {
+            signal_pid(child.id(), signal);
+        }
     }
 
     /// Writes one line (a newline is added) to node `node`'s stdin.
@@ -102,19 +231,24 @@ impl Procs {
         stdin.flush().await
     }
 
-    /// The exit status of node `node` if it has exited.
-    pub fn exited(&mut self, node: usize) -> Option<std::process::ExitStatus> {
+    /// How node `node` exited, or that its stdin closed.
+    pub fn exit_status(&mut self, node: usize) -> String {
         self.children
             .get_mut(node)
-            .and_then(|c| c.try_status().ok().flatten())
+            .and_then(|c| c.as_mut()?.try_status().ok().flatten())
+            .map_or("stdin closed".into(), |s| s.to_string())
     }
 
     /// Closes every stdin (a node's cue to exit), waits up to `grace`, then
-    /// kills whatever is still running.
+    /// kills whatever is still running. Paused nodes are resumed first, so
+    /// that they can see it.
     pub async fn shutdown(&mut self, grace: std::time::Duration) {
+        for node in 0..self.children.len() {
+            self.resume(node);
+        }
         self.stdins.iter_mut().for_each(|s| drop(s.take()));
         let deadline = std::time::Instant::now() + grace;
-        for child in &mut self.children {
+        for child in self.children.iter_mut().flatten() {
             while child.try_status().ok().flatten().is_none()
                 && std::time::Instant::now() < deadline
             {
@@ -126,7 +260,23 @@ impl Procs {
     }
 }
 
-async fn read_lines(node: usize, stdout: smol::process::ChildStdout, events: Sender<ProcEvent>) {
+/// Sends `signal` to process `pid` (pause and resume for the nemesis). A
+/// process that is already gone is no error: the test notices its end.
+pub fn signal_pid(pid: u32, signal: rustix::process::Signal) {
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return;
+    };
+    if let Err(e) = rustix::process::kill_process(pid, signal) {
+        log::warn!("cannot send {signal:?} to process {pid:?}: {e}");
+    }
+}
+
+async fn read_lines(
+    node: usize,
+    life: u64,
+    stdout: smol::process::ChildStdout,
+    events: Sender<ProcEvent>,
+) {
     let mut reader = BufReader::new(stdout);
     let mut line = Vec::new();
     loop {
@@ -160,27 +310,22 @@ async fn read_lines(node: usize, stdout: smol::process::ChildStdout, events: Sen
                 }
                 rest.clear();
             }
-            if events
-                .send(ProcEvent::Oversized { node, len })
-                .await
-                .is_err()
-            {
+            let event = ProcEvent::Oversized { node, life, len };
+            if events.send(event).await.is_err() {
                 return;
             }
             continue;
         }
-        if events
-            .send(ProcEvent::Line {
-                node,
-                line: line.clone(),
-            })
-            .await
-            .is_err()
-        {
+        let event = ProcEvent::Line {
+            node,
+            life,
+            line: line.clone(),
+        };
+        if events.send(event).await.is_err() {
             return;
         }
     }
-    let _ = events.send(ProcEvent::Closed { node }).await;
+    let _ = events.send(ProcEvent::Closed { node, life }).await;
 }
 
 async fn tee_stderr(id: String, stderr: smol::process::ChildStderr, file: File) {

@@ -1,14 +1,16 @@
 //! The g-counter test against a TCP cluster that the runner starts itself
-//! (`gcounter test --transport tcp`).
+//! (`gcounter test --transport tcp`): a driver of the [test
+//! core](crate::testcore).
 //!
-//! The same sans-IO workload, nemesis and checker as over stdio, moved by
-//! the wall clock, but the network is real: a [`Cluster`] of `gcounter
-//! node` processes and a `gcounter kv` on loopback, talking to each other
-//! on their own sockets. The runner holds one TCP connection per workload
-//! client to that client's node, writes each request on it and hands each
-//! line read from it to the workload. The nemesis acts through the nodes'
-//! control messages: a partition becomes [`Cluster::cut`], a heal
-//! [`Cluster::heal`].
+//! The network is real: a [`Cluster`] of `gcounter node` processes and a
+//! `gcounter kv` on loopback, talking to each other on their own sockets.
+//! The driver holds one TCP connection per workload client to that
+//! client's node, writes each request the core delivers on it and hands
+//! the core each line read from it. The nemesis acts through the cluster:
+//! a partition becomes the nodes' control messages ([`Cluster::cut`]), a
+//! kill [`Cluster::kill`] and a fresh start [`Cluster::start_node`] (the
+//! node keeps its state directory, and its clients connect again), a pause
+//! [`Cluster::pause`] and [`Cluster::resume`].
 //!
 //! What differs from the stdio runner, and why:
 //!
@@ -25,26 +27,23 @@
 //!   a grudge against is cut both ways, so the ring cuts a little more
 //!   than Maelstrom's.
 //!
-//! A connection that breaks, a node (or the KV service) that exits, or a
-//! line from a node that breaks the protocol ends the test with an error
-//! naming the node.
+//! A connection that breaks, a node (or the KV service) that exits unless
+//! the nemesis killed it, or a line from a node that breaks the protocol
+//! ends the test with an error naming the node.
 
-use crate::testcore::{check_line, shown, BadLine};
 use super::procs::MAX_LINE;
-use super::run::{typed_reply, NetObserved, Progress, TestRun};
-use crate::checker::check;
-use crate::nemesis::{Nemesis, NemesisConfig, NemesisEvent, NemesisRecord};
-use crate::stats::{NetTally, Stats};
-use crate::workload::{node_ids, Step, Workload, WorkloadConfig};
+use super::run::{Pace, TestRun};
+use crate::nemesis::NemesisConfig;
+use crate::testcore::{
+    shown, CoreConfig, CoreError, FaultAction, Input, NetObserved, Output, Progress, TestCore,
+};
+use crate::workload::{node_ids, WorkloadConfig};
 use async_channel::{Receiver, Sender};
-use gcounter_core::protocol::{parse_line, to_line};
-use gcounter_core::{StrategyKind, Time};
+use gcounter_core::StrategyKind;
 use gcounter_transport_tcp::{Cluster, ClusterSpec};
-use smol::future::FutureExt;
 use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use smol::net::TcpStream;
 use smol::{Task, Timer};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -87,14 +86,12 @@ pub enum TcpTestError {
         client: String,
         why: String,
     },
-    /// A member of the cluster exited before the test ended.
+    /// The KV service exited before the test ended.
     Exited { node: String, status: String },
-    /// A node sent a line that breaks the protocol.
-    BadLine(BadLine),
-    /// A node sent a line over the 1 MiB limit.
-    Oversized { node: String, len: usize },
-    /// The nemesis could not cut or heal the cluster.
+    /// The nemesis could not cut, heal, start or resume.
     Nemesis(String),
+    /// A node broke the rules (a bad line, an exit nobody caused).
+    Test(CoreError),
 }
 
 impl fmt::Display for TcpTestError {
@@ -113,14 +110,10 @@ impl fmt::Display for TcpTestError {
             ),
             TcpTestError::Exited { node, status } => write!(
                 f,
-                "node {node} exited before the test ended ({status}); see its log"
-            ),
-            TcpTestError::BadLine(b) => write!(f, "{b}"),
-            TcpTestError::Oversized { node, len } => write!(
-                f,
-                "node {node} sent a line of over {len} bytes, past the 1 MiB limit"
+                "{node} exited before the test ended ({status}); see its log"
             ),
             TcpTestError::Nemesis(e) => write!(f, "the nemesis could not act: {e}"),
+            TcpTestError::Test(e) => write!(f, "{e}"),
         }
     }
 }
@@ -135,33 +128,26 @@ pub fn run_tcp_test(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<TestRun, TcpTestError> {
     let start = Instant::now();
-    let mut rng = fastrand::Rng::with_seed(cfg.seed);
     let mut spec = ClusterSpec::new(&cfg.program, &cfg.cluster_dir);
     spec.nodes = cfg.node_count;
     spec.strategy = cfg.strategy;
-    spec.seed = rng.u64(..);
-    let cluster = Cluster::start(spec);
-    let result = match cluster {
+    spec.seed = cfg.seed;
+    let mut ids = vec![spec.kv.name().to_string()];
+    ids.extend(node_ids(cfg.node_count));
+    let result = match Cluster::start(spec) {
         Ok(mut cluster) => {
             // One thread: the connections' readers run on this executor,
             // beside the runner, so a reply costs no wake-up of another
             // thread.
             let ex = smol::LocalExecutor::new();
-            let runner = TcpRunner::new(cfg, rng, start);
+            let runner = TcpRunner::new(cfg);
             let result = smol::block_on(ex.run(runner.run(&ex, &mut cluster, every, progress)));
             cluster.stop();
-            let mut ids = vec![cluster.kv().id.clone()];
-            ids.extend(cluster.node_ids());
-            link_logs(&cfg.cluster_dir, &cfg.log_dir, &ids);
             result
         }
-        Err(e) => {
-            let mut ids = vec![gcounter_core::KvKind::SeqKv.name().to_string()];
-            ids.extend(node_ids(cfg.node_count));
-            link_logs(&cfg.cluster_dir, &cfg.log_dir, &ids);
-            Err(TcpTestError::Start(e))
-        }
+        Err(e) => Err(TcpTestError::Start(e)),
     };
+    link_logs(&cfg.cluster_dir, &cfg.log_dir, &ids);
     result.map(|mut run| {
         run.elapsed = start.elapsed();
         run
@@ -190,28 +176,31 @@ fn link_logs(from: &Path, to: &Path, ids: &[String]) {
     }
 }
 
-/// Something a client's connection did.
+/// Something a client's connection did, in which of its lives (a client
+/// connects again when its node is started anew).
 #[derive(Debug)]
 enum ConnEvent {
-    /// A line, without its newline, and when it was read.
+    /// A line, without its newline.
     Line {
         client: usize,
+        life: u64,
         line: Vec<u8>,
-        at: Instant,
     },
     Oversized {
         client: usize,
+        life: u64,
         len: usize,
     },
     /// The connection ended (closed, reset, or cut mid-line).
     Ended {
         client: usize,
+        life: u64,
         why: String,
     },
 }
 
 /// Reads `stream` line by line until it ends, onto `events`.
-async fn read_lines(client: usize, stream: TcpStream, events: Sender<ConnEvent>) {
+async fn read_lines(client: usize, life: u64, stream: TcpStream, events: Sender<ConnEvent>) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut line = Vec::new();
@@ -219,28 +208,20 @@ async fn read_lines(client: usize, stream: TcpStream, events: Sender<ConnEvent>)
             .take(MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut line)
             .await;
+        let ended = |why: String| ConnEvent::Ended { client, life, why };
         let event = match read {
-            Err(e) => ConnEvent::Ended {
-                client,
-                why: e.to_string(),
-            },
-            Ok(0) => ConnEvent::Ended {
-                client,
-                why: "closed by the node".into(),
-            },
+            Err(e) => ended(e.to_string()),
+            Ok(0) => ended("closed by the node".into()),
             Ok(_) if line.last() == Some(&b'\n') => {
                 line.pop();
-                ConnEvent::Line {
-                    client,
-                    line,
-                    at: Instant::now(),
-                }
+                ConnEvent::Line { client, life, line }
             }
-            Ok(n) if n > MAX_LINE => ConnEvent::Oversized { client, len: n },
-            Ok(_) => ConnEvent::Ended {
+            Ok(n) if n > MAX_LINE => ConnEvent::Oversized {
                 client,
-                why: format!("closed by the node in the middle of {}", shown(&line)),
+                life,
+                len: n,
             },
+            Ok(_) => ended(format!("closed by the node in the middle of {}", shown(&line))),
         };
         let last = !matches!(event, ConnEvent::Line { .. });
         if events.send(event).await.is_err() || last {
@@ -249,62 +230,54 @@ async fn read_lines(client: usize, stream: TcpStream, events: Sender<ConnEvent>)
     }
 }
 
-/// One workload client's connection.
+/// One workload client and its connection, while it has one.
 #[derive(Debug)]
 struct Conn {
     client: String,
-    node: String,
-    writer: TcpStream,
+    node: usize,
+    life: u64,
+    writer: Option<TcpStream>,
+    reader: Option<Task<()>>,
 }
 
 /// How often the runner looks for members that exited.
 const REAP_EVERY: Duration = Duration::from_millis(200);
 
+/// How long a restarted node's clients keep trying to connect.
+const RECONNECT_FOR: Duration = Duration::from_secs(5);
+
 struct TcpRunner {
-    start: Instant,
-    /// When every client was connected: time zero of the workload.
-    t0: Instant,
-    workload: Workload,
-    workload_wake: Option<Time>,
-    nemesis: Option<Nemesis>,
-    nemesis_log: Vec<NemesisRecord>,
-    nemesis_now: String,
+    core: TestCore,
+    ids: Vec<String>,
     conns: Vec<Conn>,
-    by_client: BTreeMap<String, usize>,
-    readers: Vec<Task<()>>,
-    tally: NetTally,
-    next_id: u64,
 }
 
 impl TcpRunner {
-    fn new(cfg: &TcpTestConfig, mut rng: fastrand::Rng, start: Instant) -> Self {
-        let servers = node_ids(cfg.node_count);
-        let workload =
-            Workload::with_concurrency(cfg.workload.clone(), &servers, cfg.concurrency, rng.fork());
-        let nemesis = cfg
-            .nemesis
-            .clone()
-            .map(|n| Nemesis::new(n, servers, cfg.workload.time_limit, rng.fork()));
-        TcpRunner {
-            start,
-            t0: Instant::now(),
-            workload,
-            workload_wake: Some(Time::ZERO),
-            nemesis,
-            nemesis_log: Vec::new(),
-            nemesis_now: "healed".into(),
-            conns: Vec::new(),
-            by_client: BTreeMap::new(),
-            readers: Vec::new(),
-            tally: NetTally::default(),
-            next_id: 0,
-        }
-    }
-
-    /// Time as the workload and nemesis count it: from when every client
-    /// was connected.
-    fn test_time(&self) -> Time {
-        self.t0.elapsed()
+    fn new(cfg: &TcpTestConfig) -> Self {
+        let core = TestCore::new(CoreConfig {
+            node_count: cfg.node_count,
+            concurrency: cfg.concurrency,
+            workload: cfg.workload.clone(),
+            nemesis: cfg.nemesis.clone(),
+            latency: Default::default(),
+            seed: cfg.seed,
+            observed: NetObserved::ClientsOnly,
+            // The cluster's nodes know their ids from their flags.
+            init: None,
+            limits: None,
+        });
+        let ids: Vec<String> = core.servers().map(str::to_string).collect();
+        let conns = core
+            .clients()
+            .map(|(client, node)| Conn {
+                client: client.to_string(),
+                node: ids.iter().position(|id| id == node).unwrap_or(0),
+                life: 0,
+                writer: None,
+                reader: None,
+            })
+            .collect();
+        TcpRunner { core, ids, conns }
     }
 
     async fn run(
@@ -315,292 +288,226 @@ impl TcpRunner {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<TestRun, TcpTestError> {
         let (tx, rx) = async_channel::bounded(1024);
-        self.connect(ex, cluster, &tx).await?;
-        drop(tx);
-        self.drive(cluster, rx, every, progress).await?;
-        self.readers.clear();
-        let history = self.workload.into_history();
-        Ok(TestRun {
-            check: check(&history),
-            stats: Stats::compute(&history, &self.tally),
-            history,
-            nemesis: self.nemesis_log,
-            dropped: 0,
-            elapsed: self.start.elapsed(),
-            net_observed: NetObserved::ClientsOnly,
-        })
+        for node in 0..self.ids.len() {
+            self.connect(ex, cluster, node, &tx, Duration::ZERO).await?;
+        }
+        log::info!("{} client(s) connected; the workload starts", self.conns.len());
+        let mut pace = Pace::new(Instant::now(), every);
+        self.drive(ex, cluster, &tx, &rx, &mut pace, progress).await?;
+        self.conns.clear();
+        let out = self.core.finish().map_err(TcpTestError::Test)?;
+        Ok(TestRun::of(out, pace.now(), NetObserved::ClientsOnly))
     }
 
-    /// One connection per client to its node, each with a reader task.
+    /// Connects every client of node `node` to it, each with a reader task,
+    /// trying for up to `patience` (a node just started may not listen yet).
     async fn connect(
         &mut self,
         ex: &smol::LocalExecutor<'static>,
         cluster: &Cluster,
+        node: usize,
         events: &Sender<ConnEvent>,
+        patience: Duration,
     ) -> Result<(), TcpTestError> {
-        let clients: Vec<(String, String)> = self
-            .workload
-            .clients()
-            .map(|(c, n)| (c.to_string(), n.to_string()))
-            .collect();
-        for (i, (client, node)) in clients.into_iter().enumerate() {
-            let addr = match cluster.node(&node) {
-                Some(member) => member.addr,
-                None => {
-                    return Err(TcpTestError::Connect {
-                        node,
-                        client,
-                        error: io::Error::new(io::ErrorKind::NotFound, "no such node"),
-                    })
-                }
+        let id = &self.ids[node];
+        let addr = cluster.node(id).map(|m| m.addr);
+        let until = Instant::now() + patience;
+        for (i, conn) in self.conns.iter_mut().enumerate() {
+            if conn.node != node {
+                continue;
+            }
+            let error = |error| TcpTestError::Connect {
+                node: id.clone(),
+                client: conn.client.clone(),
+                error,
             };
-            let stream = match TcpStream::connect(addr).await {
-                Ok(stream) => stream,
-                Err(error) => {
-                    return Err(TcpTestError::Connect {
-                        node,
-                        client,
-                        error,
-                    })
+            let addr =
+                addr.ok_or_else(|| error(io::Error::new(io::ErrorKind::NotFound, "no such node")))?;
+            let stream = loop {
+                match TcpStream::connect(addr).await {
+                    Ok(stream) => break stream,
+                    Err(_) if Instant::now() < until => {
+                        Timer::after(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => return Err(error(e)),
                 }
             };
             let _ = stream.set_nodelay(true);
-            self.readers
-                .push(ex.spawn(read_lines(i, stream.clone(), events.clone())));
-            self.by_client.insert(client.clone(), i);
-            self.conns.push(Conn {
-                client,
-                node,
-                writer: stream,
-            });
+            conn.life += 1;
+            conn.reader = Some(ex.spawn(read_lines(i, conn.life, stream.clone(), events.clone())));
+            conn.writer = Some(stream);
         }
-        self.t0 = Instant::now();
-        log::info!(
-            "{} client(s) connected; the workload starts",
-            self.conns.len()
-        );
         Ok(())
     }
 
     async fn drive(
         &mut self,
+        ex: &smol::LocalExecutor<'static>,
         cluster: &mut Cluster,
-        rx: Receiver<ConnEvent>,
-        every: Duration,
+        tx: &Sender<ConnEvent>,
+        rx: &Receiver<ConnEvent>,
+        pace: &mut Pace,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<(), TcpTestError> {
-        let mut next_progress = Time::ZERO;
-        let mut next_reap = Time::ZERO;
+        let mut next_reap = Duration::ZERO;
         loop {
-            let t = self.test_time();
-            self.step_nemesis(cluster, t).await?;
-            if self.step_workload(cluster, t).await? {
-                return Ok(());
+            let wake = loop {
+                match self.core.poll_output() {
+                    Output::Deliver { msg, .. } => self.send(cluster, msg.src(), &msg.line()).await?,
+                    Output::Wake { .. } => {}
+                    Output::Fault(fault) => self.act(ex, cluster, tx, fault).await?,
+                    Output::Wait(at) => break at,
+                    Output::Done => return Ok(()),
+                }
+            };
+            pace.report(|| progress(&self.core.progress()));
+            if pace.now() >= next_reap {
+                self.reap(cluster)?;
+                next_reap = pace.now() + REAP_EVERY;
             }
-            let t = self.test_time();
-            if t >= next_reap {
-                if let Some((node, status)) = cluster.reap().into_iter().next() {
+            for event in pace.wait(rx, wake.map(|w| w.min(next_reap))).await {
+                self.on_event(cluster, event, pace).await?;
+            }
+            self.core.handle(Input::Tick, pace.now());
+        }
+    }
+
+    /// Carries out what the nemesis decided.
+    async fn act(
+        &mut self,
+        ex: &smol::LocalExecutor<'static>,
+        cluster: &mut Cluster,
+        tx: &Sender<ConnEvent>,
+        fault: FaultAction,
+    ) -> Result<(), TcpTestError> {
+        let failed = |e: &dyn fmt::Display| TcpTestError::Nemesis(e.to_string());
+        match fault {
+            // The grudge (receiver -> senders it ignores) as cuts: a node
+            // cut off from a peer drops traffic both ways.
+            FaultAction::Cut(p) => cluster.cut(p.grudge).await.map_err(|e| failed(&e)),
+            FaultAction::Heal => cluster.heal().await.map_err(|e| failed(&e)),
+            FaultAction::Kill(node) => {
+                for conn in self.conns.iter_mut().filter(|c| c.node == node) {
+                    conn.writer = None;
+                    conn.reader = None;
+                }
+                cluster.kill(&self.ids[node]).map_err(|e| failed(&e))
+            }
+            FaultAction::Start(node) => {
+                cluster.start_node(&self.ids[node]).map_err(|e| failed(&e))?;
+                self.connect(ex, cluster, node, tx, RECONNECT_FOR).await
+            }
+            FaultAction::Pause(node) => cluster.pause(&self.ids[node]).map_err(|e| failed(&e)),
+            FaultAction::Resume(node) => {
+                cluster.resume(&self.ids[node]).await.map_err(|e| failed(&e))
+            }
+        }
+    }
+
+    /// Members that exited: a node is the core's to judge (the nemesis may
+    /// have killed it), the KV service ends the test.
+    fn reap(&mut self, cluster: &mut Cluster) -> Result<(), TcpTestError> {
+        for (id, status) in cluster.reap() {
+            match self.ids.iter().position(|n| *n == id) {
+                Some(node) => {
+                    let status = status.to_string();
+                    self.core.handle(Input::Exited { node, status }, Duration::ZERO);
+                }
+                None => {
                     return Err(TcpTestError::Exited {
-                        node,
+                        node: id,
                         status: status.to_string(),
-                    });
-                }
-                next_reap = t + REAP_EVERY;
-            }
-            if t >= next_progress {
-                progress(&self.progress());
-                next_progress = t + every;
-            }
-            let wake = self.next_wake().min(next_progress).min(next_reap);
-            let deadline = self.t0 + wake;
-            let event = async { rx.recv().await.ok() }
-                .or(async {
-                    Timer::at(deadline).await;
-                    None
-                })
-                .await;
-            if let Some(event) = event {
-                self.on_event(cluster, event).await?;
-                while let Ok(event) = rx.try_recv() {
-                    self.on_event(cluster, event).await?;
+                    })
                 }
             }
-        }
-    }
-
-    fn next_wake(&self) -> Time {
-        let mut wake = self.test_time() + Duration::from_millis(250);
-        if let Some(at) = self.nemesis.as_ref().and_then(Nemesis::next_at) {
-            wake = wake.min(at);
-        }
-        if let Some(at) = self.workload_wake {
-            wake = wake.min(at);
-        }
-        wake
-    }
-
-    fn progress(&self) -> Progress {
-        Progress::of(&self.workload, self.test_time(), &self.nemesis_now)
-    }
-
-    async fn step_nemesis(&mut self, cluster: &mut Cluster, t: Time) -> Result<(), TcpTestError> {
-        let Some(nemesis) = self.nemesis.as_mut() else {
-            return Ok(());
-        };
-        while let Some(event) = nemesis.poll(t) {
-            self.nemesis_now = match &event {
-                NemesisEvent::StartPartition { partition } => partition.to_string(),
-                NemesisEvent::StopPartition => "healed".into(),
-                _ => "healed".into(),
-            };
-            log::info!("{t:?}: nemesis: {}", self.nemesis_now);
-            let done = match &event {
-                // The grudge (receiver -> senders it ignores) as cuts: a
-                // node cut off from a peer drops traffic both ways.
-                NemesisEvent::StartPartition { partition } => {
-                    cluster.cut(partition.grudge.clone()).await
-                }
-                NemesisEvent::StopPartition => cluster.heal().await,
-                _ => Ok(()),
-            };
-            if let Err(e) = done {
-                return Err(self.nemesis_failed(cluster, e.to_string()));
-            }
-            self.nemesis_log.push(NemesisRecord { time: t, event });
         }
         Ok(())
-    }
-
-    /// A member that exited explains a failed cut best.
-    fn nemesis_failed(&self, cluster: &mut Cluster, error: String) -> TcpTestError {
-        match cluster.reap().into_iter().next() {
-            Some((node, status)) => TcpTestError::Exited {
-                node,
-                status: status.to_string(),
-            },
-            None => TcpTestError::Nemesis(error),
-        }
-    }
-
-    /// Moves the workload on; true once it is done.
-    async fn step_workload(
-        &mut self,
-        cluster: &mut Cluster,
-        t: Time,
-    ) -> Result<bool, TcpTestError> {
-        loop {
-            match self.workload.poll(t) {
-                Step::Send(msg) => self.send(cluster, &msg).await?,
-                Step::Heal => {
-                    if let Some(n) = self.nemesis.as_mut() {
-                        n.stop();
-                    }
-                    if self.nemesis_now != "healed" {
-                        let event = NemesisEvent::StopPartition;
-                        self.nemesis_log.push(NemesisRecord { time: t, event });
-                    }
-                    // Heal whatever the last cut was, even if the log says
-                    // healed: it costs one control message per node.
-                    if let Err(e) = cluster.heal().await {
-                        return Err(self.nemesis_failed(cluster, e.to_string()));
-                    }
-                    self.nemesis_now = "healed".into();
-                }
-                Step::Wait(at) => {
-                    self.workload_wake = at;
-                    return Ok(false);
-                }
-                Step::Done => return Ok(true),
-            }
-        }
     }
 
     /// Writes a client's request on its connection.
     async fn send(
         &mut self,
         cluster: &mut Cluster,
-        msg: &gcounter_core::Envelope,
+        client: &str,
+        line: &[u8],
     ) -> Result<(), TcpTestError> {
-        let Some(&i) = self.by_client.get(&msg.src) else {
-            log::warn!("no connection for client {}", msg.src);
+        let Some(i) = self.conns.iter().position(|c| c.client == client) else {
+            log::warn!("no connection for client {client}");
             return Ok(());
         };
-        let mut line = to_line(msg).into_bytes();
-        line.push(b'\n');
-        let id = self.next_id;
-        self.next_id += 1;
-        self.tally.sent(id, &msg.src, &msg.dest);
-        let conn = &mut self.conns[i];
+        let Some(writer) = self.conns[i].writer.as_mut() else {
+            return Ok(());
+        };
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line);
+        buf.push(b'\n');
         let written = async {
-            conn.writer.write_all(&line).await?;
-            conn.writer.flush().await
+            writer.write_all(&buf).await?;
+            writer.flush().await
         }
         .await;
         match written {
-            // Loopback TCP delivers what was written unless the connection
-            // breaks, which ends the test: a written request is received.
-            Ok(()) => {
-                self.tally.received(id, &msg.src, &msg.dest);
-                Ok(())
-            }
-            Err(e) => Err(self.broken(cluster, i, e.to_string()).await),
+            Ok(()) => Ok(()),
+            Err(e) => self.broken(cluster, i, e.to_string()).await,
         }
     }
 
-    /// The error for a connection that broke: the node's exit if it
-    /// exited (waiting a moment for it to be reaped), the break otherwise.
-    async fn broken(&self, cluster: &mut Cluster, i: usize, why: String) -> TcpTestError {
-        let conn = &self.conns[i];
+    /// A connection broke: the node's exit, for the core to judge, if it
+    /// exited (waiting a moment for it to be reaped); an error otherwise.
+    async fn broken(
+        &mut self,
+        cluster: &mut Cluster,
+        i: usize,
+        why: String,
+    ) -> Result<(), TcpTestError> {
         for _ in 0..20 {
-            if let Some((node, status)) = cluster.reap().into_iter().next() {
-                return TcpTestError::Exited {
-                    node,
-                    status: status.to_string(),
-                };
+            let gone = cluster.reap();
+            if !gone.is_empty() {
+                for (id, status) in gone {
+                    if let Some(node) = self.ids.iter().position(|n| *n == id) {
+                        let status = status.to_string();
+                        self.core.handle(Input::Exited { node, status }, Duration::ZERO);
+                    }
+                }
+                return Ok(());
             }
             Timer::after(Duration::from_millis(25)).await;
         }
-        TcpTestError::Broken {
-            node: conn.node.clone(),
+        let conn = &self.conns[i];
+        Err(TcpTestError::Broken {
+            node: self.ids[conn.node].clone(),
             client: conn.client.clone(),
             why,
-        }
+        })
     }
 
     async fn on_event(
         &mut self,
         cluster: &mut Cluster,
         event: ConnEvent,
+        pace: &Pace,
     ) -> Result<(), TcpTestError> {
-        match event {
-            ConnEvent::Line { client, line, at } => {
-                let conn = &self.conns[client];
-                let msg = match parse_line(&line) {
-                    Ok(msg) if msg.src == conn.node && msg.dest == conn.client => msg,
-                    // Say what is wrong if the line breaks the protocol;
-                    // otherwise it is a reply the workload cannot read.
-                    _ => {
-                        check_line(&conn.node, &line, |d| d == conn.client)
-                            .map_err(TcpTestError::BadLine)?;
-                        typed_reply(&conn.node, &conn.client, &line)
-                    }
-                };
-                let (src, dest) = (conn.node.clone(), conn.client.clone());
-                let id = self.next_id;
-                self.next_id += 1;
-                self.tally.sent(id, &src, &dest);
-                self.tally.received(id, &src, &dest);
-                let now = at.saturating_duration_since(self.t0);
-                if !self.workload.on_reply(&msg, now) {
-                    log::debug!("reply nobody waits for: {}", shown(&line));
-                }
-                Ok(())
-            }
-            ConnEvent::Oversized { client, len } => Err(TcpTestError::Oversized {
-                node: self.conns[client].node.clone(),
-                len,
-            }),
-            ConnEvent::Ended { client, why } => Err(self.broken(cluster, client, why).await),
+        let (client, life) = match &event {
+            ConnEvent::Line { client, life, .. }
+            | ConnEvent::Oversized { client, life, .. }
+            | ConnEvent::Ended { client, life, .. } => (*client, *life),
+        };
+        let conn = &self.conns[client];
+        // A connection of an earlier life of the node, or one the nemesis
+        // closed with its kill.
+        if conn.life != life || conn.writer.is_none() {
+            return Ok(());
         }
+        let node = conn.node;
+        match event {
+            ConnEvent::Line { line, .. } => {
+                self.core.handle(Input::Line { node, line: &line }, pace.now());
+            }
+            ConnEvent::Oversized { len, .. } => {
+                self.core.handle(Input::Oversized { node, len }, pace.now());
+            }
+            ConnEvent::Ended { why, .. } => self.broken(cluster, client, why).await?,
+        }
+        Ok(())
     }
 }
