@@ -28,6 +28,11 @@ pub struct SimArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Nodes keep what they store across kills (`--nemesis kill`), as our
+    /// node does given `--state-dir`; without it a killed node starts
+    /// again empty, as under Maelstrom by default.
+    #[arg(long)]
+    pub persist: bool,
     /// Threads for --seeds (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub jobs: Option<u64>,
@@ -51,6 +56,7 @@ impl SimArgs {
             workload: self.params.workload(),
             nemesis: self.params.nemesis(),
             latency: self.params.latency(),
+            persist: self.persist,
             ..SimConfig::default()
         }
     }
@@ -58,9 +64,10 @@ impl SimArgs {
     /// The command line that replays `seed` alone.
     pub fn replay_command(&self, seed: u64) -> String {
         format!(
-            "gcounter sim --strategy {} --kv {} {}",
+            "gcounter sim --strategy {} --kv {}{} {}",
             self.strategy,
             self.kv,
+            if self.persist { " --persist" } else { "" },
             self.params.flags(seed)
         )
     }

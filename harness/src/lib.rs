@@ -33,6 +33,8 @@
 //!   of messages in flight, virtual time that jumps to the earliest due
 //!   event, and caps on steps that turn a livelock into an error. Same
 //!   seed, same history, bit for bit.
+//! - [`faults`]: what the nemesis did, as windows for the page and notes
+//!   on kills for an invalid run.
 //! - [`report`]: one run in full or many summarized, as JSON or for a
 //!   person; [`cli`]: the `gcounter sim` subcommand.
 //!
@@ -60,6 +62,7 @@
 
 pub mod checker;
 pub mod cli;
+pub mod faults;
 pub mod history;
 pub mod nemesis;
 pub mod page;

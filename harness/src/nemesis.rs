@@ -260,7 +260,9 @@ impl Fault {
                 .into_iter()
                 .find(|f| f.name() == name)
                 .ok_or_else(|| {
-                    format!("unknown fault `{name}` (valid: partition, kill, pause, comma-separated)")
+                    format!(
+                        "unknown fault `{name}` (valid: partition, kill, pause, comma-separated)"
+                    )
                 })?;
             faults.push(fault);
         }
@@ -287,13 +289,23 @@ impl fmt::Display for Fault {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "f", rename_all = "kebab-case")]
 pub enum NemesisEvent {
-    StartPartition { partition: Partition },
+    StartPartition {
+        partition: Partition,
+    },
     StopPartition,
-    Kill { nodes: Vec<String> },
+    Kill {
+        nodes: Vec<String>,
+    },
     /// Starts the killed nodes again.
-    Start { nodes: Vec<String> },
-    Pause { nodes: Vec<String> },
-    Resume { nodes: Vec<String> },
+    Start {
+        nodes: Vec<String>,
+    },
+    Pause {
+        nodes: Vec<String>,
+    },
+    Resume {
+        nodes: Vec<String>,
+    },
 }
 
 impl NemesisEvent {
@@ -303,6 +315,18 @@ impl NemesisEvent {
             NemesisEvent::StartPartition { .. } | NemesisEvent::StopPartition => Fault::Partition,
             NemesisEvent::Kill { .. } | NemesisEvent::Start { .. } => Fault::Kill,
             NemesisEvent::Pause { .. } | NemesisEvent::Resume { .. } => Fault::Pause,
+        }
+    }
+
+    /// Whether the event does nothing: a kill or pause that found no
+    /// minority to take.
+    pub fn is_noop(&self) -> bool {
+        match self {
+            NemesisEvent::Kill { nodes }
+            | NemesisEvent::Start { nodes }
+            | NemesisEvent::Pause { nodes }
+            | NemesisEvent::Resume { nodes } => nodes.is_empty(),
+            _ => false,
         }
     }
 
@@ -489,10 +513,10 @@ impl Nemesis {
         if std::mem::take(&mut self.partitioned) {
             ends.push(NemesisEvent::StopPartition);
         }
-        if let Some(nodes) = self.killed.take() {
+        if let Some(nodes) = self.killed.take().filter(|n| !n.is_empty()) {
             ends.push(NemesisEvent::Start { nodes });
         }
-        if let Some(nodes) = self.paused.take() {
+        if let Some(nodes) = self.paused.take().filter(|n| !n.is_empty()) {
             ends.push(NemesisEvent::Resume { nodes });
         }
         ends

@@ -1,7 +1,7 @@
 //! The flags `gcounter sim` and `gcounter test` share, named as Maelstrom
 //! names them, and what they mean for the workload, nemesis and network.
 
-use crate::nemesis::{Latency, LatencyDist, NemesisConfig};
+use crate::nemesis::{Fault, Latency, LatencyDist, NemesisConfig};
 use crate::workload::{WorkloadConfig, CLIENT_TIMEOUT};
 use gcounter_core::StrategyKind;
 use std::time::Duration;
@@ -18,9 +18,12 @@ pub struct RunParams {
     /// Seconds of operations (with the nemesis active), before the final phase.
     #[arg(long, value_name = "SECONDS", default_value_t = 20.0, value_parser = non_negative)]
     pub time_limit: f64,
-    /// Faults to inject: `partition` (network partitions between servers).
-    #[arg(long, value_name = "FAULTS", value_parser = ["partition"])]
-    pub nemesis: Option<String>,
+    /// Faults to inject, a comma list: `partition` (network partitions
+    /// between servers), `kill` (SIGKILL a minority of nodes, then start
+    /// them again with the same ids and `init` them), `pause` (SIGSTOP a
+    /// minority, then SIGCONT). They take turns on one schedule.
+    #[arg(long, value_name = "FAULTS", value_parser = parse_faults)]
+    pub nemesis: Option<Faults>,
     /// Mean seconds between nemesis events (a cut, then a heal, ...).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive)]
     pub nemesis_interval: f64,
@@ -51,8 +54,9 @@ impl RunParams {
     }
 
     pub fn nemesis(&self) -> Option<NemesisConfig> {
-        self.nemesis.as_ref().map(|_| NemesisConfig {
+        self.nemesis.as_ref().map(|faults| NemesisConfig {
             interval: Duration::from_secs_f64(self.nemesis_interval),
+            faults: faults.0.clone(),
             ..NemesisConfig::default()
         })
     }
@@ -70,9 +74,10 @@ impl RunParams {
             "--node-count {} --rate {} --time-limit {}",
             self.node_count, self.rate, self.time_limit
         );
-        if let Some(n) = &self.nemesis {
+        if let Some(faults) = &self.nemesis {
             cmd += &format!(
-                " --nemesis {n} --nemesis-interval {}",
+                " --nemesis {} --nemesis-interval {}",
+                Fault::list(&faults.0),
                 self.nemesis_interval
             );
         }
@@ -85,6 +90,14 @@ impl RunParams {
         cmd += &format!(" --recovery {} --seed {seed}", self.recovery);
         cmd
     }
+}
+
+/// The faults `--nemesis` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Faults(pub Vec<Fault>);
+
+fn parse_faults(s: &str) -> Result<Faults, String> {
+    Fault::parse_list(s).map(Faults)
 }
 
 pub(crate) fn parse_strategy(s: &str) -> Result<StrategyKind, String> {

@@ -27,6 +27,8 @@ pub struct Settings {
     pub workload: WorkloadConfig,
     pub nemesis: Option<NemesisConfig>,
     pub latency: Latency,
+    /// Whether killed nodes keep what they stored.
+    pub persist: bool,
 }
 
 impl Settings {
@@ -38,6 +40,7 @@ impl Settings {
             workload: cfg.workload.clone(),
             nemesis: cfg.nemesis.clone(),
             latency: cfg.latency,
+            persist: cfg.persist,
         }
     }
 
@@ -45,11 +48,20 @@ impl Settings {
     pub fn describe(&self) -> String {
         let w = &self.workload;
         let nemesis = match &self.nemesis {
-            Some(n) => format!("partitions every ~{} s", n.interval.as_secs_f64()),
+            Some(n) => format!(
+                "{} every ~{} s",
+                crate::nemesis::Fault::list(&n.faults),
+                n.interval.as_secs_f64()
+            ),
             None => "no faults".to_string(),
         };
+        let kept = if self.persist {
+            ", state kept across kills"
+        } else {
+            ""
+        };
         format!(
-            "{}, {} nodes, {}, {} ops/s, {} s + {} s recovery, {nemesis}, latency {} ms {}",
+            "{}, {} nodes, {}, {} ops/s, {} s + {} s recovery, {nemesis}{kept}, latency {} ms {}",
             self.strategy,
             self.node_count,
             self.kv,
@@ -74,6 +86,10 @@ pub struct RunReport {
     pub nemesis: Vec<NemesisRecord>,
     pub services: BTreeMap<&'static str, ServiceCounts>,
     pub dropped: u64,
+    /// Messages that reached a node while it was killed.
+    pub lost_with_killed_nodes: u64,
+    /// Every kill, with the adds its node had just acknowledged.
+    pub kills: Vec<crate::faults::KillNote>,
     pub undeliverable: u64,
     pub steps: u64,
     #[serde(rename = "end_ns", serialize_with = "ser_nanos")]
@@ -91,6 +107,8 @@ impl RunReport {
             nemesis: run.nemesis.clone(),
             services: run.services.iter().copied().collect(),
             dropped: run.dropped,
+            lost_with_killed_nodes: run.lost_to_kills,
+            kills: crate::faults::kills(&run.history, &run.nemesis),
             undeliverable: run.undeliverable,
             steps: run.steps,
             end: run.end,
@@ -146,7 +164,22 @@ impl RunReport {
                 c.missing_final_reads.join(", ")
             )?;
         }
-        writeln!(w, "  lost: {}", c.lost)?;
+        writeln!(w, "  lost: {} (a sum of increments)", c.lost)?;
+        if self.verdict == Verdict::Invalid && !self.kills.is_empty() {
+            writeln!(
+                w,
+                "  nodes were killed{}: a node that keeps acknowledged adds only in memory \
+                 loses those it had not passed on",
+                if self.settings.persist {
+                    ""
+                } else {
+                    " without their stored state"
+                }
+            )?;
+            for k in &self.kills {
+                writeln!(w, "    {}", k.describe())?;
+            }
+        }
         writeln!(w)?;
         write_ops(w, &self.stats.ops)?;
         writeln!(w)?;
@@ -166,6 +199,13 @@ impl RunReport {
         }
         if self.dropped > 0 {
             writeln!(w, "  dropped by partitions: {}", self.dropped)?;
+        }
+        if self.lost_with_killed_nodes > 0 {
+            writeln!(
+                w,
+                "  lost with killed nodes: {}",
+                self.lost_with_killed_nodes
+            )?;
         }
         if self.undeliverable > 0 {
             writeln!(w, "  sent to unknown nodes: {}", self.undeliverable)?;

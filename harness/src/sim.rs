@@ -251,7 +251,8 @@ impl SimError {
             CoreError::NoInit { node } => SimError::Init { seed, node },
             CoreError::Stalled { at } => SimError::Stalled { seed, at },
             // In-process nodes print no lines and never exit on their own.
-            e @ (CoreError::BadLine(_) | CoreError::Exited { .. } | CoreError::Oversized { .. }) => {
+            e
+            @ (CoreError::BadLine(_) | CoreError::Exited { .. } | CoreError::Oversized { .. }) => {
                 unreachable!("an in-process node cannot {e}")
             }
         }

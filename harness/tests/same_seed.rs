@@ -65,7 +65,10 @@ fn fingerprints() -> Vec<String> {
 
 #[test]
 fn the_same_seed_gives_the_same_run_as_recorded() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sim_fingerprints.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/sim_fingerprints.txt"
+    );
     let recorded = std::fs::read_to_string(path).unwrap_or_default();
     let now = fingerprints();
     let differ: Vec<String> = now
@@ -80,6 +83,11 @@ fn the_same_seed_gives_the_same_run_as_recorded() {
         differ.len(),
         now.len(),
         now.join("\n"),
-        differ.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+        differ
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

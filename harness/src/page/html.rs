@@ -1,7 +1,9 @@
 //! `index.html`: verdict, figures, plots and a per-client timeline, in one
 //! self-contained file.
 
-use super::{escape, outcome_colour, Figure, OpView};
+use super::{escape, fault_colour, outcome_colour, Figure, OpView};
+use crate::faults::FaultWindow;
+use crate::nemesis::Fault;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -17,6 +19,7 @@ pub fn index_html(
     figures: &[Figure],
     plots: &[(&str, String)],
     ops: &[OpView],
+    faults: &[FaultWindow],
 ) -> String {
     let banner = match verdict {
         "valid" => "#2e8b57",
@@ -61,14 +64,26 @@ figure {{ margin: 1em 0; }}
         );
     }
     page.push_str("<h2>Timeline of operations per client</h2>\n");
-    page.push_str(r#"<p>Each bar is one operation, from invocation to completion, coloured by outcome: <b style="color:#2e8b57">ok</b>, <b style="color:#e0a000">info</b> (indeterminate), <b style="color:#c0392b">fail</b>. Hover for details.</p>"#);
-    page.push_str(&timeline(ops));
+    page.push_str(r#"<p>Each bar is one operation, from invocation to completion, coloured by outcome: <b style="color:#2e8b57">ok</b>, <b style="color:#e0a000">info</b> (indeterminate), <b style="color:#c0392b">fail</b>. Hover for details."#);
+    if !faults.is_empty() {
+        page.push_str(" Shaded, here and on the plots, while a fault was in force:");
+        for fault in Fault::ALL {
+            let _ = write!(
+                page,
+                r#" <span style="background:{};opacity:.6;color:white;padding:0 .3em">{fault}</span>"#,
+                fault_colour(fault)
+            );
+        }
+        page.push('.');
+    }
+    page.push_str("</p>\n");
+    page.push_str(&timeline(ops, faults));
     page.push_str("\n</body></html>\n");
     page
 }
 
 /// One lane per client; one bar per operation.
-fn timeline(ops: &[OpView]) -> String {
+fn timeline(ops: &[OpView], faults: &[FaultWindow]) -> String {
     let mut lanes: BTreeMap<&str, Vec<&OpView>> = BTreeMap::new();
     for op in ops {
         lanes.entry(op.client.as_str()).or_default().push(op);
@@ -94,6 +109,19 @@ fn timeline(ops: &[OpView]) -> String {
             r##"<line x1="{x:.1}" y1="0" x2="{x:.1}" y2="{}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle">{s}s</text>"##,
             height - 20.0,
             height - 6.0
+        );
+    }
+    for w in faults {
+        let x = LABEL_W + w.start * scale;
+        let _ = write!(
+            out,
+            r#"<rect x="{x:.1}" y="0" width="{:.1}" height="{:.1}" fill="{}" fill-opacity="0.15"><title>{} ({:.1}-{:.1} s)</title></rect>"#,
+            ((w.end - w.start) * scale).max(1.0),
+            height - 22.0,
+            fault_colour(w.fault),
+            escape(&w.label),
+            w.start,
+            w.end
         );
     }
     for (lane, (client, ops)) in lanes.iter().enumerate() {
@@ -164,6 +192,7 @@ mod tests {
             &figures,
             &[("a plot", "<svg></svg>".into())],
             &ops,
+            &[],
         );
         assert!(page.contains(r#"<span id="verdict">valid</span>"#));
         assert!(page.contains("<th>lost</th><td>0</td>"));

@@ -47,6 +47,15 @@ pub fn outcome_colour(outcome: &str) -> &'static str {
     }
 }
 
+/// Colours of the shading for each fault, on the plots and the timeline.
+pub fn fault_colour(fault: crate::nemesis::Fault) -> &'static str {
+    match fault {
+        crate::nemesis::Fault::Partition => "#3b7dd8",
+        crate::nemesis::Fault::Kill => "#c0392b",
+        crate::nemesis::Fault::Pause => "#8e44ad",
+    }
+}
+
 /// Escapes text for HTML and SVG.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -1,7 +1,8 @@
 //! Three charts as SVG text: latency of every operation over time, latency
 //! quantiles per second, and the request rate per second.
 
-use super::{escape, outcome_colour, OpView};
+use super::{escape, fault_colour, outcome_colour, OpView};
+use crate::faults::FaultWindow;
 use std::fmt::Write;
 
 const W: f64 = 900.0;
@@ -116,6 +117,24 @@ impl Chart {
         }
     }
 
+    /// Shades the time each fault was in force, behind the data, with
+    /// what it was on hover.
+    fn shade(&mut self, faults: &[FaultWindow]) {
+        for w in faults {
+            let (x0, x1) = (self.x(w.start), self.x(w.end.min(self.x_max)));
+            let _ = write!(
+                self.out,
+                r#"<rect x="{x0:.1}" y="{TOP}" width="{:.1}" height="{}" fill="{}" fill-opacity="0.15"><title>{} ({:.1}-{:.1} s)</title></rect>"#,
+                (x1 - x0).max(1.0),
+                H - TOP - BOTTOM,
+                fault_colour(w.fault),
+                escape(&w.label),
+                w.start,
+                w.end
+            );
+        }
+    }
+
     fn legend(&mut self, entries: &[(&str, &str)]) {
         for (i, (label, colour)) in entries.iter().enumerate() {
             let y = TOP + 10.0 + i as f64 * 18.0;
@@ -188,7 +207,7 @@ fn duration(ops: &[OpView]) -> f64 {
 
 /// Each completed operation as a point: time against latency (log scale),
 /// coloured by outcome, shaped by kind.
-pub fn latency_over_time(ops: &[OpView]) -> String {
+pub fn latency_over_time(ops: &[OpView], faults: &[FaultWindow]) -> String {
     let lats: Vec<f64> = ops.iter().filter_map(OpView::latency_ms).collect();
     let max = lats.iter().copied().fold(1.0, f64::max);
     let min = lats
@@ -205,6 +224,7 @@ pub fn latency_over_time(ops: &[OpView]) -> String {
         true,
         "latency (ms)",
     );
+    c.shade(faults);
     for op in ops {
         let Some(l) = op.latency_ms() else { continue };
         let (x, y) = (c.x(op.start), c.y(l.max(min)));
@@ -250,7 +270,7 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Latency quantiles (0.5, 0.95, 0.99, max) of each second's operations.
-pub fn latency_quantiles(ops: &[OpView]) -> String {
+pub fn latency_quantiles(ops: &[OpView], faults: &[FaultWindow]) -> String {
     const QS: [(f64, &str, &str); 4] = [
         (0.5, "0.5", "#1f77b4"),
         (0.95, "0.95", "#ff7f0e"),
@@ -280,6 +300,7 @@ pub fn latency_quantiles(ops: &[OpView]) -> String {
         true,
         "latency (ms)",
     );
+    c.shade(faults);
     for (line, (_, _, colour)) in lines.iter().zip(QS) {
         c.polyline(line, colour);
     }
@@ -289,7 +310,7 @@ pub fn latency_quantiles(ops: &[OpView]) -> String {
 }
 
 /// Operations started per second, by kind.
-pub fn request_rate(ops: &[OpView]) -> String {
+pub fn request_rate(ops: &[OpView], faults: &[FaultWindow]) -> String {
     let buckets = per_second(ops);
     let series = [("add", "#1f77b4"), ("read", "#2ca02c")];
     let mut lines: Vec<Vec<(f64, f64)>> = vec![Vec::new(); series.len()];
@@ -309,6 +330,7 @@ pub fn request_rate(ops: &[OpView]) -> String {
         false,
         "ops/s",
     );
+    c.shade(faults);
     for (line, (_, colour)) in lines.iter().zip(series) {
         c.polyline(line, colour);
     }
@@ -338,19 +360,19 @@ mod tests {
             op(1.5, None, "info"),
             op(2.0, Some(2.5), "fail"),
         ];
-        let svg = latency_over_time(&ops);
+        let svg = latency_over_time(&ops, &[]);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<circle").count(), 2);
-        assert!(latency_quantiles(&ops).contains("<path"));
-        assert!(request_rate(&ops).contains("<path"));
+        assert!(latency_quantiles(&ops, &[]).contains("<path"));
+        assert!(request_rate(&ops, &[]).contains("<path"));
     }
 
     #[test]
     fn an_empty_history_still_draws() {
         for svg in [
-            latency_over_time(&[]),
-            latency_quantiles(&[]),
-            request_rate(&[]),
+            latency_over_time(&[], &[]),
+            latency_quantiles(&[], &[]),
+            request_rate(&[], &[]),
         ] {
             assert!(svg.contains("</svg>"));
             assert!(!svg.contains("NaN"));

@@ -2,12 +2,12 @@
 //! real processes. Flags are named as Maelstrom names them.
 
 use super::run::{run_test, NetObserved, TestConfig, TestRun};
-use crate::testcore::Progress;
 use super::store::{new_run_dir, write_error, write_results};
 use super::tcp::{run_tcp_test, TcpTestConfig};
 use super::NodeCommand;
 use crate::params::{parse_strategy, RunParams};
 use crate::stats::Quantiles;
+use crate::testcore::Progress;
 use gcounter_core::{Config, KvKind, StrategyKind};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
@@ -376,7 +376,23 @@ pub fn print_summary(out: &mut impl Write, run: &TestRun, dir: &Path) -> std::io
             c.missing_final_reads.join(", ")
         )?;
     }
-    writeln!(out, "  lost: {}", c.lost)?;
+    writeln!(out, "  lost: {} (a sum of increments)", c.lost)?;
+    let windows = crate::faults::windows(&run.nemesis, run.elapsed);
+    if !windows.is_empty() {
+        writeln!(out, "  faults: {}", super::store::fault_summary(&windows))?;
+    }
+    if c.verdict == crate::checker::Verdict::Invalid {
+        for note in crate::faults::loss_notes(&run.history, &run.nemesis) {
+            writeln!(out, "  {note}")?;
+        }
+    }
+    if run.lost_to_kills > 0 {
+        writeln!(
+            out,
+            "  messages lost with killed nodes: {}",
+            run.lost_to_kills
+        )?;
+    }
     writeln!(
         out,
         "  operations ok {} / info {} / fail {}",

@@ -8,10 +8,10 @@ mod run;
 mod store;
 mod tcp;
 
+pub use crate::testcore::Progress;
 pub use crate::testcore::{check_line, shown, BadLine};
 pub use cli::{print_summary, run as run_cli, TestArgs, Transport};
 pub use procs::{events, NodeCommand, NodeDirs, ProcEvent, Procs, MAX_LINE};
-pub use crate::testcore::Progress;
 pub use run::{run_test, NetObserved, TestConfig, TestError, TestRun};
 pub use store::{new_run_dir, op_views, results_json, write_error, write_results};
 pub use tcp::{run_tcp_test, TcpTestConfig, TcpTestError};

@@ -154,7 +154,10 @@ impl Procs {
         let id = &self.ids[node];
         let work = self.dirs.work.join(id);
         std::fs::create_dir_all(&work)?;
-        let log = File::options().append(true).create(true).open(&self.logs[node])?;
+        let log = File::options()
+            .append(true)
+            .create(true)
+            .open(&self.logs[node])?;
         let mut command = Command::new(&self.cmd.program);
         command
             .args(&self.cmd.args)
@@ -263,7 +266,10 @@ impl Procs {
 /// Sends `signal` to process `pid` (pause and resume for the nemesis). A
 /// process that is already gone is no error: the test notices its end.
 pub fn signal_pid(pid: u32, signal: rustix::process::Signal) {
-    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return;
     };
     if let Err(e) = rustix::process::kill_process(pid, signal) {

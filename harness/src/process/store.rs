@@ -3,6 +3,7 @@
 //! and `store/latest` pointing at it.
 
 use super::run::{NetObserved, TestRun};
+use crate::faults;
 use crate::history::{History, OpKind};
 use crate::page::{self, OpView};
 use crate::stats::Quantiles;
@@ -136,7 +137,12 @@ pub fn results_json(run: &TestRun, settings: &Value) -> Value {
         "net": net_json(run),
         "latency_ms": run.stats.latency_ms,
         "nemesis": run.nemesis,
+        "faults": {
+            "windows": faults::windows(&run.nemesis, run_end(run)),
+            "kills": faults::kills(&run.history, &run.nemesis),
+        },
         "dropped_by_partitions": dropped,
+        "lost_with_killed_nodes": run.lost_to_kills,
         "elapsed_s": run.elapsed.as_secs_f64(),
     })
 }
@@ -155,21 +161,22 @@ pub fn write_results(
     )?;
     std::fs::write(dir.join("history.jsonl"), run.history.to_jsonl())?;
     let ops = op_views(&run.history);
+    let windows = faults::windows(&run.nemesis, run_end(run));
     let plots = [
         (
             "latency-raw.svg",
             "Latency of every operation over time",
-            page::latency_over_time(&ops),
+            page::latency_over_time(&ops, &windows),
         ),
         (
             "latency-quantiles.svg",
             "Latency quantiles per second",
-            page::latency_quantiles(&ops),
+            page::latency_quantiles(&ops, &windows),
         ),
         (
             "rate.svg",
             "Requests started per second",
-            page::request_rate(&ops),
+            page::request_rate(&ops, &windows),
         ),
     ];
     for (file, _, svg) in &plots {
@@ -192,7 +199,7 @@ pub fn write_results(
             NOT_OBSERVED.to_string()
         }
     };
-    let figures = vec![
+    let mut figures = vec![
         ("verdict".to_string(), c.verdict.name().to_string()),
         ("acknowledged sum".into(), c.definite_sum.to_string()),
         (
@@ -202,6 +209,7 @@ pub fn write_results(
         ("acceptable final values".into(), acceptable),
         ("final reads".into(), finals.join("; ")),
         ("lost".into(), c.lost.to_string()),
+        ("faults".into(), fault_summary(&windows)),
         (
             "operations ok / info / fail".into(),
             format!("{} / {} / {}", s.ops.all.ok, s.ops.all.info, s.ops.all.fail),
@@ -231,8 +239,42 @@ pub fn write_results(
         .iter()
         .map(|(_, caption, svg)| (*caption, svg.clone()))
         .collect();
-    let html = page::index_html("g-counter test", c.verdict.name(), &figures, &inline, &ops);
+    if c.verdict == crate::checker::Verdict::Invalid {
+        let notes = faults::loss_notes(&run.history, &run.nemesis);
+        if !notes.is_empty() {
+            figures.insert(7, ("faults around the loss".into(), notes.join("; ")));
+        }
+    }
+    let html = page::index_html(
+        "g-counter test",
+        c.verdict.name(),
+        &figures,
+        &inline,
+        &ops,
+        &windows,
+    );
     std::fs::write(dir.join("index.html"), html)
+}
+
+/// When the last operation ended: the end of the fault windows.
+fn run_end(run: &TestRun) -> std::time::Duration {
+    run.history
+        .iter()
+        .filter_map(|op| op.complete.or(Some(op.invoke)))
+        .max()
+        .unwrap_or_default()
+}
+
+/// Every fault window on one line, or `none`.
+pub fn fault_summary(windows: &[faults::FaultWindow]) -> String {
+    if windows.is_empty() {
+        return "none".into();
+    }
+    let shown: Vec<String> = windows
+        .iter()
+        .map(|w| format!("{} ({:.1}-{:.1} s)", w.label, w.start, w.end))
+        .collect();
+    shown.join("; ")
 }
 
 /// Records a test that could not be judged: the error, for the page and
@@ -247,7 +289,7 @@ pub fn write_error(dir: &Path, error: &str, settings: &Value) -> io::Result<()> 
     let figures = vec![("error".to_string(), error.to_string())];
     std::fs::write(
         dir.join("index.html"),
-        page::index_html("g-counter test", "unknown", &figures, &[], &[]),
+        page::index_html("g-counter test", "unknown", &figures, &[], &[], &[]),
     )
 }
 

@@ -221,7 +221,10 @@ async fn read_lines(client: usize, life: u64, stream: TcpStream, events: Sender<
                 life,
                 len: n,
             },
-            Ok(_) => ended(format!("closed by the node in the middle of {}", shown(&line))),
+            Ok(_) => ended(format!(
+                "closed by the node in the middle of {}",
+                shown(&line)
+            )),
         };
         let last = !matches!(event, ConnEvent::Line { .. });
         if events.send(event).await.is_err() || last {
@@ -291,9 +294,13 @@ impl TcpRunner {
         for node in 0..self.ids.len() {
             self.connect(ex, cluster, node, &tx, Duration::ZERO).await?;
         }
-        log::info!("{} client(s) connected; the workload starts", self.conns.len());
+        log::info!(
+            "{} client(s) connected; the workload starts",
+            self.conns.len()
+        );
         let mut pace = Pace::new(Instant::now(), every);
-        self.drive(ex, cluster, &tx, &rx, &mut pace, progress).await?;
+        self.drive(ex, cluster, &tx, &rx, &mut pace, progress)
+            .await?;
         self.conns.clear();
         let out = self.core.finish().map_err(TcpTestError::Test)?;
         Ok(TestRun::of(out, pace.now(), NetObserved::ClientsOnly))
@@ -353,7 +360,9 @@ impl TcpRunner {
         loop {
             let wake = loop {
                 match self.core.poll_output() {
-                    Output::Deliver { msg, .. } => self.send(cluster, msg.src(), &msg.line()).await?,
+                    Output::Deliver { msg, .. } => {
+                        self.send(cluster, msg.src(), &msg.line()).await?
+                    }
                     Output::Wake { .. } => {}
                     Output::Fault(fault) => self.act(ex, cluster, tx, fault).await?,
                     Output::Wait(at) => break at,
@@ -394,13 +403,16 @@ impl TcpRunner {
                 cluster.kill(&self.ids[node]).map_err(|e| failed(&e))
             }
             FaultAction::Start(node) => {
-                cluster.start_node(&self.ids[node]).map_err(|e| failed(&e))?;
+                cluster
+                    .start_node(&self.ids[node])
+                    .map_err(|e| failed(&e))?;
                 self.connect(ex, cluster, node, tx, RECONNECT_FOR).await
             }
             FaultAction::Pause(node) => cluster.pause(&self.ids[node]).map_err(|e| failed(&e)),
-            FaultAction::Resume(node) => {
-                cluster.resume(&self.ids[node]).await.map_err(|e| failed(&e))
-            }
+            FaultAction::Resume(node) => cluster
+                .resume(&self.ids[node])
+                .await
+                .map_err(|e| failed(&e)),
         }
     }
 
@@ -411,7 +423,8 @@ impl TcpRunner {
             match self.ids.iter().position(|n| *n == id) {
                 Some(node) => {
                     let status = status.to_string();
-                    self.core.handle(Input::Exited { node, status }, Duration::ZERO);
+                    self.core
+                        .handle(Input::Exited { node, status }, Duration::ZERO);
                 }
                 None => {
                     return Err(TcpTestError::Exited {
@@ -466,7 +479,8 @@ impl TcpRunner {
                 for (id, status) in gone {
                     if let Some(node) = self.ids.iter().position(|n| *n == id) {
                         let status = status.to_string();
-                        self.core.handle(Input::Exited { node, status }, Duration::ZERO);
+                        self.core
+                            .handle(Input::Exited { node, status }, Duration::ZERO);
                     }
                 }
                 return Ok(());
@@ -501,7 +515,8 @@ impl TcpRunner {
         let node = conn.node;
         match event {
             ConnEvent::Line { line, .. } => {
-                self.core.handle(Input::Line { node, line: &line }, pace.now());
+                self.core
+                    .handle(Input::Line { node, line: &line }, pace.now());
             }
             ConnEvent::Oversized { len, .. } => {
                 self.core.handle(Input::Oversized { node, len }, pace.now());

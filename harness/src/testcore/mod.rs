@@ -91,7 +91,9 @@ pub use check::{check_line, shown, BadLine};
 
 use crate::checker::{check, CheckResult};
 use crate::history::History;
-use crate::nemesis::{Latency, Nemesis, NemesisConfig, NemesisEvent, NemesisRecord, Network, Partition};
+use crate::nemesis::{
+    Latency, Nemesis, NemesisConfig, NemesisEvent, NemesisRecord, Network, Partition,
+};
 use crate::services::{ServiceCounts, Services};
 use crate::stats::{NetTally, OpStats, Stats};
 use crate::workload::{is_client, node_ids, Step, Workload, WorkloadConfig};
@@ -285,9 +287,14 @@ pub enum FaultAction {
 #[derive(Debug)]
 pub enum Output {
     /// Hand this message to node `node`.
-    Deliver { node: usize, msg: Msg },
+    Deliver {
+        node: usize,
+        msg: Msg,
+    },
     /// Fire node `node`'s timer (in-process nodes).
-    Wake { node: usize },
+    Wake {
+        node: usize,
+    },
     Fault(FaultAction),
     /// Nothing to do before this time (`None`: until something happens).
     Wait(Option<Time>),
@@ -323,14 +330,23 @@ impl fmt::Display for CoreError {
         match self {
             CoreError::BadLine(b) => write!(f, "{b}"),
             CoreError::Exited { node, status } => {
-                write!(f, "node {node} exited before the test ended ({status}); see its log")
+                write!(
+                    f,
+                    "node {node} exited before the test ended ({status}); see its log"
+                )
             }
             CoreError::NoInit { node } => write!(f, "node {node} never answered init with init_ok"),
             CoreError::Oversized { node, len } => {
-                write!(f, "node {node} printed a line of {len} bytes, over the 1 MiB limit")
+                write!(
+                    f,
+                    "node {node} printed a line of {len} bytes, over the 1 MiB limit"
+                )
             }
             CoreError::Livelock { at, steps, pending } => {
-                write!(f, "livelock: {steps} events at time {at:?} without time moving on")?;
+                write!(
+                    f,
+                    "livelock: {steps} events at time {at:?} without time moving on"
+                )?;
                 if !pending.is_empty() {
                     write!(f, "; next messages:\n  {}", pending.join("\n  "))?;
                 }
@@ -340,7 +356,10 @@ impl fmt::Display for CoreError {
                 write!(f, "gave up after {steps} events at time {at:?}")
             }
             CoreError::Stalled { at } => {
-                write!(f, "stalled at time {at:?}: nothing scheduled, workload not done")
+                write!(
+                    f,
+                    "stalled at time {at:?}: nothing scheduled, workload not done"
+                )
             }
         }
     }
@@ -455,12 +474,8 @@ impl TestCore {
     pub fn new(cfg: CoreConfig) -> Self {
         let mut rng = fastrand::Rng::with_seed(cfg.seed);
         let servers = node_ids(cfg.node_count);
-        let workload = Workload::with_concurrency(
-            cfg.workload.clone(),
-            &servers,
-            cfg.concurrency,
-            rng.fork(),
-        );
+        let workload =
+            Workload::with_concurrency(cfg.workload.clone(), &servers, cfg.concurrency, rng.fork());
         let nemesis = cfg
             .nemesis
             .clone()
@@ -767,7 +782,11 @@ impl TestCore {
     /// Fails the test if a node's `init_ok` is overdue.
     fn check_init(&mut self) {
         let now = self.now;
-        if let Some(node) = self.nodes.iter().find(|n| n.init_due.is_some_and(|d| now > d)) {
+        if let Some(node) = self
+            .nodes
+            .iter()
+            .find(|n| n.init_due.is_some_and(|d| now > d))
+        {
             let node = node.id.clone();
             self.fail(CoreError::NoInit { node });
         }
@@ -950,9 +969,9 @@ impl TestCore {
             ids.iter().filter_map(|id| core.server_index(id)).collect()
         };
         match &event {
-            NemesisEvent::StartPartition { partition } => {
-                self.out.push_back(Output::Fault(FaultAction::Cut(partition.clone())))
-            }
+            NemesisEvent::StartPartition { partition } => self
+                .out
+                .push_back(Output::Fault(FaultAction::Cut(partition.clone()))),
             NemesisEvent::StopPartition => self.out.push_back(Output::Fault(FaultAction::Heal)),
             NemesisEvent::Kill { nodes: ids } => {
                 for i in nodes(self, ids) {

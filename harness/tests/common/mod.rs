@@ -33,9 +33,13 @@ pub fn replay(cfg: &SimConfig, seed: u64) -> String {
         cfg.workload.rate,
         cfg.workload.time_limit.as_secs_f64()
     );
+    if cfg.persist {
+        s += " --persist";
+    }
     if let Some(n) = &cfg.nemesis {
         s += &format!(
-            " --nemesis partition --nemesis-interval {}",
+            " --nemesis {} --nemesis-interval {}",
+            gcounter_harness::nemesis::Fault::list(&n.faults),
             n.interval.as_secs_f64()
         );
     }
