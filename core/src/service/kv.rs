@@ -71,19 +71,47 @@ fn missing(key: &Value) -> Payload {
     )
 }
 
+/// Which state of a KV store served a request. States are numbered from
+/// 0 (the empty store), one more per change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// The state the answer came from; for a change, the state it made.
+    pub state: u64,
+    /// The newest state when the request arrived: `newest - state` of an
+    /// answer that changed nothing is how far behind (stale) it was.
+    pub newest: u64,
+    /// Whether the request made a new state.
+    pub changed: bool,
+}
+
 /// `lin-kv`: linearizable, every operation sees the latest state.
 #[derive(Debug, Clone, Default)]
 pub struct LinKv {
     state: KvState,
+    version: u64,
 }
 
 impl LinKv {
     pub fn handle(&mut self, request: &Payload) -> Payload {
+        self.serve(request).0
+    }
+
+    /// [`handle`](LinKv::handle), saying which state served it: always the
+    /// newest.
+    pub fn serve(&mut self, request: &Payload) -> (Payload, Served) {
+        let newest = self.version;
         let (reply, next) = apply(&self.state, request);
+        let changed = next.is_some();
         if let Some(next) = next {
             self.state = next;
+            self.version += 1;
         }
-        reply
+        let served = Served {
+            state: self.version,
+            newest,
+            changed,
+        };
+        (reply, served)
     }
 
     pub fn state(&self) -> &KvState {

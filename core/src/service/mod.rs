@@ -7,7 +7,7 @@ mod lww_kv;
 mod seq_kv;
 mod tso;
 
-pub use kv::{apply, KvState, LinKv};
+pub use kv::{apply, KvState, LinKv, Served};
 pub use lww_kv::{LwwKv, LWW_REPLICAS};
 pub use seq_kv::{SeqKv, SEQ_KV_WINDOW};
 pub use tso::LinTso;
@@ -41,20 +41,41 @@ impl Service {
 
     /// The answer to one request body from `client`.
     pub fn handle(&mut self, client: &str, request: &Payload) -> Payload {
+        self.serve(client, request).0
+    }
+
+    /// [`handle`](Service::handle), saying which state served it (the
+    /// `seq-kv` and `lin-kv` stores; the others keep no numbered states).
+    pub fn serve(&mut self, client: &str, request: &Payload) -> (Payload, Option<Served>) {
         match self {
-            Service::SeqKv(s) => s.handle(client, request),
-            Service::LinKv(s) => s.handle(request),
-            Service::LwwKv(s) => s.handle(request),
-            Service::LinTso(s) => s.handle(request),
+            Service::SeqKv(s) => {
+                let (reply, served) = s.serve(client, request);
+                (reply, Some(served))
+            }
+            Service::LinKv(s) => {
+                let (reply, served) = s.serve(request);
+                (reply, Some(served))
+            }
+            Service::LwwKv(s) => (s.handle(request), None),
+            Service::LinTso(s) => (s.handle(request), None),
         }
     }
 
     /// The reply envelope to `msg` (sent by `msg.src` to `service_id`), or
     /// `None` for a message that is not a request (it has no `msg_id`).
     pub fn answer(&mut self, msg: &Envelope, msg_id: u64) -> Option<Envelope> {
+        self.answer_served(msg, msg_id).map(|(reply, _)| reply)
+    }
+
+    /// [`answer`](Service::answer), saying which state served it.
+    pub fn answer_served(
+        &mut self,
+        msg: &Envelope,
+        msg_id: u64,
+    ) -> Option<(Envelope, Option<Served>)> {
         let request_id = msg.body.msg_id?;
-        let payload = self.handle(&msg.src, &msg.body.payload);
-        Some(Envelope {
+        let (payload, served) = self.serve(&msg.src, &msg.body.payload);
+        let reply = Envelope {
             src: msg.dest.clone(),
             dest: msg.src.clone(),
             body: Body {
@@ -62,7 +83,8 @@ impl Service {
                 in_reply_to: Some(request_id),
                 payload,
             },
-        })
+        };
+        Some((reply, served))
     }
 }
 

@@ -8,9 +8,10 @@
 //! state; otherwise it runs against the newest state, which it extends, and
 //! the client moves to the newest.
 
-use super::kv::{apply, KvState};
+use super::kv::{apply, KvState, Served};
 use crate::protocol::Payload;
 use std::collections::{HashMap, VecDeque};
+use std::ops::RangeInclusive;
 
 /// How many past states `seq-kv` keeps.
 pub const SEQ_KV_WINDOW: usize = 32;
@@ -49,21 +50,54 @@ impl SeqKv {
         self.latest().get(&super::kv::key_text(key))
     }
 
+    /// The answer to `request` from `client`, from a state drawn at
+    /// random in the client's [`window`](SeqKv::window).
     pub fn handle(&mut self, client: &str, request: &Payload) -> Payload {
-        let newest = self.newest();
+        self.serve(client, request).0
+    }
+
+    /// [`handle`](SeqKv::handle), saying which state served it.
+    pub fn serve(&mut self, client: &str, request: &Payload) -> (Payload, Served) {
+        let chosen = self.rng.u64(self.window(client));
+        self.serve_from(client, request, chosen)
+    }
+
+    /// The states a request from `client` may run against first: from the
+    /// newest it has observed to the newest of all.
+    pub fn window(&self, client: &str) -> RangeInclusive<u64> {
         let position = self
             .positions
             .get(client)
             .copied()
             .unwrap_or(0)
             .max(self.base);
-        let chosen = self.rng.u64(position..=newest);
+        position..=self.newest()
+    }
+
+    /// The answer to `request` from `client`, run first against state
+    /// `chosen` (one of its [`window`](SeqKv::window); a model checker
+    /// tries each): if it changes nothing there, that answer stands;
+    /// otherwise it runs against the newest state, which it extends.
+    pub fn serve_from(
+        &mut self,
+        client: &str,
+        request: &Payload,
+        chosen: u64,
+    ) -> (Payload, Served) {
+        let newest = self.newest();
+        let chosen = chosen.clamp(self.base, newest);
         let (reply, change) = apply(&self.states[(chosen - self.base) as usize], request);
         if change.is_none() {
             self.positions.insert(client.to_string(), chosen);
-            return reply;
+            let served = Served {
+                state: chosen,
+                newest,
+                changed: false,
+            };
+            return (reply, served);
         }
         let (reply, change) = apply(self.latest(), request);
+        let changed = change.is_some();
         if let Some(next) = change {
             self.states.push_back(next);
             if self.states.len() > SEQ_KV_WINDOW {
@@ -72,7 +106,12 @@ impl SeqKv {
             }
         }
         self.positions.insert(client.to_string(), self.newest());
-        reply
+        let served = Served {
+            state: self.newest(),
+            newest,
+            changed,
+        };
+        (reply, served)
     }
 }
 
