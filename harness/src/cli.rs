@@ -111,6 +111,11 @@ fn single(
     seed: u64,
     out: &mut impl Write,
 ) -> std::io::Result<u8> {
+    // One run keeps its messages, to explain its verdict.
+    let cfg = &SimConfig {
+        trace: crate::testcore::trace::DEFAULT_CAP,
+        ..cfg.clone()
+    };
     let result = sim::run(cfg, seed);
     let digest = result.as_ref().map(RunDigest::of).map_err(SimError::clone);
     let summary = Summary::of(settings.clone(), std::slice::from_ref(&digest));

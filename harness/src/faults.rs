@@ -128,23 +128,6 @@ pub fn kills(history: &History, log: &[NemesisRecord]) -> Vec<KillNote> {
     notes
 }
 
-/// The lines that say which faults may explain lost adds: the kills
-/// (with what their nodes had just acknowledged); nothing if there were
-/// none.
-pub fn loss_notes(history: &History, log: &[NemesisRecord]) -> Vec<String> {
-    let kills = kills(history, log);
-    if kills.is_empty() {
-        return Vec::new();
-    }
-    let mut lines = vec![
-        "nodes were killed: a node that keeps acknowledged adds only in memory loses those \
-         it had not passed on (give it a state dir, or use per-node or cas)"
-            .to_string(),
-    ];
-    lines.extend(kills.iter().map(KillNote::describe));
-    lines
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,8 @@
 //!   of messages in flight, virtual time that jumps to the earliest due
 //!   event, and caps on steps that turn a livelock into an error. Same
 //!   seed, same history, bit for bit.
+//! - [`explain`]: why an invalid run lost what it lost, from its message
+//!   trace: overwrites, writes that never landed, stale final reads.
 //! - [`faults`]: what the nemesis did, as windows for the page and notes
 //!   on kills for an invalid run.
 //! - [`report`]: one run in full or many summarized, as JSON or for a
@@ -62,6 +64,7 @@
 
 pub mod checker;
 pub mod cli;
+pub mod explain;
 pub mod faults;
 pub mod history;
 pub mod nemesis;

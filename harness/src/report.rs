@@ -88,8 +88,10 @@ pub struct RunReport {
     pub dropped: u64,
     /// Messages that reached a node while it was killed.
     pub lost_with_killed_nodes: u64,
-    /// Every kill, with the adds its node had just acknowledged.
-    pub kills: Vec<crate::faults::KillNote>,
+    /// Why the run is invalid, when it is (a run without a trace
+    /// explains what the history and the nemesis log can say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<crate::explain::Explanation>,
     pub undeliverable: u64,
     pub steps: u64,
     #[serde(rename = "end_ns", serialize_with = "ser_nanos")]
@@ -108,7 +110,12 @@ impl RunReport {
             services: run.services.iter().copied().collect(),
             dropped: run.dropped,
             lost_with_killed_nodes: run.lost_to_kills,
-            kills: crate::faults::kills(&run.history, &run.nemesis),
+            explanation: crate::explain::explain(
+                &run.history,
+                &run.check,
+                &run.trace,
+                &run.nemesis,
+            ),
             undeliverable: run.undeliverable,
             steps: run.steps,
             end: run.end,
@@ -165,19 +172,9 @@ impl RunReport {
             )?;
         }
         writeln!(w, "  lost: {} (a sum of increments)", c.lost)?;
-        if self.verdict == Verdict::Invalid && !self.kills.is_empty() {
-            writeln!(
-                w,
-                "  nodes were killed{}: a node that keeps acknowledged adds only in memory \
-                 loses those it had not passed on",
-                if self.settings.persist {
-                    ""
-                } else {
-                    " without their stored state"
-                }
-            )?;
-            for k in &self.kills {
-                writeln!(w, "    {}", k.describe())?;
+        if let Some(e) = &self.explanation {
+            for line in e.lines() {
+                writeln!(w, "  {line}")?;
             }
         }
         writeln!(w)?;

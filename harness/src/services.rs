@@ -2,7 +2,7 @@
 //! ([`gcounter_core::service`]) with the message ids and bookkeeping a
 //! network needs. The simulator and the process runner both host them.
 
-use gcounter_core::service::Service;
+use gcounter_core::service::{Served, Service};
 use gcounter_core::{Envelope, Payload};
 use serde::Serialize;
 
@@ -51,7 +51,13 @@ impl ServiceHost {
 
     /// The reply to `msg`, or `None` if it is not a request (no `msg_id`).
     pub fn handle(&mut self, msg: &Envelope) -> Option<Envelope> {
-        let reply = self.service.answer(msg, self.next_msg_id)?;
+        self.serve(msg).map(|(reply, _)| reply)
+    }
+
+    /// [`handle`](ServiceHost::handle), saying which state of a KV store
+    /// served it.
+    pub fn serve(&mut self, msg: &Envelope) -> Option<(Envelope, Option<Served>)> {
+        let (reply, served) = self.service.answer_served(msg, self.next_msg_id)?;
         self.next_msg_id += 1;
         self.counts.requests += 1;
         if let (Service::SeqKv(kv), Payload::Read { key: Some(key) }) =
@@ -75,7 +81,7 @@ impl ServiceHost {
                 );
             }
         }
-        Some(reply)
+        Some((reply, served))
     }
 }
 

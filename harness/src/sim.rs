@@ -49,6 +49,9 @@ pub struct SimConfig {
     /// Whether a killed node keeps what it stored (a disk), as the stdio
     /// node does with `--state-dir`; otherwise it starts again empty.
     pub persist: bool,
+    /// How many messages the run's trace keeps (0, the default: none, so
+    /// thousands of runs cost no memory for it).
+    pub trace: usize,
 }
 
 impl Default for SimConfig {
@@ -62,6 +65,7 @@ impl Default for SimConfig {
             max_steps: 50_000_000,
             max_steps_per_instant: 100_000,
             persist: false,
+            trace: 0,
         }
     }
 }
@@ -165,6 +169,8 @@ pub struct SimRun {
     pub steps: u64,
     /// Virtual time at the end.
     pub end: Time,
+    /// The messages, if [`SimConfig::trace`] asked for them.
+    pub trace: testcore::Trace,
 }
 
 impl SimRun {
@@ -211,6 +217,7 @@ pub fn run(cfg: &SimConfig, seed: u64) -> Result<SimRun, SimError> {
         undeliverable: out.undeliverable,
         steps: out.steps,
         end: out.end,
+        trace: out.trace,
     })
 }
 
@@ -234,6 +241,7 @@ impl SimConfig {
                 max_steps: self.max_steps,
                 per_instant: self.max_steps_per_instant,
             }),
+            trace: self.trace,
         }
     }
 }

@@ -381,9 +381,9 @@ pub fn print_summary(out: &mut impl Write, run: &TestRun, dir: &Path) -> std::io
     if !windows.is_empty() {
         writeln!(out, "  faults: {}", super::store::fault_summary(&windows))?;
     }
-    if c.verdict == crate::checker::Verdict::Invalid {
-        for note in crate::faults::loss_notes(&run.history, &run.nemesis) {
-            writeln!(out, "  {note}")?;
+    if let Some(e) = crate::explain::explain(&run.history, c, &run.trace, &run.nemesis) {
+        for line in e.lines() {
+            writeln!(out, "  {line}")?;
         }
     }
     if run.lost_to_kills > 0 {

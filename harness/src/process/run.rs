@@ -79,6 +79,8 @@ pub struct TestRun {
     pub elapsed: Duration,
     /// Which messages the runner saw (and `stats.net` and `dropped` count).
     pub net_observed: NetObserved,
+    /// The messages the runner routed.
+    pub trace: crate::testcore::Trace,
 }
 
 impl TestRun {
@@ -92,6 +94,7 @@ impl TestRun {
             lost_to_kills: out.lost_to_kills,
             elapsed,
             net_observed,
+            trace: out.trace,
         }
     }
 }
@@ -111,6 +114,7 @@ impl TestConfig {
                 workload_waits: true,
             }),
             limits: None,
+            trace: crate::testcore::trace::DEFAULT_CAP,
         }
     }
 }

@@ -199,7 +199,7 @@ pub fn write_results(
             NOT_OBSERVED.to_string()
         }
     };
-    let mut figures = vec![
+    let figures = vec![
         ("verdict".to_string(), c.verdict.name().to_string()),
         ("acknowledged sum".into(), c.definite_sum.to_string()),
         (
@@ -239,12 +239,6 @@ pub fn write_results(
         .iter()
         .map(|(_, caption, svg)| (*caption, svg.clone()))
         .collect();
-    if c.verdict == crate::checker::Verdict::Invalid {
-        let notes = faults::loss_notes(&run.history, &run.nemesis);
-        if !notes.is_empty() {
-            figures.insert(7, ("faults around the loss".into(), notes.join("; ")));
-        }
-    }
     let html = page::index_html(
         "g-counter test",
         c.verdict.name(),

@@ -268,6 +268,7 @@ impl TcpRunner {
             // The cluster's nodes know their ids from their flags.
             init: None,
             limits: None,
+            trace: crate::testcore::trace::DEFAULT_CAP,
         });
         let ids: Vec<String> = core.servers().map(str::to_string).collect();
         let conns = core

@@ -86,8 +86,10 @@
 
 mod check;
 mod queue;
+pub mod trace;
 
 pub use check::{check_line, shown, BadLine};
+pub use trace::{Fate, Trace, TraceEntry};
 
 use crate::checker::{check, CheckResult};
 use crate::history::History;
@@ -98,6 +100,7 @@ use crate::services::{ServiceCounts, Services};
 use crate::stats::{NetTally, OpStats, Stats};
 use crate::workload::{is_client, node_ids, Step, Workload, WorkloadConfig};
 use gcounter_core::protocol::{self, parse_line};
+use gcounter_core::service::Served;
 use gcounter_core::{Body, Envelope, ErrorCode, Payload, Time};
 use queue::Queue;
 use serde_json::Value;
@@ -158,6 +161,8 @@ pub struct CoreConfig {
     /// cluster's flags) and the workload starts at time zero.
     pub init: Option<InitRule>,
     pub limits: Option<StepLimits>,
+    /// How many messages the trace keeps (0: no trace).
+    pub trace: usize,
 }
 
 impl CoreConfig {
@@ -180,6 +185,7 @@ impl CoreConfig {
                 max_steps: 50_000_000,
                 per_instant: 100_000,
             }),
+            trace: 0,
         }
     }
 }
@@ -217,6 +223,17 @@ impl Msg {
         match self {
             Msg::Typed(m) => Cow::Owned(protocol::to_line(m).into_bytes()),
             Msg::Raw { line, .. } => Cow::Borrowed(line),
+        }
+    }
+
+    /// The body as JSON, for the trace.
+    fn body_value(&self) -> Value {
+        match self {
+            Msg::Typed(m) => serde_json::to_value(&m.body).unwrap_or_default(),
+            Msg::Raw { line, .. } => serde_json::from_slice::<Value>(line)
+                .ok()
+                .and_then(|mut v| v.get_mut("body").map(Value::take))
+                .unwrap_or_default(),
         }
     }
 
@@ -388,6 +405,7 @@ pub struct Outcome {
     pub steps: u64,
     /// The driver's time at the end.
     pub end: Time,
+    pub trace: Trace,
 }
 
 /// A snapshot for a progress display.
@@ -460,6 +478,7 @@ pub struct TestCore {
     workload_wake: Option<Time>,
     services: Services,
     tally: NetTally,
+    trace: Trace,
     out: VecDeque<Output>,
     steps: u64,
     instant_steps: u64,
@@ -508,6 +527,7 @@ impl TestCore {
             workload_wake: None,
             services,
             tally: NetTally::default(),
+            trace: Trace::new(cfg.trace),
             out: VecDeque::new(),
             steps: 0,
             instant_steps: 0,
@@ -645,6 +665,7 @@ impl TestCore {
             undeliverable: self.undeliverable,
             steps: self.steps,
             end: self.now,
+            trace: self.trace,
         })
     }
 
@@ -853,8 +874,18 @@ impl TestCore {
         let id = self.next_msg_id;
         self.next_msg_id += 1;
         self.tally.sent(id, msg.src(), msg.dest());
+        if self.trace.on() {
+            self.trace.sent(
+                id,
+                msg.src(),
+                msg.dest(),
+                msg.body_value(),
+                self.test_time(),
+            );
+        }
         if !self.dest_exists(msg.dest()) {
             self.undeliverable += 1;
+            self.trace.fate(id, Fate::Undeliverable, self.test_time());
             log::warn!(
                 "{:?}: message to unknown node {}: {}",
                 self.now,
@@ -872,6 +903,7 @@ impl TestCore {
         let from_server = self.server_index(msg.src()).is_some();
         if from_server && to_server.is_some() && self.net.drops(msg.src(), msg.dest()) {
             self.dropped += 1;
+            self.trace.fate(id, Fate::Dropped, self.test_time());
             log::trace!("{:?}: dropped by partition: {msg:?}", self.now);
             return;
         }
@@ -879,6 +911,7 @@ impl TestCore {
             match self.nodes[i].life {
                 Life::Down => {
                     self.lost_to_kills += 1;
+                    self.trace.fate(id, Fate::Lost, self.test_time());
                     return;
                 }
                 Life::Paused => {
@@ -889,14 +922,19 @@ impl TestCore {
             }
         }
         self.tally.received(id, msg.src(), msg.dest());
+        self.trace.fate(id, Fate::Delivered, self.test_time());
         if log::log_enabled!(log::Level::Trace) {
             log::trace!("{:?}: {}", self.now, String::from_utf8_lossy(&msg.line()));
         }
         if let Some(node) = to_server {
             self.out.push_back(Output::Deliver { node, msg });
         } else if self.services.contains(msg.dest()) {
-            if let Some(reply) = self.serve(msg) {
+            if let Some((reply, served)) = self.serve(msg) {
                 self.route(Msg::Typed(reply));
+                let id = self.next_msg_id - 1;
+                if let (Some(served), Some(entry)) = (served, self.trace.entry(id)) {
+                    entry.kv = Some(served.into());
+                }
             }
         } else if msg.dest() == INIT_CLIENT {
             self.on_init_reply(msg);
@@ -913,17 +951,18 @@ impl TestCore {
         }
     }
 
-    /// A service's answer; a request it cannot parse gets error 12.
-    fn serve(&mut self, msg: Msg) -> Option<Envelope> {
+    /// A service's answer, and which state served it; a request it cannot
+    /// parse gets error 12.
+    fn serve(&mut self, msg: Msg) -> Option<(Envelope, Option<Served>)> {
         let service = self.services.get_mut(msg.dest())?;
         match msg {
-            Msg::Typed(m) => service.handle(&m),
+            Msg::Typed(m) => service.serve(&m),
             Msg::Raw { src, dest, line } => match parse_line(&line) {
-                Ok(m) => service.handle(&m),
+                Ok(m) => service.serve(&m),
                 Err(err) => {
                     log::warn!("{src} sent {dest} a bad request: {}", err.text);
                     let (client, msg_id) = err.reply_to?;
-                    Some(Envelope {
+                    let reply = Envelope {
                         src: dest,
                         dest: client,
                         body: Body {
@@ -931,7 +970,8 @@ impl TestCore {
                             in_reply_to: Some(msg_id),
                             payload: Payload::error(err.code, err.text),
                         },
-                    })
+                    };
+                    Some((reply, None))
                 }
             },
         }
@@ -974,13 +1014,16 @@ impl TestCore {
                 .push_back(Output::Fault(FaultAction::Cut(partition.clone()))),
             NemesisEvent::StopPartition => self.out.push_back(Output::Fault(FaultAction::Heal)),
             NemesisEvent::Kill { nodes: ids } => {
+                let t = self.test_time();
                 for i in nodes(self, ids) {
                     let node = &mut self.nodes[i];
                     node.life = Life::Down;
                     node.wake = None;
                     node.init_due = None;
                     self.lost_to_kills += node.held.len() as u64;
-                    node.held.clear();
+                    for (id, _) in node.held.drain(..) {
+                        self.trace.fate(id, Fate::Lost, t);
+                    }
                     self.out.push_back(Output::Fault(FaultAction::Kill(i)));
                 }
             }
@@ -1003,6 +1046,7 @@ impl TestCore {
                     self.out.push_back(Output::Fault(FaultAction::Resume(i)));
                     while let Some((id, msg)) = self.nodes[i].held.pop_front() {
                         self.tally.received(id, msg.src(), msg.dest());
+                        self.trace.fate(id, Fate::Delivered, self.test_time());
                         self.out.push_back(Output::Deliver { node: i, msg });
                     }
                 }

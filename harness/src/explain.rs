@@ -1,0 +1,690 @@
+//! Why a run is invalid, computed from its message trace for any node
+//! binary: which acknowledged increments were lost, through which writes
+//! or stale reads. Nothing is guessed: where the trace cannot say, the
+//! explanation says what it can and leaves the rest `unexplained`.
+//!
+//! # The lineage of a key
+//!
+//! Every KV request and its reply are in the trace, and a KV store's reply
+//! says which state served it ([`KvServed`]): states are numbered, one
+//! more per change, so the changes of each key form a line. A write or
+//! cas that landed has a *basis*, the state its value was computed from:
+//! for a cas, the state holding `from`, which is the one it replaced (so a
+//! cas never erases anything); for a write, the last value its writer read
+//! of that key before sending it. A write whose basis is older than the
+//! state it replaced erased every change in between: an *overwrite*. It is
+//! `stale-read` if its basis was already behind the newest state when it
+//! was read, `concurrent` if the basis was the newest then and another
+//! write landed before this one.
+//!
+//! A write that `seq-kv` ran against a stale state holding that very
+//! value changed nothing there: it answered `write_ok` and never landed
+//! (a *no-op write*). And a final read may itself be served by a stale
+//! state (a *stale final read*).
+//!
+//! When every acknowledged add is one write of `value read + delta` (the
+//! read-then-write counter) and no add is indeterminate, these account for
+//! the checker's `lost` exactly: the acknowledged sum minus the newest
+//! value is what the overwrites erased (net) plus what the no-op writes
+//! dropped, and the newest value minus the lowest final read is that
+//! read's staleness.
+
+use crate::checker::{CheckResult, Verdict};
+use crate::faults;
+use crate::history::{History, OpKind, Outcome};
+use crate::nemesis::NemesisRecord;
+use crate::testcore::trace::KvServed;
+use crate::testcore::{Trace, TraceEntry};
+use gcounter_core::Time;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// The KV stores whose states are numbered.
+const STORES: [&str; 2] = ["seq-kv", "lin-kv"];
+
+/// Why a run lost what it lost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The checker's `lost`: acknowledged increments no final read shows.
+    pub lost: u64,
+    /// How much of it the causes below account for.
+    pub explained: u64,
+    /// The rest.
+    pub unexplained: u64,
+    /// Writes that erased other writes, in order of landing.
+    pub overwrites: Vec<Overwrite>,
+    /// Writes acknowledged that never landed.
+    pub noop_writes: Vec<NoopWrite>,
+    /// Final reads served by a stale state.
+    pub stale_final_reads: Vec<StaleFinalRead>,
+    /// Per node, what it acknowledged: the account given when the trace
+    /// has no KV writes to follow (a node that keeps its own counter).
+    pub per_node: Vec<NodeAccount>,
+    /// Kills, with the adds their nodes had just acknowledged.
+    pub kills: Vec<faults::KillNote>,
+    /// One loss told as a story.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
+    /// What would prevent the losses found.
+    pub fixes: Vec<String>,
+    /// What limits the explanation (a cut trace, indeterminate adds).
+    pub notes: Vec<String>,
+}
+
+/// A write that erased others.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Overwrite {
+    pub key: String,
+    pub node: String,
+    pub time_s: f64,
+    /// The value it wrote.
+    pub wrote: Value,
+    pub basis: Basis,
+    /// The state it replaced (the newest when it landed) and its value.
+    pub replaced_state: u64,
+    pub replaced_value: Value,
+    /// `concurrent` or `stale-read`.
+    pub cause: Cause,
+    /// The writes it erased, oldest first.
+    pub erased: Vec<Change>,
+    /// The increments it erased, net: the replaced value minus the basis.
+    pub lost: i64,
+}
+
+/// The read a write's value was computed from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Basis {
+    pub state: u64,
+    pub value: Value,
+    /// How many states behind the newest it was when it was read.
+    pub behind: u64,
+    pub read_at_s: f64,
+}
+
+/// Why a write's basis was old.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// The basis was the newest state when read; another write landed
+    /// before this one.
+    Concurrent,
+    /// The basis was already behind the newest state when read.
+    StaleRead,
+}
+
+impl Cause {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::Concurrent => "concurrent",
+            Cause::StaleRead => "stale-read",
+        }
+    }
+}
+
+/// One change to a key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub state: u64,
+    pub node: String,
+    pub time_s: f64,
+    pub value: Value,
+    /// Its value minus the one before (for numbers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub increment: Option<i64>,
+}
+
+/// A write that changed nothing, acknowledged all the same: the state it
+/// ran against already held its value (on `seq-kv` often a stale state;
+/// or another writer had just written the same value).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoopWrite {
+    pub key: String,
+    pub node: String,
+    pub time_s: f64,
+    pub wrote: Value,
+    pub state: u64,
+    pub newest: u64,
+    /// What it meant to add: its value minus its writer's last read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<i64>,
+}
+
+/// A final read some of whose KV reads a stale state served.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StaleFinalRead {
+    pub client: String,
+    pub node: String,
+    pub value: i64,
+    pub reads: Vec<KvRead>,
+    /// The newest values minus those read, over its KV reads.
+    pub shortfall: i64,
+}
+
+/// One KV read and what the newest state held then.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KvRead {
+    pub key: String,
+    pub state: u64,
+    pub behind: u64,
+    pub value: Value,
+    pub newest_value: Value,
+}
+
+/// What one node acknowledged, and what its client finally read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeAccount {
+    pub node: String,
+    pub acknowledged_adds: usize,
+    pub acknowledged_sum: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_read: Option<i64>,
+}
+
+/// One KV request and its reply, from the trace.
+#[derive(Debug, Clone, Copy)]
+struct KvOp<'a> {
+    req: &'a TraceEntry,
+    reply: &'a TraceEntry,
+    served: KvServed,
+    key: &'a Value,
+}
+
+impl KvOp<'_> {
+    fn node(&self) -> &str {
+        &self.req.src
+    }
+    fn kind(&self) -> &str {
+        self.req.kind()
+    }
+    /// When the reply reached the node.
+    fn answered(&self) -> Time {
+        self.reply.delivered.unwrap_or(self.reply.sent)
+    }
+    /// The value a change made.
+    fn new_value(&self) -> Option<&Value> {
+        match self.kind() {
+            "write" => self.req.body.get("value"),
+            "cas" => self.req.body.get("to"),
+            _ => None,
+        }
+    }
+}
+
+fn secs(t: Time) -> f64 {
+    t.as_secs_f64()
+}
+
+/// A counter's value; a missing key (`Null`) counts as 0, as a counter
+/// that reads "key does not exist" starts from 0.
+fn num(v: &Value) -> Option<i64> {
+    if v.is_null() {
+        Some(0)
+    } else {
+        v.as_i64()
+    }
+}
+
+/// A read's answer: the value, `Null` for "key does not exist", `None`
+/// for anything else (an error that says nothing of the value).
+fn read_value(r: &KvOp<'_>) -> Option<Value> {
+    match r.reply.kind() {
+        "read_ok" => Some(r.reply.body.get("value").cloned().unwrap_or(Value::Null)),
+        "error" if r.reply.body.get("code").and_then(Value::as_u64) == Some(20) => {
+            Some(Value::Null)
+        }
+        _ => None,
+    }
+}
+
+/// The KV calls of the trace, each with its reply, in the order sent.
+fn kv_ops(trace: &Trace) -> Vec<KvOp<'_>> {
+    let replies: HashMap<(&str, &str, u64), &TraceEntry> = trace
+        .entries
+        .iter()
+        .filter(|e| STORES.contains(&e.src.as_str()) && e.kv.is_some())
+        .filter_map(|e| Some(((e.src.as_str(), e.dest.as_str(), e.in_reply_to()?), e)))
+        .collect();
+    trace
+        .entries
+        .iter()
+        .filter(|e| STORES.contains(&e.dest.as_str()))
+        .filter_map(|req| {
+            let reply = *replies.get(&(req.dest.as_str(), req.src.as_str(), req.msg_id()?))?;
+            Some(KvOp {
+                req,
+                reply,
+                served: reply.kv?,
+                key: req.body.get("key")?,
+            })
+        })
+        .collect()
+}
+
+/// Each key's changes, by state, per store.
+struct Lineage<'a> {
+    changes: BTreeMap<(&'a str, String), Vec<(u64, &'a KvOp<'a>)>>,
+}
+
+impl<'a> Lineage<'a> {
+    fn of(ops: &'a [KvOp<'a>]) -> Self {
+        let mut changes: BTreeMap<(&str, String), Vec<(u64, &KvOp)>> = BTreeMap::new();
+        for op in ops.iter().filter(|op| op.served.changed) {
+            changes
+                .entry((op.req.dest.as_str(), op.key.to_string()))
+                .or_default()
+                .push((op.served.state, op));
+        }
+        for list in changes.values_mut() {
+            list.sort_by_key(|(state, _)| *state);
+        }
+        Lineage { changes }
+    }
+
+    fn of_key(&self, op: &KvOp<'a>) -> &[(u64, &'a KvOp<'a>)] {
+        self.changes
+            .get(&(op.req.dest.as_str(), op.key.to_string()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The value of `op`'s key in `state` (`Null`: missing).
+    fn value_at(&self, op: &KvOp<'a>, state: u64) -> Value {
+        self.of_key(op)
+            .iter()
+            .rev()
+            .find(|(s, _)| *s <= state)
+            .and_then(|(_, c)| c.new_value().cloned())
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// The explanation of an invalid run; `None` for any other verdict.
+pub fn explain(
+    history: &History,
+    check: &CheckResult,
+    trace: &Trace,
+    nemesis: &[NemesisRecord],
+) -> Option<Explanation> {
+    if check.verdict != Verdict::Invalid {
+        return None;
+    }
+    let ops = kv_ops(trace);
+    let lineage = Lineage::of(&ops);
+    let (overwrites, noop_writes) = writes(&ops, &lineage);
+    let stale_final_reads = final_reads(history, &ops, &lineage);
+    let erased: i64 = overwrites.iter().map(|o| o.lost).sum();
+    let dropped: i64 = noop_writes.iter().filter_map(|n| n.lost).sum();
+    let lowest = check.final_reads.iter().min_by_key(|r| r.value);
+    let stale_lowest = lowest
+        .and_then(|low| {
+            stale_final_reads
+                .iter()
+                .find(|s| s.client == low.client && s.value == low.value)
+        })
+        .map_or(0, |s| s.shortfall);
+    let explained = u64::try_from(erased + dropped + stale_lowest).unwrap_or(0);
+    let mut notes = Vec::new();
+    if trace.cut > 0 {
+        notes.push(format!(
+            "the trace keeps the first {} messages; {} later ones are not in it",
+            trace.entries.len(),
+            trace.cut
+        ));
+    }
+    if check.indeterminate_adds > 0 {
+        notes.push(format!(
+            "{} add(s) are indeterminate: what they did is not known, so the accounts need not balance",
+            check.indeterminate_adds
+        ));
+    }
+    if explained > check.lost {
+        notes.push(format!(
+            "the causes found add up to {explained}, more than the {} lost: some erased \
+             increments were restored by later writes",
+            check.lost
+        ));
+    }
+    let kills = faults::kills(history, nemesis);
+    let per_node = if ops.iter().any(|op| op.served.changed) {
+        Vec::new()
+    } else {
+        accounts(history, check)
+    };
+    let mut e = Explanation {
+        lost: check.lost,
+        explained: explained.min(check.lost),
+        unexplained: check.lost.saturating_sub(explained),
+        example: overwrites.first().map(|o| narrate(o, &ops)),
+        fixes: Vec::new(),
+        overwrites,
+        noop_writes,
+        stale_final_reads,
+        per_node,
+        kills,
+        notes,
+    };
+    e.fixes = fixes(&e);
+    Some(e)
+}
+
+/// The overwrites and the no-op writes among the trace's writes.
+fn writes<'a>(ops: &'a [KvOp<'a>], lineage: &Lineage<'a>) -> (Vec<Overwrite>, Vec<NoopWrite>) {
+    let mut overwrites = Vec::new();
+    let mut noops = Vec::new();
+    for (i, w) in ops.iter().enumerate() {
+        if w.kind() != "write" || w.reply.kind() != "write_ok" {
+            continue;
+        }
+        let Some(wrote) = w.req.body.get("value") else {
+            continue;
+        };
+        // The writer's last read of the key answered before it wrote.
+        let basis = ops[..i].iter().rev().find_map(|r| {
+            let mine = r.kind() == "read"
+                && r.node() == w.node()
+                && r.key == w.key
+                && r.req.dest == w.req.dest
+                && r.answered() <= w.req.sent;
+            Some(Basis {
+                state: r.served.state,
+                value: read_value(r).filter(|_| mine)?,
+                behind: r.served.behind,
+                read_at_s: secs(r.answered()),
+            })
+        });
+        if !w.served.changed {
+            {
+                noops.push(NoopWrite {
+                    key: w.key.to_string(),
+                    node: w.node().to_string(),
+                    time_s: secs(w.req.sent),
+                    wrote: wrote.clone(),
+                    state: w.served.state,
+                    newest: w.served.newest,
+                    lost: basis
+                        .as_ref()
+                        .and_then(|b| Some(num(wrote)? - num(&b.value)?)),
+                });
+            }
+            continue;
+        }
+        let Some(basis) = basis else { continue };
+        let replaced = w.served.newest;
+        if basis.state >= replaced {
+            continue;
+        }
+        let replaced_value = lineage.value_at(w, replaced);
+        let lost = num(&replaced_value)
+            .zip(num(&basis.value))
+            .map_or(0, |(r, b)| r - b);
+        let key_changes = lineage.of_key(w);
+        let erased: Vec<Change> = key_changes
+            .iter()
+            .enumerate()
+            .filter(|(_, (s, _))| basis.state < *s && *s <= replaced)
+            .map(|(j, (s, c))| {
+                let before = j
+                    .checked_sub(1)
+                    .and_then(|k| key_changes[k].1.new_value())
+                    .and_then(num)
+                    .unwrap_or(0);
+                let value = c.new_value().cloned().unwrap_or(Value::Null);
+                Change {
+                    state: *s,
+                    node: c.node().to_string(),
+                    time_s: secs(c.req.sent),
+                    increment: num(&value).map(|v| v - before),
+                    value,
+                }
+            })
+            .collect();
+        if erased.is_empty() {
+            continue;
+        }
+        overwrites.push(Overwrite {
+            key: w.key.to_string(),
+            node: w.node().to_string(),
+            time_s: secs(w.req.sent),
+            wrote: wrote.clone(),
+            cause: if basis.behind > 0 {
+                Cause::StaleRead
+            } else {
+                Cause::Concurrent
+            },
+            basis,
+            replaced_state: replaced,
+            replaced_value,
+            erased,
+            lost,
+        });
+    }
+    (overwrites, noops)
+}
+
+/// The final reads that KV reads from stale states served.
+fn final_reads<'a>(
+    history: &History,
+    ops: &'a [KvOp<'a>],
+    lineage: &Lineage<'a>,
+) -> Vec<StaleFinalRead> {
+    let mut stale = Vec::new();
+    for op in history
+        .iter()
+        .filter(|op| op.final_read && op.kind == OpKind::Read && op.outcome == Some(Outcome::Ok))
+    {
+        let (Some(done), Some(value)) = (op.complete, op.value) else {
+            continue;
+        };
+        let reads: Vec<KvRead> = ops
+            .iter()
+            .filter(|r| {
+                r.kind() == "read"
+                    && r.node() == op.node
+                    && r.req.sent >= op.invoke
+                    && r.answered() <= done
+                    && r.served.behind > 0
+            })
+            .filter_map(|r| {
+                Some(KvRead {
+                    key: r.key.to_string(),
+                    state: r.served.state,
+                    behind: r.served.behind,
+                    value: read_value(r)?,
+                    newest_value: lineage.value_at(r, r.served.newest),
+                })
+            })
+            .collect();
+        if reads.is_empty() {
+            continue;
+        }
+        let shortfall = reads
+            .iter()
+            .filter_map(|r| Some(num(&r.newest_value)? - num(&r.value)?))
+            .sum();
+        stale.push(StaleFinalRead {
+            client: op.client.clone(),
+            node: op.node.clone(),
+            value,
+            reads,
+            shortfall,
+        });
+    }
+    stale
+}
+
+/// Per node, the adds it acknowledged and its client's final read.
+fn accounts(history: &History, check: &CheckResult) -> Vec<NodeAccount> {
+    let mut by_node: BTreeMap<&str, NodeAccount> = BTreeMap::new();
+    for op in history.iter() {
+        let account = by_node.entry(&op.node).or_insert_with(|| NodeAccount {
+            node: op.node.clone(),
+            acknowledged_adds: 0,
+            acknowledged_sum: 0,
+            final_read: None,
+        });
+        if op.kind == OpKind::Add && op.outcome == Some(Outcome::Ok) {
+            account.acknowledged_adds += 1;
+            account.acknowledged_sum += op.delta.unwrap_or(0);
+        }
+    }
+    for r in &check.final_reads {
+        if let Some(a) = by_node.get_mut(r.node.as_str()) {
+            a.final_read = Some(r.value);
+        }
+    }
+    by_node.into_values().collect()
+}
+
+/// The first overwrite as a story: who read what, who wrote what, what
+/// was erased.
+fn narrate(o: &Overwrite, ops: &[KvOp<'_>]) -> String {
+    let fresh = |behind: u64| match behind {
+        0 => "newest".to_string(),
+        1 => "1 state behind the newest".to_string(),
+        n => format!("{n} states behind the newest"),
+    };
+    let mut steps = vec![(
+        o.basis.read_at_s,
+        format!(
+            "{} read {} ({})",
+            o.node,
+            o.basis.value,
+            fresh(o.basis.behind)
+        ),
+    )];
+    for c in &o.erased {
+        // The erased writer's own read, if it came after ours.
+        let read = ops.iter().rev().find(|r| {
+            r.kind() == "read"
+                && r.node() == c.node
+                && r.key.to_string() == o.key
+                && secs(r.answered()) <= c.time_s
+        });
+        if let Some((r, value)) = read
+            .filter(|r| secs(r.answered()) >= o.basis.read_at_s)
+            .and_then(|r| Some((r, read_value(r)?)))
+        {
+            steps.push((
+                secs(r.answered()),
+                format!("{} read {value} ({})", c.node, fresh(r.served.behind)),
+            ));
+        }
+        steps.push((
+            c.time_s,
+            format!("{} wrote {}{}", c.node, c.value, signed(c.increment)),
+        ));
+    }
+    let mine = num(&o.wrote).zip(num(&o.basis.value)).map(|(w, b)| w - b);
+    steps.push((
+        o.time_s,
+        format!("{} wrote {}{}", o.node, o.wrote, signed(mine)),
+    ));
+    steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let erased: Vec<String> = o
+        .erased
+        .iter()
+        .map(|c| match c.increment {
+            Some(i) => format!("{}'s {i:+}", c.node),
+            None => format!("{}'s write of {}", c.node, c.value),
+        })
+        .collect();
+    let told: Vec<String> = steps.into_iter().map(|(_, s)| s).collect();
+    format!("{}: {} erased", told.join(", "), erased.join(" and "))
+}
+
+fn signed(inc: Option<i64>) -> String {
+    inc.map_or(String::new(), |i| format!(" ({i:+})"))
+}
+
+/// What would prevent the losses found.
+fn fixes(e: &Explanation) -> Vec<String> {
+    let mut fixes = Vec::new();
+    let by = |cause| e.overwrites.iter().any(|o| o.cause == cause);
+    if by(Cause::Concurrent) || by(Cause::StaleRead) || !e.noop_writes.is_empty() {
+        fixes.push(
+            "a blind write erases what landed since its read: use cas (compare-and-set from \
+             the value read, retry on precondition-failed), give each node its own key \
+             (per-node), or count without a store (gossip)"
+                .into(),
+        );
+    }
+    if by(Cause::StaleRead) || !e.noop_writes.is_empty() || !e.stale_final_reads.is_empty() {
+        fixes.push(
+            "seq-kv may serve a stale state: write a fresh value to a key of your own before \
+             reading (it brings your view up to date), or use lin-kv"
+                .into(),
+        );
+    }
+    if !e.kills.is_empty() {
+        fixes.push(
+            "a killed node forgets what it kept in memory: store acknowledged adds before \
+             acknowledging them (our node: --state-dir), or keep them in the KV service"
+                .into(),
+        );
+    }
+    fixes
+}
+
+impl Explanation {
+    /// A few lines for the terminal, after the verdict.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "why: {} acknowledged increment(s) lost; {} explained, {} unexplained",
+            self.lost, self.explained, self.unexplained
+        )];
+        if !self.overwrites.is_empty() {
+            let count = |c| self.overwrites.iter().filter(|o| o.cause == c).count();
+            let erased: usize = self.overwrites.iter().map(|o| o.erased.len()).sum();
+            let sum: i64 = self.overwrites.iter().map(|o| o.lost).sum();
+            lines.push(format!(
+                "  {} overwrite(s) erased {erased} write(s), {sum} in all: {} after a stale read, {} concurrent",
+                self.overwrites.len(),
+                count(Cause::StaleRead),
+                count(Cause::Concurrent)
+            ));
+        }
+        if !self.noop_writes.is_empty() {
+            let sum: i64 = self.noop_writes.iter().filter_map(|n| n.lost).sum();
+            lines.push(format!(
+                "  {} write(s) acknowledged but never landed (the state they ran against already held their value): {sum}",
+                self.noop_writes.len()
+            ));
+        }
+        for s in self.stale_final_reads.iter().take(3) {
+            let worst = s.reads.iter().map(|r| r.behind).max().unwrap_or(0);
+            lines.push(format!(
+                "  final read of {} on {} was {} short: served up to {worst} state(s) behind the newest",
+                s.client, s.node, s.shortfall
+            ));
+        }
+        if self.overwrites.is_empty() && self.noop_writes.is_empty() && !self.per_node.is_empty() {
+            let accounts: Vec<String> = self
+                .per_node
+                .iter()
+                .map(|a| {
+                    let read = a
+                        .final_read
+                        .map_or("no final read".into(), |v| format!("final read {v}"));
+                    format!("{} acknowledged {} ({read})", a.node, a.acknowledged_sum)
+                })
+                .collect();
+            lines.push(format!(
+                "  no KV writes to follow; per node: {}",
+                accounts.join(", ")
+            ));
+        }
+        for k in &self.kills {
+            lines.push(format!("  {}", k.describe()));
+        }
+        if let Some(example) = &self.example {
+            lines.push(format!("  e.g. {example}"));
+        }
+        for fix in &self.fixes {
+            lines.push(format!("  fix: {fix}"));
+        }
+        for note in &self.notes {
+            lines.push(format!("  note: {note}"));
+        }
+        lines
+    }
+}
