@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod restart;
 mod runner;
 mod seed_samples;
 mod sim;
