@@ -314,6 +314,9 @@ pub fn gcounter_test(store: &Store, extra: &[&str], limit: Duration) -> std::pro
         .arg(&store.0)
         .args(extra)
         .env_remove("GCOUNTER_STRATEGY")
+        // The nodes would inherit it, and each run take up the last one's
+        // counts.
+        .env_remove("GCOUNTER_STATE_DIR")
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
