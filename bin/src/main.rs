@@ -14,6 +14,7 @@ mod tcp_args;
 mod test_cmd;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 const ABOUT: &str = "A grow-only counter for Maelstrom's g-counter workload";
@@ -24,13 +25,18 @@ With no subcommand, runs one node that reads Maelstrom messages on stdin, \
 writes messages (and nothing else) on stdout and logs on stderr.";
 
 const ENV_HELP: &str = "Environment:
-  GCOUNTER_STRATEGY  gossip (default) | per-node | cas | naive
-  GCOUNTER_KV        seq-kv (default) | lin-kv: the service the KV strategies use
-  RUST_LOG           stderr log filter, e.g. info or gcounter_core=debug (default: warn)";
+  GCOUNTER_STRATEGY   gossip (default) | per-node | cas | naive
+  GCOUNTER_KV         seq-kv (default) | lin-kv: the service the KV strategies use
+  GCOUNTER_STATE_DIR  the stdio node's --state-dir, when the flag is not given
+  RUST_LOG            stderr log filter, e.g. info or gcounter_core=debug (default: warn)";
 
 #[derive(Debug, Parser)]
 #[command(name = "gcounter", version, about = ABOUT, long_about = LONG_ABOUT, after_help = ENV_HELP)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
+    /// Where the stdio node keeps what it needs after being killed and started again (<ID>.state, <ID>.incarnation) [env: GCOUNTER_STATE_DIR] [default: nowhere; the wall clock gives the incarnation]
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -55,7 +61,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        None => stdio_node::run(),
+        None => stdio_node::run(cli.state_dir),
         Some(command) => match command {
             Command::Sim(args) => sim::run(&args),
             Command::Test(args) => test_cmd::run(&args),

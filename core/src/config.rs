@@ -131,15 +131,15 @@ pub struct Config {
     /// Zero makes every read ask the service. A read after a quiet spell
     /// longer than this (the final reads) always asks.
     pub read_staleness: Duration,
-    /// Distinguishes a restarted process from its previous life (0 under
-    /// Maelstrom, which never restarts a node). Values written to mean
-    /// "fresh" and gossip slots include it.
+    /// Distinguishes a restarted process from its previous lives (0 by
+    /// default; the transports of the `gcounter` binary give every life a
+    /// new one). Values written to mean "fresh" and gossip slots include it.
     pub incarnation: u64,
     /// The last state the node asked to be stored with
     /// [`Output::Persist`](crate::Output::Persist) in a previous life,
     /// given back by the transport at start. `None` for a node that never
-    /// ran before, and under Maelstrom and in the simulator, where nodes
-    /// never restart.
+    /// ran before, for one whose transport keeps nothing across restarts,
+    /// and in the simulator, where nodes never restart.
     pub restored: Option<String>,
 }
 

@@ -17,8 +17,9 @@
 //!
 //! Outputs are done in order. An [`Output::Persist`] must be stored
 //! durably before any message that follows it is sent, and given back in
-//! [`Config::restored`] when the node starts again; a transport whose
-//! nodes never restart, like Maelstrom's, ignores it. Storing only the
+//! [`Config::restored`] when the node starts again; a transport that
+//! keeps nothing across restarts (the stdio transport without a state
+//! directory, the simulator) ignores it. Storing only the
 //! last of several `Persist`s and then sending every message of the drain
 //! is fine: each state holds the ones before it.
 //!

@@ -28,7 +28,8 @@ pub enum Output {
     /// one stored, before sending anything that follows it: any message
     /// after it may reveal or acknowledge what it holds. A restarted node
     /// is given the last state stored in [`Config::restored`]. A transport
-    /// whose nodes never restart (Maelstrom's) may ignore it.
+    /// that keeps nothing across restarts may ignore it, and its restarted
+    /// node then lacks what the state held.
     Persist(String),
     /// Nothing more to send now: call back with [`Input::Timeout`] at this
     /// time (or never, if `None`) unless input arrives first.
@@ -143,6 +144,17 @@ impl Node {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The configuration, while changing it still takes effect: until
+    /// `init` (then `None`). For a transport that learns from `init`
+    /// itself which node it runs, and only then what that node stored in
+    /// an earlier life ([`Config::restored`], [`Config::incarnation`]).
+    pub fn config_mut(&mut self) -> Option<&mut Config> {
+        match self.ready {
+            None => Some(&mut self.config),
+            Some(_) => None,
+        }
     }
 
     /// Feeds one input. Never panics on any input.
@@ -346,6 +358,17 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_can_change_until_init() {
+        let mut node = Node::new(Config::default());
+        let init = br#"{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1"]}}"#;
+        let config = node.config_mut().expect("before init");
+        config.incarnation = 7;
+        node.handle(Input::Line(init), Time::ZERO);
+        assert_eq!(node.config().incarnation, 7);
+        assert!(node.config_mut().is_none());
+    }
 
     #[test]
     fn a_state_queued_right_after_another_replaces_it() {

@@ -1,9 +1,10 @@
 //! Helpers shared by the end-to-end tests.
 
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,15 +29,30 @@ pub struct Finished {
     pub stderr: String,
 }
 
+/// The stdio node with `args`, and `vars` as its only gcounter variables.
+pub fn node_command(args: &[&str], vars: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(gcounter());
+    // The developer's own settings must not leak into the test.
+    for var in [
+        "GCOUNTER_STRATEGY",
+        "GCOUNTER_KV",
+        "GCOUNTER_STATE_DIR",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.args(args).envs(vars.iter().copied());
+    cmd
+}
+
 /// Runs the stdio node with `vars` as its only gcounter variables, feeds
 /// it `input`, closes its stdin and waits at most [`GUARD`] for it to exit.
 pub fn run_node(vars: &[(&str, &str)], input: &[u8]) -> Finished {
-    let mut cmd = Command::new(gcounter());
-    // The developer's own settings must not leak into the test.
-    for var in ["GCOUNTER_STRATEGY", "GCOUNTER_KV", "RUST_LOG"] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(vars.iter().copied());
+    run_command(node_command(&[], vars), input)
+}
+
+/// [`run_node`] for a node started by `cmd` (see [`node_command`]).
+pub fn run_command(mut cmd: Command, input: &[u8]) -> Finished {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -75,6 +91,93 @@ pub fn run_node(vars: &[(&str, &str)], input: &[u8]) -> Finished {
     }
 }
 
+/// A stdio node that keeps running between requests, so that a test can
+/// kill it at a point of its choosing. Killed when dropped.
+pub struct LiveNode {
+    child: Child,
+    stdin: ChildStdin,
+    /// Every message it writes, in order, read by a thread of its own.
+    stdout: mpsc::Receiver<Value>,
+}
+
+impl LiveNode {
+    /// Starts `cmd` (see [`node_command`]); its stderr is the test's.
+    pub fn spawn(mut cmd: Command) -> LiveNode {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("gcounter starts");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in stdout.lines() {
+                let Ok(line) = line else { return };
+                let msg = parse_message(&line);
+                if tx.send(msg).is_err() {
+                    return;
+                }
+            }
+        });
+        LiveNode {
+            child,
+            stdin,
+            stdout: rx,
+        }
+    }
+
+    /// Sends `line`, a request from `src` with `msg_id`, and returns the
+    /// body of its reply, waiting at most [`GUARD`]. Other messages (such
+    /// as gossip to peers that are not there) are skipped.
+    pub fn request(&mut self, line: &str) -> Value {
+        let sent: Value = serde_json::from_str(line).expect("a request is JSON");
+        writeln!(self.stdin, "{line}").expect("the node reads its stdin");
+        self.stdin.flush().expect("the node reads its stdin");
+        let deadline = Instant::now() + GUARD;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = self
+                .stdout
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no reply to {line} ({e})"));
+            if msg["dest"] == sent["src"] && msg["body"]["in_reply_to"] == sent["body"]["msg_id"] {
+                return msg["body"].clone();
+            }
+        }
+    }
+
+    /// The next message the node sends to `dest`, waiting at most
+    /// [`GUARD`]; messages to others are skipped.
+    pub fn next_message_to(&mut self, dest: &str) -> Value {
+        let deadline = Instant::now() + GUARD;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = self
+                .stdout
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no message to {dest} ({e})"));
+            if msg["dest"] == dest {
+                return msg;
+            }
+        }
+    }
+
+    /// Kills the process with SIGKILL (`Child::kill`): no chance to store
+    /// or flush anything more.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill gcounter");
+        self.child.wait().expect("wait for gcounter");
+    }
+}
+
+impl Drop for LiveNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut bytes = Vec::new();
@@ -92,14 +195,15 @@ pub fn messages(stdout: &[u8]) -> Vec<Value> {
         text.is_empty() || text.ends_with('\n'),
         "stdout ends mid-line: {text:?}"
     );
-    text.lines()
-        .map(|line| {
-            let msg: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-            assert_well_formed(&msg, line);
-            msg
-        })
-        .collect()
+    text.lines().map(parse_message).collect()
+}
+
+/// One stdout line as [`messages`] checks it.
+fn parse_message(line: &str) -> Value {
+    let msg: Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+    assert_well_formed(&msg, line);
+    msg
 }
 
 fn assert_well_formed(msg: &Value, line: &str) {
@@ -148,8 +252,10 @@ pub fn assert_clean_exit(run: &Finished) {
     );
 }
 
-/// A results store of its own for a `gcounter test` run, removed
-/// afterwards. Names must differ between tests (they share a process id).
+/// A directory of its own under the temp dir, removed afterwards: a
+/// results store for a `gcounter test` run, a node's state directory.
+/// Names must differ between tests (they share a process id). It does not
+/// exist until something creates it.
 pub struct Store(pub PathBuf);
 
 impl Store {
@@ -208,6 +314,9 @@ pub fn gcounter_test(store: &Store, extra: &[&str], limit: Duration) -> std::pro
         .arg(&store.0)
         .args(extra)
         .env_remove("GCOUNTER_STRATEGY")
+        // The nodes would inherit it, and each run take up the last one's
+        // counts.
+        .env_remove("GCOUNTER_STATE_DIR")
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod faults;
+mod restart;
 mod runner;
 mod seed_samples;
 mod sim;

@@ -12,7 +12,7 @@
 //!   to any number of connections.
 //! - [`node`]: `gcounter node`, one node: listens for clients and peers,
 //!   dials its peers and the KV service, routes by `dest`, and keeps what
-//!   its core asks to store to survive a crash (`state` module).
+//!   its core asks to store to survive a crash (with [`gcounter_state`]).
 //! - [`client`]: one request at a time to a node, `gcounter client`.
 //! - [`control`]: the `partition` / `heal` messages a node understands and
 //!   the `restart` / `kill` / `start` / `status` that `gcounter cluster`
@@ -31,7 +31,6 @@
 
 mod conn;
 mod lines;
-mod state;
 
 pub mod client;
 pub mod cluster;
@@ -42,6 +41,6 @@ pub mod node;
 pub use client::{Client, ClientError, Reply};
 pub use cluster::{Cluster, ClusterSpec, Member};
 pub use conn::{Limits, MAX_LINE};
+pub use gcounter_state::{read_state, state_path};
 pub use kv::{KvOptions, KvServer};
 pub use node::{next_incarnation, NodeOptions, NodeServer};
-pub use state::{read_state, state_path};

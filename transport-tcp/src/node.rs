@@ -17,15 +17,15 @@
 //!
 //! With a state directory, the node keeps there what its core asks to
 //! store to survive a crash, and gives it back to the core when it starts
-//! again (see the `state` module); without one it logs, once, that a crash
+//! again (see [`gcounter_state`]); without one it logs, once, that a crash
 //! will lose what it held.
 
 use crate::conn::{self, accept_loop, ConnId, Conns, Event, Limits, Link, LinkId, Source};
 use crate::control::{self, Request};
-use crate::state::{read_state, StateFile};
 use async_channel::{Receiver, Sender};
 use gcounter_core::protocol::{parse_line, write_line};
 use gcounter_core::{Body, Config, Envelope, ErrorCode, Input, Node, Output, Payload};
+use gcounter_state::{read_state, StateFile};
 use smol::future::or;
 use smol::net::TcpListener;
 use smol::Timer;
@@ -34,6 +34,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
+
+pub use gcounter_state::next_incarnation;
 
 /// The `src` of the synthetic `init`; its `init_ok` is swallowed.
 const INIT_SRC: &str = "tcp:init";
@@ -128,10 +130,7 @@ impl NodeServer {
             // A state that cannot be read is not the same as no state:
             // starting without it could lose acknowledged adds.
             options.config.restored = read_state(dir, &options.id).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot read the stored state in {}: {e}", dir.display()),
-                )
+                io::Error::new(e.kind(), format!("cannot read the stored state: {e}"))
             })?;
         }
         let listener = conn::bind(&options.listen)?;
@@ -534,43 +533,4 @@ impl Owner {
             );
         }
     }
-}
-
-/// The incarnation for a node that is starting: one more than the last
-/// one recorded in `state_dir` (0 the first time), recorded before it is
-/// used; without a state directory, the wall clock in milliseconds.
-///
-/// A restarted node must never reuse an incarnation: the `gossip`
-/// strategy counts each incarnation's adds in a slot of its own, so a node
-/// that came back under an old slot would count from zero again there,
-/// and the maximum-merge with its peers would swallow its new adds.
-pub fn next_incarnation(state_dir: Option<&std::path::Path>, id: &str) -> io::Result<u64> {
-    use std::io::Write;
-    let Some(dir) = state_dir else {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        return Ok(now.map(|d| d.as_millis() as u64).unwrap_or(1).max(1));
-    };
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{id}.incarnation"));
-    let next = match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let last: u64 = text.trim().parse().map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{} does not hold a number", path.display()),
-                )
-            })?;
-            last + 1
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(e),
-    };
-    // Written aside and renamed, so a crash leaves the old or the new
-    // number, never half of one.
-    let tmp = dir.join(format!("{id}.incarnation.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
-    writeln!(file, "{next}")?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(next)
 }

@@ -1,15 +1,24 @@
-//! What a node keeps on disk to survive a crash: the last state its core
-//! asked to store ([`Output::Persist`](gcounter_core::Output::Persist)),
-//! in `<state-dir>/<id>.state`, given back to the core at start in
-//! [`Config::restored`](gcounter_core::Config::restored).
+//! What a node keeps in its state directory to survive a crash, for every
+//! transport whose node processes can be killed and started again (`gcounter
+//! node --state-dir`, and the stdio node with `--state-dir` or
+//! `GCOUNTER_STATE_DIR`):
+//!
+//! - `<id>.incarnation`: the last incarnation a life of node `id` took
+//!   ([`next_incarnation`]), so that no two lives share one;
+//! - `<id>.state`: the last state its core asked to store (the core's
+//!   `Output::Persist`), written by a [`StateFile`] and read back with
+//!   [`read_state`] into the core's `Config::restored` when it starts
+//!   again.
 //!
 //! The core's rule is that a state is stored before anything that
-//! follows it is sent. The owner keeps it with at most one write per drain
-//! of the node's outputs: it collects the drain, writes only its last
-//! state (each state holds the ones before it), and only then hands the
-//! drain's messages to the sockets.
+//! follows it is sent. The owner of a node keeps it with one write per
+//! batch of outputs it sends together (one drain of the node, or more): it
+//! [stages](StateFile::stage) every state of the batch (each holds the
+//! ones before it, so only the last is written), [flushes](StateFile::flush)
+//! once, and only then hands the batch's messages on, or drops them if the
+//! write failed, since any of them could reveal what is not stored.
 //!
-//! # The file
+//! # The state file
 //!
 //! The file is a log of states, one per line, the last complete line being
 //! the state that counts. A state is stored by appending it with its
@@ -28,6 +37,9 @@
 //! cannot take it back. Only a crash of the machine could, and that is out
 //! of scope: surviving it would take an `fsync` per write, a disk flush
 //! each.
+//!
+//! Every error names the file it happened to: a node that cannot read what
+//! it stored must say where, and not start as if it had stored nothing.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -45,10 +57,12 @@ pub fn state_path(dir: &Path, id: &str) -> PathBuf {
 /// last complete line of its file. Bytes that are not UTF-8 are handed on
 /// as they read lossily, for the core to refuse and say why.
 pub fn read_state(dir: &Path, id: &str) -> io::Result<Option<String>> {
-    let bytes = match fs::read(state_path(dir, id)) {
+    check_id(id)?;
+    let path = state_path(dir, id);
+    let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) => return Err(at(&path, e)),
     };
     Ok(last_line(&bytes).map(|line| String::from_utf8_lossy(line).into_owned()))
 }
@@ -63,9 +77,64 @@ fn last_line(bytes: &[u8]) -> Option<&[u8]> {
     Some(&bytes[start..end])
 }
 
+/// The incarnation for a node that is starting: one more than the last
+/// one recorded in `state_dir` (0 the first time), recorded before it is
+/// used; without a state directory, the wall clock in milliseconds.
+///
+/// A restarted node must never reuse an incarnation: the `gossip`
+/// strategy counts each incarnation's adds in a slot of its own, so a node
+/// that came back under an old slot would count from zero again there,
+/// and the maximum-merge with its peers would swallow its new adds.
+pub fn next_incarnation(state_dir: Option<&Path>, id: &str) -> io::Result<u64> {
+    let Some(dir) = state_dir else {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        return Ok(now.map(|d| d.as_millis() as u64).unwrap_or(1).max(1));
+    };
+    check_id(id)?;
+    fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
+    let path = dir.join(format!("{id}.incarnation"));
+    let next = match fs::read_to_string(&path) {
+        Ok(text) => {
+            let last: u64 = text.trim().parse().map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} does not hold a number", path.display()),
+                )
+            })?;
+            last + 1
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(at(&path, e)),
+    };
+    // Written aside and renamed, so a crash leaves the old or the new
+    // number, never half of one.
+    let tmp = dir.join(format!("{id}.incarnation.tmp"));
+    let write = |file: &mut File| {
+        writeln!(file, "{next}")?;
+        file.sync_all()
+    };
+    File::create(&tmp)
+        .and_then(|mut file| write(&mut file))
+        .map_err(|e| at(&tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| at(&path, e))?;
+    Ok(next)
+}
+
+/// Refuses an id that would name a file outside the state directory: ids
+/// come from `init`, that is from whoever writes to the node.
+fn check_id(id: &str) -> io::Result<()> {
+    if id.is_empty() || id.contains(['/', '\\', '\0']) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("node id `{id}` cannot name a file in the state directory"),
+        ));
+    }
+    Ok(())
+}
+
 /// The owner's side: states to write, and whether what follows may go.
 #[derive(Debug)]
-pub(crate) struct StateFile {
+pub struct StateFile {
     /// The state file and the file it is rewritten in first; `None`
     /// without a state directory.
     paths: Option<(PathBuf, PathBuf)>,
@@ -85,7 +154,9 @@ pub(crate) struct StateFile {
 }
 
 impl StateFile {
-    pub(crate) fn new(dir: Option<&Path>, id: &str) -> StateFile {
+    /// Where node `id` stores its states: in `dir`, or nowhere (it then
+    /// logs once, at the first state, that a crash will lose it).
+    pub fn new(dir: Option<&Path>, id: &str) -> StateFile {
         StateFile {
             paths: dir.map(|dir| {
                 let path = state_path(dir, id);
@@ -101,7 +172,7 @@ impl StateFile {
     }
 
     /// Takes a state to store; it replaces any not yet written.
-    pub(crate) fn stage(&mut self, state: String) {
+    pub fn stage(&mut self, state: String) {
         if self.paths.is_none() {
             if !self.warned {
                 self.warned = true;
@@ -118,7 +189,7 @@ impl StateFile {
 
     /// Writes the state staged, if any. Returns whether every state asked
     /// for is on disk, so that the messages that follow may be sent.
-    pub(crate) fn flush(&mut self) -> bool {
+    pub fn flush(&mut self) -> bool {
         let Some(state) = self.unwritten.take() else {
             return true;
         };
@@ -269,6 +340,46 @@ mod tests {
         assert!(!file.flush());
         assert!(store(&mut file, "three"));
         assert_eq!(stored(&gone).as_deref(), Some("three"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn each_life_takes_the_next_incarnation() {
+        let dir = temp_dir("incarnation");
+        let inner = dir.join("made");
+        assert_eq!(next_incarnation(Some(&inner), "n1").unwrap(), 0);
+        assert_eq!(next_incarnation(Some(&inner), "n1").unwrap(), 1);
+        assert_eq!(next_incarnation(Some(&inner), "n2").unwrap(), 0);
+        assert_eq!(next_incarnation(Some(&inner), "n1").unwrap(), 2);
+        assert!(!inner.join("n1.incarnation.tmp").exists());
+        assert!(next_incarnation(None, "n1").unwrap() > 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = temp_dir("errors");
+        fs::write(dir.join("n1.incarnation"), "many").unwrap();
+        let e = next_incarnation(Some(&dir), "n1").unwrap_err();
+        assert!(e.to_string().contains("n1.incarnation"), "{e}");
+        fs::create_dir(state_path(&dir, "n1")).unwrap();
+        let e = read_state(&dir, "n1").unwrap_err();
+        assert!(e.to_string().contains("n1.state"), "{e}");
+        let file = dir.join("file");
+        fs::write(&file, "").unwrap();
+        let e = next_incarnation(Some(&file.join("sub")), "n1").unwrap_err();
+        assert!(e.to_string().contains(&*file.display().to_string()), "{e}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_id_that_is_not_a_file_name_is_refused() {
+        let dir = temp_dir("ids");
+        for id in ["", "../n1", "a/b", "a\\b", "a\0b"] {
+            assert!(read_state(&dir, id).is_err(), "{id:?}");
+            assert!(next_incarnation(Some(&dir), id).is_err(), "{id:?}");
+        }
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
         fs::remove_dir_all(&dir).unwrap();
     }
 
