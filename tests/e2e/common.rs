@@ -303,6 +303,16 @@ pub const SHORT_RUN: [&str; 12] = [
 /// replace the same flags of the short run), its results in `store`; kills
 /// it (and so its nodes) after `limit`.
 pub fn gcounter_test(store: &Store, extra: &[&str], limit: Duration) -> std::process::Output {
+    gcounter_test_with_env(store, extra, &[], limit)
+}
+
+/// [`gcounter_test`] with `env` set for it (and so for its nodes).
+pub fn gcounter_test_with_env(
+    store: &Store,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> std::process::Output {
     let short = SHORT_RUN
         .chunks(2)
         .filter(|flag| !extra.contains(&flag[0]))
@@ -318,6 +328,7 @@ pub fn gcounter_test(store: &Store, extra: &[&str], limit: Duration) -> std::pro
         // counts.
         .env_remove("GCOUNTER_STATE_DIR")
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = cmd.spawn().expect("gcounter test starts");

@@ -87,33 +87,49 @@ fn gossip_on_tcp_survives_kills_and_pauses() {
     );
 }
 
+/// Seed 1: four kills in 8 s, each taking a node that acknowledges about
+/// 30 adds a second.
+const KILLS: [&str; 12] = [
+    "--strategy",
+    "gossip",
+    "--nemesis",
+    "kill",
+    "--nemesis-interval",
+    "1",
+    "--time-limit",
+    "8",
+    "--rate",
+    "300",
+    "--seed",
+    "1",
+];
+
 #[test]
 fn gossip_without_state_loses_what_it_acknowledged_before_a_kill() {
-    // Seed 1: four kills in 8 s, each taking a node that acknowledged
-    // about 30 adds a second; what it had not gossiped dies with it.
+    // What a killed node had not gossiped dies with it.
     let store = Store::new("faults-gossip-amnesia");
-    let args = [
-        "--strategy",
-        "gossip",
-        "--nemesis",
-        "kill",
-        "--nemesis-interval",
-        "1",
-        "--time-limit",
-        "8",
-        "--rate",
-        "300",
-        "--seed",
-        "1",
-    ];
-    let out = common::gcounter_test(&store, &args, Duration::from_secs(90));
+    let out = common::gcounter_test(&store, &KILLS, Duration::from_secs(90));
     common::assert_reports_lost_updates(&store, &out);
     let results = store.results();
     let kills = results["faults"]["kills"].as_array().expect("kills");
     assert!(kills.len() >= 3, "{}", results["faults"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("nodes were killed") && stdout.contains(" killed at "),
-        "the summary does not name the kills:\n{stdout}"
+        stdout.contains(" killed at ") && stdout.contains("--state-dir"),
+        "the summary does not name the kills and the fix:\n{stdout}"
     );
+}
+
+#[test]
+fn gossip_with_a_state_dir_in_its_working_directory_survives_the_same_kills() {
+    // Each node runs in <run>/nodes/<id>/, so `.` is a directory of its
+    // own, kept across kills.
+    let store = Store::new("faults-gossip-state");
+    let env = [("GCOUNTER_STATE_DIR", ".")];
+    let out = common::gcounter_test_with_env(&store, &KILLS, &env, Duration::from_secs(90));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    for node in ["n0", "n1", "n2"] {
+        let state = store.latest().join(format!("nodes/{node}/{node}.state"));
+        assert!(state.is_file(), "{} missing", state.display());
+    }
 }
