@@ -56,6 +56,8 @@ pub struct Explanation {
     pub overwrites: Vec<Overwrite>,
     /// Writes acknowledged that never landed.
     pub noop_writes: Vec<NoopWrite>,
+    /// Nodes that acknowledged more than their writes ever added.
+    pub unwritten: Vec<Unwritten>,
     /// Final reads served by a stale state.
     pub stale_final_reads: Vec<StaleFinalRead>,
     /// Per node, what it acknowledged: the account given when the trace
@@ -148,6 +150,18 @@ pub struct NoopWrite {
     /// What it meant to add: its value minus its writer's last read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost: Option<i64>,
+}
+
+/// A node whose landed writes added less than it acknowledged: the rest
+/// never reached the store (a buffer cleared too soon, say).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unwritten {
+    pub node: String,
+    pub acknowledged_sum: u64,
+    /// What its changes added: `to - from` of each cas, the value minus
+    /// its basis of each write, and what its no-op writes meant to add.
+    pub written_sum: i64,
+    pub missing: i64,
 }
 
 /// A final read some of whose KV reads a stale state served.
@@ -311,9 +325,11 @@ pub fn explain(
     let ops = kv_ops(trace);
     let lineage = Lineage::of(&ops);
     let (overwrites, noop_writes) = writes(&ops, &lineage);
+    let unwritten = unwritten(history, &ops, &noop_writes);
     let stale_final_reads = final_reads(history, &ops, &lineage);
     let erased: i64 = overwrites.iter().map(|o| o.lost).sum();
     let dropped: i64 = noop_writes.iter().filter_map(|n| n.lost).sum();
+    let never_written: i64 = unwritten.iter().map(|u| u.missing).sum();
     let lowest = check.final_reads.iter().min_by_key(|r| r.value);
     let stale_lowest = lowest
         .and_then(|low| {
@@ -322,7 +338,7 @@ pub fn explain(
                 .find(|s| s.client == low.client && s.value == low.value)
         })
         .map_or(0, |s| s.shortfall);
-    let explained = u64::try_from(erased + dropped + stale_lowest).unwrap_or(0);
+    let explained = u64::try_from(erased + dropped + never_written + stale_lowest).unwrap_or(0);
     let mut notes = Vec::new();
     if trace.cut > 0 {
         notes.push(format!(
@@ -358,6 +374,7 @@ pub fn explain(
         fixes: Vec::new(),
         overwrites,
         noop_writes,
+        unwritten,
         stale_final_reads,
         per_node,
         kills,
@@ -461,6 +478,69 @@ fn writes<'a>(ops: &'a [KvOp<'a>], lineage: &Lineage<'a>) -> (Vec<Overwrite>, Ve
     (overwrites, noops)
 }
 
+/// Per node that changed a numeric key: what it acknowledged against what
+/// its changes added; the nodes that fell short.
+fn unwritten(history: &History, ops: &[KvOp<'_>], noops: &[NoopWrite]) -> Vec<Unwritten> {
+    let mut written: BTreeMap<&str, i64> = BTreeMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        if !op.served.changed {
+            continue;
+        }
+        let added = match op.kind() {
+            "cas" => {
+                let from = op.req.body.get("from").and_then(num);
+                let created = op.req.body.get("create_if_not_exists") == Some(&Value::Bool(true));
+                let to = op.req.body.get("to").and_then(num);
+                // A cas that created the key added all of `to`.
+                to.zip(from.or(created.then_some(0))).map(|(t, f)| t - f)
+            }
+            "write" => {
+                let basis = ops[..i].iter().rev().find_map(|r| {
+                    (r.kind() == "read"
+                        && r.node() == op.node()
+                        && r.key == op.key
+                        && r.answered() <= op.req.sent)
+                        .then(|| read_value(r))
+                        .flatten()
+                });
+                op.new_value()
+                    .and_then(num)
+                    .zip(basis.as_ref().and_then(num))
+                    .map(|(w, b)| w - b)
+            }
+            _ => None,
+        };
+        if let Some(added) = added {
+            *written.entry(op.node()).or_default() += added;
+        }
+    }
+    for n in noops {
+        if let (Some(sum), Some(lost)) = (written.get_mut(n.node.as_str()), n.lost) {
+            *sum += lost;
+        }
+    }
+    let mut out = Vec::new();
+    for (node, written_sum) in written {
+        let acknowledged_sum: u64 = history
+            .iter()
+            .filter(|op| {
+                op.node == node && op.kind == OpKind::Add && op.outcome == Some(Outcome::Ok)
+            })
+            .filter_map(|op| op.delta)
+            .sum();
+        let missing = i64::try_from(acknowledged_sum).unwrap_or(i64::MAX) - written_sum;
+        if missing > 0 {
+            out.push(Unwritten {
+                node: node.to_string(),
+                acknowledged_sum,
+                written_sum,
+                missing,
+            });
+        }
+    }
+    out
+}
+
 /// The final reads that KV reads from stale states served.
 fn final_reads<'a>(
     history: &History,
@@ -484,6 +564,7 @@ fn final_reads<'a>(
                     && r.answered() <= done
                     && r.served.behind > 0
             })
+            .filter(|r| read_value(r) != Some(lineage.value_at(r, r.served.newest)))
             .filter_map(|r| {
                 Some(KvRead {
                     key: r.key.to_string(),
@@ -615,6 +696,13 @@ fn fixes(e: &Explanation) -> Vec<String> {
                 .into(),
         );
     }
+    if !e.unwritten.is_empty() {
+        fixes.push(
+            "an add acknowledged before it is written must stay pending until a write that \
+             carries it lands: subtract what a cas carried, never clear the buffer"
+                .into(),
+        );
+    }
     if !e.kills.is_empty() {
         fixes.push(
             "a killed node forgets what it kept in memory: store acknowledged adds before \
@@ -648,6 +736,12 @@ impl Explanation {
             lines.push(format!(
                 "  {} write(s) acknowledged but never landed (the state they ran against already held their value): {sum}",
                 self.noop_writes.len()
+            ));
+        }
+        for u in &self.unwritten {
+            lines.push(format!(
+                "  {} acknowledged {} but its writes added only {}: {} never reached the store",
+                u.node, u.acknowledged_sum, u.written_sum, u.missing
             ));
         }
         for s in self.stale_final_reads.iter().take(3) {

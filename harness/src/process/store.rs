@@ -143,8 +143,30 @@ pub fn results_json(run: &TestRun, settings: &Value) -> Value {
         },
         "dropped_by_partitions": dropped,
         "lost_with_killed_nodes": run.lost_to_kills,
+        "explanation": crate::explain::explain(&run.history, &run.check, &run.trace, &run.nemesis),
+        "trace": trace_json(&run.trace),
         "elapsed_s": run.elapsed.as_secs_f64(),
     })
+}
+
+/// `trace` for `results.json`: where the messages are and whether the
+/// cap cut them.
+fn trace_json(trace: &crate::testcore::Trace) -> Value {
+    let mut t = json!({
+        "file": "messages.jsonl",
+        "messages": trace.entries.len(),
+        "cap": trace.cap,
+        "cut": trace.cut,
+    });
+    if trace.cut > 0 {
+        t["note"] = format!(
+            "the trace keeps the first {} messages; {} later ones are not in messages.jsonl",
+            trace.entries.len(),
+            trace.cut
+        )
+        .into();
+    }
+    t
 }
 
 /// Writes everything but the node logs (the runner wrote those).
@@ -160,6 +182,9 @@ pub fn write_results(
         serde_json::to_string_pretty(&results)? + "\n",
     )?;
     std::fs::write(dir.join("history.jsonl"), run.history.to_jsonl())?;
+    let mut messages = io::BufWriter::new(std::fs::File::create(dir.join("messages.jsonl"))?);
+    run.trace.write_jsonl(&mut messages)?;
+    io::Write::flush(&mut messages)?;
     let ops = op_views(&run.history);
     let windows = faults::windows(&run.nemesis, run_end(run));
     let plots = [
@@ -232,7 +257,7 @@ pub fn write_results(
         ("node logs".into(), logs.join(", ")),
         (
             "files".into(),
-            "results.json, history.jsonl, latency-raw.svg, latency-quantiles.svg, rate.svg".into(),
+            "results.json, history.jsonl, messages.jsonl, latency-raw.svg, latency-quantiles.svg, rate.svg".into(),
         ),
     ];
     let inline: Vec<(&str, String)> = plots
