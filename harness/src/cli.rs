@@ -33,6 +33,11 @@ pub struct SimArgs {
     /// again empty, as under Maelstrom by default.
     #[arg(long)]
     pub persist: bool,
+    /// Also write the run's results directory, as `gcounter test` does
+    /// (results.json, history.jsonl, messages.jsonl, plots, index.html), in
+    /// <DIR>/g-counter/<timestamp>/ and <DIR>/latest. One seed only.
+    #[arg(long, value_name = "DIR", conflicts_with = "seeds")]
+    pub store: Option<std::path::PathBuf>,
     /// Threads for --seeds (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub jobs: Option<u64>,
@@ -123,6 +128,10 @@ fn single(
         .as_ref()
         .ok()
         .map(|run| RunReport::of(&settings, run));
+    if let (Some(store), Ok(run)) = (&args.store, &result) {
+        let dir = store_run(store, args, run)?;
+        eprintln!("gcounter sim: results in {}", dir.display());
+    }
     if args.json {
         let mut value = serde_json::to_value(&summary).map_err(std::io::Error::other)?;
         if let (Some(obj), Some(report)) = (value.as_object_mut(), &report) {
@@ -140,6 +149,31 @@ fn single(
         }
     }
     Ok(summary.exit_code())
+}
+
+/// Writes one simulated run's results directory; returns where.
+fn store_run(store: &std::path::Path, args: &SimArgs, run: &sim::SimRun) -> std::io::Result<std::path::PathBuf> {
+    use crate::process::{new_run_dir, write_results, TestRun};
+    let dir = new_run_dir(store, "g-counter")?;
+    let cfg = args.to_config();
+    let settings = serde_json::json!({
+        "workload": "g-counter",
+        "transport": "simulator",
+        "strategy": args.strategy.name(),
+        "kv": args.kv.name(),
+        "node_count": cfg.node_count,
+        "concurrency": cfg.node_count,
+        "workload_config": cfg.workload,
+        "nemesis": cfg.nemesis,
+        "latency": cfg.latency,
+        "persist": cfg.persist,
+        "seed": run.seed,
+        "replay": args.replay_command(run.seed),
+    });
+    let test_run = TestRun::of_sim(run);
+    let nodes = crate::workload::node_ids(cfg.node_count);
+    write_results(&dir, &test_run, &settings, &nodes)?;
+    Ok(dir)
 }
 
 fn many(

@@ -68,6 +68,9 @@ pub struct Explanation {
     /// One loss told as a story.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub example: Option<String>,
+    /// The value over time of the key most overwritten, for a chart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<KeySeries>,
     /// What would prevent the losses found.
     pub fixes: Vec<String>,
     /// What limits the explanation (a cut trace, indeterminate adds).
@@ -92,6 +95,9 @@ pub struct Overwrite {
     pub erased: Vec<Change>,
     /// The increments it erased, net: the replaced value minus the basis.
     pub lost: i64,
+    /// The messages of the story (the reads and writes involved, with
+    /// their replies), by id in messages.jsonl.
+    pub trace_ids: Vec<u64>,
 }
 
 /// The read a write's value was computed from.
@@ -185,6 +191,16 @@ pub struct KvRead {
     pub newest_value: Value,
 }
 
+/// A key's value over time (numeric changes), and where writes erased.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeySeries {
+    pub key: String,
+    /// `(seconds, value)` of each change, in order.
+    pub values: Vec<(f64, i64)>,
+    /// `(seconds, value replaced, value written)` of each overwrite.
+    pub erasures: Vec<(f64, i64, i64)>,
+}
+
 /// What one node acknowledged, and what its client finally read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeAccount {
@@ -275,6 +291,41 @@ fn kv_ops(trace: &Trace) -> Vec<KvOp<'_>> {
         .collect()
 }
 
+/// Per node, store and key, the reads in the order they were answered:
+/// a write's basis is the last of its node's reads of its key answered
+/// before it was sent.
+struct Reads<'a> {
+    by: HashMap<(&'a str, &'a str, String), Vec<&'a KvOp<'a>>>,
+}
+
+impl<'a> Reads<'a> {
+    fn of(ops: &'a [KvOp<'a>]) -> Self {
+        let mut by: HashMap<(&str, &str, String), Vec<&KvOp>> = HashMap::new();
+        for op in ops.iter().filter(|op| op.kind() == "read") {
+            by.entry((op.node(), op.req.dest.as_str(), op.key.to_string()))
+                .or_default()
+                .push(op);
+        }
+        for reads in by.values_mut() {
+            reads.sort_by_key(|r| r.answered());
+        }
+        Reads { by }
+    }
+
+    /// The last read by `w`'s node of `w`'s key answered before `w` was
+    /// sent, and what it read (`Null`: the key did not exist).
+    fn basis(&self, w: &KvOp<'a>) -> Option<(&'a KvOp<'a>, Value)> {
+        let reads = self
+            .by
+            .get(&(w.node(), w.req.dest.as_str(), w.key.to_string()))?;
+        let before = reads.partition_point(|r| r.answered() <= w.req.sent);
+        reads[..before]
+            .iter()
+            .rev()
+            .find_map(|r| Some((*r, read_value(r)?)))
+    }
+}
+
 /// Each key's changes, by state, per store.
 struct Lineage<'a> {
     changes: BTreeMap<(&'a str, String), Vec<(u64, &'a KvOp<'a>)>>,
@@ -324,8 +375,9 @@ pub fn explain(
     }
     let ops = kv_ops(trace);
     let lineage = Lineage::of(&ops);
-    let (overwrites, noop_writes) = writes(&ops, &lineage);
-    let unwritten = unwritten(history, &ops, &noop_writes);
+    let reads = Reads::of(&ops);
+    let (overwrites, noop_writes) = writes(&ops, &lineage, &reads);
+    let unwritten = unwritten(history, &ops, &reads, &noop_writes);
     let stale_final_reads = final_reads(history, &ops, &lineage);
     let erased: i64 = overwrites.iter().map(|o| o.lost).sum();
     let dropped: i64 = noop_writes.iter().filter_map(|n| n.lost).sum();
@@ -360,6 +412,7 @@ pub fn explain(
             check.lost
         ));
     }
+    let series = series(&lineage, &overwrites);
     let kills = faults::kills(history, nemesis);
     let per_node = if ops.iter().any(|op| op.served.changed) {
         Vec::new()
@@ -371,6 +424,7 @@ pub fn explain(
         explained: explained.min(check.lost),
         unexplained: check.lost.saturating_sub(explained),
         example: overwrites.first().map(|o| narrate(o, &ops)),
+        series,
         fixes: Vec::new(),
         overwrites,
         noop_writes,
@@ -385,29 +439,26 @@ pub fn explain(
 }
 
 /// The overwrites and the no-op writes among the trace's writes.
-fn writes<'a>(ops: &'a [KvOp<'a>], lineage: &Lineage<'a>) -> (Vec<Overwrite>, Vec<NoopWrite>) {
+fn writes<'a>(
+    ops: &'a [KvOp<'a>],
+    lineage: &Lineage<'a>,
+    reads: &Reads<'a>,
+) -> (Vec<Overwrite>, Vec<NoopWrite>) {
     let mut overwrites = Vec::new();
     let mut noops = Vec::new();
-    for (i, w) in ops.iter().enumerate() {
+    for w in ops {
         if w.kind() != "write" || w.reply.kind() != "write_ok" {
             continue;
         }
         let Some(wrote) = w.req.body.get("value") else {
             continue;
         };
-        // The writer's last read of the key answered before it wrote.
-        let basis = ops[..i].iter().rev().find_map(|r| {
-            let mine = r.kind() == "read"
-                && r.node() == w.node()
-                && r.key == w.key
-                && r.req.dest == w.req.dest
-                && r.answered() <= w.req.sent;
-            Some(Basis {
-                state: r.served.state,
-                value: read_value(r).filter(|_| mine)?,
-                behind: r.served.behind,
-                read_at_s: secs(r.answered()),
-            })
+        let basis_op = reads.basis(w);
+        let basis = basis_op.as_ref().map(|(r, value)| Basis {
+            state: r.served.state,
+            value: value.clone(),
+            behind: r.served.behind,
+            read_at_s: secs(r.answered()),
         });
         if !w.served.changed {
             {
@@ -458,6 +509,23 @@ fn writes<'a>(ops: &'a [KvOp<'a>], lineage: &Lineage<'a>) -> (Vec<Overwrite>, Ve
         if erased.is_empty() {
             continue;
         }
+        // The story's messages: each write with the read it came from.
+        let mut trace_ids = Vec::new();
+        let mut tell = |op: &KvOp<'_>| {
+            if let Some((r, _)) = reads.basis(op) {
+                trace_ids.extend([r.req.id, r.reply.id]);
+            }
+            trace_ids.extend([op.req.id, op.reply.id]);
+        };
+        for (_, c) in key_changes
+            .iter()
+            .filter(|(s, _)| basis.state < *s && *s <= replaced)
+        {
+            tell(c);
+        }
+        tell(w);
+        trace_ids.sort_unstable();
+        trace_ids.dedup();
         overwrites.push(Overwrite {
             key: w.key.to_string(),
             node: w.node().to_string(),
@@ -473,16 +541,50 @@ fn writes<'a>(ops: &'a [KvOp<'a>], lineage: &Lineage<'a>) -> (Vec<Overwrite>, Ve
             replaced_value,
             erased,
             lost,
+            trace_ids,
         });
     }
     (overwrites, noops)
 }
 
+/// The most overwritten key's values over time.
+fn series(lineage: &Lineage<'_>, overwrites: &[Overwrite]) -> Option<KeySeries> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in overwrites {
+        *counts.entry(&o.key).or_default() += 1;
+    }
+    let (key, _) = counts.into_iter().max_by_key(|(_, n)| *n)?;
+    let changes = lineage
+        .changes
+        .iter()
+        .find(|((_, k), _)| k == key)
+        .map(|(_, c)| c)?;
+    let values = changes
+        .iter()
+        .filter_map(|(_, op)| Some((secs(op.reply.sent), num(op.new_value()?)?)))
+        .collect();
+    let erasures = overwrites
+        .iter()
+        .filter(|o| o.key == key)
+        .filter_map(|o| Some((o.time_s, num(&o.replaced_value)?, num(&o.wrote)?)))
+        .collect();
+    Some(KeySeries {
+        key: key.to_string(),
+        values,
+        erasures,
+    })
+}
+
 /// Per node that changed a numeric key: what it acknowledged against what
 /// its changes added; the nodes that fell short.
-fn unwritten(history: &History, ops: &[KvOp<'_>], noops: &[NoopWrite]) -> Vec<Unwritten> {
+fn unwritten<'a>(
+    history: &History,
+    ops: &'a [KvOp<'a>],
+    reads: &Reads<'a>,
+    noops: &[NoopWrite],
+) -> Vec<Unwritten> {
     let mut written: BTreeMap<&str, i64> = BTreeMap::new();
-    for (i, op) in ops.iter().enumerate() {
+    for op in ops {
         if !op.served.changed {
             continue;
         }
@@ -495,18 +597,8 @@ fn unwritten(history: &History, ops: &[KvOp<'_>], noops: &[NoopWrite]) -> Vec<Un
                 to.zip(from.or(created.then_some(0))).map(|(t, f)| t - f)
             }
             "write" => {
-                let basis = ops[..i].iter().rev().find_map(|r| {
-                    (r.kind() == "read"
-                        && r.node() == op.node()
-                        && r.key == op.key
-                        && r.answered() <= op.req.sent)
-                        .then(|| read_value(r))
-                        .flatten()
-                });
-                op.new_value()
-                    .and_then(num)
-                    .zip(basis.as_ref().and_then(num))
-                    .map(|(w, b)| w - b)
+                let basis = reads.basis(op).and_then(|(_, v)| num(&v));
+                op.new_value().and_then(num).zip(basis).map(|(w, b)| w - b)
             }
             _ => None,
         };

@@ -20,6 +20,7 @@ pub fn index_html(
     plots: &[(&str, String)],
     ops: &[OpView],
     faults: &[FaultWindow],
+    why: &str,
 ) -> String {
     let banner = match verdict {
         "valid" => "#2e8b57",
@@ -38,10 +39,11 @@ table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: .25em .7em; text-align: left; }}
 figure {{ margin: 1em 0; }}
 .timeline {{ overflow-x: auto; border: 1px solid #ddd; }}
+#why pre {{ white-space: pre-wrap; background: #fbeeee; padding: .6em; border-left: 4px solid #c0392b; }}
 </style></head><body>
 <h1>{title}</h1>
 <p>Verdict: <span id="verdict">{verdict}</span></p>
-<h2>Figures</h2>
+{why}<h2>Figures</h2>
 <table>
 "#,
         title = escape(title),
@@ -193,6 +195,7 @@ mod tests {
             &[("a plot", "<svg></svg>".into())],
             &ops,
             &[],
+            "",
         );
         assert!(page.contains(r#"<span id="verdict">valid</span>"#));
         assert!(page.contains("<th>lost</th><td>0</td>"));

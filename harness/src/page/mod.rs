@@ -8,9 +8,11 @@
 
 mod html;
 mod svg;
+mod why;
 
 pub use html::index_html;
 pub use svg::{latency_over_time, latency_quantiles, request_rate};
+pub use why::why_section;
 
 /// One client operation, as the page draws it.
 #[derive(Debug, Clone, PartialEq)]

@@ -84,6 +84,22 @@ pub struct TestRun {
 }
 
 impl TestRun {
+    /// A simulated run as a run directory shows it (its elapsed time is
+    /// virtual).
+    pub fn of_sim(run: &crate::sim::SimRun) -> Self {
+        TestRun {
+            history: run.history.clone(),
+            check: run.check.clone(),
+            stats: run.stats,
+            nemesis: run.nemesis.clone(),
+            dropped: run.dropped,
+            lost_to_kills: run.lost_to_kills,
+            elapsed: run.end,
+            net_observed: NetObserved::All,
+            trace: run.trace.clone(),
+        }
+    }
+
     pub(super) fn of(out: Outcome, elapsed: Duration, net_observed: NetObserved) -> Self {
         TestRun {
             history: out.history,

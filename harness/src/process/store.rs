@@ -123,6 +123,15 @@ fn net_json(run: &TestRun) -> Value {
 
 /// `results.json`: the verdict, the checker's findings, the statistics.
 pub fn results_json(run: &TestRun, settings: &Value) -> Value {
+    let explanation = crate::explain::explain(&run.history, &run.check, &run.trace, &run.nemesis);
+    results_with(run, settings, explanation.as_ref())
+}
+
+fn results_with(
+    run: &TestRun,
+    settings: &Value,
+    explanation: Option<&crate::explain::Explanation>,
+) -> Value {
     let verdict = run.check.verdict.name();
     let dropped = match run.net_observed {
         NetObserved::All => json!(run.dropped),
@@ -143,7 +152,7 @@ pub fn results_json(run: &TestRun, settings: &Value) -> Value {
         },
         "dropped_by_partitions": dropped,
         "lost_with_killed_nodes": run.lost_to_kills,
-        "explanation": crate::explain::explain(&run.history, &run.check, &run.trace, &run.nemesis),
+        "explanation": explanation,
         "trace": trace_json(&run.trace),
         "elapsed_s": run.elapsed.as_secs_f64(),
     })
@@ -176,7 +185,8 @@ pub fn write_results(
     settings: &Value,
     nodes: &[String],
 ) -> io::Result<()> {
-    let results = results_json(run, settings);
+    let explanation = crate::explain::explain(&run.history, &run.check, &run.trace, &run.nemesis);
+    let results = results_with(run, settings, explanation.as_ref());
     std::fs::write(
         dir.join("results.json"),
         serde_json::to_string_pretty(&results)? + "\n",
@@ -271,6 +281,7 @@ pub fn write_results(
         &inline,
         &ops,
         &windows,
+        &explanation.map_or(String::new(), |e| page::why_section(&e, &run.trace)),
     );
     std::fs::write(dir.join("index.html"), html)
 }
@@ -308,7 +319,7 @@ pub fn write_error(dir: &Path, error: &str, settings: &Value) -> io::Result<()> 
     let figures = vec![("error".to_string(), error.to_string())];
     std::fs::write(
         dir.join("index.html"),
-        page::index_html("g-counter test", "unknown", &figures, &[], &[], &[]),
+        page::index_html("g-counter test", "unknown", &figures, &[], &[], &[], ""),
     )
 }
 
