@@ -806,6 +806,50 @@ fn fixes(e: &Explanation) -> Vec<String> {
 }
 
 impl Explanation {
+    /// The cause that accounts for the most lost increments, in a few
+    /// words (for a table of runs).
+    pub fn main_cause(&self) -> String {
+        let erased = |c: Cause| -> i64 {
+            self.overwrites
+                .iter()
+                .filter(|o| o.cause == c)
+                .map(|o| o.lost)
+                .sum()
+        };
+        let mut causes: Vec<(i64, String)> = vec![
+            (erased(Cause::StaleRead), "overwrites after stale reads".into()),
+            (erased(Cause::Concurrent), "concurrent overwrites".into()),
+            (
+                self.noop_writes.iter().filter_map(|n| n.lost).sum(),
+                "writes that never landed".into(),
+            ),
+            (
+                self.unwritten.iter().map(|u| u.missing).sum(),
+                "acknowledged adds never written".into(),
+            ),
+            (
+                self.stale_final_reads
+                    .iter()
+                    .map(|s| s.shortfall)
+                    .max()
+                    .unwrap_or(0),
+                "stale final reads".into(),
+            ),
+        ];
+        let unexplained = i64::try_from(self.unexplained).unwrap_or(i64::MAX);
+        let rest = if self.kills.is_empty() {
+            "unexplained".to_string()
+        } else {
+            format!("unexplained, around {} kill(s)", self.kills.len())
+        };
+        causes.push((unexplained, rest));
+        causes
+            .into_iter()
+            .filter(|(n, _)| *n > 0)
+            .max_by_key(|(n, _)| *n)
+            .map_or("-".into(), |(n, what)| format!("{what} ({n})"))
+    }
+
     /// A few lines for the terminal, after the verdict.
     pub fn lines(&self) -> Vec<String> {
         let mut lines = vec![format!(

@@ -54,6 +54,13 @@ pub struct TestArgs {
     /// `--transport tcp`: the nodes' --strategy (default gossip).
     #[arg(long, value_parser = parse_strategy)]
     pub strategy: Option<StrategyKind>,
+    /// Run the test N times, seeds --seed, --seed + 1, ..., and summarize
+    /// (a page per run and an index page over them). Unless --latency is
+    /// given, the runs cycle through network latencies from 0 to 200 ms,
+    /// constant, uniform and exponential, which open the race windows a
+    /// single zero-latency run keeps shut. Exit 1 if any run is invalid.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub runs: Option<u64>,
     /// stdio: node processes on stdin/stdout, as Maelstrom runs them. tcp:
     /// a local TCP cluster of this binary (`gcounter cluster`'s), started
     /// by the test, partitioned through the nodes' control messages; no
@@ -113,6 +120,23 @@ impl TestArgs {
         Ok(())
     }
 
+    /// The command line that replays this test's configuration with
+    /// `seed` (over stdio).
+    fn replay(&self, seed: u64) -> String {
+        let mut cmd = String::from("gcounter test");
+        if let Some(s) = self.strategy {
+            cmd += &format!(" --strategy {s}");
+        }
+        if let Some(c) = &self.concurrency {
+            cmd += &format!(" --concurrency {c}");
+        }
+        cmd += &format!(" {}", self.params.flags(seed));
+        if !self.bin.is_empty() {
+            cmd += &format!(" --bin {}", self.bin.join(" "));
+        }
+        cmd
+    }
+
     fn command(&self, self_exe: &Path) -> NodeCommand {
         let (program, args) = match self.bin.split_first() {
             Some((p, rest)) => (PathBuf::from(p), rest.to_vec()),
@@ -142,6 +166,9 @@ pub fn run(args: &TestArgs, self_exe: &Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(n) = args.runs {
+        return super::runs::run(args, self_exe, concurrency, n);
+    }
     let seed = args.params.seed.unwrap_or_else(|| fastrand::u64(..));
     let dir = match new_run_dir(&args.store, &args.workload) {
         Ok(d) => d,
@@ -159,19 +186,29 @@ pub fn run(args: &TestArgs, self_exe: &Path) -> ExitCode {
         seed,
         dir,
     };
-    let (settings, result) = match args.transport {
-        Transport::Stdio => stdio_test(args, self_exe, &common),
-        Transport::Tcp => tcp_test(args, self_exe, &common),
-    };
+    let (settings, result) = test_once(args, self_exe, &common);
     finish(&common.dir, &settings, node_count, result)
 }
 
 /// What every transport's test takes from the flags the same way.
-struct Common {
-    concurrency: usize,
-    seed: u64,
+pub(super) struct Common {
+    pub concurrency: usize,
+    pub seed: u64,
     /// The results directory.
-    dir: PathBuf,
+    pub dir: PathBuf,
+}
+
+/// One test on the chosen transport: the settings to record, and the run
+/// or the error.
+pub(super) fn test_once(
+    args: &TestArgs,
+    self_exe: &Path,
+    common: &Common,
+) -> (Value, Result<TestRun, String>) {
+    match args.transport {
+        Transport::Stdio => stdio_test(args, self_exe, common),
+        Transport::Tcp => tcp_test(args, self_exe, common),
+    }
 }
 
 /// The test over stdio: the settings to record, and the run or the error.
@@ -210,7 +247,7 @@ fn stdio_test(
         "nemesis": cfg.nemesis,
         "latency": cfg.latency,
         "seed": seed,
-        "replay": format!("gcounter test {}", args.params.flags(seed)),
+        "replay": args.replay(seed),
     });
     eprintln!(
         "gcounter test: {} node(s) of {}, seed {seed}, results in {}",

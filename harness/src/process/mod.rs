@@ -5,6 +5,7 @@
 mod cli;
 mod procs;
 mod run;
+mod runs;
 mod store;
 mod tcp;
 

@@ -1,0 +1,240 @@
+//! `gcounter test --runs N`: one verdict is weak evidence, so run the test
+//! N times, on consecutive seeds and (unless `--latency` is given) under
+//! varied network timing, and summarize: a table of runs with each one's
+//! main cause, a page per run and an index page over them.
+//!
+//! Why vary timing: at zero latency a read-then-write finishes before
+//! anything else can happen, so races a node has stay shut; latency of a
+//! few to a few hundred milliseconds, and its jitter (uniform, exponential)
+//! reorders messages and opens them. The set below spans both.
+
+use super::cli::{test_once, Common, TestArgs, Transport};
+use super::run::TestRun;
+use super::store::{new_run_dir, write_error, write_results};
+use crate::explain::explain;
+use crate::nemesis::LatencyDist;
+use crate::page::escape;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// The network timings `--runs` cycles through: mean latency in ms and
+/// its distribution.
+pub const TIMINGS: [(f64, LatencyDist); 8] = [
+    (0.0, LatencyDist::Constant),
+    (5.0, LatencyDist::Exponential),
+    (20.0, LatencyDist::Uniform),
+    (50.0, LatencyDist::Exponential),
+    (100.0, LatencyDist::Exponential),
+    (10.0, LatencyDist::Constant),
+    (200.0, LatencyDist::Exponential),
+    (30.0, LatencyDist::Uniform),
+];
+
+/// One run of the series, as the table shows it.
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    run: u64,
+    seed: u64,
+    latency: String,
+    verdict: String,
+    lost: Option<u64>,
+    cause: String,
+    dir: String,
+    replay: String,
+}
+
+/// Runs the series; the exit status is 1 if any run is invalid, else 2 if
+/// any is unknown, else 255 if any could not run, else 0.
+pub fn run(args: &TestArgs, self_exe: &Path, concurrency: usize, n: u64) -> ExitCode {
+    let first = args.params.seed.unwrap_or_else(|| fastrand::u64(..));
+    let batch = match new_run_dir(&args.store, &args.workload) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!(
+                "gcounter test: cannot create a results directory in {}: {e}",
+                args.store.display()
+            );
+            return ExitCode::from(255);
+        }
+    };
+    let vary = args.params.latency == 0.0 && args.transport == Transport::Stdio;
+    eprintln!(
+        "gcounter test: {n} runs, seeds {first}.., {}; results in {}",
+        if vary {
+            "latency varied from 0 to 200 ms"
+        } else {
+            "the same network timing each run"
+        },
+        batch.display()
+    );
+    let mut rows = Vec::new();
+    for i in 0..n {
+        let mut one = args.clone();
+        let seed = first.wrapping_add(i);
+        one.params.seed = Some(seed);
+        if vary {
+            let (ms, dist) = TIMINGS[(i as usize) % TIMINGS.len()];
+            one.params.latency = ms;
+            one.params.latency_dist = dist;
+        }
+        let dir = batch.join(format!("run-{:02}", i + 1));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            eprintln!("gcounter test: cannot create {}: {e}", dir.display());
+            return ExitCode::from(255);
+        }
+        let common = Common {
+            concurrency,
+            seed,
+            dir: dir.clone(),
+        };
+        let (settings, result) = test_once(&one, self_exe, &common);
+        let row = record(i + 1, &one, &dir, &batch, &settings, result);
+        eprintln!(
+            "gcounter test: run {}/{n}: {} (lost {}){}",
+            row.run,
+            row.verdict,
+            row.lost.map_or("-".into(), |l| l.to_string()),
+            if row.cause == "-" {
+                String::new()
+            } else {
+                format!(": {}", row.cause)
+            }
+        );
+        rows.push(row);
+    }
+    let _ = write_index(&batch, &rows);
+    let _ = print_table(&mut std::io::stdout().lock(), &rows, &batch);
+    let any = |v: &str| rows.iter().any(|r| r.verdict == v);
+    let code = if any("invalid") {
+        1
+    } else if any("unknown") {
+        2
+    } else if any("error") {
+        255
+    } else {
+        0
+    };
+    ExitCode::from(code)
+}
+
+/// Writes one run's results and makes its row.
+fn record(
+    run: u64,
+    args: &TestArgs,
+    dir: &Path,
+    batch: &Path,
+    settings: &serde_json::Value,
+    result: Result<TestRun, String>,
+) -> Row {
+    let latency = if args.transport == Transport::Tcp {
+        "loopback".to_string()
+    } else {
+        format!("{} ms {}", args.params.latency, args.params.latency_dist)
+    };
+    let rel = dir.strip_prefix(batch).unwrap_or(dir).display().to_string();
+    let replay = settings["replay"].as_str().unwrap_or_default().to_string();
+    let seed = args.params.seed.unwrap_or_default();
+    let nodes = crate::workload::node_ids(args.params.node_count as usize);
+    match result {
+        Ok(t) => {
+            if let Err(e) = write_results(dir, &t, settings, &nodes) {
+                eprintln!("gcounter test: writing results to {}: {e}", dir.display());
+            }
+            let cause = explain(&t.history, &t.check, &t.trace, &t.nemesis)
+                .map_or("-".into(), |e| e.main_cause());
+            Row {
+                run,
+                seed,
+                latency,
+                verdict: t.check.verdict.name().into(),
+                lost: Some(t.check.lost),
+                cause,
+                dir: rel,
+                replay,
+            }
+        }
+        Err(text) => {
+            let _ = write_error(dir, &text, settings);
+            Row {
+                run,
+                seed,
+                latency,
+                verdict: "error".into(),
+                lost: None,
+                cause: text,
+                dir: rel,
+                replay,
+            }
+        }
+    }
+}
+
+fn print_table(out: &mut impl std::io::Write, rows: &[Row], batch: &Path) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>3}  {:>20}  {:<18}  {:<8}  {:>6}  main cause",
+        "run", "seed", "latency", "verdict", "lost"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:>3}  {:>20}  {:<18}  {:<8}  {:>6}  {}",
+            r.run,
+            r.seed,
+            r.latency,
+            r.verdict,
+            r.lost.map_or("-".into(), |l| l.to_string()),
+            r.cause
+        )?;
+    }
+    let count = |v: &str| rows.iter().filter(|r| r.verdict == v).count();
+    writeln!(
+        out,
+        "{} runs: {} valid, {} invalid, {} unknown, {} could not run",
+        rows.len(),
+        count("valid"),
+        count("invalid"),
+        count("unknown"),
+        count("error")
+    )?;
+    writeln!(out, "  results: {}", batch.display())?;
+    writeln!(out, "  open {}", batch.join("index.html").display())?;
+    Ok(())
+}
+
+/// `runs.json` and `index.html` over the runs.
+fn write_index(batch: &Path, rows: &[Row]) -> std::io::Result<()> {
+    let json = serde_json::to_string_pretty(rows)?;
+    std::fs::write(batch.join("runs.json"), json + "\n")?;
+    let mut page = String::from(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>g-counter test: runs</title>
+<style>
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .25em .7em; text-align: left; }
+.valid { color: #2e8b57; } .invalid { color: #c0392b; font-weight: bold; } .unknown, .error { color: #e0a000; }
+</style></head><body><h1>g-counter test: runs</h1>
+<table><tr><th>run</th><th>seed</th><th>latency</th><th>verdict</th><th>lost</th><th>main cause</th><th>replay</th></tr>
+"#,
+    );
+    for r in rows {
+        let _ = writeln!(
+            page,
+            r#"<tr><td><a href="{dir}/index.html">{run}</a></td><td>{seed}</td><td>{lat}</td><td class="{v}">{v}</td><td>{lost}</td><td>{cause}</td><td><code>{replay}</code></td></tr>"#,
+            dir = escape(&r.dir),
+            run = r.run,
+            seed = r.seed,
+            lat = escape(&r.latency),
+            v = escape(&r.verdict),
+            lost = r.lost.map_or("-".into(), |l| l.to_string()),
+            cause = escape(&r.cause),
+            replay = escape(&r.replay),
+        );
+    }
+    page.push_str("</table></body></html>\n");
+    let mut file = std::fs::File::create(batch.join("index.html"))?;
+    file.write_all(page.as_bytes())
+}
