@@ -152,7 +152,11 @@ fn single(
 }
 
 /// Writes one simulated run's results directory; returns where.
-fn store_run(store: &std::path::Path, args: &SimArgs, run: &sim::SimRun) -> std::io::Result<std::path::PathBuf> {
+fn store_run(
+    store: &std::path::Path,
+    args: &SimArgs,
+    run: &sim::SimRun,
+) -> std::io::Result<std::path::PathBuf> {
     use crate::process::{new_run_dir, write_results, TestRun};
     let dir = new_run_dir(store, "g-counter")?;
     let cfg = args.to_config();

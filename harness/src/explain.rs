@@ -730,7 +730,7 @@ fn narrate(o: &Overwrite, ops: &[KvOp<'_>]) -> String {
         let read = ops.iter().rev().find(|r| {
             r.kind() == "read"
                 && r.node() == c.node
-                && r.key.to_string() == o.key
+                && *r.key.to_string() == *o.key
                 && secs(r.answered()) <= c.time_s
         });
         if let Some((r, value)) = read
@@ -817,7 +817,10 @@ impl Explanation {
                 .sum()
         };
         let mut causes: Vec<(i64, String)> = vec![
-            (erased(Cause::StaleRead), "overwrites after stale reads".into()),
+            (
+                erased(Cause::StaleRead),
+                "overwrites after stale reads".into(),
+            ),
             (erased(Cause::Concurrent), "concurrent overwrites".into()),
             (
                 self.noop_writes.iter().filter_map(|n| n.lost).sum(),

@@ -192,7 +192,8 @@ mod tests {
         assert_eq!(k.len(), 1);
         assert_eq!((k[0].adds_just_before, k[0].sum_just_before), (2, 5));
         assert_eq!(k[0].started_at_s, Some(15.0));
-        assert!(loss_notes(&h, &log)[1]
+        assert!(k[0]
+            .describe()
             .starts_with("n1 killed at 10.000 s (started again at 15.000 s)"));
     }
 }

@@ -10,3 +10,4 @@ mod seed_samples;
 mod sim;
 mod tcp;
 mod tcp_runner;
+mod why;
