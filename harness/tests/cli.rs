@@ -89,7 +89,9 @@ fn bad_flags_are_refused() {
         "--latency -1",
         "--latency-dist normal",
         "--strategy paxos",
-        "--nemesis kill",
+        // `kill` and `pause` are faults now (Maelstrom's names); others are not.
+        "--nemesis crash",
+        "--nemesis partition,,kill",
         "--node-count 0",
         "--kv lww",
     ] {
