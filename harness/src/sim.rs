@@ -15,14 +15,8 @@
 //! instant ([`SimConfig::max_steps_per_instant`]) and events in all
 //! ([`SimConfig::max_steps`]).
 
-use crate::checker::CheckResult;
-use crate::history::History;
-use crate::nemesis::{Latency, NemesisConfig, NemesisRecord};
-use crate::services::ServiceCounts;
-use crate::stats::Stats;
-use crate::testcore::{
-    self, CoreConfig, CoreError, FaultAction, InitRule, Msg, NetObserved, StepLimits, TestCore,
-};
+use crate::nemesis::{Latency, NemesisConfig};
+use crate::testcore::{self, CoreConfig, CoreError, FaultAction, Msg, StepLimits, TestCore};
 use crate::workload::WorkloadConfig;
 use gcounter_core::{Config, Input, Node, Output, StrategyKind, Time};
 use std::fmt;
@@ -147,30 +141,20 @@ impl fmt::Display for SimError {
 
 impl std::error::Error for SimError {}
 
-/// What one simulated test produced.
+/// What one simulated test produced: the seed, and the test core's
+/// outcome, whose fields it shows as its own.
 #[derive(Debug, Clone)]
 pub struct SimRun {
     pub seed: u64,
-    pub history: History,
-    pub check: CheckResult,
-    pub stats: Stats,
-    /// The nemesis' events, including the final heal.
-    pub nemesis: Vec<NemesisRecord>,
-    /// Per service (`seq-kv`, `lin-kv`, `lww-kv`, `lin-tso`): requests and
-    /// stale reads.
-    pub services: Vec<(&'static str, ServiceCounts)>,
-    /// Messages between servers dropped by a partition.
-    pub dropped: u64,
-    /// Messages that reached a node while it was killed.
-    pub lost_to_kills: u64,
-    /// Messages to an id that is neither a server, a service nor a client.
-    pub undeliverable: u64,
-    /// Events processed.
-    pub steps: u64,
-    /// Virtual time at the end.
-    pub end: Time,
-    /// The messages, if [`SimConfig::trace`] asked for them.
-    pub trace: testcore::Trace,
+    pub outcome: testcore::Outcome,
+}
+
+impl std::ops::Deref for SimRun {
+    type Target = testcore::Outcome;
+
+    fn deref(&self) -> &testcore::Outcome {
+        &self.outcome
+    }
 }
 
 impl SimRun {
@@ -204,21 +188,8 @@ pub fn run(cfg: &SimConfig, seed: u64) -> Result<SimRun, SimError> {
             testcore::Output::Wait(None) | testcore::Output::Done => break,
         }
     }
-    let out = core.finish().map_err(|e| SimError::of(e, seed))?;
-    Ok(SimRun {
-        seed,
-        history: out.history,
-        check: out.check,
-        stats: out.stats,
-        nemesis: out.nemesis,
-        services: out.services,
-        dropped: out.dropped,
-        lost_to_kills: out.lost_to_kills,
-        undeliverable: out.undeliverable,
-        steps: out.steps,
-        end: out.end,
-        trace: out.trace,
-    })
+    let outcome = core.finish().map_err(|e| SimError::of(e, seed))?;
+    Ok(SimRun { seed, outcome })
 }
 
 impl SimConfig {
@@ -226,22 +197,15 @@ impl SimConfig {
     /// are caught.
     fn core(&self, seed: u64) -> CoreConfig {
         CoreConfig {
-            node_count: self.node_count,
-            concurrency: self.node_count,
             workload: self.workload.clone(),
             nemesis: self.nemesis.clone(),
             latency: self.latency,
-            seed,
-            observed: NetObserved::All,
-            init: Some(InitRule {
-                timeout: Duration::ZERO,
-                workload_waits: false,
-            }),
             limits: Some(StepLimits {
                 max_steps: self.max_steps,
                 per_instant: self.max_steps_per_instant,
             }),
             trace: self.trace,
+            ..CoreConfig::simulated(self.node_count, seed)
         }
     }
 }

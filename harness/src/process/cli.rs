@@ -170,15 +170,9 @@ pub fn run(args: &TestArgs, self_exe: &Path) -> ExitCode {
         return super::runs::run(args, self_exe, concurrency, n);
     }
     let seed = args.params.seed.unwrap_or_else(|| fastrand::u64(..));
-    let dir = match new_run_dir(&args.store, &args.workload) {
+    let dir = match run_dir(args) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!(
-                "gcounter test: cannot create a results directory in {}: {e}",
-                args.store.display()
-            );
-            return ExitCode::from(255);
-        }
+        Err(code) => return code,
     };
     let node_count = args.params.node_count as usize;
     let common = Common {
@@ -188,6 +182,18 @@ pub fn run(args: &TestArgs, self_exe: &Path) -> ExitCode {
     };
     let (settings, result) = test_once(args, self_exe, &common);
     finish(&common.dir, &settings, node_count, result)
+}
+
+/// A new results directory in the store, or the exit status for a store
+/// where none can be made (said on stderr).
+pub(super) fn run_dir(args: &TestArgs) -> Result<PathBuf, ExitCode> {
+    new_run_dir(&args.store, &args.workload).map_err(|e| {
+        eprintln!(
+            "gcounter test: cannot create a results directory in {}: {e}",
+            args.store.display()
+        );
+        ExitCode::from(255)
+    })
 }
 
 /// What every transport's test takes from the flags the same way.

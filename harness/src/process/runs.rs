@@ -8,9 +8,9 @@
 //! few to a few hundred milliseconds, and its jitter (uniform, exponential)
 //! reorders messages and opens them. The set below spans both.
 
-use super::cli::{test_once, Common, TestArgs, Transport};
+use super::cli::{run_dir, test_once, Common, TestArgs, Transport};
 use super::run::TestRun;
-use super::store::{new_run_dir, write_error, write_results};
+use super::store::{write_error, write_results};
 use crate::explain::explain;
 use crate::nemesis::LatencyDist;
 use crate::page::escape;
@@ -50,15 +50,9 @@ struct Row {
 /// any is unknown, else 255 if any could not run, else 0.
 pub fn run(args: &TestArgs, self_exe: &Path, concurrency: usize, n: u64) -> ExitCode {
     let first = args.params.seed.unwrap_or_else(|| fastrand::u64(..));
-    let batch = match new_run_dir(&args.store, &args.workload) {
+    let batch = match run_dir(args) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!(
-                "gcounter test: cannot create a results directory in {}: {e}",
-                args.store.display()
-            );
-            return ExitCode::from(255);
-        }
+        Err(code) => return code,
     };
     let vary = args.params.latency == 0.0 && args.transport == Transport::Stdio;
     eprintln!(
