@@ -464,6 +464,11 @@ pub struct TestCore {
     advanced: bool,
     /// When the workload's clock started (the driver's time).
     t0: Option<Time>,
+    /// How many nodes owe an `init_ok`.
+    inits_due: usize,
+    /// The event the last [`Output::Wait`] waited for, while nothing but
+    /// time has happened since: the driver's tick needs no new search.
+    waited: Option<(Time, Event)>,
     nodes: Vec<NodeSlot>,
     queue: Queue,
     next_msg_id: u64,
@@ -506,6 +511,8 @@ impl TestCore {
             now: Time::ZERO,
             advanced: false,
             t0: (!waits).then_some(Time::ZERO),
+            inits_due: 0,
+            waited: None,
             nodes: servers
                 .into_iter()
                 .map(|id| NodeSlot {
@@ -563,6 +570,9 @@ impl TestCore {
             self.instant_steps = 0;
             self.check_init();
         }
+        if !matches!(input, Input::Tick) {
+            self.waited = None;
+        }
         match input {
             Input::Tick => {}
             Input::Sent { node, msg } => {
@@ -612,7 +622,8 @@ impl TestCore {
                 self.step_workload();
                 continue;
             }
-            let Some((at, event)) = self.next_event() else {
+            let cached = self.waited.take().filter(|_| advanced);
+            let Some((at, event)) = cached.or_else(|| self.next_event()) else {
                 if self.cfg.limits.is_some() {
                     self.fail(CoreError::Stalled { at: self.now });
                     continue;
@@ -620,12 +631,13 @@ impl TestCore {
                 return Output::Wait(None);
             };
             if at > self.now {
+                self.waited = Some((at, event));
                 return Output::Wait(Some(at));
             }
             match event {
                 Event::Deliver => {
-                    if let Some(m) = self.queue.pop() {
-                        self.deliver(m.id, m.msg);
+                    if let Some(out) = self.queue.pop().and_then(|m| self.deliver(m.id, m.msg)) {
+                        return out;
                     }
                 }
                 Event::Wake(node) => {
@@ -790,7 +802,9 @@ impl TestCore {
         }
         // A real-time driver is woken when an init_ok is overdue; on virtual
         // time (a zero timeout) the next event that moves time checks it.
-        let overdue = self.nodes.iter().filter_map(|n| n.init_due).min();
+        let overdue = (self.inits_due > 0)
+            .then(|| self.nodes.iter().filter_map(|n| n.init_due).min())
+            .flatten();
         consider(
             overdue
                 .filter(|&due| due > self.now)
@@ -802,6 +816,9 @@ impl TestCore {
 
     /// Fails the test if a node's `init_ok` is overdue.
     fn check_init(&mut self) {
+        if self.inits_due == 0 {
+            return;
+        }
         let now = self.now;
         if let Some(node) = self
             .nodes
@@ -829,7 +846,13 @@ impl TestCore {
             },
         };
         self.next_init_id += 1;
-        self.nodes[i].init_due = Some(self.now + rule.timeout);
+        if self.nodes[i]
+            .init_due
+            .replace(self.now + rule.timeout)
+            .is_none()
+        {
+            self.inits_due += 1;
+        }
         self.route(Msg::Typed(msg));
     }
 
@@ -898,25 +921,27 @@ impl TestCore {
         self.queue.push(at, id, msg);
     }
 
-    fn deliver(&mut self, id: u64, msg: Msg) {
+    /// Delivers a message that is due: to a node, as the output to hand
+    /// it over; to a service, a client or the init client, here.
+    fn deliver(&mut self, id: u64, msg: Msg) -> Option<Output> {
         let to_server = self.server_index(msg.dest());
         let from_server = self.server_index(msg.src()).is_some();
         if from_server && to_server.is_some() && self.net.drops(msg.src(), msg.dest()) {
             self.dropped += 1;
             self.trace.fate(id, Fate::Dropped, self.test_time());
             log::trace!("{:?}: dropped by partition: {msg:?}", self.now);
-            return;
+            return None;
         }
         if let Some(i) = to_server {
             match self.nodes[i].life {
                 Life::Down => {
                     self.lost_to_kills += 1;
                     self.trace.fate(id, Fate::Lost, self.test_time());
-                    return;
+                    return None;
                 }
                 Life::Paused => {
                     self.nodes[i].held.push_back((id, msg));
-                    return;
+                    return None;
                 }
                 Life::Up => {}
             }
@@ -927,7 +952,7 @@ impl TestCore {
             log::trace!("{:?}: {}", self.now, String::from_utf8_lossy(&msg.line()));
         }
         if let Some(node) = to_server {
-            self.out.push_back(Output::Deliver { node, msg });
+            return Some(Output::Deliver { node, msg });
         } else if self.services.contains(msg.dest()) {
             if let Some((reply, served)) = self.serve(msg) {
                 self.route(Msg::Typed(reply));
@@ -949,6 +974,7 @@ impl TestCore {
             }
             self.workload_due = true;
         }
+        None
     }
 
     /// A service's answer, and which state served it; a request it cannot
@@ -992,8 +1018,10 @@ impl TestCore {
             log::warn!("unexpected answer to init: {}", shown(&line));
             return;
         }
-        self.nodes[i].init_due = None;
-        if self.t0.is_none() && self.nodes.iter().all(|n| n.init_due.is_none()) {
+        if self.nodes[i].init_due.take().is_some() {
+            self.inits_due -= 1;
+        }
+        if self.t0.is_none() && self.inits_due == 0 {
             self.t0 = Some(self.now);
             log::info!("every node answered init; the workload starts");
         }
@@ -1019,7 +1047,9 @@ impl TestCore {
                     let node = &mut self.nodes[i];
                     node.life = Life::Down;
                     node.wake = None;
-                    node.init_due = None;
+                    if node.init_due.take().is_some() {
+                        self.inits_due -= 1;
+                    }
                     self.lost_to_kills += node.held.len() as u64;
                     for (id, _) in node.held.drain(..) {
                         self.trace.fate(id, Fate::Lost, t);
