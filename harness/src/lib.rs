@@ -1,13 +1,22 @@
 //! The g-counter test, without a JVM: workload, nemesis, checker and
-//! statistics after Maelstrom's, and a deterministic simulator that runs
-//! the core's nodes and the core's service models on virtual time.
+//! statistics after Maelstrom's, run three ways: a deterministic simulator
+//! on virtual time, real node processes over stdin/stdout, and a TCP
+//! cluster.
 //!
 //! # Design
 //!
-//! Every part but the simulator is a sans-IO piece that a driver moves
-//! with the current time, so the same code serves the in-process simulator
-//! (virtual time, thousands of seeded runs per minute) and the process
-//! runner (real processes, real time):
+//! The test is one sans-IO state machine, [`testcore::TestCore`], in the
+//! style of `gcounter-core`'s node: `handle(input, now)` with what happened
+//! (a node printed a line, a process exited, time passed) and
+//! `poll_output()` with what to do (deliver these bytes to that node, kill,
+//! pause, resume or start it, wake me at T, done). It owns the workload, the
+//! nemesis schedule, the network's rules, the services, the history, the
+//! message trace and the counts. The three drivers move time, bytes and
+//! processes around it and nothing else: [`sim`] (in-process nodes on
+//! virtual time, thousands of seeded runs per minute), and in [`process`]
+//! the stdio runner and the TCP runner (real processes, real time). So a
+//! fault, a statistic or an explanation is written once. The pieces the
+//! core is made of are sans-IO too:
 //!
 //! - [`workload`]: the clients, one per node, each with at most one
 //!   operation outstanding; Maelstrom's generator (adds of 0..=4 and reads,
@@ -16,8 +25,8 @@
 //!   calls [`workload::Workload::poll`] until it says wait, sends what it
 //!   is given, and hands replies to [`workload::Workload::on_reply`]. It
 //!   writes the [`history`].
-//! - [`nemesis`]: the seeded schedule of partitions and heals over the
-//!   servers, the partition shapes Jepsen draws (one node alone, majority /
+//! - [`nemesis`]: the seeded schedule of faults (partitions, kills,
+//!   pauses) over the servers, the partition shapes Jepsen draws (one node alone, majority /
 //!   minority, majorities ring, minority third), and the network's rules:
 //!   latency (constant, uniform, exponential) for everything but client
 //!   traffic, drops between cut-off servers, services never cut off.
@@ -29,10 +38,11 @@
 //!   `msgs_per_op`), latency quantiles.
 //! - [`services`]: the core's `seq-kv`, `lin-kv`, `lww-kv` and `lin-tso` with reply
 //!   ids, and a count of the stale reads `seq-kv` served.
-//! - [`sim`]: the simulator. One seeded random generator, a priority queue
-//!   of messages in flight, virtual time that jumps to the earliest due
-//!   event, and caps on steps that turn a livelock into an error. Same
-//!   seed, same history, bit for bit.
+//! - [`testcore`]: the test itself; one seeded random generator, a
+//!   priority queue of messages in flight, which node is up, down or
+//!   paused, the message trace, and caps on steps that turn a livelock on
+//!   virtual time into an error. Same seed, same history, bit for bit.
+//! - [`sim`]: the simulator driver.
 //! - [`explain`]: why an invalid run lost what it lost, from its message
 //!   trace: overwrites, writes that never landed, stale final reads.
 //! - [`faults`]: what the nemesis did, as windows for the page and notes
