@@ -65,6 +65,9 @@ pub struct Explanation {
     pub per_node: Vec<NodeAccount>,
     /// Kills, with the adds their nodes had just acknowledged.
     pub kills: Vec<faults::KillNote>,
+    /// Every fault in force during the run, for losses the trace cannot
+    /// account for.
+    pub faults: Vec<faults::FaultWindow>,
     /// One loss told as a story.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub example: Option<String>,
@@ -354,12 +357,18 @@ impl<'a> Lineage<'a> {
 
     /// The value of `op`'s key in `state` (`Null`: missing).
     fn value_at(&self, op: &KvOp<'a>, state: u64) -> Value {
-        self.of_key(op)
-            .iter()
-            .rev()
-            .find(|(s, _)| *s <= state)
-            .and_then(|(_, c)| c.new_value().cloned())
+        let changes = self.of_key(op);
+        let upto = changes.partition_point(|(s, _)| *s <= state);
+        upto.checked_sub(1)
+            .and_then(|i| changes[i].1.new_value().cloned())
             .unwrap_or(Value::Null)
+    }
+
+    /// The positions in `op`'s key's changes of those after state `after`
+    /// up to state `upto`.
+    fn between(&self, op: &KvOp<'a>, after: u64, upto: u64) -> std::ops::Range<usize> {
+        let changes = self.of_key(op);
+        changes.partition_point(|(s, _)| *s <= after)..changes.partition_point(|(s, _)| *s <= upto)
     }
 }
 
@@ -414,6 +423,12 @@ pub fn explain(
     }
     let series = series(&lineage, &overwrites);
     let kills = faults::kills(history, nemesis);
+    let end = history
+        .iter()
+        .filter_map(|op| op.complete)
+        .max()
+        .unwrap_or_default();
+    let windows = faults::windows(nemesis, end);
     let per_node = if ops.iter().any(|op| op.served.changed) {
         Vec::new()
     } else {
@@ -432,6 +447,7 @@ pub fn explain(
         stale_final_reads,
         per_node,
         kills,
+        faults: windows,
         notes,
     };
     e.fixes = fixes(&e);
@@ -486,11 +502,11 @@ fn writes<'a>(
             .zip(num(&basis.value))
             .map_or(0, |(r, b)| r - b);
         let key_changes = lineage.of_key(w);
-        let erased: Vec<Change> = key_changes
+        let range = lineage.between(w, basis.state, replaced);
+        let erased: Vec<Change> = key_changes[range.clone()]
             .iter()
-            .enumerate()
-            .filter(|(_, (s, _))| basis.state < *s && *s <= replaced)
-            .map(|(j, (s, c))| {
+            .zip(range.clone())
+            .map(|((s, c), j)| {
                 let before = j
                     .checked_sub(1)
                     .and_then(|k| key_changes[k].1.new_value())
@@ -517,10 +533,7 @@ fn writes<'a>(
             }
             trace_ids.extend([op.req.id, op.reply.id]);
         };
-        for (_, c) in key_changes
-            .iter()
-            .filter(|(s, _)| basis.state < *s && *s <= replaced)
-        {
+        for (_, c) in &key_changes[range] {
             tell(c);
         }
         tell(w);
@@ -908,6 +921,14 @@ impl Explanation {
         }
         for k in &self.kills {
             lines.push(format!("  {}", k.describe()));
+        }
+        if self.unexplained > 0 && !self.faults.is_empty() {
+            let shown: Vec<String> = self
+                .faults
+                .iter()
+                .map(|w| format!("{} ({:.1}-{:.1} s)", w.label, w.start, w.end))
+                .collect();
+            lines.push(format!("  faults during the run: {}", shown.join("; ")));
         }
         if let Some(example) = &self.example {
             lines.push(format!("  e.g. {example}"));
