@@ -78,6 +78,9 @@ pub struct Explanation {
     pub fixes: Vec<String>,
     /// What limits the explanation (a cut trace, indeterminate adds).
     pub notes: Vec<String>,
+    /// How far the lowest final read fell short of the newest state: the
+    /// part of `lost` that the reads, not the store, lost.
+    pub final_shortfall: u64,
 }
 
 /// A write that erased others.
@@ -332,6 +335,10 @@ impl<'a> Reads<'a> {
 /// Each key's changes, by state, per store.
 struct Lineage<'a> {
     changes: BTreeMap<(&'a str, String), Vec<(u64, &'a KvOp<'a>)>>,
+    /// The keys anybody read. A key nobody reads (a key written only to
+    /// bring a node's view of `seq-kv` up to date) holds no part of the
+    /// counter, whatever its values.
+    read: std::collections::HashSet<(&'a str, String)>,
 }
 
 impl<'a> Lineage<'a> {
@@ -346,7 +353,18 @@ impl<'a> Lineage<'a> {
         for list in changes.values_mut() {
             list.sort_by_key(|(state, _)| *state);
         }
-        Lineage { changes }
+        let read = ops
+            .iter()
+            .filter(|op| op.kind() == "read")
+            .map(|op| (op.req.dest.as_str(), op.key.to_string()))
+            .collect();
+        Lineage { changes, read }
+    }
+
+    /// Whether anybody read `op`'s key.
+    fn is_read(&self, op: &KvOp<'a>) -> bool {
+        self.read
+            .contains(&(op.req.dest.as_str(), op.key.to_string()))
     }
 
     fn of_key(&self, op: &KvOp<'a>) -> &[(u64, &'a KvOp<'a>)] {
@@ -362,6 +380,13 @@ impl<'a> Lineage<'a> {
         upto.checked_sub(1)
             .and_then(|i| changes[i].1.new_value().cloned())
             .unwrap_or(Value::Null)
+    }
+
+    /// Whether every change to `op`'s key was made by `op`'s node: a key of
+    /// its own, which it writes from what it knows (a running total), not
+    /// from what it read.
+    fn single_writer(&self, op: &KvOp<'a>) -> bool {
+        self.of_key(op).iter().all(|(_, c)| c.node() == op.node())
     }
 
     /// The positions in `op`'s key's changes of those after state `after`
@@ -386,7 +411,7 @@ pub fn explain(
     let lineage = Lineage::of(&ops);
     let reads = Reads::of(&ops);
     let (overwrites, noop_writes) = writes(&ops, &lineage, &reads);
-    let unwritten = unwritten(history, &ops, &reads, &noop_writes);
+    let unwritten = unwritten(history, &ops, &lineage, &reads, &noop_writes);
     let stale_final_reads = final_reads(history, &ops, &lineage);
     let erased: i64 = overwrites.iter().map(|o| o.lost).sum();
     let dropped: i64 = noop_writes.iter().filter_map(|n| n.lost).sum();
@@ -449,6 +474,7 @@ pub fn explain(
         kills,
         faults: windows,
         notes,
+        final_shortfall: u64::try_from(stale_lowest).unwrap_or(0),
     };
     e.fixes = fixes(&e);
     Some(e)
@@ -463,7 +489,7 @@ fn writes<'a>(
     let mut overwrites = Vec::new();
     let mut noops = Vec::new();
     for w in ops {
-        if w.kind() != "write" || w.reply.kind() != "write_ok" {
+        if w.kind() != "write" || w.reply.kind() != "write_ok" || !lineage.is_read(w) {
             continue;
         }
         let Some(wrote) = w.req.body.get("value") else {
@@ -485,15 +511,46 @@ fn writes<'a>(
                     wrote: wrote.clone(),
                     state: w.served.state,
                     newest: w.served.newest,
+                    // A node's own key is written from what the node knows:
+                    // a write that changed nothing added nothing.
                     lost: basis
                         .as_ref()
+                        .filter(|_| !lineage.single_writer(w))
                         .and_then(|b| Some(num(wrote)? - num(&b.value)?)),
                 });
             }
             continue;
         }
-        let Some(basis) = basis else { continue };
         let replaced = w.served.newest;
+        // A node's own key holds what the node knows, so its write's basis
+        // is the state it replaced: only a write that lowers the value (an
+        // older total landing after a newer one) erases anything.
+        let basis = if lineage.single_writer(w) {
+            let r = lineage.value_at(w, replaced);
+            match (num(wrote), num(&r)) {
+                (Some(v), Some(rv)) if v < rv => {
+                    let changes = lineage.of_key(w);
+                    let upto = changes.partition_point(|(s, _)| *s <= replaced);
+                    // The basis: the last state holding at most what it wrote.
+                    let below = changes[..upto]
+                        .iter()
+                        .rev()
+                        .find(|(_, c)| c.new_value().and_then(num).is_some_and(|x| x <= v));
+                    Some(Basis {
+                        state: below.map_or(0, |(s, _)| *s),
+                        value: below
+                            .and_then(|(_, c)| c.new_value().cloned())
+                            .unwrap_or(Value::Null),
+                        behind: 0,
+                        read_at_s: secs(w.req.sent),
+                    })
+                }
+                _ => None,
+            }
+        } else {
+            basis
+        };
+        let Some(basis) = basis else { continue };
         if basis.state >= replaced {
             continue;
         }
@@ -593,12 +650,13 @@ fn series(lineage: &Lineage<'_>, overwrites: &[Overwrite]) -> Option<KeySeries> 
 fn unwritten<'a>(
     history: &History,
     ops: &'a [KvOp<'a>],
+    lineage: &Lineage<'a>,
     reads: &Reads<'a>,
     noops: &[NoopWrite],
 ) -> Vec<Unwritten> {
     let mut written: BTreeMap<&str, i64> = BTreeMap::new();
     for op in ops {
-        if !op.served.changed {
+        if !op.served.changed || !lineage.is_read(op) {
             continue;
         }
         let added = match op.kind() {
@@ -609,6 +667,12 @@ fn unwritten<'a>(
                 // A cas that created the key added all of `to`.
                 to.zip(from.or(created.then_some(0))).map(|(t, f)| t - f)
             }
+            // A node's own key: what the write changed.
+            "write" if lineage.single_writer(op) => op
+                .new_value()
+                .and_then(num)
+                .zip(num(&lineage.value_at(op, op.served.newest)))
+                .map(|(w, before)| w - before),
             "write" => {
                 let basis = reads.basis(op).and_then(|(_, v)| num(&v));
                 op.new_value().and_then(num).zip(basis).map(|(w, b)| w - b)
@@ -822,6 +886,15 @@ impl Explanation {
     /// The cause that accounts for the most lost increments, in a few
     /// words (for a table of runs).
     pub fn main_cause(&self) -> String {
+        // `lost` splits in two: what the store lost (the acknowledged sum
+        // minus the newest value) and how far the lowest final read fell
+        // short of the newest value. Erasures a later write restored count
+        // for neither, so the store's part is named by its largest cause
+        // only when it is the larger part.
+        let store_lost = self.lost.saturating_sub(self.final_shortfall);
+        if self.final_shortfall > 0 && self.final_shortfall >= store_lost {
+            return format!("stale final reads ({})", self.final_shortfall);
+        }
         let erased = |c: Cause| -> i64 {
             self.overwrites
                 .iter()
@@ -842,14 +915,6 @@ impl Explanation {
             (
                 self.unwritten.iter().map(|u| u.missing).sum(),
                 "acknowledged adds never written".into(),
-            ),
-            (
-                self.stale_final_reads
-                    .iter()
-                    .map(|s| s.shortfall)
-                    .max()
-                    .unwrap_or(0),
-                "stale final reads".into(),
             ),
         ];
         let unexplained = i64::try_from(self.unexplained).unwrap_or(i64::MAX);
