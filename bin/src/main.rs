@@ -6,6 +6,7 @@
 
 mod client;
 mod cluster;
+mod explore;
 mod kv;
 mod node;
 mod sim;
@@ -45,6 +46,8 @@ struct Cli {
 enum Command {
     /// Run the g-counter test in the deterministic simulator (virtual time, seeded).
     Sim(gcounter_harness::SimArgs),
+    /// Try every schedule of a small configuration (model checking): exit 0 all valid, 1 a failing schedule, 2 incomplete.
+    Explore(gcounter_harness::explore::ExploreArgs),
     /// Run Maelstrom's g-counter test against node processes (this binary by default).
     Test(gcounter_harness::process::TestArgs),
     /// Serve the KV service (seq-kv or lin-kv) over TCP.
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         None => stdio_node::run(cli.state_dir),
         Some(command) => match command {
             Command::Sim(args) => sim::run(&args),
+            Command::Explore(args) => explore::run(&args),
             Command::Test(args) => test_cmd::run(&args),
             Command::Kv(args) => kv::run(args),
             Command::Node(args) => node::run(args),

@@ -49,6 +49,9 @@
 //!   on kills for an invalid run.
 //! - [`report`]: one run in full or many summarized, as JSON or for a
 //!   person; [`cli`]: the `gcounter sim` subcommand.
+//! - [`explore`]: `gcounter explore`, every schedule of a small
+//!   configuration by re-execution (stateless model checking), with sleep
+//!   sets; the shortest failing schedule as a narrative and an SVG.
 //!
 //! # Example
 //!
@@ -75,6 +78,7 @@
 pub mod checker;
 pub mod cli;
 pub mod explain;
+pub mod explore;
 pub mod faults;
 pub mod history;
 pub mod nemesis;

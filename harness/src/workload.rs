@@ -391,7 +391,7 @@ impl Workload {
 }
 
 /// What a reply means for an operation of `kind`.
-fn interpret(kind: OpKind, reply: &Payload) -> (Outcome, Option<i64>, Option<OpError>) {
+pub(crate) fn interpret(kind: OpKind, reply: &Payload) -> (Outcome, Option<i64>, Option<OpError>) {
     match (kind, reply) {
         (OpKind::Add, Payload::AddOk) => (Outcome::Ok, None, None),
         (OpKind::Read, Payload::ReadOk { value }) => match value.as_i64() {

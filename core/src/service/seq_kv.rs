@@ -74,6 +74,14 @@ impl SeqKv {
         position..=self.newest()
     }
 
+    /// State `n` (one of a [`window`](SeqKv::window)), while the window
+    /// holds it: lets a model checker work out what each choice of
+    /// [`serve_from`](SeqKv::serve_from) would answer without serving it.
+    pub fn state(&self, n: u64) -> Option<&KvState> {
+        let i = n.checked_sub(self.base)?;
+        self.states.get(usize::try_from(i).ok()?)
+    }
+
     /// The answer to `request` from `client`, run first against state
     /// `chosen` (one of its [`window`](SeqKv::window); a model checker
     /// tries each): if it changes nothing there, that answer stands;

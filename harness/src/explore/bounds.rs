@@ -1,0 +1,227 @@
+//! The bounds of a search: the configuration explored and how far the
+//! adversary (network, scheduler, `seq-kv`) may go. Everything outside them
+//! is not claimed.
+
+use crate::workload::{CLIENT_TIMEOUT, RECOVERY};
+use gcounter_core::{Config, KvKind, StrategyKind};
+use std::fmt;
+use std::time::Duration;
+
+/// Rounds of recovery (every armed timer fires once, everything in
+/// flight is delivered) before a schedule that still sends is called a
+/// livelock. Gossip settles in two: one that spreads, one that is silent.
+pub const RECOVERY_ROUNDS: u32 = 4;
+
+/// Firings per node past `--timers`, allowed only during the final reads
+/// when nothing else can happen, so that a read waiting on a retry timer
+/// is answered rather than reported missing: in a real run time passes.
+pub const FORCED_FIRINGS: u32 = 3;
+
+/// Which schedules may be skipped, because an equivalent one is explored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduction {
+    /// Source-DPOR with sleep sets, and merged `seq-kv` answers.
+    Dpor,
+    /// Sleep sets alone, and merged `seq-kv` answers: simpler, slower, a
+    /// cross-check of DPOR.
+    SleepSets,
+    /// Every interleaving and every `seq-kv` state: a cross-check of both
+    /// reductions, for tiny bounds only.
+    None,
+}
+
+impl Reduction {
+    pub const NAMES: [&'static str; 3] = ["dpor", "sleep-sets", "none"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reduction::Dpor => "dpor",
+            Reduction::SleepSets => "sleep-sets",
+            Reduction::None => "none",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Reduction::Dpor => {
+                "source-DPOR with sleep sets; seq-kv answers that differ only in staleness merged"
+            }
+            Reduction::SleepSets => {
+                "sleep sets only; seq-kv answers that differ only in staleness merged"
+            }
+            Reduction::None => "none: every interleaving, every seq-kv state",
+        }
+    }
+}
+
+impl std::str::FromStr for Reduction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Reduction::Dpor, Reduction::SleepSets, Reduction::None]
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown reduction `{s}` (valid: {})",
+                    Reduction::NAMES.join(", ")
+                )
+            })
+    }
+}
+
+/// Why `per-node` on `seq-kv` explores 1 add per client by default: with
+/// 2 (and one timer firing per node) the search is complete only after
+/// about 5.6 million schedules, some 12 minutes here. Every write it makes
+/// lands on the newest `seq-kv` state, so the two nodes' writes never
+/// commute, and each call may time out anywhere.
+pub const SHRUNK: &str = "per-node on seq-kv: 1 add per client by default, since 2 take \
+     about 5.6 million schedules (some 12 minutes); pass --adds 2 for them";
+
+/// What is explored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounds {
+    pub strategy: StrategyKind,
+    pub kv: KvKind,
+    pub node_count: usize,
+    /// Adds per client, issued one at a time.
+    pub adds: usize,
+    /// Node-to-node messages that may be lost, in all, during the adds.
+    pub losses: u32,
+    /// Timer firings per node outside recovery (a gossip round, a retry,
+    /// a KV call's deadline passing).
+    pub timers: u32,
+    /// How much of the schedule tree to skip (see the module docs).
+    pub reduction: Reduction,
+    /// Steps in one schedule before it is called a livelock.
+    pub max_steps: usize,
+}
+
+impl Bounds {
+    /// The defaults of `gcounter explore` for `strategy` on `kv`.
+    pub fn new(strategy: StrategyKind, kv: KvKind) -> Self {
+        Bounds {
+            strategy,
+            kv,
+            node_count: 2,
+            adds: Self::default_adds(strategy, kv),
+            losses: 1,
+            timers: 1,
+            reduction: Reduction::Dpor,
+            max_steps: 2_000,
+        }
+    }
+
+    /// Adds per client by default: 2, but 1 for `per-node` on `seq-kv`
+    /// (see [`SHRUNK`]).
+    pub fn default_adds(strategy: StrategyKind, kv: KvKind) -> usize {
+        if strategy == StrategyKind::PerNode && kv == KvKind::SeqKv {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// The configuration every node starts with.
+    pub fn node_config(&self) -> Config {
+        Config {
+            strategy: self.strategy,
+            kv: self.kv,
+            ..Config::default()
+        }
+    }
+
+    /// The delta of add `j` (0-based) of client `i`: a distinct power of
+    /// two, so a counter value names exactly the adds it includes.
+    pub fn delta(&self, client: usize, j: usize) -> u64 {
+        1 << (client * self.adds + j)
+    }
+
+    /// The deltas of client `i`'s adds.
+    pub fn deltas(&self, client: usize) -> Vec<u64> {
+        (0..self.adds).map(|j| self.delta(client, j)).collect()
+    }
+
+    /// Whether the strategy talks to the KV service at all (a one-node
+    /// cluster keeps its counter in memory whatever the strategy).
+    pub fn uses_kv(&self) -> bool {
+        self.strategy.uses_kv() && self.node_count > 1
+    }
+
+    /// One line: the bounds a verdict holds within.
+    pub fn short(&self) -> String {
+        format!(
+            "{} nodes x {} adds, {} loss{}, {} timer firing{} per node{}",
+            self.node_count,
+            self.adds,
+            self.losses,
+            if self.losses == 1 { "" } else { "es" },
+            self.timers,
+            if self.timers == 1 { "" } else { "s" },
+            match self.reduction {
+                Reduction::Dpor => "",
+                Reduction::SleepSets => ", sleep sets only",
+                Reduction::None => ", no reduction",
+            },
+        )
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+impl fmt::Display for Bounds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kv = if self.uses_kv() {
+            self.kv.name().to_string()
+        } else {
+            format!("{} (unused: {} needs no service)", self.kv, self.strategy)
+        };
+        writeln!(f, "strategy {}, kv {kv}", self.strategy)?;
+        writeln!(f, "bounds:")?;
+        writeln!(
+            f,
+            "  {} nodes, one client each; {} adds per client, one at a time",
+            self.node_count, self.adds
+        )?;
+        let deltas: Vec<String> = (0..self.node_count)
+            .map(|i| {
+                let d: Vec<String> = self.deltas(i).iter().map(u64::to_string).collect();
+                format!(
+                    "c{}: {}",
+                    i + 1,
+                    if d.is_empty() {
+                        "-".into()
+                    } else {
+                        d.join(", ")
+                    }
+                )
+            })
+            .collect();
+        writeln!(
+            f,
+            "  deltas {} (powers of two: a value names the adds it holds)",
+            deltas.join("; ")
+        )?;
+        writeln!(
+            f,
+            "  any delivery order; every state seq-kv may serve; up to {} node-to-node message{} lost",
+            self.losses,
+            if self.losses == 1 { "" } else { "s" }
+        )?;
+        writeln!(
+            f,
+            "  up to {} timer firing{} per node (gossip, retry, call deadline), at any point while armed",
+            self.timers,
+            if self.timers == 1 { "" } else { "s" }
+        )?;
+        writeln!(
+            f,
+            "  then recovery: time +{}, clients time out after {}, every armed timer fires until quiet \
+             (at most {RECOVERY_ROUNDS} rounds), nothing lost; then one final read per client",
+            secs(RECOVERY),
+            secs(CLIENT_TIMEOUT)
+        )?;
+        write!(f, "  reduction: {}", self.reduction.describe())
+    }
+}

@@ -1,0 +1,235 @@
+//! `gcounter explore` on the command line: flags, the report, the SVG
+//! of a failing schedule, and the exit status (0 complete and every
+//! schedule valid, 1 a failing schedule found, 2 the budget ran out, or a
+//! usage error as clap reports it).
+
+use super::bounds::{Bounds, Reduction};
+use super::diagram::{self, Footnote};
+use super::event::Actor;
+use super::narrative;
+use super::search::{self, Report};
+use gcounter_core::{KvKind, StrategyKind};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Tries every schedule of a small configuration (stateless model
+/// checking): every delivery order, every state seq-kv may serve, lost
+/// node-to-node messages and timer firings up to the bounds.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExploreArgs {
+    /// How the nodes keep the counter: gossip, per-node, cas or naive.
+    #[arg(long, default_value = "gossip", value_parser = crate::params::parse_strategy)]
+    pub strategy: StrategyKind,
+    /// The KV service the KV strategies use: seq-kv or lin-kv.
+    #[arg(long, default_value = "seq-kv", value_parser = parse_kv)]
+    pub kv: KvKind,
+    /// Server nodes, one client each.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=4))]
+    pub node_count: u64,
+    /// Adds per client, one at a time (deltas are distinct powers of two).
+    /// Default 2; 1 for per-node on seq-kv, whose 2 adds take minutes.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=6))]
+    pub adds: Option<u64>,
+    /// Node-to-node messages that may be lost, in all (services and
+    /// clients never lose messages).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=8))]
+    pub losses: u64,
+    /// Timer firings per node outside recovery (gossip rounds, KV
+    /// retries, KV call deadlines), each at any point while armed.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=8))]
+    pub timers: u64,
+    /// Give up after this many seconds (exit 2, "incomplete").
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive)]
+    pub budget: f64,
+    /// Where the diagram of a failing schedule goes.
+    #[arg(long, value_name = "PATH", default_value = "explore-failure.svg")]
+    pub svg: PathBuf,
+    /// Which equivalent schedules to skip: dpor (source-DPOR with sleep
+    /// sets), sleep-sets (simpler, slower: a cross-check), or none (every
+    /// interleaving and every seq-kv state: tiny bounds only).
+    #[arg(long, default_value = "dpor", value_parser = parse_reduction)]
+    pub reduction: Reduction,
+}
+
+fn parse_kv(s: &str) -> Result<KvKind, String> {
+    s.parse()
+        .map_err(|e: gcounter_core::config::UnknownValue| e.to_string())
+}
+
+fn parse_reduction(s: &str) -> Result<Reduction, String> {
+    s.parse()
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number of seconds")),
+    }
+}
+
+impl ExploreArgs {
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            node_count: self.node_count as usize,
+            adds: self.adds.map_or_else(
+                || Bounds::default_adds(self.strategy, self.kv),
+                |a| a as usize,
+            ),
+            losses: self.losses as u32,
+            timers: self.timers as u32,
+            reduction: self.reduction,
+            ..Bounds::new(self.strategy, self.kv)
+        }
+    }
+}
+
+/// Runs `gcounter explore`.
+pub fn run(args: &ExploreArgs) -> ExitCode {
+    match run_to(args, &mut std::io::stdout().lock()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(0),
+        Err(e) => {
+            log::error!("gcounter explore: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs `gcounter explore`, writing the report to `out`; returns the
+/// exit status.
+pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
+    let bounds = args.bounds();
+    writeln!(
+        out,
+        "gcounter explore: every schedule within the bounds, by re-execution"
+    )?;
+    writeln!(out, "{bounds}")?;
+    if args.adds.is_none() && bounds.adds != 2 {
+        writeln!(out, "  note: {}", super::bounds::SHRUNK)?;
+    }
+    writeln!(out, "  budget: {} s", args.budget)?;
+    out.flush()?;
+    let report = match search::explore(&bounds, Duration::from_secs_f64(args.budget)) {
+        Ok(report) => report,
+        Err(e) => {
+            writeln!(out, "error: {e}; the verdict cannot be trusted")?;
+            return Ok(2);
+        }
+    };
+    writeln!(out)?;
+    if let Some((path, leaf)) = &report.shortest {
+        writeln!(
+            out,
+            "FAILED: {} of {} schedules explored fail{}",
+            report.failures,
+            report.schedules,
+            if report.complete {
+                " (search complete)"
+            } else {
+                " (search incomplete: the budget ran out)"
+            }
+        )?;
+        writeln!(
+            out,
+            "the shortest failing schedule found, {} steps:",
+            path.len()
+        )?;
+        let world = match search::replay(&bounds, path, true) {
+            Ok(w) => w,
+            Err(e) => {
+                writeln!(out, "error: {e}")?;
+                return Ok(2);
+            }
+        };
+        let replayed = world.leaf();
+        let Some(trace) = world.into_trace() else {
+            return Ok(2);
+        };
+        write!(out, "{}", narrative::narrative(&trace, &replayed, &bounds))?;
+        debug_assert_eq!(replayed.key, leaf.key);
+        let title = format!(
+            "gcounter explore: {} on {}, shortest failing schedule ({} steps)",
+            bounds.strategy,
+            bounds.kv,
+            path.len()
+        );
+        let svg = diagram::svg(&trace, &title, &footnotes(&replayed));
+        match std::fs::write(&args.svg, svg) {
+            Ok(()) => writeln!(out, "diagram: {}", args.svg.display())?,
+            Err(e) => writeln!(out, "could not write {}: {e}", args.svg.display())?,
+        }
+        stats(out, &report)?;
+        return Ok(1);
+    }
+    if report.complete {
+        writeln!(
+            out,
+            "explored {} schedules, complete within bounds {}: every one valid",
+            report.schedules,
+            bounds.short()
+        )?;
+        stats(out, &report)?;
+        Ok(0)
+    } else {
+        writeln!(
+            out,
+            "incomplete: the budget of {} s ran out after {} schedules (none failed so far, within bounds {})",
+            args.budget,
+            report.schedules,
+            bounds.short()
+        )?;
+        writeln!(
+            out,
+            "raise --budget, or lower --adds, --timers, --losses or --node-count"
+        )?;
+        stats(out, &report)?;
+        Ok(2)
+    }
+}
+
+fn stats(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} distinct outcomes; {} branches cut by sleep sets; {} steps run (replays included); longest schedule {} steps; {:.1} s",
+        r.outcomes.len(),
+        r.blocked,
+        r.steps,
+        r.max_depth,
+        r.elapsed.as_secs_f64()
+    )
+}
+
+fn footnotes(leaf: &super::world::Leaf) -> Vec<Footnote> {
+    leaf.check
+        .final_reads
+        .iter()
+        .filter_map(|r| {
+            let k: usize = r.client.strip_prefix('c')?.parse().ok()?;
+            let ok = !leaf.check.errors.contains(r);
+            let text = if ok {
+                format!("final read {}: acceptable", r.value)
+            } else {
+                let expected: Vec<String> = leaf
+                    .check
+                    .acceptable
+                    .iter()
+                    .map(|&[lo, hi]| {
+                        if lo == hi {
+                            lo.to_string()
+                        } else {
+                            format!("{lo}..={hi}")
+                        }
+                    })
+                    .collect();
+                format!("final read {}: expected {}", r.value, expected.join(" or "))
+            };
+            Some(Footnote {
+                actor: Actor::Client(k.checked_sub(1)?),
+                text,
+                ok,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,244 @@
+//! A schedule as a message-flow (Lamport) diagram in SVG, in the manner
+//! of Maelstrom's `messages.svg`: one vertical line per client, node and
+//! service, time (steps) going down, one arrow per message from the step
+//! it was sent to the step it was delivered. Written by hand, like the
+//! results page's plots (see `page::svg`): it is lines and text.
+
+use super::event::{Actor, Event};
+use super::trace::{Fate, Trace};
+use crate::page::escape;
+use std::fmt::Write;
+
+const COL: f64 = 170.0;
+const ROW: f64 = 30.0;
+const LEFT: f64 = 70.0;
+const TOP: f64 = 70.0;
+const BOTTOM: f64 = 70.0;
+
+/// A final read shown under its client's line: text, and whether the
+/// checker accepted it.
+#[derive(Debug, Clone)]
+pub struct Footnote {
+    pub actor: Actor,
+    pub text: String,
+    pub ok: bool,
+}
+
+/// The columns, left to right: the first half of the nodes with their
+/// clients outside them, the service in the middle, the rest mirrored,
+/// so that most arrows are short.
+fn columns(trace: &Trace) -> Vec<Actor> {
+    let n = trace.node_count;
+    let left = n.div_ceil(2);
+    let mut cols = Vec::new();
+    for i in 0..left {
+        cols.push(Actor::Client(i));
+        cols.push(Actor::Node(i));
+    }
+    if trace.kv.is_some() {
+        cols.push(Actor::Service);
+    }
+    for i in left..n {
+        cols.push(Actor::Node(i));
+        cols.push(Actor::Client(i));
+    }
+    cols
+}
+
+fn colour(src: Actor, dest: Actor, lost: bool) -> &'static str {
+    match (src, dest) {
+        _ if lost => "red",
+        (Actor::Client(_), _) | (_, Actor::Client(_)) => "blue",
+        (Actor::Node(_), Actor::Node(_)) => "purple",
+        _ => "grey",
+    }
+}
+
+fn hex(name: &str) -> &'static str {
+    match name {
+        "red" => "#c0392b",
+        "blue" => "#1f77b4",
+        "purple" => "#8e44ad",
+        _ => "#555555",
+    }
+}
+
+/// The diagram of `trace`, titled `title`, with `footnotes` under the
+/// client lines.
+pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote]) -> String {
+    let cols = columns(trace);
+    let x = |a: Actor| {
+        let i = cols.iter().position(|&c| c == a).unwrap_or(0);
+        LEFT + COL / 2.0 + i as f64 * COL
+    };
+    let y = |step: usize| TOP + step as f64 * ROW;
+    let steps = trace.steps.len();
+    let width = LEFT + cols.len() as f64 * COL + 20.0;
+    let bottom = y(steps) + ROW;
+    let height = bottom + BOTTOM;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#
+    );
+    out.push_str("<defs>");
+    for name in ["red", "blue", "purple", "grey"] {
+        let _ = write!(
+            out,
+            r#"<marker id="arrow-{name}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{}"/></marker>"#,
+            hex(name)
+        );
+    }
+    out.push_str("</defs>");
+    let _ = write!(
+        out,
+        r#"<rect width="{width}" height="{height}" fill="white"/><text x="{}" y="20" font-size="14" text-anchor="middle">{}</text>"#,
+        width / 2.0,
+        escape(title)
+    );
+    // Lifelines.
+    for &a in &cols {
+        let _ = write!(
+            out,
+            r##"<text x="{x}" y="{}" font-size="13" font-weight="bold" text-anchor="middle">{}</text><line x1="{x}" y1="{}" x2="{x}" y2="{bottom}" stroke="#999"/>"##,
+            TOP - 22.0,
+            escape(&trace.name(a)),
+            TOP - 12.0,
+            x = x(a)
+        );
+    }
+    // Step numbers and phase markers.
+    let _ = write!(
+        out,
+        r##"<text x="{}" y="{}" text-anchor="end" fill="#888">init</text>"##,
+        LEFT - 10.0,
+        y(0) + 4.0
+    );
+    for (i, step) in trace.steps.iter().enumerate() {
+        let yy = y(i + 1);
+        let _ = write!(
+            out,
+            r##"<text x="{}" y="{}" text-anchor="end" fill="#888">{}<title>{}</title></text>"##,
+            LEFT - 10.0,
+            yy + 4.0,
+            i + 1,
+            escape(&step.text)
+        );
+        match step.event {
+            Event::Recover => {
+                let _ = write!(
+                    out,
+                    r##"<line x1="{LEFT}" y1="{yy}" x2="{width}" y2="{yy}" stroke="#e0a000" stroke-dasharray="6,4"/><text x="{}" y="{}" fill="#b07800">recovery: time jumps to {:.1} s</text>"##,
+                    LEFT + 4.0,
+                    yy - 4.0,
+                    step.time.as_secs_f64()
+                );
+            }
+            Event::Fire { node } => {
+                let xx = x(Actor::Node(node));
+                let _ = write!(
+                    out,
+                    r##"<circle cx="{xx}" cy="{yy}" r="6" fill="#f5c542" stroke="#b07800"/><text x="{}" y="{}" fill="#b07800">timer ({:.3} s)</text>"##,
+                    xx + 9.0,
+                    yy - 6.0,
+                    step.time.as_secs_f64()
+                );
+            }
+            _ => {}
+        }
+    }
+    // Messages.
+    for m in &trace.msgs {
+        let (x1, x2) = (x(m.src), x(m.dest));
+        let mut y1 = y(m.sent);
+        if matches!(m.src, Actor::Client(_)) && m.sent > 0 {
+            // A client sends after taking the reply of the same step.
+            y1 += ROW / 2.0;
+        }
+        let (x_end, y_end, lost, dashed, note) = match m.fate {
+            Fate::Delivered(d) if d == m.sent => (x2, y1 + ROW / 2.0, false, false, ""),
+            Fate::Delivered(d) => (x2, y(d), false, false, ""),
+            Fate::Lost(d) => ((x1 + x2) / 2.0, y(d), true, true, " (lost)"),
+            Fate::InFlight => (x2, bottom, false, true, " (never delivered)"),
+        };
+        let name = colour(m.src, m.dest, lost);
+        let dash = if dashed {
+            r#" stroke-dasharray="4,3""#
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            r#"<line x1="{x1:.1}" y1="{y1:.1}" x2="{x_end:.1}" y2="{y_end:.1}" stroke="{}" stroke-width="1.3"{dash} marker-end="url(#arrow-{name})"/>"#,
+            hex(name)
+        );
+        if lost {
+            let _ = write!(
+                out,
+                r#"<text x="{x_end:.1}" y="{:.1}" text-anchor="middle" fill="{}" font-size="14">✕</text>"#,
+                y_end + 5.0,
+                hex("red")
+            );
+        }
+        let (mx, my) = ((x1 + x_end) / 2.0, (y1 + y_end) / 2.0);
+        let _ = write!(
+            out,
+            r#"<text x="{mx:.1}" y="{:.1}" text-anchor="middle" fill="{}" stroke="white" stroke-width="3" paint-order="stroke">{}{}</text>"#,
+            my - 3.0,
+            hex(name),
+            escape(&m.label),
+            note
+        );
+    }
+    for f in footnotes {
+        let xx = x(f.actor);
+        let fill = if f.ok { "#2e8b57" } else { "#c0392b" };
+        let _ = write!(
+            out,
+            r#"<text x="{xx}" y="{}" text-anchor="middle" fill="{fill}" font-weight="bold">{}</text>"#,
+            bottom + 20.0,
+            escape(&f.text)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explore::event::MsgId;
+    use std::time::Duration;
+
+    #[test]
+    fn every_fate_of_a_message_is_drawn() {
+        let mut t = Trace::new(None, 2);
+        let id = |src, dest, n| MsgId { src, dest, n };
+        let (n0, n1) = (Actor::Node(0), Actor::Node(1));
+        t.begin(
+            Event::Fire { node: 0 },
+            "n0's timer fires".into(),
+            Duration::ZERO,
+        );
+        t.clock(Duration::from_millis(300));
+        t.sent(id(n0, n1, 0), n1, "gossip {n0: 1}".into());
+        t.sent(id(n0, n1, 1), n1, "gossip {n0: 1}".into());
+        t.begin(
+            Event::Lose { msg: id(n0, n1, 0) },
+            "lost".into(),
+            Duration::ZERO,
+        );
+        t.ended(id(n0, n1, 0), Fate::Lost(2));
+        t.begin(Event::Recover, "recovery".into(), Duration::from_secs(10));
+        t.sent_and_delivered(n1, Actor::Client(1), "read_ok 1".into());
+        let svg = svg(&t, "a <test>", &[]);
+        assert!(svg.contains("✕"), "a lost message is crossed out");
+        assert!(svg.contains("(never delivered)"));
+        assert!(svg.contains("timer (0.300 s)"));
+        assert!(svg.contains("recovery: time jumps to"));
+        assert!(svg.contains("a &lt;test&gt;"));
+        // No service column when nothing used one.
+        assert!(!svg.contains(">kv</text>"));
+        assert_eq!(svg.matches("marker-end").count(), 3);
+    }
+}

@@ -1,0 +1,87 @@
+//! `gcounter explore`: every schedule of a small configuration, tried by
+//! deterministic re-execution (stateless model checking), so that "is my
+//! strategy correct?" gets an answer that does not depend on a seed:
+//! within the stated bounds, either every schedule passes the checker, or
+//! here is the shortest one that does not.
+//!
+//! A randomized run samples schedules; a verdict that flips between runs
+//! says only that some schedules fail. Here the nodes are the real core
+//! [`Node`](gcounter_core::Node)s and the KV services the core's models,
+//! as in the simulator, but every choice the network, the clock and
+//! `seq-kv` could make is a branch of a search tree, and the search visits
+//! them all.
+//!
+//! # What is explored
+//!
+//! One client per node, each doing `--adds` adds one at a time (deltas
+//! are distinct powers of two, so a counter value names the adds it
+//! holds), then recovery, then one final read per client (see [`world`]
+//! for the phases and the clocks). At each step the search chooses:
+//!
+//! - which message in flight is delivered next (any order: Maelstrom's
+//!   network reorders once there is latency);
+//! - for a request to `seq-kv`, which state of the client's window it runs
+//!   against first ([`SeqKv::window`](gcounter_core::service::SeqKv::window),
+//!   then [`SeqKv::serve_from`](gcounter_core::service::SeqKv::serve_from));
+//! - whether a node-to-node message is lost, up to `--losses` in all
+//!   (clients and services never lose messages, as in Maelstrom);
+//! - whether a node's timer fires now: any armed timer (gossip round, KV
+//!   retry, or a KV call's deadline) may fire at any point, up to
+//!   `--timers` times per node; the node's clock then moves to its wake
+//!   time;
+//! - when the adds end (once nothing is in flight).
+//!
+//! Not explored: crashes, pauses and duplicated messages; more clients
+//! than nodes; reads during the adds (they are not checked). Recovery is
+//! explored in every order too, but with everything delivered and every
+//! armed timer firing once per round until a round sends nothing.
+//!
+//! # Reduction, and why it loses nothing
+//!
+//! Two schedules that differ only in the order of events that commute
+//! end in the same state, so with the same final reads and verdict; the
+//! search tries to run one of each class. Two events commute
+//! ([`Footprint::independent`](event::Footprint::independent)) when they
+//! happen at different nodes (a node with its client and its clock), or
+//! one at a node and one at the KV service, or both at the service but
+//! unable to see each other (on `seq-kv`: from different nodes, at most
+//! one of them running against the newest state; on `lin-kv`: different
+//! keys, or both reads), and neither changes the phase. Two losses never
+//! commute (they share a budget). This rests on assumptions the code
+//! keeps: a step at a node reads and writes only that node, its clock
+//! and its client, and adds messages to a network that is a set; a
+//! service's reply is named and numbered after its request; a `seq-kv`
+//! state, once made, never changes, and the window never drops one (a
+//! search that would see it drop stops with an error).
+//!
+//! [`search`] applies this with source-DPOR (Abdulla et al., POPL 2014)
+//! and sleep sets (Godefroid): from each state it explores one process
+//! (a message, a node's timer) and adds another only when a race it
+//! finds later calls for it. `--reduction sleep-sets` (sleep sets alone)
+//! and `--reduction none` (every interleaving) are there to check it:
+//! the tests compare the outcomes each finds.
+//!
+//! A third reduction merges `seq-kv` answers: requests that change the
+//! store all land on the newest state whatever state was chosen, so one
+//! choice stands for them; among choices that change nothing and give
+//! the same reply, only the one leaving the client's position stalest is
+//! kept, since every continuation of a fresher one is also a continuation
+//! of it (the window only grows) with the same result.
+//!
+//! There is no state hashing: a node's state is not `Hash`, and hashing
+//! its `Debug` text would be sound only while every strategy keeps a
+//! faithful derived `Debug`, which nothing enforces.
+
+pub mod bounds;
+pub mod cli;
+pub mod diagram;
+pub mod event;
+pub mod narrative;
+pub mod search;
+pub mod trace;
+pub mod world;
+
+pub use bounds::Bounds;
+pub use cli::ExploreArgs;
+pub use search::{explore, replay, Report, SearchError};
+pub use world::{Leaf, World};

@@ -1,0 +1,1019 @@
+//! The explored system: the real core [`Node`]s, the core's KV model,
+//! the clients, the messages in flight and the nodes' clocks, stepped one
+//! [`Event`] at a time.
+//!
+//! A `World` is built afresh and replayed to reach a state (nodes are not
+//! `Clone`, and need not be: stepping is deterministic, which the search
+//! checks on every replay). It says which events are enabled, with their
+//! [`Footprint`]s, and applies one.
+//!
+//! The phases follow `gcounter sim`'s workload, shrunk to the bounds:
+//!
+//! 1. Adds: each client sends its adds one at a time, the next when the
+//!    last is answered. Replies to a client are taken at once (a client
+//!    does nothing but record them and send its next request, whose
+//!    delivery is itself a choice), so "the client waits before its next
+//!    add" is covered by delaying that delivery.
+//! 2. `Recover` (enabled once nothing is in flight): the clock jumps by
+//!    Maelstrom's recovery wait (10 s), past every call deadline, client
+//!    timeout and staleness window; an add still unanswered is `info`.
+//!    Then rounds: every armed timer fires once and everything in flight
+//!    is delivered, in every order; a round that sends nothing ends
+//!    recovery.
+//! 3. Finals: each client sends one read; when every one is answered the
+//!    schedule is complete and the history goes to the checker.
+//!
+//! # Time
+//!
+//! Each node has its own clock, which its client reads too. It moves only
+//! when the node's timer fires (to the wake time the node asked for) and
+//! at the recovery jump (every clock to the latest plus 10 s). That is
+//! the asynchronous model: nothing bounds how long a message takes or
+//! how far apart two nodes' steps are, so a node learns that time passed
+//! only from its own timers, and a timer may fire at any point while it
+//! is armed (a call's reply may come before or after its deadline). The
+//! nodes use time only to measure their own intervals (call deadlines,
+//! retry delays, the gossip interval, read staleness), which this keeps
+//! exact; a strategy whose safety rested on clocks agreeing across nodes
+//! would be beyond this model. In exchange a firing touches only its own
+//! node, so it commutes with steps elsewhere (see [`Footprint`]).
+
+use super::bounds::{Bounds, FORCED_FIRINGS, RECOVERY_ROUNDS};
+use super::event::{Actor, Event, Footprint, KvAccess, KvEffect, MsgId};
+use super::trace::{describe, served_note, Fate, Trace};
+use crate::checker::{check, CheckResult, Verdict};
+use crate::history::{History, OpError, OpKind, Outcome};
+use crate::testcore::INIT_CLIENT;
+use crate::workload::{client_id, interpret, node_ids, CLIENT_TIMEOUT, RECOVERY};
+use gcounter_core::service::{apply, LinKv, SeqKv, Served};
+use gcounter_core::{Body, Envelope, Input, KvKind, Node, Output, Payload, Time};
+use std::cell::RefCell;
+
+#[derive(Debug)]
+enum Kv {
+    Seq(SeqKv),
+    Lin(LinKv),
+}
+
+/// A `seq-kv` request's choices (state, whether the answer stands on it),
+/// worked out for a version of the store, merged or not.
+#[derive(Debug)]
+struct Choices {
+    version: u64,
+    merge: bool,
+    states: Vec<(u64, bool)>,
+}
+
+#[derive(Debug)]
+struct Flight {
+    id: MsgId,
+    dest: Actor,
+    env: Envelope,
+    /// For a service's reply: which state answered.
+    served: Option<Served>,
+    /// The step that sent it (0: `init`).
+    created: usize,
+    /// The key of a KV request, hashed.
+    key: u64,
+    /// For a request to `seq-kv`: its choices, as of a version of the
+    /// store, with `merge` (worked out once per version, not per step).
+    choices: RefCell<Option<Choices>>,
+}
+
+/// Where a schedule is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Adds,
+    Recovery,
+    Finals,
+    Done,
+}
+
+/// A client's request: sent, then (once delivered) invoked.
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    msg_id: u64,
+    kind: OpKind,
+    delta: Option<u64>,
+    final_read: bool,
+    /// The history entry, once the node has it.
+    op: Option<usize>,
+}
+
+#[derive(Debug)]
+struct Client {
+    id: String,
+    node: String,
+    deltas: Vec<u64>,
+    next_add: usize,
+    next_msg_id: u64,
+    request: Option<Request>,
+    final_done: bool,
+}
+
+/// How a complete schedule ended.
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    pub check: CheckResult,
+    /// A schedule that could not be completed within the caps.
+    pub problem: Option<String>,
+    /// The outcome in one line: every operation's result and every final
+    /// read, per client. Two schedules with the same key are the same
+    /// outcome as far as the checker is concerned.
+    pub key: String,
+    pub history: History,
+}
+
+impl Leaf {
+    pub fn failing(&self) -> bool {
+        self.problem.is_some() || self.check.verdict != Verdict::Valid
+    }
+}
+
+/// The system in one state.
+#[derive(Debug)]
+pub struct World {
+    bounds: Bounds,
+    kv_name: &'static str,
+    ids: Vec<String>,
+    nodes: Vec<Node>,
+    wake: Vec<Option<Time>>,
+    kv: Kv,
+    /// Per `seq-kv` state, the step that made it (0: the empty store).
+    made_state: Vec<usize>,
+    /// `seq-kv` dropped a state from its window: the reduction assumes it
+    /// never does.
+    overflowed: bool,
+    /// Bumped whenever the service serves a request (its states or a
+    /// position change).
+    kv_version: u64,
+    clients: Vec<Client>,
+    flight: Vec<Flight>,
+    /// Messages sent so far, per actor (clients, nodes, service).
+    sent: Vec<u32>,
+    /// Per node (and its client).
+    clock: Vec<Time>,
+    phase: Phase,
+    fired: Vec<u32>,
+    forced: Vec<u32>,
+    lost: u32,
+    round: u32,
+    due: Vec<bool>,
+    round_sent: bool,
+    steps: usize,
+    history: History,
+    problem: Option<String>,
+    trace: Option<Trace>,
+}
+
+impl World {
+    /// The system after `init`, each client's first add in flight.
+    pub fn new(bounds: &Bounds) -> Self {
+        Self::build(bounds, false)
+    }
+
+    /// The same, recording a [`Trace`] of every step.
+    pub fn traced(bounds: &Bounds) -> Self {
+        Self::build(bounds, true)
+    }
+
+    fn build(bounds: &Bounds, traced: bool) -> Self {
+        let n = bounds.node_count;
+        let ids = node_ids(n);
+        let kv_name = bounds.kv.name();
+        let kv = match bounds.kv {
+            KvKind::SeqKv => Kv::Seq(SeqKv::new(0)),
+            KvKind::LinKv => Kv::Lin(LinKv::default()),
+        };
+        let trace = traced.then(|| Trace::new(bounds.uses_kv().then_some(kv_name), n));
+        let mut w = World {
+            bounds: bounds.clone(),
+            kv_name,
+            nodes: (0..n).map(|_| Node::new(bounds.node_config())).collect(),
+            wake: vec![None; n],
+            kv,
+            made_state: vec![0],
+            overflowed: false,
+            kv_version: 0,
+            clients: (0..n)
+                .map(|i| Client {
+                    id: client_id(i),
+                    node: ids[i].clone(),
+                    deltas: bounds.deltas(i),
+                    next_add: 0,
+                    next_msg_id: 1,
+                    request: None,
+                    final_done: false,
+                })
+                .collect(),
+            ids,
+            flight: Vec::new(),
+            sent: vec![0; 2 * n + 1],
+            clock: vec![Time::ZERO; n],
+            phase: Phase::Adds,
+            fired: vec![0; n],
+            forced: vec![0; n],
+            lost: 0,
+            round: 0,
+            due: vec![false; n],
+            round_sent: false,
+            steps: 0,
+            history: History::default(),
+            problem: None,
+            trace,
+        };
+        for i in 0..n {
+            let init = Envelope {
+                src: INIT_CLIENT.into(),
+                dest: w.ids[i].clone(),
+                body: Body {
+                    msg_id: Some(0),
+                    in_reply_to: None,
+                    payload: Payload::Init {
+                        node_id: w.ids[i].clone(),
+                        node_ids: w.ids.clone(),
+                    },
+                },
+            };
+            w.feed(i, Input::Message(init));
+        }
+        for k in 0..n {
+            w.next_request(k);
+        }
+        w
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The phase and the recovery round: a change means every event
+    /// after it was enabled by it.
+    pub fn epoch(&self) -> (Phase, u32) {
+        (self.phase, self.round)
+    }
+
+    /// Whether `seq-kv` ever dropped a state from its window.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// The steps (numbered from 1, 0 for `init` or none) without which
+    /// `event` would not be enabled as it is: the one that sent its
+    /// message, and, for a `seq-kv` request, the one that made the state
+    /// it is served from. (Other reasons are covered by dependence: a
+    /// node's own steps arm its timer, a client's position moves only
+    /// with its own requests.)
+    pub fn causes(&self, event: Event) -> (usize, usize) {
+        let (msg, state) = match event {
+            Event::Deliver { msg, state } => (msg, state),
+            Event::Lose { msg } => (msg, None),
+            Event::Fire { .. } | Event::Recover => return (0, 0),
+        };
+        let sent = self
+            .flight
+            .iter()
+            .find(|f| f.id == msg)
+            .map_or(0, |f| f.created);
+        let made = state
+            .and_then(|k| self.made_state.get(k as usize))
+            .copied()
+            .unwrap_or(0);
+        (sent, made)
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    pub fn trace(&self) -> Option<&Trace> {
+        self.trace.as_ref()
+    }
+
+    fn slot(&self, actor: Actor) -> usize {
+        let n = self.bounds.node_count;
+        match actor {
+            Actor::Client(i) => i,
+            Actor::Node(i) => n + i,
+            Actor::Service => 2 * n,
+        }
+    }
+
+    /// The actor an id names, if it is one of this system's.
+    fn actor(&self, id: &str) -> Option<Actor> {
+        if id == self.kv_name {
+            return Some(Actor::Service);
+        }
+        let n = self.bounds.node_count;
+        let num = |rest: &str| rest.parse::<usize>().ok();
+        if let Some(i) = id.strip_prefix('n').and_then(num) {
+            return (i < n).then_some(Actor::Node(i));
+        }
+        if let Some(k) = id.strip_prefix('c').and_then(num) {
+            return (1..=n).contains(&k).then(|| Actor::Client(k - 1));
+        }
+        None
+    }
+
+    /// The events enabled now, each with its footprint, in a fixed order.
+    /// With `merge`, `seq-kv` answers that differ only in how stale the
+    /// client's position ends up are merged (see the module docs of
+    /// `explore`).
+    pub fn enabled(&self, merge: bool) -> Vec<(Event, Footprint)> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Done {
+            return out;
+        }
+        for f in &self.flight {
+            let at = Footprint::Local {
+                actor: f.dest,
+                spends_loss: false,
+            };
+            let client = match f.id.src {
+                Actor::Node(i) => i,
+                _ => usize::MAX,
+            };
+            let key = f.key;
+            match (&self.kv, f.dest) {
+                (Kv::Seq(kv), Actor::Service) => {
+                    let mut cache = f.choices.borrow_mut();
+                    let fresh = cache
+                        .as_ref()
+                        .is_some_and(|c| c.version == self.kv_version && c.merge == merge);
+                    if !fresh {
+                        *cache = Some(Choices {
+                            version: self.kv_version,
+                            merge,
+                            states: seq_choices(kv, &f.env, merge),
+                        });
+                    }
+                    let choices = cache.as_ref().map_or(&[][..], |c| c.states.as_slice());
+                    for &(state, stands) in choices {
+                        let event = Event::Deliver {
+                            msg: f.id,
+                            state: Some(state),
+                        };
+                        let effect = if stands {
+                            KvEffect::Stands
+                        } else {
+                            KvEffect::Newest
+                        };
+                        out.push((
+                            event,
+                            Footprint::Kv(KvAccess {
+                                client,
+                                key,
+                                effect,
+                            }),
+                        ));
+                    }
+                }
+                (Kv::Lin(_), Actor::Service) => {
+                    // By the request alone, so that the same event always
+                    // has the same footprint: a cas that fails changes
+                    // nothing, but counts as a write.
+                    let effect = match f.env.body.payload {
+                        Payload::Read { .. } => KvEffect::Reads,
+                        _ => KvEffect::Writes,
+                    };
+                    let event = Event::Deliver {
+                        msg: f.id,
+                        state: None,
+                    };
+                    out.push((
+                        event,
+                        Footprint::Kv(KvAccess {
+                            client,
+                            key,
+                            effect,
+                        }),
+                    ));
+                }
+                _ => out.push((
+                    Event::Deliver {
+                        msg: f.id,
+                        state: None,
+                    },
+                    at,
+                )),
+            }
+            if self.phase == Phase::Adds
+                && self.lost < self.bounds.losses
+                && f.id.src.is_node()
+                && f.dest.is_node()
+            {
+                let lose = Footprint::Local {
+                    actor: f.dest,
+                    spends_loss: true,
+                };
+                out.push((Event::Lose { msg: f.id }, lose));
+            }
+        }
+        let n = self.bounds.node_count;
+        match self.phase {
+            Phase::Adds | Phase::Finals => {
+                let mut budgeted = false;
+                for i in 0..n {
+                    if self.wake[i].is_some() && self.fired[i] < self.bounds.timers {
+                        out.push((Event::Fire { node: i }, Self::fire_footprint(i)));
+                        budgeted = true;
+                    }
+                }
+                if self.flight.is_empty() {
+                    if self.phase == Phase::Adds {
+                        out.push((Event::Recover, Footprint::Global));
+                    } else if !budgeted {
+                        // A final read is waiting on a timer past the
+                        // bound: let time pass, as it would.
+                        for i in 0..n {
+                            if self.wake[i].is_some() && self.forced[i] < FORCED_FIRINGS {
+                                out.push((Event::Fire { node: i }, Footprint::Global));
+                            }
+                        }
+                    }
+                }
+            }
+            Phase::Recovery => {
+                for i in 0..n {
+                    if self.due[i] && self.wake[i].is_some() {
+                        out.push((Event::Fire { node: i }, Self::fire_footprint(i)));
+                    }
+                }
+            }
+            Phase::Done => {}
+        }
+        out
+    }
+
+    /// A firing within the bound touches only its node (and that node's
+    /// clock).
+    fn fire_footprint(node: usize) -> Footprint {
+        Footprint::Local {
+            actor: Actor::Node(node),
+            spends_loss: false,
+        }
+    }
+
+    /// Applies `event`, which must be enabled. An error means a replay
+    /// went another way than the first run: something is not
+    /// deterministic.
+    pub fn apply(&mut self, event: Event) -> Result<(), String> {
+        self.steps += 1;
+        if self.trace.is_some() {
+            let text = self.describe_event(event);
+            let now = self.clock.iter().copied().max().unwrap_or_default();
+            if let Some(t) = self.trace.as_mut() {
+                t.begin(event, text, now);
+            }
+        }
+        match event {
+            Event::Deliver { msg, state } => {
+                let f = self.take(msg)?;
+                if let Some(t) = self.trace.as_mut() {
+                    let step = t.now_step();
+                    t.ended(msg, Fate::Delivered(step));
+                }
+                self.deliver(f, state);
+            }
+            Event::Lose { msg } => {
+                self.take(msg)?;
+                self.lost += 1;
+                if let Some(t) = self.trace.as_mut() {
+                    let step = t.now_step();
+                    t.ended(msg, Fate::Lost(step));
+                }
+            }
+            Event::Fire { node } => {
+                let at = self.wake[node].ok_or_else(|| format!("n{node} has no timer to fire"))?;
+                match self.phase {
+                    Phase::Recovery => self.due[node] = false,
+                    _ if self.fired[node] < self.bounds.timers => self.fired[node] += 1,
+                    _ => self.forced[node] += 1,
+                }
+                self.advance(node, at);
+                self.feed(node, Input::Timeout);
+            }
+            Event::Recover => {
+                self.phase = Phase::Recovery;
+                let at = self.latest() + RECOVERY;
+                for i in 0..self.bounds.node_count {
+                    self.advance(i, at);
+                }
+                self.round = 1;
+                self.due = self.wake.iter().map(Option::is_some).collect();
+                self.round_sent = false;
+                if let Some(armed) = self.armed_list() {
+                    self.note(format!("recovery round 1: {armed}"));
+                }
+            }
+        }
+        self.settle();
+        if self.phase != Phase::Done && self.steps >= self.bounds.max_steps {
+            self.problem = Some(format!(
+                "no end after {} steps: a livelock?",
+                self.bounds.max_steps
+            ));
+            self.phase = Phase::Done;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, msg: MsgId) -> Result<Flight, String> {
+        let i = self
+            .flight
+            .iter()
+            .position(|f| f.id == msg)
+            .ok_or_else(|| format!("message {msg:?} is not in flight"))?;
+        Ok(self.flight.remove(i))
+    }
+
+    fn armed_list(&self) -> Option<String> {
+        let armed: Vec<String> = (0..self.bounds.node_count)
+            .filter(|&i| self.due[i])
+            .map(|i| self.ids[i].clone())
+            .collect();
+        (!armed.is_empty()).then(|| format!("the timers of {} fire once", armed.join(", ")))
+    }
+
+    /// The latest of the clocks.
+    fn latest(&self) -> Time {
+        self.clock.iter().copied().max().unwrap_or_default()
+    }
+
+    /// Moves node `k`'s clock to `at` if that is later; if its client's
+    /// request is then older than the client timeout, the client gives up
+    /// on it.
+    fn advance(&mut self, k: usize, at: Time) {
+        if at <= self.clock[k] {
+            return;
+        }
+        self.clock[k] = at;
+        if let Some(t) = self.trace.as_mut() {
+            t.clock(at);
+        }
+        let Some(r) = self.clients[k].request else {
+            return;
+        };
+        let Some(op) = r.op else { return };
+        if self.history.ops[op].invoke + CLIENT_TIMEOUT > at {
+            return;
+        }
+        self.clients[k].request = None;
+        let text = format!("no reply within {} s", CLIENT_TIMEOUT.as_secs());
+        let error = Some(OpError { code: None, text });
+        self.history.complete(op, Outcome::Info, None, error, at);
+        let what = match r.delta {
+            Some(d) => format!("add {d}"),
+            None => "final read".into(),
+        };
+        self.note(format!(
+            "{} times out waiting for its {what}: indeterminate",
+            self.clients[k].id
+        ));
+        if r.final_read {
+            self.clients[k].final_done = true;
+        } else {
+            self.next_request(k);
+        }
+    }
+
+    /// Moves between phases when nothing is left to do in this one.
+    fn settle(&mut self) {
+        loop {
+            match self.phase {
+                Phase::Recovery => {
+                    let n = self.bounds.node_count;
+                    let firing = (0..n).any(|i| self.due[i] && self.wake[i].is_some());
+                    if !self.flight.is_empty() || firing {
+                        return;
+                    }
+                    if !self.round_sent {
+                        self.start_finals();
+                        continue;
+                    }
+                    if self.round >= RECOVERY_ROUNDS {
+                        self.problem = Some(format!(
+                            "recovery still sending after {RECOVERY_ROUNDS} rounds: a livelock?"
+                        ));
+                        self.phase = Phase::Done;
+                        return;
+                    }
+                    self.round += 1;
+                    self.due = self.wake.iter().map(Option::is_some).collect();
+                    self.round_sent = false;
+                    if let Some(armed) = self.armed_list() {
+                        let round = self.round;
+                        self.note(format!("recovery round {round}: {armed}"));
+                    }
+                }
+                Phase::Finals => {
+                    if self.clients.iter().all(|c| c.final_done) {
+                        self.phase = Phase::Done;
+                    }
+                    return;
+                }
+                Phase::Adds | Phase::Done => return,
+            }
+        }
+    }
+
+    fn start_finals(&mut self) {
+        self.phase = Phase::Finals;
+        self.note("recovery is over: every client sends its final read".into());
+        for k in 0..self.clients.len() {
+            self.send_request(k, OpKind::Read, None, true);
+        }
+    }
+
+    fn next_request(&mut self, k: usize) {
+        if self.phase != Phase::Adds {
+            return;
+        }
+        let c = &self.clients[k];
+        if let Some(&delta) = c.deltas.get(c.next_add) {
+            self.clients[k].next_add += 1;
+            self.send_request(k, OpKind::Add, Some(delta), false);
+        }
+    }
+
+    fn send_request(&mut self, k: usize, kind: OpKind, delta: Option<u64>, final_read: bool) {
+        let c = &mut self.clients[k];
+        let msg_id = c.next_msg_id;
+        c.next_msg_id += 1;
+        c.request = Some(Request {
+            msg_id,
+            kind,
+            delta,
+            final_read,
+            op: None,
+        });
+        let payload = match delta {
+            Some(delta) => Payload::Add { delta },
+            None => Payload::Read { key: None },
+        };
+        let env = Envelope {
+            src: c.id.clone(),
+            dest: c.node.clone(),
+            body: Body {
+                msg_id: Some(msg_id),
+                in_reply_to: None,
+                payload,
+            },
+        };
+        self.send(Actor::Client(k), Actor::Node(k), env, None);
+    }
+
+    fn send(&mut self, src: Actor, dest: Actor, env: Envelope, served: Option<Served>) {
+        // A service's reply is named after the request it answers, so that
+        // its name does not depend on the order of requests that commute.
+        let n = match (src, env.body.in_reply_to) {
+            (Actor::Service, Some(request)) => request as u32,
+            _ => {
+                let slot = self.slot(src);
+                self.sent[slot] += 1;
+                self.sent[slot] - 1
+            }
+        };
+        let id = MsgId { src, dest, n };
+        if let Some(t) = self.trace.as_mut() {
+            let mut label = describe(&env.body.payload);
+            if let Some(s) = &served {
+                label = format!("{label} ({})", served_note(s));
+            }
+            t.sent(id, dest, label);
+        }
+        let key = if dest == Actor::Service {
+            key_hash(&env.body.payload)
+        } else {
+            0
+        };
+        self.flight.push(Flight {
+            id,
+            dest,
+            env,
+            served,
+            created: self.steps,
+            key,
+            choices: RefCell::new(None),
+        });
+    }
+
+    fn deliver(&mut self, f: Flight, state: Option<u64>) {
+        match f.dest {
+            Actor::Node(i) => {
+                if let Actor::Client(k) = f.id.src {
+                    self.invoke(k);
+                }
+                self.feed(i, Input::Message(f.env));
+            }
+            Actor::Service => {
+                if let Some((reply, served)) = self.serve(&f.env, state) {
+                    match self.actor(&reply.dest) {
+                        Some(dest) => self.send(Actor::Service, dest, reply, Some(served)),
+                        None => self.note(format!("{} is nobody: reply dropped", reply.dest)),
+                    }
+                }
+            }
+            // Replies to clients are taken as they are sent.
+            Actor::Client(_) => {}
+        }
+    }
+
+    /// Client `k`'s request reaches its node: the operation starts now.
+    fn invoke(&mut self, k: usize) {
+        let c = &self.clients[k];
+        let Some(r) = c.request else { return };
+        let op = self
+            .history
+            .invoke(&c.id, &c.node, r.kind, r.delta, r.final_read, self.clock[k]);
+        if let Some(r) = self.clients[k].request.as_mut() {
+            r.op = Some(op);
+        }
+    }
+
+    fn serve(&mut self, req: &Envelope, state: Option<u64>) -> Option<(Envelope, Served)> {
+        self.kv_version += 1;
+        let request_id = req.body.msg_id?;
+        let (payload, served) = match &mut self.kv {
+            Kv::Seq(kv) => {
+                let chosen = state.unwrap_or_else(|| *kv.window(&req.src).end());
+                let (reply, served) = kv.serve_from(&req.src, &req.body.payload, chosen);
+                if served.changed {
+                    self.made_state.push(self.steps);
+                }
+                self.overflowed |= oldest(kv) > 0;
+                (reply, served)
+            }
+            Kv::Lin(kv) => kv.serve(&req.body.payload),
+        };
+        // Unique per client rather than per service, for the same reason
+        // as the reply's name: nodes never look at a reply's `msg_id`.
+        let reply = Envelope {
+            src: self.kv_name.to_string(),
+            dest: req.src.clone(),
+            body: Body {
+                msg_id: Some(request_id),
+                in_reply_to: Some(request_id),
+                payload,
+            },
+        };
+        Some((reply, served))
+    }
+
+    /// Hands node `i` an input and routes everything it sends.
+    fn feed(&mut self, i: usize, input: Input<'_>) {
+        self.nodes[i].handle(input, self.clock[i]);
+        loop {
+            match self.nodes[i].poll_output() {
+                Output::Send(env) => self.route(i, env),
+                Output::Persist(_) => {}
+                Output::Wait(at) => {
+                    self.wake[i] = at;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn route(&mut self, i: usize, env: Envelope) {
+        if env.dest == INIT_CLIENT {
+            return;
+        }
+        if self.phase == Phase::Recovery {
+            self.round_sent = true;
+        }
+        match self.actor(&env.dest) {
+            Some(Actor::Client(k)) => self.client_reply(i, k, env),
+            Some(dest) => self.send(Actor::Node(i), dest, env, None),
+            None => {
+                let text = format!(
+                    "{} -> {}: nobody by that name; dropped",
+                    self.ids[i], env.dest
+                );
+                self.note(text);
+            }
+        }
+    }
+
+    /// A reply reaches client `k` as it is sent: it completes the
+    /// client's operation (if it answers it) and the client sends its
+    /// next request.
+    fn client_reply(&mut self, i: usize, k: usize, env: Envelope) {
+        let label = describe(&env.body.payload);
+        if let Some(t) = self.trace.as_mut() {
+            t.sent_and_delivered(Actor::Node(i), Actor::Client(k), label.clone());
+        }
+        let c = &mut self.clients[k];
+        let answers = c
+            .request
+            .is_some_and(|r| r.op.is_some() && env.body.in_reply_to == Some(r.msg_id));
+        if !answers {
+            let text = format!(
+                "{} -> {} {label}: answers nothing pending; ignored",
+                self.ids[i], c.id
+            );
+            self.note(text);
+            return;
+        }
+        let Some(r) = c.request.take() else { return };
+        let (outcome, value, error) = interpret(r.kind, &env.body.payload);
+        if let Some(op) = r.op {
+            self.history
+                .complete(op, outcome, value, error, self.clock[i]);
+        }
+        if self.trace.is_some() {
+            let what = match (r.delta, r.final_read) {
+                (Some(d), _) => format!("add {d}"),
+                (None, true) => "final read".into(),
+                (None, false) => "read".into(),
+            };
+            let verdict = match (outcome, r.kind) {
+                (Outcome::Ok, OpKind::Add) => "acknowledged".to_string(),
+                (Outcome::Ok, OpKind::Read) => "answered".to_string(),
+                (Outcome::Info, _) => "indeterminate".to_string(),
+                (Outcome::Fail, _) => "failed".to_string(),
+            };
+            let detail = match &env.body.payload {
+                Payload::Error { text, .. } => format!(" ({text})"),
+                _ => String::new(),
+            };
+            let text = format!(
+                "{} -> {} {label}: {what} {verdict}{detail}",
+                self.ids[i], self.clients[k].id
+            );
+            self.note(text);
+        }
+        if r.final_read {
+            self.clients[k].final_done = true;
+        } else {
+            self.next_request(k);
+        }
+    }
+
+    fn note(&mut self, text: String) {
+        if let Some(t) = self.trace.as_mut() {
+            t.note(text);
+        }
+    }
+
+    fn describe_event(&self, event: Event) -> String {
+        let t = self.trace.as_ref();
+        let name = |a: Actor| t.map_or_else(|| a.to_string(), |t| t.name(a));
+        let flight = |msg: MsgId| self.flight.iter().find(|f| f.id == msg);
+        match event {
+            Event::Deliver { msg, .. } | Event::Lose { msg } => {
+                let Some(f) = flight(msg) else {
+                    return format!("{msg:?} (not in flight)");
+                };
+                let mut text = format!(
+                    "{} -> {} {}",
+                    name(f.id.src),
+                    name(f.dest),
+                    describe(&f.env.body.payload)
+                );
+                if let Payload::Error { text: why, .. } = &f.env.body.payload {
+                    text.push_str(&format!(": {why}"));
+                }
+                if let Some(s) = &f.served {
+                    text.push_str(&format!(" ({})", served_note(s)));
+                }
+                if let Actor::Client(k) = f.id.src {
+                    if self.clients[k].request.is_some_and(|r| r.final_read) {
+                        text.push_str(" (final read)");
+                    }
+                }
+                if matches!(event, Event::Lose { .. }) {
+                    text.push_str("  LOST");
+                }
+                text
+            }
+            Event::Fire { node } => {
+                let now = self.clock[node];
+                let at = self.wake[node].unwrap_or(now).max(now);
+                format!(
+                    "{}'s timer fires at {:.3} s (its clock)",
+                    self.ids[node],
+                    at.as_secs_f64()
+                )
+            }
+            Event::Recover => format!(
+                "nothing in flight: recovery; time jumps from {:.3} s to {:.3} s",
+                self.latest().as_secs_f64(),
+                (self.latest() + RECOVERY).as_secs_f64()
+            ),
+        }
+    }
+
+    /// The end of a complete schedule (or of one stuck with nothing
+    /// enabled): the checker's verdict on the history.
+    pub fn leaf(&self) -> Leaf {
+        let check = check(&self.history);
+        let mut key = String::new();
+        for c in &self.clients {
+            key.push_str(&c.id);
+            key.push('[');
+            for op in self.history.iter().filter(|op| op.client == c.id) {
+                let outcome = op.outcome.map_or("pending", Outcome::name);
+                match (op.kind, op.final_read) {
+                    (OpKind::Add, _) => {
+                        key.push_str(&format!(" +{}:{outcome}", op.delta.unwrap_or(0)))
+                    }
+                    (OpKind::Read, fin) => key.push_str(&format!(
+                        " {}{}:{outcome}",
+                        if fin { "final=" } else { "read=" },
+                        op.value.map_or("-".into(), |v| v.to_string())
+                    )),
+                }
+            }
+            key.push_str(" ] ");
+        }
+        if let Some(p) = &self.problem {
+            key.push_str(p);
+        }
+        Leaf {
+            check,
+            problem: self.problem.clone(),
+            key,
+            history: self.history.clone(),
+        }
+    }
+
+    /// The trace, taken out (a traced world only).
+    pub fn into_trace(self) -> Option<Trace> {
+        self.trace
+    }
+}
+
+/// The states a request to `seq-kv` may run against first. Without
+/// reduction: every state of the client's window. With it, one per
+/// distinct result: requests that change the store all land on the newest
+/// state, so one stands for them; among those that change nothing and give
+/// the same reply, only the one leaving the client at the stalest position
+/// is kept, since from a staler position every later choice of the
+/// fresher one is still open (the window only widens) and nothing else
+/// differs.
+///
+/// Each choice comes with whether the answer stands on the chosen state
+/// (it changed nothing there, so it depends on nothing newer and changes
+/// only the client's position) rather than running against the newest.
+fn seq_choices(kv: &SeqKv, req: &Envelope, merge: bool) -> Vec<(u64, bool)> {
+    let window = kv.window(&req.src);
+    let newest = *window.end();
+    let request = &req.body.payload;
+    // What a request that changes its chosen state does: it runs against
+    // the newest state instead, whichever state was chosen.
+    let mut on_newest: Option<(Payload, bool, u64)> = None;
+    // (reply, changed, position after, chosen)
+    let mut kept: Vec<(Payload, bool, u64, u64)> = Vec::new();
+    for chosen in window {
+        let Some(state) = kv.state(chosen) else {
+            continue;
+        };
+        let (reply, change) = apply(state, request);
+        let (reply, changed, after) = match change {
+            None => (reply, false, chosen),
+            Some(_) => on_newest
+                .get_or_insert_with(|| {
+                    let (reply, change) = apply(kv.latest(), request);
+                    let changed = change.is_some();
+                    (reply, changed, newest + u64::from(changed))
+                })
+                .clone(),
+        };
+        let same = kept
+            .iter_mut()
+            .find(|(r, c, _, _)| *c == changed && *r == reply);
+        match same {
+            Some(k) if merge => {
+                if !changed && after < k.2 {
+                    k.2 = after;
+                    k.3 = chosen;
+                }
+            }
+            _ => kept.push((reply, changed, after, chosen)),
+        }
+    }
+    kept.into_iter()
+        .map(|(_, changed, after, chosen)| (chosen, !changed && after == chosen))
+        .collect()
+}
+
+/// The oldest state `seq-kv` still holds (a client it has never seen
+/// starts there).
+fn oldest(kv: &SeqKv) -> u64 {
+    *kv.window("").start()
+}
+
+/// The key a KV request is about, hashed (two keys that collide are
+/// merely treated as one: more dependence, never less).
+fn key_hash(payload: &Payload) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let key = match payload {
+        Payload::Read { key: Some(k) } => k,
+        Payload::Write { key, .. } | Payload::Cas { key, .. } => key,
+        _ => return 0,
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.to_string().hash(&mut h);
+    h.finish()
+}

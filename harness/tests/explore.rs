@@ -1,0 +1,183 @@
+//! `gcounter explore`'s search: it proves naive's lost update with a
+//! replayable schedule, it completes for the correct strategies, and its
+//! reductions lose no outcome.
+
+use gcounter_core::{KvKind, StrategyKind};
+use gcounter_harness::checker::Verdict;
+use gcounter_harness::explore::bounds::Reduction;
+use gcounter_harness::explore::{cli, explore, narrative, replay, Bounds, ExploreArgs};
+use std::time::Duration;
+
+const BUDGET: Duration = Duration::from_secs(120);
+
+fn bounds(strategy: StrategyKind, kv: KvKind, adds: usize, timers: u32, losses: u32) -> Bounds {
+    Bounds {
+        adds,
+        timers,
+        losses,
+        ..Bounds::new(strategy, kv)
+    }
+}
+
+#[test]
+fn naive_loses_an_acknowledged_add_and_the_schedule_replays() {
+    for kv in KvKind::ALL {
+        let b = bounds(StrategyKind::Naive, kv, 1, 0, 0);
+        let report = explore(&b, BUDGET).expect("the search runs");
+        assert!(report.complete, "{kv}");
+        assert!(report.failures > 0 && report.failures < report.schedules);
+        let (path, leaf) = report.shortest.expect("a failing schedule");
+        assert_eq!(leaf.check.verdict, Verdict::Invalid, "{kv}");
+        // The final reads really differ from the acknowledged sum: with
+        // no indeterminate add, that sum is the only acceptable value.
+        assert_eq!(leaf.check.indeterminate_adds, 0);
+        assert!(leaf.check.definite_sum > 0);
+        assert!(leaf
+            .check
+            .final_reads
+            .iter()
+            .any(|r| r.value != leaf.check.definite_sum as i64));
+        // Replaying the schedule gives the same ending, and a story.
+        let world = replay(&b, &path, true).expect("the schedule replays");
+        let again = world.leaf();
+        assert_eq!(again.key, leaf.key);
+        let trace = world.into_trace().expect("a traced world");
+        assert_eq!(trace.steps.len(), path.len());
+        let story = narrative::narrative(&trace, &again, &b);
+        assert!(story.contains("1. c1 -> n0 add 1\n"), "{story}");
+        assert!(story.contains("invalid: "), "{story}");
+    }
+}
+
+#[test]
+fn correct_strategies_complete_with_every_schedule_valid() {
+    let configs = [
+        bounds(StrategyKind::PerNode, KvKind::SeqKv, 2, 0, 0),
+        bounds(StrategyKind::PerNode, KvKind::LinKv, 1, 1, 0),
+        bounds(StrategyKind::Cas, KvKind::SeqKv, 1, 1, 0),
+        bounds(StrategyKind::Cas, KvKind::LinKv, 1, 1, 0),
+        bounds(StrategyKind::Gossip, KvKind::SeqKv, 1, 1, 1),
+    ];
+    for b in configs {
+        let report = explore(&b, BUDGET).expect("the search runs");
+        assert!(report.complete, "{b:?}");
+        assert!(report.schedules > 1, "{b:?}");
+        assert_eq!(report.failures, 0, "{b:?}: {:?}", report.shortest);
+    }
+}
+
+/// The distinct outcomes (every add's result and every final read) a
+/// search finds.
+fn outcomes(b: &Bounds, reduction: Reduction) -> (u64, std::collections::BTreeSet<String>) {
+    let b = Bounds {
+        reduction,
+        ..b.clone()
+    };
+    let report = explore(&b, BUDGET).expect("the search runs");
+    assert!(report.complete, "{b:?}");
+    (report.schedules, report.outcomes)
+}
+
+#[test]
+fn dpor_finds_every_outcome_of_the_unreduced_search() {
+    let configs = [
+        bounds(StrategyKind::Naive, KvKind::SeqKv, 1, 0, 0),
+        bounds(StrategyKind::Naive, KvKind::LinKv, 1, 0, 0),
+        bounds(StrategyKind::Naive, KvKind::SeqKv, 0, 1, 0),
+        bounds(StrategyKind::Cas, KvKind::LinKv, 1, 0, 0),
+        bounds(StrategyKind::Gossip, KvKind::SeqKv, 1, 1, 0),
+    ];
+    for b in configs {
+        let (few, reduced) = outcomes(&b, Reduction::Dpor);
+        let (all, full) = outcomes(&b, Reduction::None);
+        assert!(few < all, "{b:?}: {few} schedules reduced, {all} in all");
+        assert_eq!(reduced, full, "{b:?}");
+    }
+}
+
+#[test]
+fn dpor_finds_every_outcome_of_sleep_sets_alone() {
+    // Bigger bounds, where timeouts make the outcomes differ (info adds,
+    // stale and lost values), and sleep sets alone still finish.
+    let configs = [
+        bounds(StrategyKind::Naive, KvKind::SeqKv, 1, 1, 0),
+        bounds(StrategyKind::Naive, KvKind::LinKv, 1, 1, 0),
+        bounds(StrategyKind::Cas, KvKind::SeqKv, 1, 1, 0),
+    ];
+    for b in configs {
+        let (_, reduced) = outcomes(&b, Reduction::Dpor);
+        let (_, sleep) = outcomes(&b, Reduction::SleepSets);
+        assert!(reduced.len() > 1, "{b:?}");
+        assert_eq!(reduced, sleep, "{b:?}");
+    }
+}
+
+fn args(extra: &[&str]) -> ExploreArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ExploreArgs,
+    }
+    Cli::parse_from(std::iter::once("explore").chain(extra.iter().copied())).args
+}
+
+#[test]
+fn the_command_prints_bounds_a_story_and_a_diagram_and_exits_1_on_a_failure() {
+    let dir = std::env::temp_dir().join(format!("gcounter-explore-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let svg = dir.join("failure.svg");
+    let svg_arg = svg.to_string_lossy().into_owned();
+    let a = args(&[
+        "--strategy",
+        "naive",
+        "--adds",
+        "1",
+        "--timers",
+        "0",
+        "--svg",
+        &svg_arg,
+    ]);
+    let mut out = Vec::new();
+    let code = cli::run_to(&a, &mut out).expect("the report is written");
+    let out = String::from_utf8(out).expect("utf-8");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("bounds:"), "{out}");
+    assert!(out.find("bounds:") < out.find("FAILED"), "{out}");
+    assert!(out.contains(" 1. c1 -> n0 add 1\n"), "{out}");
+    assert!(out.contains("final reads: "), "{out}");
+    assert!(out.contains("invalid: "), "{out}");
+    let drawn = std::fs::read_to_string(&svg).expect("the diagram is written");
+    assert!(drawn.starts_with("<svg") && drawn.trim_end().ends_with("</svg>"));
+    for lifeline in ["c1", "n0", "seq-kv", "n1", "c2"] {
+        assert!(drawn.contains(&format!(">{lifeline}</text>")), "{lifeline}");
+    }
+    assert!(drawn.matches("<line").count() > 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_command_exits_0_when_complete_and_2_when_the_budget_runs_out() {
+    let mut out = Vec::new();
+    let a = args(&["--strategy", "cas", "--adds", "1", "--timers", "0"]);
+    assert_eq!(cli::run_to(&a, &mut out).expect("report"), 0);
+    let out = String::from_utf8(out).expect("utf-8");
+    assert!(out.contains("complete within bounds"), "{out}");
+    assert!(out.contains("explored "), "{out}");
+
+    let mut out = Vec::new();
+    let a = args(&["--strategy", "gossip", "--budget", "0.000001"]);
+    assert_eq!(cli::run_to(&a, &mut out).expect("report"), 2);
+    let out = String::from_utf8(out).expect("utf-8");
+    assert!(out.contains("incomplete"), "{out}");
+}
+
+#[test]
+fn per_node_on_seq_kv_says_why_its_default_is_smaller() {
+    let mut out = Vec::new();
+    let a = args(&["--strategy", "per-node", "--timers", "0"]);
+    assert_eq!(cli::run_to(&a, &mut out).expect("report"), 0);
+    let out = String::from_utf8(out).expect("utf-8");
+    assert!(out.contains("1 adds per client"), "{out}");
+    assert!(out.contains("note: per-node on seq-kv"), "{out}");
+}
