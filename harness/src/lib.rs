@@ -50,8 +50,9 @@
 //! - [`report`]: one run in full or many summarized, as JSON or for a
 //!   person; [`cli`]: the `gcounter sim` subcommand.
 //! - [`explore`]: `gcounter explore`, every schedule of a small
-//!   configuration by re-execution (stateless model checking), with sleep
-//!   sets; the shortest failing schedule as a narrative and an SVG.
+//!   configuration by re-execution (stateless model checking), with
+//!   source-DPOR and sleep sets; the shortest failing schedule as a
+//!   narrative and an SVG message-flow diagram.
 //!
 //! # Example
 //!

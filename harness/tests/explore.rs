@@ -178,6 +178,6 @@ fn per_node_on_seq_kv_says_why_its_default_is_smaller() {
     let a = args(&["--strategy", "per-node", "--timers", "0"]);
     assert_eq!(cli::run_to(&a, &mut out).expect("report"), 0);
     let out = String::from_utf8(out).expect("utf-8");
-    assert!(out.contains("1 adds per client"), "{out}");
+    assert!(out.contains("1 add per client"), "{out}");
     assert!(out.contains("note: per-node on seq-kv"), "{out}");
 }

@@ -71,11 +71,12 @@ impl std::str::FromStr for Reduction {
 
 /// Why `per-node` on `seq-kv` explores 1 add per client by default: with
 /// 2 (and one timer firing per node) the search is complete only after
-/// about 5.6 million schedules, some 12 minutes here. Every write it makes
-/// lands on the newest `seq-kv` state, so the two nodes' writes never
-/// commute, and each call may time out anywhere.
+/// 5.6 million schedules, 8 minutes on a 2-core machine. Every write it
+/// makes lands on the newest `seq-kv` state, so the two nodes' writes
+/// never commute (on `lin-kv`, writes to different keys do: 40 thousand
+/// schedules), and each call may time out anywhere.
 pub const SHRUNK: &str = "per-node on seq-kv: 1 add per client by default, since 2 take \
-     about 5.6 million schedules (some 12 minutes); pass --adds 2 for them";
+     5.6 million schedules (8 minutes on 2 cores); pass --adds 2 for them";
 
 /// What is explored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,13 +151,11 @@ impl Bounds {
     /// One line: the bounds a verdict holds within.
     pub fn short(&self) -> String {
         format!(
-            "{} nodes x {} adds, {} loss{}, {} timer firing{} per node{}",
-            self.node_count,
-            self.adds,
-            self.losses,
-            if self.losses == 1 { "" } else { "es" },
-            self.timers,
-            if self.timers == 1 { "" } else { "s" },
+            "{} x {}, {}, {} per node{}",
+            count(self.node_count as u64, "node", "nodes"),
+            count(self.adds as u64, "add", "adds"),
+            count(u64::from(self.losses), "loss", "losses"),
+            count(u64::from(self.timers), "timer firing", "timer firings"),
             match self.reduction {
                 Reduction::Dpor => "",
                 Reduction::SleepSets => ", sleep sets only",
@@ -164,6 +163,11 @@ impl Bounds {
             },
         )
     }
+}
+
+/// `1 add`, `2 adds`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn secs(d: Duration) -> String {
@@ -181,8 +185,9 @@ impl fmt::Display for Bounds {
         writeln!(f, "bounds:")?;
         writeln!(
             f,
-            "  {} nodes, one client each; {} adds per client, one at a time",
-            self.node_count, self.adds
+            "  {}, one client each; {} per client, one at a time",
+            count(self.node_count as u64, "node", "nodes"),
+            count(self.adds as u64, "add", "adds")
         )?;
         let deltas: Vec<String> = (0..self.node_count)
             .map(|i| {
@@ -203,17 +208,24 @@ impl fmt::Display for Bounds {
             "  deltas {} (powers of two: a value names the adds it holds)",
             deltas.join("; ")
         )?;
+        let served = match (self.uses_kv(), self.kv) {
+            (false, _) => "",
+            (true, KvKind::SeqKv) => "; every state seq-kv may serve",
+            (true, KvKind::LinKv) => "; lin-kv serves its one state",
+        };
         writeln!(
             f,
-            "  any delivery order; every state seq-kv may serve; up to {} node-to-node message{} lost",
-            self.losses,
-            if self.losses == 1 { "" } else { "s" }
+            "  any delivery order{served}; up to {} lost",
+            count(
+                u64::from(self.losses),
+                "node-to-node message",
+                "node-to-node messages"
+            )
         )?;
         writeln!(
             f,
-            "  up to {} timer firing{} per node (gossip, retry, call deadline), at any point while armed",
-            self.timers,
-            if self.timers == 1 { "" } else { "s" }
+            "  up to {} per node (gossip, retry, call deadline), at any point while armed",
+            count(u64::from(self.timers), "timer firing", "timer firings")
         )?;
         writeln!(
             f,

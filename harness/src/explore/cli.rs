@@ -3,7 +3,7 @@
 //! schedule valid, 1 a failing schedule found, 2 the budget ran out, or a
 //! usage error as clap reports it).
 
-use super::bounds::{Bounds, Reduction};
+use super::bounds::{count, Bounds, Reduction};
 use super::diagram::{self, Footnote};
 use super::event::Actor;
 use super::narrative;
@@ -192,11 +192,15 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
 fn stats(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     writeln!(
         out,
-        "{} distinct outcomes; {} branches cut by sleep sets; {} steps run (replays included); longest schedule {} steps; {:.1} s",
-        r.outcomes.len(),
-        r.blocked,
-        r.steps,
-        r.max_depth,
+        "{}; {} cut by sleep sets; {} run (replays included); longest schedule {}; {:.1} s",
+        count(
+            r.outcomes.len() as u64,
+            "distinct outcome",
+            "distinct outcomes"
+        ),
+        count(r.blocked, "branch", "branches"),
+        count(r.steps, "step", "steps"),
+        count(r.max_depth as u64, "step", "steps"),
         r.elapsed.as_secs_f64()
     )
 }
