@@ -62,6 +62,7 @@ impl SimArgs {
             nemesis: self.params.nemesis(),
             latency: self.params.latency(),
             persist: self.persist,
+            concurrency: self.params.concurrency().ok(),
             ..SimConfig::default()
         }
     }
@@ -94,6 +95,10 @@ pub fn run(args: &SimArgs) -> ExitCode {
 /// Runs `gcounter sim`, writing the report to `out`; returns the exit
 /// status.
 pub fn run_to(args: &SimArgs, out: &mut impl Write) -> std::io::Result<u8> {
+    if let Err(e) = args.params.concurrency() {
+        eprintln!("gcounter sim: {e}");
+        return Ok(crate::USAGE);
+    }
     let cfg = args.to_config();
     let settings = Settings::of(&cfg);
     match args.seeds {
@@ -166,7 +171,7 @@ fn store_run(
         "strategy": args.strategy.name(),
         "kv": args.kv.name(),
         "node_count": cfg.node_count,
-        "concurrency": cfg.node_count,
+        "concurrency": cfg.concurrency.unwrap_or(cfg.node_count),
         "workload_config": cfg.workload,
         "nemesis": cfg.nemesis,
         "latency": cfg.latency,

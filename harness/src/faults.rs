@@ -54,6 +54,51 @@ pub fn windows(log: &[NemesisRecord], end: Time) -> Vec<FaultWindow> {
     done
 }
 
+/// How many faults of each kind a run had, and how many did nothing, in
+/// one line: `3 partitions (1 cut nothing), 2 kills`. A schedule can be
+/// faithful and harmless at once (with 3 nodes, Jepsen's `minority-third`
+/// cuts nobody off), and a reader should not take "nemesis: partition" for
+/// "was partitioned".
+pub fn counts(log: &[NemesisRecord]) -> String {
+    let mut shown = Vec::new();
+    for fault in [Fault::Partition, Fault::Kill, Fault::Pause] {
+        let started: Vec<&NemesisEvent> = log
+            .iter()
+            .map(|r| &r.event)
+            .filter(|e| e.fault() == fault && e.starts())
+            .collect();
+        if started.is_empty() {
+            continue;
+        }
+        let idle = started
+            .iter()
+            .filter(|e| match e {
+                NemesisEvent::StartPartition { partition } => !partition.cuts_anything(),
+                e => e.is_noop(),
+            })
+            .count();
+        let noun = match fault {
+            Fault::Partition => ("partition", "partitions", "cut nothing"),
+            Fault::Kill => ("kill", "kills", "found no minority to take"),
+            Fault::Pause => ("pause", "pauses", "found no minority to take"),
+        };
+        let mut line = format!(
+            "{} {}",
+            started.len(),
+            if started.len() == 1 { noun.0 } else { noun.1 }
+        );
+        if idle > 0 {
+            line += &format!(" ({idle} {})", noun.2);
+        }
+        shown.push(line);
+    }
+    if shown.is_empty() {
+        "none".into()
+    } else {
+        shown.join(", ")
+    }
+}
+
 /// A node the nemesis killed, and what it had just acknowledged.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KillNote {
@@ -159,6 +204,31 @@ mod tests {
         assert_eq!(w[0].label, "kill n1");
         // The pause never ended: it runs to the end.
         assert_eq!((w[1].fault, w[1].start, w[1].end), (Fault::Pause, 2.0, 9.0));
+    }
+
+    #[test]
+    fn counts_say_how_many_faults_did_nothing() {
+        assert_eq!(counts(&[]), "none");
+        let log = [
+            at(1, NemesisEvent::Kill { nodes: vec![] }),
+            at(2, NemesisEvent::Start { nodes: vec![] }),
+            at(
+                3,
+                NemesisEvent::Kill {
+                    nodes: vec!["n1".into()],
+                },
+            ),
+            at(
+                4,
+                NemesisEvent::Pause {
+                    nodes: vec!["n2".into()],
+                },
+            ),
+        ];
+        assert_eq!(
+            counts(&log),
+            "2 kills (1 found no minority to take), 1 pause"
+        );
     }
 
     #[test]

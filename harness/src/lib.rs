@@ -93,6 +93,12 @@ pub mod stats;
 pub mod testcore;
 pub mod workload;
 
+/// The exit status of a command given flags it cannot use (sysexits'
+/// `EX_USAGE`): apart from Maelstrom's 0 valid, 1 invalid, 2 unknown and
+/// 255 for a test that could not run, so a script can tell a mistyped
+/// command from a run that ended `unknown`.
+pub const USAGE: u8 = 64;
+
 pub use checker::{check, CheckResult, Verdict};
 pub use cli::SimArgs;
 pub use history::{History, OpKind, Operation, Outcome};

@@ -36,6 +36,9 @@ pub struct RunParams {
     /// Seconds to wait after healing before the final reads.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = non_negative)]
     pub recovery: f64,
+    /// Clients: a number, or `Nn` for N per node (default: one per node).
+    #[arg(long, value_name = "N|Nn")]
+    pub concurrency: Option<String>,
     /// The seed of the workload, nemesis and services (`gcounter sim`: of a
     /// single run, or with --seeds the first seed). Without it, a random
     /// seed, printed so the run can be replayed.
@@ -68,12 +71,37 @@ impl RunParams {
         )
     }
 
+    /// How many clients `--concurrency` asks for.
+    pub fn concurrency(&self) -> Result<usize, String> {
+        let nodes = self.node_count as usize;
+        match self.concurrency.as_deref() {
+            None => Ok(nodes),
+            Some(c) => {
+                let (n, per_node) = match c.strip_suffix('n') {
+                    Some(n) => (n, true),
+                    None => (c, false),
+                };
+                let n: usize = n
+                    .parse()
+                    .map_err(|_| format!("--concurrency {c}: not N or Nn"))?;
+                let total = if per_node { n.saturating_mul(nodes) } else { n };
+                if total == 0 {
+                    return Err("--concurrency must be at least 1".into());
+                }
+                Ok(total)
+            }
+        }
+    }
+
     /// These flags as they would be typed, to replay a run with `seed`.
     pub fn flags(&self, seed: u64) -> String {
         let mut cmd = format!(
             "--node-count {} --rate {} --time-limit {}",
             self.node_count, self.rate, self.time_limit
         );
+        if let Some(c) = &self.concurrency {
+            cmd += &format!(" --concurrency {c}");
+        }
         if let Some(faults) = &self.nemesis {
             cmd += &format!(
                 " --nemesis {} --nemesis-interval {}",

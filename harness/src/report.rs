@@ -23,6 +23,8 @@ pub struct Settings {
     pub strategy: String,
     pub kv: String,
     pub node_count: usize,
+    /// Clients.
+    pub concurrency: usize,
     #[serde(flatten)]
     pub workload: WorkloadConfig,
     pub nemesis: Option<NemesisConfig>,
@@ -37,6 +39,7 @@ impl Settings {
             strategy: cfg.node.strategy.to_string(),
             kv: cfg.node.kv.to_string(),
             node_count: cfg.node_count,
+            concurrency: cfg.concurrency.unwrap_or(cfg.node_count),
             workload: cfg.workload.clone(),
             nemesis: cfg.nemesis.clone(),
             latency: cfg.latency,
@@ -60,8 +63,13 @@ impl Settings {
         } else {
             ""
         };
+        let clients = if self.concurrency == self.node_count {
+            String::new()
+        } else {
+            format!(" ({} clients)", self.concurrency)
+        };
         format!(
-            "{}, {} nodes, {}, {} ops/s, {} s + {} s recovery, {nemesis}{kept}, latency {} ms {}",
+            "{}, {} nodes{clients}, {}, {} ops/s, {} s + {} s recovery, {nemesis}{kept}, latency {} ms {}",
             self.strategy,
             self.node_count,
             self.kv,

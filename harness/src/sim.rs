@@ -46,6 +46,8 @@ pub struct SimConfig {
     /// How many messages the run's trace keeps (0, the default: none, so
     /// thousands of runs cost no memory for it).
     pub trace: usize,
+    /// Clients (`None`: one per node).
+    pub concurrency: Option<usize>,
 }
 
 impl Default for SimConfig {
@@ -60,6 +62,7 @@ impl Default for SimConfig {
             max_steps_per_instant: 100_000,
             persist: false,
             trace: 0,
+            concurrency: None,
         }
     }
 }
@@ -205,6 +208,7 @@ impl SimConfig {
                 per_instant: self.max_steps_per_instant,
             }),
             trace: self.trace,
+            concurrency: self.concurrency.unwrap_or(self.node_count),
             ..CoreConfig::simulated(self.node_count, seed)
         }
     }

@@ -47,7 +47,7 @@ fn explore_finds_naive_losing_an_add_and_draws_it_in_the_current_folder() {
 }
 
 #[test]
-fn explore_exits_0_for_a_correct_strategy_and_2_for_usage_errors_or_no_time() {
+fn explore_exits_0_for_a_correct_strategy_64_for_a_usage_error_and_2_for_no_time() {
     let dir = scratch("ok");
     let (code, out, err) = explore(
         &["--strategy", "cas", "--kv", "lin-kv", "--adds", "1"],
@@ -58,7 +58,7 @@ fn explore_exits_0_for_a_correct_strategy_and_2_for_usage_errors_or_no_time() {
     assert!(!dir.join("explore-failure.svg").exists());
 
     let (code, _, err) = explore(&["--strategy", "paxos"], &dir);
-    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("paxos"), "{err}");
 
     let (code, out, err) = explore(&["--budget", "0.000001"], &dir);

@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod explore;
 mod faults;
+mod recorded;
 mod restart;
 mod runner;
 mod seed_samples;

@@ -1,7 +1,7 @@
 //! `gcounter explore` on the command line: flags, the report, the SVG
 //! of a failing schedule, and the exit status (0 complete and every
-//! schedule valid, 1 a failing schedule found, 2 the budget ran out, or a
-//! usage error as clap reports it).
+//! schedule valid, 1 a failing schedule found, 2 the budget ran out, 64 a
+//! usage error, 255 output that could not be written).
 
 use super::bounds::{count, Bounds, Reduction};
 use super::diagram::{self, Footnote};
@@ -91,8 +91,8 @@ pub fn run(args: &ExploreArgs) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(0),
         Err(e) => {
-            log::error!("gcounter explore: {e}");
-            ExitCode::from(2)
+            eprintln!("gcounter explore: {e}");
+            ExitCode::from(255)
         }
     }
 }

@@ -11,11 +11,18 @@ const LANE: f64 = 22.0;
 const TIMELINE_W: f64 = 1100.0;
 const LABEL_W: f64 = 60.0;
 
-/// The page. `verdict` is `valid`, `invalid` or `unknown`; `plots` are
-/// (caption, SVG text) pairs drawn inline.
+/// Figures whose values are files of the run directory, separated by
+/// `, `: shown as links.
+const LINKED: [&str; 2] = ["node logs", "files"];
+
+/// The page. `verdict` is `valid`, `invalid` or `unknown`; `settings` is
+/// what ran (strategy, KV, nodes, workload, faults, seed, replay line);
+/// `plots` are (caption, SVG text) pairs drawn inline.
+#[allow(clippy::too_many_arguments)]
 pub fn index_html(
     title: &str,
     verdict: &str,
+    settings: &[Figure],
     figures: &[Figure],
     plots: &[(&str, String)],
     ops: &[OpView],
@@ -49,15 +56,14 @@ figure {{ margin: 1em 0; }}
         title = escape(title),
         verdict = escape(verdict),
     );
-    for (label, value) in figures {
-        let _ = writeln!(
-            page,
-            "<tr><th>{}</th><td>{}</td></tr>",
-            escape(label),
-            escape(value)
-        );
+    rows(&mut page, figures);
+    page.push_str("</table>\n");
+    if !settings.is_empty() {
+        page.push_str("<h2>Settings</h2>\n<table id=\"settings\">\n");
+        rows(&mut page, settings);
+        page.push_str("</table>\n");
     }
-    page.push_str("</table>\n<h2>Plots</h2>\n");
+    page.push_str("<h2>Plots</h2>\n");
     for (caption, svg) in plots {
         let _ = writeln!(
             page,
@@ -82,6 +88,22 @@ figure {{ margin: 1em 0; }}
     page.push_str(&timeline(ops, faults));
     page.push_str("\n</body></html>\n");
     page
+}
+
+/// Table rows, with the files of [`LINKED`] figures as links.
+fn rows(page: &mut String, figures: &[Figure]) {
+    for (label, value) in figures {
+        let cell = if LINKED.contains(&label.as_str()) {
+            value
+                .split(", ")
+                .map(|f| format!(r#"<a href="{0}">{0}</a>"#, escape(f)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            escape(value)
+        };
+        let _ = writeln!(page, "<tr><th>{}</th><td>{cell}</td></tr>", escape(label));
+    }
 }
 
 /// One lane per client; one bar per operation.
@@ -187,10 +209,18 @@ mod tests {
                 value: None,
             },
         ];
-        let figures = vec![("lost".to_string(), "0".to_string())];
+        let figures = vec![
+            ("lost".to_string(), "0".to_string()),
+            (
+                "node logs".to_string(),
+                "node-logs/n0.log, node-logs/n1.log".to_string(),
+            ),
+        ];
+        let settings = vec![("strategy".to_string(), "naive (--strategy)".to_string())];
         let page = index_html(
             "g-counter <test>",
             "valid",
+            &settings,
             &figures,
             &[("a plot", "<svg></svg>".into())],
             &ops,
@@ -199,6 +229,8 @@ mod tests {
         );
         assert!(page.contains(r#"<span id="verdict">valid</span>"#));
         assert!(page.contains("<th>lost</th><td>0</td>"));
+        assert!(page.contains(r#"<a href="node-logs/n1.log">node-logs/n1.log</a>"#));
+        assert!(page.contains("<th>strategy</th><td>naive (--strategy)</td>"));
         assert!(page.contains("g-counter &lt;test&gt;"));
         assert_eq!(page.matches("<rect x=").count(), 2);
         assert!(page.contains("add 3"));

@@ -1,6 +1,7 @@
 //! `gcounter test`: Maelstrom's g-counter test for any node binary, run as
 //! real processes. Flags are named as Maelstrom names them.
 
+use super::ran::{describe, shell_word, warnings, Choice, Ran};
 use super::run::{run_test, NetObserved, TestConfig, TestRun};
 use super::store::{new_run_dir, write_error, write_results};
 use super::tcp::{run_tcp_test, TcpTestConfig};
@@ -36,23 +37,23 @@ pub struct TestArgs {
     #[arg(short = 'w', long = "workload", default_value = "g-counter", value_parser = ["g-counter"])]
     pub workload: String,
     /// The node program and its arguments (default: this gcounter binary).
-    #[arg(long = "bin", value_name = "PATH [ARGS]...", num_args = 1..)]
+    /// It takes the rest of the command line, dashes and all
+    /// (`--bin java -Xmx256M -jar node.jar`), so put it last.
+    #[arg(long = "bin", value_name = "PATH [ARGS]...", num_args = 1.., allow_hyphen_values = true)]
     pub bin: Vec<String>,
     #[command(flatten)]
     pub params: RunParams,
-    /// Clients: a number, or `Nn` for N per node (default: one per node).
-    #[arg(long, value_name = "N|Nn")]
-    pub concurrency: Option<String>,
     /// Copy every node's stderr to ours (it is always kept in node-logs/).
     #[arg(long)]
     pub log_stderr: bool,
     /// Where results go: <STORE>/g-counter/<timestamp>/, and <STORE>/latest.
     #[arg(long, value_name = "DIR", default_value = "store")]
     pub store: PathBuf,
-    /// Sets GCOUNTER_STRATEGY for the nodes (for the gcounter binary);
-    /// otherwise the environment is passed through as it is. With
-    /// `--transport tcp`: the nodes' --strategy (default gossip).
-    #[arg(long, value_parser = parse_strategy)]
+    /// gossip, per-node, cas or naive: sets GCOUNTER_STRATEGY for the
+    /// nodes (for the gcounter binary); otherwise the environment is passed
+    /// through as it is (default gossip). With `--transport tcp`: the
+    /// nodes' --strategy.
+    #[arg(long, value_parser = parse_strategy, value_name = "STRATEGY")]
     pub strategy: Option<StrategyKind>,
     /// Run the test N times, seeds --seed, --seed + 1, ..., and summarize
     /// (a page per run and an index page over them). Unless --latency is
@@ -70,27 +71,6 @@ pub struct TestArgs {
 }
 
 impl TestArgs {
-    fn concurrency(&self) -> Result<usize, String> {
-        let nodes = self.params.node_count as usize;
-        match self.concurrency.as_deref() {
-            None => Ok(nodes),
-            Some(c) => {
-                let (n, per_node) = match c.strip_suffix('n') {
-                    Some(n) => (n, true),
-                    None => (c, false),
-                };
-                let n: usize = n
-                    .parse()
-                    .map_err(|_| format!("--concurrency {c}: not N or Nn"))?;
-                let total = if per_node { n * nodes } else { n };
-                if total == 0 {
-                    return Err("--concurrency must be at least 1".into());
-                }
-                Ok(total)
-            }
-        }
-    }
-
     /// Refuses what the transport cannot do.
     fn check_transport(&self) -> Result<(), String> {
         if self.transport != Transport::Tcp {
@@ -122,17 +102,15 @@ impl TestArgs {
 
     /// The command line that replays this test's configuration with
     /// `seed` (over stdio).
-    fn replay(&self, seed: u64) -> String {
-        let mut cmd = String::from("gcounter test");
-        if let Some(s) = self.strategy {
-            cmd += &format!(" --strategy {s}");
-        }
-        if let Some(c) = &self.concurrency {
-            cmd += &format!(" --concurrency {c}");
+    fn replay(&self, seed: u64, ran: &Ran) -> String {
+        let mut cmd = format!("{}gcounter test", ran.replay_env());
+        if let Some(s) = ran.strategy_flag() {
+            cmd += &format!(" {s}");
         }
         cmd += &format!(" {}", self.params.flags(seed));
         if !self.bin.is_empty() {
-            cmd += &format!(" --bin {}", self.bin.join(" "));
+            let words: Vec<String> = self.bin.iter().map(|w| shell_word(w)).collect();
+            cmd += &format!(" --bin {}", words.join(" "));
         }
         cmd
     }
@@ -149,6 +127,33 @@ impl TestArgs {
             .collect();
         NodeCommand { program, args, env }
     }
+
+    /// What the nodes will run: over stdio, the command's strategy and
+    /// environment; on TCP, this binary's nodes with the strategy given by
+    /// the flag or the environment, and the cluster's own `seq-kv`.
+    fn ran(&self, self_exe: &Path) -> Result<Ran, String> {
+        match self.transport {
+            Transport::Stdio => {
+                Ran::of(&self.command(self_exe), self.strategy, self.bin.is_empty())
+            }
+            Transport::Tcp => {
+                let mut ran = Ran::of(
+                    &NodeCommand {
+                        program: self_exe.to_path_buf(),
+                        args: vec![],
+                        env: vec![],
+                    },
+                    self.strategy,
+                    true,
+                )?;
+                ran.kv = Some(Choice {
+                    value: KvKind::SeqKv.name().to_string(),
+                    from: "the cluster's gcounter kv",
+                });
+                Ok(ran)
+            }
+        }
+    }
 }
 
 /// Runs `gcounter test`; `self_exe` is the node to run without `--bin`
@@ -156,16 +161,22 @@ impl TestArgs {
 /// Exit status as Maelstrom's: 0 valid, 1 invalid, 2 unknown; 255 when the
 /// test could not run (a node broke the protocol, exited, or never started).
 pub fn run(args: &TestArgs, self_exe: &Path) -> ExitCode {
+    super::interrupt::watch();
     let checked = args
+        .params
         .concurrency()
-        .and_then(|c| args.check_transport().map(|()| c));
+        .and_then(|c| args.check_transport().map(|()| c))
+        .and_then(|c| args.ran(self_exe).map(|_| c));
     let concurrency = match checked {
         Ok(c) => c,
         Err(e) => {
             eprintln!("gcounter test: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(crate::USAGE);
         }
     };
+    for w in warnings(&args.params) {
+        eprintln!("gcounter test: warning: {w}");
+    }
     if let Some(n) = args.runs {
         return super::runs::run(args, self_exe, concurrency, n);
     }
@@ -229,6 +240,10 @@ fn stdio_test(
         ref dir,
     } = *common;
     let command = args.command(self_exe);
+    let ran = match args.ran(self_exe) {
+        Ok(r) => r,
+        Err(e) => return (Value::Null, Err(e)),
+    };
     let cfg = TestConfig {
         command: command.clone(),
         node_count: args.params.node_count as usize,
@@ -242,26 +257,23 @@ fn stdio_test(
         log_stderr: args.log_stderr,
         init_timeout: Duration::from_secs(10),
     };
-    let settings = json!({
+    let mut settings = json!({
         "workload": args.workload,
         "transport": "stdio",
         "bin": std::iter::once(command.program.display().to_string()).chain(command.args.clone()).collect::<Vec<_>>(),
-        "env": command.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
         "node_count": cfg.node_count,
         "concurrency": concurrency,
         "workload_config": cfg.workload,
         "nemesis": cfg.nemesis,
         "latency": cfg.latency,
         "seed": seed,
-        "replay": args.replay(seed),
+        "replay": args.replay(seed, &ran),
+        "warnings": warnings(&args.params),
     });
-    eprintln!(
-        "gcounter test: {} node(s) of {}, seed {seed}, results in {}",
-        cfg.node_count,
-        command.program.display(),
-        dir.display()
-    );
-    let total = cfg.workload.time_limit + cfg.workload.recovery;
+    merge(&mut settings, ran.json());
+    eprintln!("gcounter test: {}", describe(&settings));
+    eprintln!("gcounter test: results in {}", dir.display());
+    let total = cfg.workload.time_limit + cfg.workload.recovery + cfg.workload.client_timeout;
     let result = with_progress(total, |every, report| run_test(&cfg, every, report));
     (settings, result.map_err(|e| e.to_string()))
 }
@@ -274,7 +286,15 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
         seed,
         ref dir,
     } = *common;
-    let strategy = args.strategy.unwrap_or(StrategyKind::Gossip);
+    let ran = match args.ran(self_exe) {
+        Ok(r) => r,
+        Err(e) => return (Value::Null, Err(e)),
+    };
+    let strategy = ran
+        .strategy
+        .as_ref()
+        .and_then(|c| c.value.parse().ok())
+        .unwrap_or(StrategyKind::Gossip);
     let cfg = TcpTestConfig {
         program: self_exe.to_path_buf(),
         strategy,
@@ -286,16 +306,11 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
         cluster_dir: dir.join("cluster"),
         log_dir: dir.join("node-logs"),
     };
-    let mut replay = format!("gcounter test --transport tcp --strategy {strategy}");
-    if let Some(c) = &args.concurrency {
-        replay += &format!(" --concurrency {c}");
-    }
-    let settings = json!({
+    let replay = format!("gcounter test --transport tcp --strategy {strategy}");
+    let mut settings = json!({
         "workload": args.workload,
         "transport": "tcp",
         "bin": [cfg.program.display().to_string()],
-        "strategy": strategy.name(),
-        "kv": KvKind::SeqKv.name(),
         "node_count": cfg.node_count,
         "concurrency": concurrency,
         "workload_config": cfg.workload,
@@ -306,16 +321,21 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
         "cluster_dir": cfg.cluster_dir.display().to_string(),
         "seed": seed,
         "replay": format!("{replay} {}", args.params.flags(seed)),
+        "warnings": warnings(&args.params),
     });
-    eprintln!(
-        "gcounter test: a TCP cluster of {} {strategy} node(s) and {}, seed {seed}, results in {}",
-        cfg.node_count,
-        KvKind::SeqKv.name(),
-        dir.display()
-    );
-    let total = cfg.workload.time_limit + cfg.workload.recovery;
+    merge(&mut settings, ran.json());
+    eprintln!("gcounter test: {}", describe(&settings));
+    eprintln!("gcounter test: results in {}", dir.display());
+    let total = cfg.workload.time_limit + cfg.workload.recovery + cfg.workload.client_timeout;
     let result = with_progress(total, |every, report| run_tcp_test(&cfg, every, report));
     (settings, result.map_err(|e| e.to_string()))
+}
+
+/// Adds `more`'s keys to `settings`.
+fn merge(settings: &mut Value, more: Value) {
+    if let (Value::Object(s), Value::Object(m)) = (settings, more) {
+        s.extend(m);
+    }
 }
 
 /// Writes the results (or the error) and prints the summary; the exit
@@ -332,7 +352,14 @@ fn finish(
             if let Err(e) = write_results(dir, &run, settings, &nodes) {
                 eprintln!("gcounter test: writing results to {}: {e}", dir.display());
             }
-            let _ = print_summary(&mut std::io::stdout().lock(), &run, dir);
+            let _ = print_summary(&mut std::io::stdout().lock(), &run, settings, dir);
+            if run.interrupted {
+                eprintln!(
+                    "gcounter test: interrupted; the results so far are in {}",
+                    dir.display()
+                );
+                return ExitCode::from(super::interrupt::EXIT);
+            }
             ExitCode::from(run.check.verdict.exit_code())
         }
         Err(text) => {
@@ -373,13 +400,14 @@ fn with_progress<T>(
 
 fn line(p: &Progress) -> String {
     format!(
-        "{:.0}/{:.0} s  ok {}  info {}  fail {}  {}  nemesis: {}",
+        "{:.0} s of at most {:.0} s ({})  ok {}  info {}  fail {}  pending {}  faults: {}",
         p.elapsed.as_secs_f64(),
-        p.time_limit.as_secs_f64(),
+        p.expected.as_secs_f64(),
+        p.phase,
         p.ok,
         p.info,
         p.fail,
-        p.phase,
+        p.pending,
         p.nemesis
     )
 }
@@ -394,10 +422,16 @@ fn quantiles(q: &Option<Quantiles>) -> String {
 }
 
 /// The short human summary printed at the end.
-pub fn print_summary(out: &mut impl Write, run: &TestRun, dir: &Path) -> std::io::Result<()> {
+pub fn print_summary(
+    out: &mut impl Write,
+    run: &TestRun,
+    settings: &Value,
+    dir: &Path,
+) -> std::io::Result<()> {
     let c = &run.check;
     let s = &run.stats;
     writeln!(out, "verdict: {}", c.verdict.name())?;
+    writeln!(out, "  ran: {}", describe(settings))?;
     let finals: Vec<String> = c
         .final_reads
         .iter()
@@ -420,9 +454,26 @@ pub fn print_summary(out: &mut impl Write, run: &TestRun, dir: &Path) -> std::io
         )?;
     }
     writeln!(out, "  lost: {} (a sum of increments)", c.lost)?;
-    let windows = crate::faults::windows(&run.nemesis, run.elapsed);
-    if !windows.is_empty() {
-        writeln!(out, "  faults: {}", super::store::fault_summary(&windows))?;
+    if run.nemesis.is_empty() && !settings["nemesis"].is_null() {
+        writeln!(out, "  faults: none (the nemesis never acted)")?;
+    }
+    if !run.nemesis.is_empty() {
+        let dropped = match run.net_observed {
+            NetObserved::All => format!("{} message(s) dropped by partitions", run.dropped),
+            NetObserved::ClientsOnly => "messages dropped: not observed".to_string(),
+        };
+        writeln!(
+            out,
+            "  faults: {}; {dropped}",
+            crate::faults::counts(&run.nemesis)
+        )?;
+        let windows = crate::faults::windows(&run.nemesis, run.elapsed);
+        if !windows.is_empty() {
+            writeln!(out, "    {}", super::store::fault_summary(&windows))?;
+        }
+    }
+    for w in settings["warnings"].as_array().into_iter().flatten() {
+        writeln!(out, "  warning: {}", w.as_str().unwrap_or_default())?;
     }
     if let Some(e) = crate::explain::explain(&run.history, c, &run.trace, &run.nemesis) {
         for line in e.lines() {

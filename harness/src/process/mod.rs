@@ -3,7 +3,9 @@
 //! against a TCP cluster the runner starts (`tcp`).
 
 mod cli;
+pub mod interrupt;
 mod procs;
+mod ran;
 mod run;
 mod runs;
 mod store;

@@ -158,7 +158,12 @@ impl Procs {
             .append(true)
             .create(true)
             .open(&self.logs[node])?;
-        let mut command = Command::new(&self.cmd.program);
+        let mut own_group = std::process::Command::new(&self.cmd.program);
+        // A process group of its own: Ctrl-C at the terminal reaches the
+        // runner alone, which then ends the run and keeps its results,
+        // rather than every node dying under it first.
+        std::os::unix::process::CommandExt::process_group(&mut own_group, 0);
+        let mut command = Command::from(own_group);
         command
             .args(&self.cmd.args)
             .envs(self.cmd.env.iter().cloned())

@@ -81,6 +81,9 @@ pub struct TestRun {
     pub net_observed: NetObserved,
     /// The messages the runner routed.
     pub trace: crate::testcore::Trace,
+    /// Ctrl-C ended it early: the history stops where it was, and the
+    /// verdict is `unknown`.
+    pub interrupted: bool,
 }
 
 impl TestRun {
@@ -97,6 +100,7 @@ impl TestRun {
             elapsed: run.end,
             net_observed: NetObserved::All,
             trace: run.trace.clone(),
+            interrupted: false,
         }
     }
 
@@ -111,7 +115,16 @@ impl TestRun {
             elapsed,
             net_observed,
             trace: out.trace,
+            interrupted: false,
         }
+    }
+
+    /// The run as Ctrl-C left it: a history without its end cannot be
+    /// judged.
+    pub(super) fn interrupted(mut self) -> Self {
+        self.interrupted = true;
+        self.check.verdict = crate::Verdict::Unknown;
+        self
     }
 }
 
@@ -155,19 +168,21 @@ pub fn run_test(
         let mut pace = Pace::new(start, every);
         let result = drive(&mut core, &mut procs, &rx, &mut pace, progress).await;
         procs.shutdown(Duration::from_secs(2)).await;
-        result?;
+        let interrupted = result?;
         let out = core.finish().map_err(TestError::Test)?;
-        Ok(TestRun::of(out, start.elapsed(), NetObserved::All))
+        let run = TestRun::of(out, start.elapsed(), NetObserved::All);
+        Ok(if interrupted { run.interrupted() } else { run })
     })
 }
 
+/// Runs the test to its end (`false`) or until Ctrl-C (`true`).
 async fn drive(
     core: &mut TestCore,
     procs: &mut Procs,
     rx: &Receiver<ProcEvent>,
     pace: &mut Pace,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<(), TestError> {
+) -> Result<bool, TestError> {
     loop {
         let wake = loop {
             match core.poll_output() {
@@ -188,9 +203,12 @@ async fn drive(
                     FaultAction::Cut(_) | FaultAction::Heal => {}
                 },
                 Output::Wait(at) => break at,
-                Output::Done => return Ok(()),
+                Output::Done => return Ok(false),
             }
         };
+        if super::interrupt::requested() {
+            return Ok(true);
+        }
         pace.report(|| progress(&core.progress()));
         for event in pace.wait(rx, wake).await {
             if !procs.is_current(&event) {

@@ -98,9 +98,20 @@ pub fn run(args: &TestArgs, self_exe: &Path, concurrency: usize, n: u64) -> Exit
             }
         );
         rows.push(row);
+        if super::interrupt::requested() {
+            break;
+        }
     }
     let _ = write_index(&batch, &rows);
     let _ = print_table(&mut std::io::stdout().lock(), &rows, &batch);
+    if super::interrupt::requested() {
+        eprintln!(
+            "gcounter test: interrupted after {} of {n} runs; the results so far are in {}",
+            rows.len(),
+            batch.display()
+        );
+        return ExitCode::from(super::interrupt::EXIT);
+    }
     let any = |v: &str| rows.iter().any(|r| r.verdict == v);
     let code = if any("invalid") {
         1

@@ -140,6 +140,7 @@ fn results_with(
     json!({
         "valid": verdict == "valid",
         "verdict": verdict,
+        "interrupted": run.interrupted,
         "settings": settings,
         "workload": run.check,
         "stats": run.stats.ops,
@@ -234,7 +235,7 @@ pub fn write_results(
             NOT_OBSERVED.to_string()
         }
     };
-    let figures = vec![
+    let mut figures = vec![
         ("verdict".to_string(), c.verdict.name().to_string()),
         ("acknowledged sum".into(), c.definite_sum.to_string()),
         (
@@ -270,6 +271,15 @@ pub fn write_results(
             "results.json, history.jsonl, messages.jsonl, latency-raw.svg, latency-quantiles.svg, rate.svg".into(),
         ),
     ];
+    if run.interrupted {
+        figures.insert(
+            1,
+            (
+                "interrupted".into(),
+                "Ctrl-C stopped the run: what follows is the history up to then, not judged".into(),
+            ),
+        );
+    }
     let inline: Vec<(&str, String)> = plots
         .iter()
         .map(|(_, caption, svg)| (*caption, svg.clone()))
@@ -277,6 +287,7 @@ pub fn write_results(
     let html = page::index_html(
         "g-counter test",
         c.verdict.name(),
+        &super::ran::settings_rows(settings),
         &figures,
         &inline,
         &ops,
@@ -319,7 +330,16 @@ pub fn write_error(dir: &Path, error: &str, settings: &Value) -> io::Result<()> 
     let figures = vec![("error".to_string(), error.to_string())];
     std::fs::write(
         dir.join("index.html"),
-        page::index_html("g-counter test", "unknown", &figures, &[], &[], &[], ""),
+        page::index_html(
+            "g-counter test",
+            "unknown",
+            &super::ran::settings_rows(settings),
+            &figures,
+            &[],
+            &[],
+            &[],
+            "",
+        ),
     )
 }
 

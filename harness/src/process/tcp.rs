@@ -300,11 +300,13 @@ impl TcpRunner {
             self.conns.len()
         );
         let mut pace = Pace::new(Instant::now(), every);
-        self.drive(ex, cluster, &tx, &rx, &mut pace, progress)
+        let interrupted = self
+            .drive(ex, cluster, &tx, &rx, &mut pace, progress)
             .await?;
         self.conns.clear();
         let out = self.core.finish().map_err(TcpTestError::Test)?;
-        Ok(TestRun::of(out, pace.now(), NetObserved::ClientsOnly))
+        let run = TestRun::of(out, pace.now(), NetObserved::ClientsOnly);
+        Ok(if interrupted { run.interrupted() } else { run })
     }
 
     /// Connects every client of node `node` to it, each with a reader task,
@@ -356,7 +358,7 @@ impl TcpRunner {
         rx: &Receiver<ConnEvent>,
         pace: &mut Pace,
         progress: &mut dyn FnMut(&Progress),
-    ) -> Result<(), TcpTestError> {
+    ) -> Result<bool, TcpTestError> {
         let mut next_reap = Duration::ZERO;
         loop {
             let wake = loop {
@@ -367,9 +369,12 @@ impl TcpRunner {
                     Output::Wake { .. } => {}
                     Output::Fault(fault) => self.act(ex, cluster, tx, fault).await?,
                     Output::Wait(at) => break at,
-                    Output::Done => return Ok(()),
+                    Output::Done => return Ok(false),
                 }
             };
+            if super::interrupt::requested() {
+                return Ok(true);
+            }
             pace.report(|| progress(&self.core.progress()));
             if pace.now() >= next_reap {
                 self.reap(cluster)?;

@@ -413,10 +413,16 @@ pub struct Outcome {
 pub struct Progress {
     /// Since the workload started.
     pub elapsed: Duration,
-    pub time_limit: Duration,
+    /// How long the whole run should take: the main phase, recovery, and
+    /// at most a client timeout for the final reads.
+    pub expected: Duration,
     pub ok: u64,
+    /// Completed as indeterminate (a timeout or an indefinite error).
     pub info: u64,
     pub fail: u64,
+    /// Sent and not yet answered: counted apart from `info`, so neither
+    /// count goes down as replies come in.
+    pub pending: u64,
     /// The faults in force, or `healed`.
     pub nemesis: String,
     /// `main`, `recovery`, ...
@@ -684,18 +690,26 @@ impl TestCore {
     /// Where the test stands, for a progress display.
     pub fn progress(&self) -> Progress {
         let ops = OpStats::of(self.workload.history()).all;
+        let pending = self
+            .workload
+            .history()
+            .iter()
+            .filter(|op| op.outcome.is_none())
+            .count() as u64;
+        let w = self.workload.config();
         Progress {
             elapsed: self.test_time(),
-            time_limit: self.workload.config().time_limit,
+            expected: w.time_limit + w.recovery + w.client_timeout,
             ok: ops.ok,
-            info: ops.info,
+            info: ops.info - pending,
             fail: ops.fail,
+            pending,
             nemesis: self.faults_now(),
             phase: format!("{:?}", self.workload.phase()).to_lowercase(),
         }
     }
 
-    /// The faults in force, or `healed`.
+    /// The faults in force, `healed`, or `none` without a nemesis.
     fn faults_now(&self) -> String {
         let mut now = Vec::new();
         if let Some(p) = &self.net.partition {
@@ -712,7 +726,9 @@ impl TestCore {
                 now.push(format!("{} {what}", ids.join(" ")));
             }
         }
-        if now.is_empty() {
+        if now.is_empty() && self.nemesis.is_none() {
+            "none".into()
+        } else if now.is_empty() {
             "healed".into()
         } else {
             now.join("; ")
