@@ -37,6 +37,45 @@ impl OpView {
     }
 }
 
+/// The most operations the page draws one by one (timeline bars, points
+/// of the raw latency plot): beyond it, a page of a fast run would run to
+/// tens of megabytes (18 MB at rate 100000) and a browser would crawl.
+pub const DRAWN_OPS: usize = 5000;
+
+/// At most `max` of `ops` to draw, and a note saying what was left out
+/// when some were: every operation that was not `ok` (they are the ones to
+/// look at), then `ok` ones evenly spaced in time. The quantile and rate
+/// plots take every operation; only what is drawn one by one is sampled.
+pub fn sample(ops: &[OpView], max: usize) -> (Vec<OpView>, Option<String>) {
+    if ops.len() <= max {
+        return (ops.to_vec(), None);
+    }
+    let not_ok = ops.iter().filter(|o| o.outcome != "ok").count();
+    let ok = ops.len() - not_ok;
+    let room = max.saturating_sub(not_ok).max(1);
+    // Every `step`-th ok operation, in invocation order.
+    let step = ok.div_ceil(room);
+    let mut seen = 0;
+    let kept: Vec<OpView> = ops
+        .iter()
+        .filter(|o| {
+            if o.outcome != "ok" {
+                return true;
+            }
+            seen += 1;
+            (seen - 1) % step == 0
+        })
+        .cloned()
+        .collect();
+    let note = format!(
+        "{} of {} operations drawn: every one not ok, and 1 in {step} of the ok ones \
+         (history.jsonl has them all)",
+        kept.len(),
+        ops.len()
+    );
+    (kept, Some(note))
+}
+
 /// A headline figure for the page: a label and its value.
 pub type Figure = (String, String);
 
@@ -72,4 +111,33 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(i: usize, outcome: &str) -> OpView {
+        OpView {
+            client: "c1".into(),
+            kind: "add".into(),
+            start: i as f64,
+            end: Some(i as f64 + 0.5),
+            outcome: outcome.into(),
+            value: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_sample_keeps_every_op_that_was_not_ok_and_stays_within_bounds() {
+        let ops: Vec<OpView> = (0..10_000)
+            .map(|i| op(i, if i % 1000 == 7 { "info" } else { "ok" }))
+            .collect();
+        let (kept, note) = sample(&ops, 100);
+        assert!(kept.len() <= 100, "{}", kept.len());
+        assert_eq!(kept.iter().filter(|o| o.outcome == "info").count(), 10);
+        assert!(note.is_some_and(|n| n.contains("of 10000 operations drawn")));
+        let (all, none) = sample(&ops[..50], 100);
+        assert_eq!((all.len(), none), (50, None));
+    }
 }

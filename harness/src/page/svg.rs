@@ -150,19 +150,25 @@ impl Chart {
         }
     }
 
+    /// A line through `points` (one per second), broken where seconds
+    /// are missing: a second with no operation (the idle recovery, say)
+    /// has no latency, and a line across it would draw one.
     fn polyline(&mut self, points: &[(f64, f64)], colour: &str) {
         if points.is_empty() {
             return;
         }
         let mut d = String::new();
-        for (i, (x, y)) in points.iter().enumerate() {
+        let mut last: Option<f64> = None;
+        for (x, y) in points {
+            let joined = last.is_some_and(|l| x - l <= 1.0 + 1e-9);
             let _ = write!(
                 d,
                 "{}{:.1},{:.1} ",
-                if i == 0 { "M" } else { "L" },
+                if joined { "L" } else { "M" },
                 self.x(*x),
                 self.y(*y)
             );
+            last = Some(*x);
         }
         let _ = write!(
             self.out,
@@ -365,6 +371,24 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(latency_quantiles(&ops, &[]).contains("<path"));
         assert!(request_rate(&ops, &[]).contains("<path"));
+    }
+
+    #[test]
+    fn a_quantile_line_breaks_over_seconds_without_operations() {
+        // Operations in seconds 0, 1 and 9: one line for 0-1, another at 9.
+        let ops = vec![
+            op(0.1, Some(0.2), "ok"),
+            op(1.1, Some(1.2), "ok"),
+            op(9.1, Some(9.3), "ok"),
+        ];
+        let svg = latency_quantiles(&ops, &[]);
+        let line = svg
+            .split("<path d=\"")
+            .nth(2)
+            .expect("a quantile line after the axes");
+        let d = line.split('"').next().unwrap_or_default();
+        assert_eq!(d.matches('M').count(), 2, "{d}");
+        assert_eq!(d.matches('L').count(), 1, "{d}");
     }
 
     #[test]

@@ -412,6 +412,26 @@ fn line(p: &Progress) -> String {
     )
 }
 
+/// The rate the clients reached, when it is well below the rate asked
+/// for: the clients wait for each reply before their next request, so a
+/// slow node (or too few clients) caps it, and a run that says "rate
+/// 100000" should not be read as having had it.
+fn rate_shortfall(run: &TestRun, settings: &Value) -> Option<String> {
+    let asked = settings["workload_config"]["rate"].as_f64()?;
+    let limit = settings["workload_config"]["time_limit"].as_f64()?;
+    if asked <= 0.0 || limit <= 0.0 || run.interrupted {
+        return None;
+    }
+    let sent = run.history.iter().filter(|op| !op.final_read).count() as f64;
+    let reached = sent / limit;
+    (reached < 0.8 * asked).then(|| {
+        format!(
+            "the clients reached {reached:.0} operations/s of the {asked} asked: each waits for \
+             its reply before the next request (more --concurrency, or a faster node, gets closer)"
+        )
+    })
+}
+
 fn quantiles(q: &Option<Quantiles>) -> String {
     q.map_or("-".into(), |q| {
         format!(
@@ -474,6 +494,9 @@ pub fn print_summary(
     }
     for w in settings["warnings"].as_array().into_iter().flatten() {
         writeln!(out, "  warning: {}", w.as_str().unwrap_or_default())?;
+    }
+    if let Some(short) = rate_shortfall(run, settings) {
+        writeln!(out, "  warning: {short}")?;
     }
     if let Some(e) = crate::explain::explain(&run.history, c, &run.trace, &run.nemesis) {
         for line in e.lines() {

@@ -204,15 +204,12 @@ pub fn describe(settings: &Value) -> String {
     let bin = settings["bin"]
         .as_array()
         .map(|b| {
-            b.iter()
-                .filter_map(Value::as_str)
-                .map(shell_word)
-                .collect::<Vec<_>>()
-                .join(" ")
+            let words: Vec<String> = b.iter().filter_map(Value::as_str).map(shell_word).collect();
+            format!(" of {}", words.join(" "))
         })
         .unwrap_or_default();
     format!(
-        "strategy {}, kv {}; {} node(s) of {bin} over {}, {} client(s); rate {}/s, time limit {} s, \
+        "strategy {}, kv {}; {} node(s){bin} over {}, {} client(s); rate {}/s, time limit {} s, \
          recovery {} s; nemesis {nemesis}; latency {latency}; seed {}",
         choice("strategy"),
         choice("kv"),
@@ -254,9 +251,6 @@ pub fn settings_rows(settings: &Value) -> Vec<(String, String)> {
         "transport",
         "node_count",
         "concurrency",
-        "workload_config",
-        "nemesis",
-        "latency",
         "seed",
         "replay",
         "warnings",

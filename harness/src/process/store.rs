@@ -198,11 +198,16 @@ pub fn write_results(
     io::Write::flush(&mut messages)?;
     let ops = op_views(&run.history);
     let windows = faults::windows(&run.nemesis, run_end(run));
+    let (drawn, sampled) = page::sample(&ops, page::DRAWN_OPS);
+    let raw_caption = match &sampled {
+        Some(note) => format!("Latency of operations over time ({note})"),
+        None => "Latency of every operation over time".to_string(),
+    };
     let plots = [
         (
             "latency-raw.svg",
-            "Latency of every operation over time",
-            page::latency_over_time(&ops, &windows),
+            raw_caption.as_str(),
+            page::latency_over_time(&drawn, &windows),
         ),
         (
             "latency-quantiles.svg",
@@ -280,6 +285,9 @@ pub fn write_results(
             ),
         );
     }
+    if let Some(note) = sampled {
+        figures.push(("timeline and raw latency plot".into(), note));
+    }
     let inline: Vec<(&str, String)> = plots
         .iter()
         .map(|(_, caption, svg)| (*caption, svg.clone()))
@@ -290,7 +298,7 @@ pub fn write_results(
         &super::ran::settings_rows(settings),
         &figures,
         &inline,
-        &ops,
+        &drawn,
         &windows,
         &explanation.map_or(String::new(), |e| page::why_section(&e, &run.trace)),
     );
