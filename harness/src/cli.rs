@@ -4,6 +4,7 @@
 use crate::params::RunParams;
 use crate::report::{RunDigest, RunReport, Settings, Summary};
 use crate::sim::{self, SimConfig, SimError};
+use crate::stats::{LatencyHistograms, LatencyStats};
 use gcounter_core::{Config, KvKind, StrategyKind};
 use std::io::Write;
 use std::process::ExitCode;
@@ -128,7 +129,10 @@ fn single(
     };
     let result = sim::run(cfg, seed);
     let digest = result.as_ref().map(RunDigest::of).map_err(SimError::clone);
-    let summary = Summary::of(settings.clone(), std::slice::from_ref(&digest));
+    let latency = result
+        .as_ref()
+        .map_or_else(|_| LatencyStats::default(), |run| run.stats.latency_ms);
+    let summary = Summary::of(settings.clone(), std::slice::from_ref(&digest), latency);
     let report = result
         .as_ref()
         .ok()
@@ -194,12 +198,19 @@ fn many(
 ) -> std::io::Result<u8> {
     let jobs = args.jobs.map_or_else(sim::default_jobs, |j| j as usize);
     let started = Instant::now();
+    let latencies = std::sync::Mutex::new(LatencyHistograms::default());
     let results = sim::run_many(cfg, seeds, jobs, |seed, r| {
         log::debug!("seed {seed} done");
+        if let (Ok(run), Ok(mut pooled)) = (&r, latencies.lock()) {
+            pooled.record(&run.history);
+        }
         r.as_ref().map(RunDigest::of).map_err(SimError::clone)
     });
     let elapsed = started.elapsed();
-    let summary = Summary::of(settings, &results);
+    let latency = latencies
+        .into_inner()
+        .map_or_else(|_| LatencyStats::default(), |h| h.stats());
+    let summary = Summary::of(settings, &results, latency);
     if args.json {
         let json = serde_json::to_string(&summary).map_err(std::io::Error::other)?;
         writeln!(out, "{json}")?;

@@ -2,11 +2,10 @@
 //! printable for a person.
 
 use crate::checker::{CheckResult, Verdict};
-use crate::history::OpKind;
 use crate::nemesis::{Latency, NemesisConfig, NemesisRecord};
 use crate::services::ServiceCounts;
 use crate::sim::{SimConfig, SimError, SimRun};
-use crate::stats::{ok_latencies_ns, LatencyStats, OpCounts, OpStats, Quantiles, Stats};
+use crate::stats::{LatencyStats, OpCounts, OpStats, Stats};
 use crate::workload::WorkloadConfig;
 use gcounter_core::Time;
 use serde::{Serialize, Serializer};
@@ -309,8 +308,6 @@ pub struct RunDigest {
     pub ops: OpStats,
     pub msgs: u64,
     pub server_msgs: u64,
-    pub add_latencies_ns: Vec<u64>,
-    pub read_latencies_ns: Vec<u64>,
     pub stale_reads: u64,
     pub dropped: u64,
 }
@@ -324,8 +321,6 @@ impl RunDigest {
             ops: run.stats.ops,
             msgs: run.stats.net.all.msg_count,
             server_msgs: run.stats.net.servers.msg_count,
-            add_latencies_ns: ok_latencies_ns(&run.history, OpKind::Add),
-            read_latencies_ns: ok_latencies_ns(&run.history, OpKind::Read),
             stale_reads: run.stale_reads(),
             dropped: run.dropped,
         }
@@ -371,7 +366,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn of(settings: Settings, results: &[Result<RunDigest, SimError>]) -> Self {
+    /// The summary of `results`, with `latency_ms` the quantiles of their
+    /// ok operations (kept apart, so that a digest per seed stays small).
+    pub fn of(
+        settings: Settings,
+        results: &[Result<RunDigest, SimError>],
+        latency_ms: LatencyStats,
+    ) -> Self {
         let mut s = Summary {
             settings,
             runs: results.len(),
@@ -387,14 +388,13 @@ impl Summary {
             msgs_per_op: None,
             server_msgs_per_op: None,
             ops: OpStats::default(),
-            latency_ms: LatencyStats::default(),
+            latency_ms,
             stale_reads: 0,
             dropped: 0,
             first_error: None,
         };
         let mut lost = Vec::new();
         let (mut msgs, mut server_msgs) = (0u64, 0u64);
-        let (mut adds, mut reads) = (Vec::new(), Vec::new());
         for r in results {
             match r {
                 Ok(d) => {
@@ -414,8 +414,6 @@ impl Summary {
                     s.ops.merge(&d.ops);
                     msgs += d.msgs;
                     server_msgs += d.server_msgs;
-                    adds.extend_from_slice(&d.add_latencies_ns);
-                    reads.extend_from_slice(&d.read_latencies_ns);
                     s.stale_reads += d.stale_reads;
                     s.dropped += d.dropped;
                 }
@@ -441,10 +439,6 @@ impl Summary {
             s.msgs_per_op = Some(msgs as f64 / ops as f64);
             s.server_msgs_per_op = Some(server_msgs as f64 / ops as f64);
         }
-        s.latency_ms = LatencyStats {
-            add: Quantiles::of(&mut adds),
-            read: Quantiles::of(&mut reads),
-        };
         s
     }
 
@@ -518,8 +512,6 @@ mod tests {
             ops: OpStats::default(),
             msgs: 0,
             server_msgs: 0,
-            add_latencies_ns: vec![seed * 1_000_000],
-            read_latencies_ns: Vec::new(),
             stale_reads: 0,
             dropped: 0,
         })
@@ -528,7 +520,9 @@ mod tests {
     #[test]
     fn the_exit_status_follows_the_worst_verdict() {
         let settings = Settings::of(&SimConfig::default());
-        let summary = |runs: &[Result<RunDigest, SimError>]| Summary::of(settings.clone(), runs);
+        let summary = |runs: &[Result<RunDigest, SimError>]| {
+            Summary::of(settings.clone(), runs, LatencyStats::default())
+        };
         let valid = digest(1, Verdict::Valid, 0);
         let unknown = digest(2, Verdict::Unknown, 0);
         let invalid = digest(3, Verdict::Invalid, 5);
@@ -561,7 +555,6 @@ mod tests {
                 max: 5
             }
         );
-        assert_eq!(all.latency_ms.add.unwrap().max, 3.0);
         assert!(all.first_error.unwrap().contains("seed 4"));
     }
 }
