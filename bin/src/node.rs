@@ -1,6 +1,6 @@
 //! `gcounter node`: one counter node over TCP.
 
-use crate::tcp_args::{addr, fail, peer, strategy, Consistency, LimitArgs};
+use crate::tcp_args::{addr, fail, kv_addr, peer, strategy, Consistency, LimitArgs};
 use gcounter_core::{Config, StrategyKind};
 use gcounter_transport_tcp::{next_incarnation, NodeOptions, NodeServer};
 use std::path::PathBuf;
@@ -18,8 +18,8 @@ pub struct Args {
     /// Another node: its id and address (repeat for each)
     #[arg(long, value_name = "ID=ADDR", value_parser = peer)]
     peer: Vec<(String, String)>,
-    /// The KV service's address (needed by every strategy but gossip)
-    #[arg(long, value_name = "ADDR", value_parser = addr)]
+    /// The KV service's address, or etcd's members as etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (keys go under PREFIX, default gcounter/; --consistency lin reads linearizably, seq serializably) (needed by every strategy but gossip)
+    #[arg(long, value_name = "ADDR", value_parser = kv_addr)]
     kv: Option<String>,
     /// Which KV service runs at --kv (its name is the dest of KV requests)
     #[arg(long, value_enum, default_value = "seq")]

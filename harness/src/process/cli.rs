@@ -9,6 +9,7 @@ use crate::params::{parse_strategy, RunParams};
 use crate::stats::Quantiles;
 use crate::testcore::Progress;
 use gcounter_core::{Config, KvKind, StrategyKind};
+use gcounter_transport_tcp::EtcdBackend;
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,18 @@ pub enum Transport {
     /// A TCP cluster of this binary's `gcounter node`s and a `gcounter kv`
     /// on loopback, which the runner starts and partitions.
     Tcp,
+}
+
+/// Where the KV strategies keep the counter on `--transport tcp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum KvBackend {
+    /// `gcounter kv`, the model of Maelstrom's `seq-kv`.
+    #[default]
+    Gcounter,
+    /// etcd v3: three local members from the `etcd` binary on PATH (or the
+    /// running etcd at --etcd-endpoints); reads are serializable, as
+    /// `seq-kv` allows.
+    Etcd,
 }
 
 /// Runs Maelstrom's g-counter test against node processes that speak
@@ -67,6 +80,13 @@ pub struct TestArgs {
     /// --bin, --latency or --log-stderr.
     #[arg(long, value_enum, default_value_t = Transport::Stdio)]
     pub transport: Transport,
+    /// With --transport tcp: where the KV strategies keep the counter.
+    #[arg(long, value_enum, default_value_t = KvBackend::Gcounter)]
+    pub kv: KvBackend,
+    /// With --kv etcd: a running etcd's members (HOST:PORT,...) instead of
+    /// three started for the test.
+    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
 }
 
 impl TestArgs {
@@ -91,10 +111,30 @@ impl TestArgs {
         }
     }
 
+    /// The etcd the TCP cluster uses, if any.
+    pub(super) fn etcd(&self) -> Option<EtcdBackend> {
+        match (self.kv, self.etcd_endpoints.is_empty()) {
+            (KvBackend::Gcounter, _) => None,
+            (KvBackend::Etcd, true) => Some(EtcdBackend::Local { members: 3 }),
+            (KvBackend::Etcd, false) => Some(EtcdBackend::External(self.etcd_endpoints.clone())),
+        }
+    }
+
     /// Refuses what the transport cannot do.
     fn check_transport(&self) -> Result<(), String> {
+        if !self.etcd_endpoints.is_empty() && self.kv != KvBackend::Etcd {
+            return Err("--etcd-endpoints needs --kv etcd".into());
+        }
         if self.transport != Transport::Tcp {
+            if self.kv == KvBackend::Etcd {
+                return Err("--kv etcd needs --transport tcp: over stdio the KV \
+                            services are the runner's models"
+                    .into());
+            }
             return Ok(());
+        }
+        if let Some(EtcdBackend::Local { .. }) = self.etcd() {
+            gcounter_transport_tcp::etcd::cluster::find_etcd()?;
         }
         if !self.bin.is_empty() {
             return Err(
@@ -285,8 +325,15 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
         seed,
         cluster_dir: dir.join("cluster"),
         log_dir: dir.join("node-logs"),
+        etcd: args.etcd(),
     };
     let mut replay = format!("gcounter test --transport tcp --strategy {strategy}");
+    if let Some(etcd) = &cfg.etcd {
+        replay += " --kv etcd";
+        if let EtcdBackend::External(endpoints) = etcd {
+            replay += &format!(" --etcd-endpoints {}", endpoints.join(","));
+        }
+    }
     if let Some(c) = &args.concurrency {
         replay += &format!(" --concurrency {c}");
     }
@@ -296,6 +343,7 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
         "bin": [cfg.program.display().to_string()],
         "strategy": strategy.name(),
         "kv": KvKind::SeqKv.name(),
+        "kv_backend": if cfg.etcd.is_some() { "etcd" } else { "gcounter kv" },
         "node_count": cfg.node_count,
         "concurrency": concurrency,
         "workload_config": cfg.workload,
@@ -310,7 +358,11 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
     eprintln!(
         "gcounter test: a TCP cluster of {} {strategy} node(s) and {}, seed {seed}, results in {}",
         cfg.node_count,
-        KvKind::SeqKv.name(),
+        if cfg.etcd.is_some() {
+            "etcd (serializable reads)"
+        } else {
+            KvKind::SeqKv.name()
+        },
         dir.display()
     );
     let total = cfg.workload.time_limit + cfg.workload.recovery;

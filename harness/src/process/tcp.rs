@@ -40,7 +40,7 @@ use crate::testcore::{
 use crate::workload::{node_ids, WorkloadConfig};
 use async_channel::{Receiver, Sender};
 use gcounter_core::StrategyKind;
-use gcounter_transport_tcp::{Cluster, ClusterSpec};
+use gcounter_transport_tcp::{Cluster, ClusterSpec, EtcdBackend};
 use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use smol::net::TcpStream;
 use smol::{Task, Timer};
@@ -67,6 +67,8 @@ pub struct TcpTestConfig {
     /// Where each member's log is linked (or copied) as `<id>.log` once
     /// the cluster has stopped.
     pub log_dir: PathBuf,
+    /// etcd in place of `gcounter kv`.
+    pub etcd: Option<EtcdBackend>,
 }
 
 /// Why a test against a TCP cluster could not be judged.
@@ -132,8 +134,12 @@ pub fn run_tcp_test(
     spec.nodes = cfg.node_count;
     spec.strategy = cfg.strategy;
     spec.seed = cfg.seed;
+    spec.etcd = cfg.etcd.clone();
     let mut ids = vec![spec.kv.name().to_string()];
     ids.extend(node_ids(cfg.node_count));
+    if let Some(EtcdBackend::Local { members }) = cfg.etcd {
+        ids.extend((0..members).map(|i| format!("etcd{i}")));
+    }
     let result = match Cluster::start(spec) {
         Ok(mut cluster) => {
             // One thread: the connections' readers run on this executor,
