@@ -303,3 +303,108 @@ fn cas_outcome(txn: &Value) -> Answer {
         missing()
     }
 }
+
+/// Against a real one-member etcd (the `etcd` binary on PATH).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd::EtcdCluster;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn request(dest: &str, payload: Payload) -> Envelope {
+        Envelope {
+            src: "n0".into(),
+            dest: dest.into(),
+            body: Body {
+                msg_id: Some(1),
+                in_reply_to: None,
+                payload,
+            },
+        }
+    }
+
+    fn worker(endpoints: Vec<String>) -> Worker {
+        Worker {
+            id: 0,
+            client: EtcdClient::new(endpoints, 0, CALL_TIMEOUT),
+            prefix: format!("test/{:x}/", crate::kv::clock_seed()),
+            next_msg_id: 0,
+        }
+    }
+
+    fn code(answer: Answer) -> Option<u32> {
+        match answer {
+            Answer::Reply(Payload::Error { code, .. }) => Some(code.0),
+            Answer::Reply(_) => None,
+            Answer::Silence(why) => panic!("silence: {why}"),
+        }
+    }
+
+    #[test]
+    fn read_write_and_cas_keep_maelstrom_semantics() {
+        let dir = std::env::temp_dir().join(format!("gcounter-etcd-kv-{}", std::process::id()));
+        let etcd = EtcdCluster::start(&dir, 1, IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .unwrap_or_else(|e| panic!("etcd: {e}"));
+        let mut w = worker(etcd.endpoints());
+        let key = Value::from("k");
+        let cas = |from: i64, to: i64, create: bool| Payload::Cas {
+            key: "k".into(),
+            from: from.into(),
+            to: to.into(),
+            create_if_not_exists: create,
+        };
+        smol::block_on(async {
+            for kv in ["seq-kv", "lin-kv"] {
+                w.prefix = format!("test/{kv}/");
+                let read = request(
+                    kv,
+                    Payload::Read {
+                        key: Some(key.clone()),
+                    },
+                );
+                assert_eq!(code(w.answer(&read).await), Some(20), "{kv}");
+                assert_eq!(
+                    code(w.answer(&request(kv, cas(0, 1, false))).await),
+                    Some(20)
+                );
+                assert_eq!(code(w.answer(&request(kv, cas(0, 1, true))).await), None);
+                assert_eq!(
+                    code(w.answer(&request(kv, cas(0, 2, true))).await),
+                    Some(22)
+                );
+                assert_eq!(code(w.answer(&request(kv, cas(1, 2, false))).await), None);
+                let write = Payload::Write {
+                    key: key.clone(),
+                    value: serde_json::json!({"n1": 3}),
+                };
+                assert_eq!(code(w.answer(&request(kv, write)).await), None);
+                match w.answer(&read).await {
+                    Answer::Reply(Payload::ReadOk { value }) => {
+                        assert_eq!(value, serde_json::json!({"n1": 3}))
+                    }
+                    _ => panic!("no read_ok"),
+                }
+            }
+        });
+        drop(etcd);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unreachable_etcd_is_unavailable() {
+        // A port that was free a moment ago: nobody listens there.
+        let port = crate::cluster::free_ports(IpAddr::V4(Ipv4Addr::LOCALHOST), 1).unwrap()[0];
+        let mut w = worker(vec![format!("127.0.0.1:{port}")]);
+        let write = Payload::Write {
+            key: "k".into(),
+            value: 1.into(),
+        };
+        smol::block_on(async {
+            assert_eq!(code(w.answer(&request("seq-kv", write)).await), Some(11));
+            let read = Payload::Read {
+                key: Some("k".into()),
+            };
+            assert_eq!(code(w.answer(&request("lin-kv", read)).await), Some(11));
+        });
+    }
+}
