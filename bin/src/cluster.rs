@@ -158,6 +158,10 @@ fn foreground(args: Args) -> ExitCode {
     };
     let notice = |n: Notice| {
         match n {
+        // Only nodes can be started again (etcd members are `etcd<i>`).
+        Notice::Exited { id, status } if id.starts_with("etcd") => eprintln!(
+            "gcounter cluster: {id} exited on its own ({status}); see its log in the cluster's directory"
+        ),
         Notice::Exited { id, status } => eprintln!(
             "gcounter cluster: {id} exited on its own ({status}); `gcounter cluster start {id}` starts it again"
         ),
@@ -185,7 +189,9 @@ fn print_table(cluster: &Cluster, control: &str) {
         spec.nodes, spec.strategy, spec.kv
     );
     let _ = writeln!(out, "{:<8} {:<22} {:<8} LOG", "ID", "ADDRESS", "PID");
-    for m in std::iter::once(cluster.kv()).chain(cluster.nodes()) {
+    // With etcd the KV service is a stand-in that runs nothing.
+    let kv = cluster.etcd_target().is_none().then(|| cluster.kv());
+    for m in kv.into_iter().chain(cluster.nodes()) {
         let pid = m.pid().map(|p| p.to_string()).unwrap_or_default();
         let _ = writeln!(
             out,
@@ -199,8 +205,8 @@ fn print_table(cluster: &Cluster, control: &str) {
     if let Some(target) = cluster.etcd_target() {
         let _ = writeln!(
             out,
-            "etcd     {} (keys under {})",
-            target.url(),
+            "etcd at {}, keys under {}",
+            target.endpoints.join(","),
             target.prefix
         );
     }

@@ -285,7 +285,8 @@ impl Cluster {
             nodes,
             cuts: BTreeMap::new(),
         };
-        for member in std::iter::once(&cluster.kv).chain(&cluster.nodes) {
+        let kv = cluster.etcd_target.is_none().then_some(&cluster.kv);
+        for member in kv.into_iter().chain(&cluster.nodes) {
             File::create(&member.log)?;
         }
         // A new cluster is a new counter (its KV service starts empty):
@@ -494,6 +495,9 @@ impl Cluster {
                 }
             }
         }
+        if let Some(etcd) = &mut self.etcd {
+            gone.extend(etcd.reap());
+        }
         gone
     }
 
@@ -627,29 +631,31 @@ impl Cluster {
         self.cut(BTreeMap::new()).await
     }
 
-    /// The cluster as JSON: `strategy`, `kv`, `dir` and `members`
-    /// (`{id, addr, log, running, pid, restarts}`, the KV service first).
+    /// The cluster as JSON: `strategy`, `kv`, `etcd` (`{endpoints,
+    /// prefix}` or null), `dir` and `members` (`{id, addr, log, running,
+    /// pid, restarts}`: the KV service, the nodes, then the etcd members
+    /// the cluster started).
     pub fn describe(&self) -> Value {
-        let members: Vec<Value> = std::iter::once(&self.kv)
+        let kv = self.etcd_target.is_none().then_some(&self.kv);
+        let mut members: Vec<Value> = kv
+            .into_iter()
             .chain(&self.nodes)
             .map(Member::describe)
             .collect();
-        let etcd = self.etcd_target.as_ref().map(|t| {
-            let members: Vec<Value> = self
-                .etcd
-                .iter()
-                .flat_map(|e| e.members())
-                .map(|m| {
-                    json!({
-                        "id": m.name,
-                        "addr": m.client_addr.to_string(),
-                        "log": m.log.display().to_string(),
-                        "running": m.running(),
-                    })
-                })
-                .collect();
-            json!({"endpoints": t.endpoints, "prefix": t.prefix, "members": members})
-        });
+        members.extend(self.etcd.iter().flat_map(|e| e.members()).map(|m| {
+            json!({
+                "id": m.name,
+                "addr": m.client_addr.to_string(),
+                "log": m.log.display().to_string(),
+                "running": m.running(),
+                "pid": null,
+                "restarts": 0,
+            })
+        }));
+        let etcd = self
+            .etcd_target
+            .as_ref()
+            .map(|t| json!({"endpoints": t.endpoints, "prefix": t.prefix}));
         json!({
             "strategy": self.spec.strategy.name(),
             "kv": self.spec.kv.name(),

@@ -229,6 +229,20 @@ impl EtcdCluster {
         Ok(())
     }
 
+    /// Members that exited on their own since the last call, with how.
+    pub fn reap(&mut self) -> Vec<(String, std::process::ExitStatus)> {
+        let mut gone = Vec::new();
+        for m in &mut self.members {
+            if let Some(child) = &mut m.child {
+                if let Ok(Some(status)) = child.try_wait() {
+                    gone.push((m.name.clone(), status));
+                    m.child = None;
+                }
+            }
+        }
+        gone
+    }
+
     /// Kills every member.
     pub fn stop(&mut self) {
         for m in &mut self.members {
