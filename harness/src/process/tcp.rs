@@ -27,9 +27,13 @@
 //!   a grudge against is cut both ways, so the ring cuts a little more
 //!   than Maelstrom's.
 //!
-//! A connection that breaks, a node (or the KV service) that exits unless
-//! the nemesis killed it, or a line from a node that breaks the protocol
-//! ends the test with an error naming the node.
+//! With `--kv etcd` the cluster starts three etcd members instead of
+//! `gcounter kv` (or uses a running etcd) and the nodes keep the counter
+//! there; the nemesis never touches etcd.
+//!
+//! A connection that breaks, a node (or the KV service, or an etcd member)
+//! that exits unless the nemesis killed it, or a line from a node that
+//! breaks the protocol ends the test with an error naming the node.
 
 use super::procs::MAX_LINE;
 use super::run::{Pace, TestRun};
