@@ -3,7 +3,7 @@
 //! `restart` / `kill` / `start` / `status` requests another terminal sends
 //! it.
 
-use crate::tcp_args::{fail, strategy, Consistency};
+use crate::tcp_args::{endpoints, etcd_backend, fail, strategy, Consistency, KvBackendArg};
 use gcounter_core::StrategyKind;
 use gcounter_transport_tcp::cluster::{self, Notice};
 use gcounter_transport_tcp::{Client, Cluster, ClusterSpec};
@@ -31,9 +31,15 @@ pub struct Args {
     /// gossip | per-node | cas | naive
     #[arg(long, value_name = "S", default_value = "gossip", value_parser = strategy)]
     strategy: StrategyKind,
-    /// Which KV service to run
+    /// Which KV service to run (with etcd: lin reads linearizably, seq serializably)
     #[arg(long, value_enum, default_value = "seq")]
     consistency: Consistency,
+    /// Where the KV strategies keep the counter: gcounter (a `gcounter kv`) or etcd (3 local members, logs and data in DIR, on free ports)
+    #[arg(long, value_enum, default_value = "gcounter")]
+    kv: KvBackendArg,
+    /// A running etcd to use instead of starting one (with --kv etcd): its members' HOST:PORT, comma-separated
+    #[arg(long, value_name = "HOST:PORT,...", value_parser = endpoints)]
+    etcd_endpoints: Option<Vec<String>>,
     /// The KV service listens on P, node n<i> on P+1+i, the control address on P+N+1 (0: free ports)
     #[arg(long, value_name = "P", default_value_t = 7400)]
     base_port: u16,
@@ -97,6 +103,10 @@ fn foreground(args: Args) -> ExitCode {
     spec.nodes = args.nodes;
     spec.strategy = args.strategy;
     spec.kv = args.consistency.into();
+    spec.etcd = match etcd_backend(args.kv, args.etcd_endpoints) {
+        Ok(etcd) => etcd,
+        Err(e) => return fail(2, format!("cluster: {e}")),
+    };
     spec.base_port = (args.base_port != 0).then_some(args.base_port);
     if let Some(seed) = args.seed {
         spec.seed = seed;
@@ -148,6 +158,10 @@ fn foreground(args: Args) -> ExitCode {
     };
     let notice = |n: Notice| {
         match n {
+        // Only nodes can be started again (etcd members are `etcd<i>`).
+        Notice::Exited { id, status } if id.starts_with("etcd") => eprintln!(
+            "gcounter cluster: {id} exited on its own ({status}); see its log in the cluster's directory"
+        ),
         Notice::Exited { id, status } => eprintln!(
             "gcounter cluster: {id} exited on its own ({status}); `gcounter cluster start {id}` starts it again"
         ),
@@ -175,7 +189,9 @@ fn print_table(cluster: &Cluster, control: &str) {
         spec.nodes, spec.strategy, spec.kv
     );
     let _ = writeln!(out, "{:<8} {:<22} {:<8} LOG", "ID", "ADDRESS", "PID");
-    for m in std::iter::once(cluster.kv()).chain(cluster.nodes()) {
+    // With etcd the KV service is a stand-in that runs nothing.
+    let kv = cluster.etcd_target().is_none().then(|| cluster.kv());
+    for m in kv.into_iter().chain(cluster.nodes()) {
         let pid = m.pid().map(|p| p.to_string()).unwrap_or_default();
         let _ = writeln!(
             out,
@@ -183,6 +199,24 @@ fn print_table(cluster: &Cluster, control: &str) {
             m.id,
             m.addr,
             pid,
+            m.log.display()
+        );
+    }
+    if let Some(target) = cluster.etcd_target() {
+        let _ = writeln!(
+            out,
+            "etcd at {}, keys under {}",
+            target.endpoints.join(","),
+            target.prefix
+        );
+    }
+    for m in cluster.etcd().into_iter().flat_map(|e| e.members()) {
+        let _ = writeln!(
+            out,
+            "{:<8} {:<22} {:<8} {}",
+            m.name,
+            m.client_addr,
+            "",
             m.log.display()
         );
     }

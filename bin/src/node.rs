@@ -1,9 +1,9 @@
 //! `gcounter node`: one counter node over TCP.
 
-use crate::tcp_args::{addr, fail, peer, strategy, Consistency, LimitArgs};
+use crate::tcp_args::{addr, fail, kv_addr, peer, strategy, Consistency, LimitArgs};
 use gcounter_core::{Config, StrategyKind};
 use gcounter_transport_tcp::{next_incarnation, NodeOptions, NodeServer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Run one node over TCP: clients and peers connect to --listen; it dials its peers and the KV service
@@ -18,8 +18,11 @@ pub struct Args {
     /// Another node: its id and address (repeat for each)
     #[arg(long, value_name = "ID=ADDR", value_parser = peer)]
     peer: Vec<(String, String)>,
-    /// The KV service's address (needed by every strategy but gossip)
-    #[arg(long, value_name = "ADDR", value_parser = addr)]
+    /// The cluster's nodes from a file, one ID=HOST:PORT a line (blank lines and # comments skipped); this node's own line is skipped, so every host can be given the same file
+    #[arg(long, value_name = "FILE")]
+    peers_file: Option<PathBuf>,
+    /// The KV service's address, or etcd's members as etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (keys go under PREFIX, default gcounter/; --consistency lin reads linearizably, seq serializably) (needed by every strategy but gossip)
+    #[arg(long, value_name = "ADDR", value_parser = kv_addr)]
     kv: Option<String>,
     /// Which KV service runs at --kv (its name is the dest of KV requests)
     #[arg(long, value_enum, default_value = "seq")]
@@ -45,8 +48,15 @@ pub fn run(args: Args) -> ExitCode {
         Ok(limits) => limits,
         Err(e) => return fail(2, e),
     };
+    let mut peers = args.peer;
+    if let Some(file) = &args.peers_file {
+        match peers_from_file(file, &args.id) {
+            Ok(more) => peers.extend(more),
+            Err(e) => return fail(2, format!("node: {e}")),
+        }
+    }
     let mut options = NodeOptions::new(args.id, args.listen);
-    options.peers = args.peer;
+    options.peers = peers;
     options.kv = args.kv;
     options.config = Config {
         strategy: args.strategy,
@@ -71,5 +81,46 @@ pub fn run(args: Args) -> ExitCode {
     match smol::block_on(server.run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(1, format!("node: {e}")),
+    }
+}
+
+/// The peers a `--peers-file` lists, without `me`.
+fn peers_from_file(file: &Path, me: &str) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let mut peers = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (id, addr) = peer(line).map_err(|e| format!("{}:{}: {e}", file.display(), n + 1))?;
+        if id != me {
+            peers.push((id, addr));
+        }
+    }
+    Ok(peers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_file_skips_this_node_blank_lines_and_comments() {
+        let file = std::env::temp_dir().join(format!("gcounter-peers-{}", std::process::id()));
+        std::fs::write(
+            &file,
+            "# the cluster\nn0=10.0.0.1:7401\n\nn1=10.0.0.2:7401 # b\n",
+        )
+        .unwrap();
+        let peers = peers_from_file(&file, "n0");
+        std::fs::write(&file, "n0=10.0.0.1:7401\nn1 10.0.0.2\n").unwrap();
+        let bad = peers_from_file(&file, "n0");
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(peers.unwrap(), [("n1".into(), "10.0.0.2:7401".into())]);
+        assert!(bad
+            .unwrap_err()
+            .ends_with(":2: `n1 10.0.0.2` is not ID=ADDR (such as n1=127.0.0.1:7402)"));
     }
 }

@@ -23,6 +23,33 @@ impl From<Consistency> for KvKind {
     }
 }
 
+/// Where the KV strategies keep the counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum KvBackendArg {
+    /// `gcounter kv`: a model of Maelstrom's service, one process
+    #[default]
+    Gcounter,
+    /// etcd v3: three local members started from the `etcd` binary on PATH, or the running etcd at --etcd-endpoints
+    Etcd,
+}
+
+/// The etcd a cluster uses, from `--kv` and `--etcd-endpoints`.
+pub fn etcd_backend(
+    kv: KvBackendArg,
+    endpoints: Option<Vec<String>>,
+) -> Result<Option<gcounter_transport_tcp::EtcdBackend>, String> {
+    use gcounter_transport_tcp::EtcdBackend;
+    match (kv, endpoints) {
+        (KvBackendArg::Gcounter, None) => Ok(None),
+        (KvBackendArg::Gcounter, Some(_)) => Err("--etcd-endpoints needs --kv etcd".into()),
+        (KvBackendArg::Etcd, Some(endpoints)) => Ok(Some(EtcdBackend::External(endpoints))),
+        (KvBackendArg::Etcd, None) => {
+            gcounter_transport_tcp::etcd::cluster::find_etcd()?;
+            Ok(Some(EtcdBackend::Local { members: 3 }))
+        }
+    }
+}
+
 /// Parses a strategy name, listing the valid ones on error.
 pub fn strategy(s: &str) -> Result<StrategyKind, String> {
     s.parse()
@@ -40,6 +67,20 @@ pub fn addr(s: &str) -> Result<String, String> {
             "`{s}` is not HOST:PORT or PORT (such as 127.0.0.1:7401)"
         )),
     }
+}
+
+/// Parses a node's `--kv`: `gcounter kv`'s address as [`addr`], or etcd's
+/// as `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`.
+pub fn kv_addr(s: &str) -> Result<String, String> {
+    match gcounter_transport_tcp::EtcdTarget::parse(s)? {
+        Some(_) => Ok(s.to_owned()),
+        None => addr(s),
+    }
+}
+
+/// Parses a comma list of `HOST:PORT` (etcd's client addresses).
+pub fn endpoints(s: &str) -> Result<Vec<String>, String> {
+    s.split(',').map(addr).collect()
 }
 
 /// Parses `ID=ADDR` (`ADDR` as [`addr`]).

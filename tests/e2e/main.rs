@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod etcd;
 mod explore;
 mod faults;
 mod recorded;

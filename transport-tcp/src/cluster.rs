@@ -43,6 +43,7 @@
 use crate::client::{Client, ClientError};
 use crate::conn::{accept_loop, Conns, Event, Limits, Source};
 use crate::control::{self, Request};
+use crate::etcd::{EtcdCluster, EtcdTarget};
 use gcounter_core::{ErrorCode, KvKind, StrategyKind};
 use serde_json::{json, Value};
 use smol::future::{or, Future};
@@ -89,6 +90,18 @@ pub struct ClusterSpec {
     /// `--max-connections 100` (both `gcounter kv` and `gcounter node`
     /// take the limit flags).
     pub member_args: Vec<String>,
+    /// etcd in place of `gcounter kv`; `None`: `gcounter kv`.
+    pub etcd: Option<EtcdBackend>,
+}
+
+/// Where a cluster's nodes keep the counter when it is etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EtcdBackend {
+    /// Members started by the cluster, in `<dir>/etcd<i>.data`, logging to
+    /// `<dir>/etcd<i>.log`.
+    Local { members: usize },
+    /// A running etcd, by its members' client addresses.
+    External(Vec<String>),
 }
 
 impl ClusterSpec {
@@ -106,6 +119,7 @@ impl ClusterSpec {
             seed,
             log_filter: None,
             member_args: Vec::new(),
+            etcd: None,
         }
     }
 }
@@ -160,7 +174,13 @@ impl Member {
 #[derive(Debug)]
 pub struct Cluster {
     spec: ClusterSpec,
+    /// The KV service; with etcd, a stand-in that runs nothing (its
+    /// address is the first endpoint).
     kv: Member,
+    /// The local etcd members, when the cluster started them.
+    etcd: Option<EtcdCluster>,
+    /// Where the nodes find etcd: endpoints and this cluster's prefix.
+    etcd_target: Option<EtcdTarget>,
     nodes: Vec<Member>,
     /// Per node, the peers it is cut off from.
     cuts: BTreeMap<String, BTreeSet<String>>,
@@ -189,6 +209,10 @@ impl Cluster {
                 io::ErrorKind::InvalidInput,
                 "a cluster needs a node",
             ));
+        }
+        if let Some(EtcdBackend::Local { .. }) = spec.etcd {
+            crate::etcd::cluster::find_etcd()
+                .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
         }
         fs::create_dir_all(&spec.dir)?;
         let attempts = if spec.base_port.is_some() { 1 } else { 3 };
@@ -225,17 +249,44 @@ impl Cluster {
             paused: false,
             child: None,
         };
-        let kv = member(spec.kv.name(), ports[0]);
+        let mut kv = member(spec.kv.name(), ports[0]);
+        let (etcd, etcd_target) = match &spec.etcd {
+            None => (None, None),
+            Some(backend) => {
+                let (etcd, endpoints) = match backend {
+                    EtcdBackend::Local { members } => {
+                        let etcd = EtcdCluster::start(&spec.dir, *members, spec.host)?;
+                        let endpoints = etcd.endpoints();
+                        (Some(etcd), endpoints)
+                    }
+                    EtcdBackend::External(endpoints) => (None, endpoints.clone()),
+                };
+                kv.id = "etcd".into();
+                if let Some(addr) = endpoints
+                    .first()
+                    .and_then(|e| std::net::ToSocketAddrs::to_socket_addrs(e).ok()?.next())
+                {
+                    kv.addr = addr;
+                }
+                // A new cluster is a new counter: its keys go under a
+                // prefix no earlier cluster used, in a shared etcd too.
+                let prefix = format!("gcounter/{:x}/", crate::kv::clock_seed());
+                (etcd, Some(EtcdTarget::new(endpoints, prefix)))
+            }
+        };
         let nodes = (0..spec.nodes)
             .map(|i| member(&format!("n{i}"), ports[1 + i]))
             .collect();
         let mut cluster = Cluster {
             spec,
             kv,
+            etcd,
+            etcd_target,
             nodes,
             cuts: BTreeMap::new(),
         };
-        for member in std::iter::once(&cluster.kv).chain(&cluster.nodes) {
+        let kv = cluster.etcd_target.is_none().then_some(&cluster.kv);
+        for member in kv.into_iter().chain(&cluster.nodes) {
             File::create(&member.log)?;
         }
         // A new cluster is a new counter (its KV service starts empty):
@@ -248,7 +299,9 @@ impl Cluster {
             }
         }
         // A cluster that fails half way is dropped here, killing what ran.
-        cluster.spawn(None)?;
+        if cluster.etcd_target.is_none() {
+            cluster.spawn(None)?;
+        }
         for i in 0..cluster.nodes.len() {
             cluster.spawn(Some(i))?;
         }
@@ -259,9 +312,24 @@ impl Cluster {
         &self.spec
     }
 
-    /// The KV service.
+    /// The KV service (with etcd, a stand-in that runs nothing).
     pub fn kv(&self) -> &Member {
         &self.kv
+    }
+
+    /// The etcd members the cluster started.
+    pub fn etcd(&self) -> Option<&EtcdCluster> {
+        self.etcd.as_ref()
+    }
+
+    /// The etcd members the cluster started, to kill and start them.
+    pub fn etcd_mut(&mut self) -> Option<&mut EtcdCluster> {
+        self.etcd.as_mut()
+    }
+
+    /// Where the nodes find etcd, if they use it.
+    pub fn etcd_target(&self) -> Option<&EtcdTarget> {
+        self.etcd_target.as_ref()
     }
 
     /// The nodes, `n0` first.
@@ -366,7 +434,10 @@ impl Cluster {
             "--listen".into(),
             me.addr.to_string(),
             "--kv".into(),
-            self.kv.addr.to_string(),
+            match &self.etcd_target {
+                Some(target) => target.url(),
+                None => self.kv.addr.to_string(),
+            },
             "--consistency".into(),
             consistency.into(),
             "--strategy".into(),
@@ -424,6 +495,9 @@ impl Cluster {
                 }
             }
         }
+        if let Some(etcd) = &mut self.etcd {
+            gone.extend(etcd.reap());
+        }
         gone
     }
 
@@ -461,6 +535,10 @@ impl Cluster {
                 member.id
             );
             let _ = member.kill();
+        }
+        // Last: the nodes needed it until they stopped.
+        if let Some(etcd) = &mut self.etcd {
+            etcd.stop();
         }
     }
 
@@ -553,16 +631,35 @@ impl Cluster {
         self.cut(BTreeMap::new()).await
     }
 
-    /// The cluster as JSON: `strategy`, `kv`, `dir` and `members`
-    /// (`{id, addr, log, running, pid, restarts}`, the KV service first).
+    /// The cluster as JSON: `strategy`, `kv`, `etcd` (`{endpoints,
+    /// prefix}` or null), `dir` and `members` (`{id, addr, log, running,
+    /// pid, restarts}`: the KV service, the nodes, then the etcd members
+    /// the cluster started).
     pub fn describe(&self) -> Value {
-        let members: Vec<Value> = std::iter::once(&self.kv)
+        let kv = self.etcd_target.is_none().then_some(&self.kv);
+        let mut members: Vec<Value> = kv
+            .into_iter()
             .chain(&self.nodes)
             .map(Member::describe)
             .collect();
+        members.extend(self.etcd.iter().flat_map(|e| e.members()).map(|m| {
+            json!({
+                "id": m.name,
+                "addr": m.client_addr.to_string(),
+                "log": m.log.display().to_string(),
+                "running": m.running(),
+                "pid": null,
+                "restarts": 0,
+            })
+        }));
+        let etcd = self
+            .etcd_target
+            .as_ref()
+            .map(|t| json!({"endpoints": t.endpoints, "prefix": t.prefix}));
         json!({
             "strategy": self.spec.strategy.name(),
             "kv": self.spec.kv.name(),
+            "etcd": etcd,
             "dir": self.spec.dir.display().to_string(),
             "members": members,
         })
@@ -578,7 +675,7 @@ impl Drop for Cluster {
 }
 
 /// `count` distinct ports that were free a moment ago.
-fn free_ports(host: IpAddr, count: usize) -> io::Result<Vec<u16>> {
+pub(crate) fn free_ports(host: IpAddr, count: usize) -> io::Result<Vec<u16>> {
     // Held together so the system hands out distinct ports, then released
     // for the members to bind.
     let listeners = (0..count)

@@ -428,6 +428,17 @@ impl Link {
         }
     }
 
+    /// A link whose lines another task takes from `queue` (etcd's).
+    pub(crate) fn with_queue(name: &str, addr: &str, queue: Sender<(Instant, Vec<u8>)>) -> Link {
+        Link {
+            name: name.to_owned(),
+            addr: addr.to_owned(),
+            queue,
+            up: true,
+            dropped: 0,
+        }
+    }
+
     /// Queues `line`; when the queue is full the line is dropped, like a
     /// packet on a congested network, and counted.
     pub(crate) fn send(&mut self, line: Vec<u8>) {

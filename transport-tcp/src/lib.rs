@@ -19,6 +19,8 @@
 //!   does.
 //! - [`cluster`]: a KV service and N nodes as child processes, with kill,
 //!   restart and partition, for people and for test runners.
+//! - [`etcd`]: etcd v3 in place of the KV service (`--kv etcd://...`),
+//!   and local etcd clusters.
 //!
 //! # Limits on every listening socket
 //!
@@ -35,12 +37,14 @@ mod lines;
 pub mod client;
 pub mod cluster;
 pub mod control;
+pub mod etcd;
 pub mod kv;
 pub mod node;
 
 pub use client::{Client, ClientError, Reply};
-pub use cluster::{Cluster, ClusterSpec, Member};
+pub use cluster::{Cluster, ClusterSpec, EtcdBackend, Member};
 pub use conn::{Limits, MAX_LINE};
+pub use etcd::{EtcdCluster, EtcdTarget};
 pub use gcounter_state::{read_state, state_path};
 pub use kv::{KvOptions, KvServer};
 pub use node::{next_incarnation, NodeOptions, NodeServer};

@@ -22,6 +22,7 @@
 
 use crate::conn::{self, accept_loop, ConnId, Conns, Event, Limits, Link, LinkId, Source};
 use crate::control::{self, Request};
+use crate::etcd::{self, EtcdTarget};
 use async_channel::{Receiver, Sender};
 use gcounter_core::protocol::{parse_line, write_line};
 use gcounter_core::{Body, Config, Envelope, ErrorCode, Input, Node, Output, Payload};
@@ -49,7 +50,8 @@ pub struct NodeOptions {
     pub listen: String,
     /// Every other node: id and address (`host:port`).
     pub peers: Vec<(String, String)>,
-    /// The KV service's address; required by every strategy but `gossip`.
+    /// The KV service's address, or etcd's as `etcd://HOST:PORT[,...][/PREFIX]`;
+    /// required by every strategy but `gossip`.
     pub kv: Option<String>,
     /// Strategy, KV kind (the service's name), intervals, incarnation.
     /// [`NodeServer::bind`] fills in `restored` from `state_dir`.
@@ -100,6 +102,9 @@ impl NodeOptions {
         }
         if let Some(bad) = self.cut.iter().find(|c| !seen.contains(c)) {
             return Err(format!("cannot cut off {bad}: not a peer"));
+        }
+        if let Some(kv) = &self.kv {
+            EtcdTarget::parse(kv)?;
         }
         if self.config.strategy.uses_kv() && self.kv.is_none() {
             return Err(format!(
@@ -232,13 +237,19 @@ impl Owner {
             .filter(|_| options.config.strategy.uses_kv());
         let kv = kv_addr.map(|addr| {
             let name = options.config.kv.name().to_owned();
-            links.push(Link::spawn(
-                links.len(),
-                &name,
-                addr,
-                events.clone(),
-                &options.limits,
-            ));
+            // `check` refused a bad etcd address.
+            let link = match EtcdTarget::parse(addr).ok().flatten() {
+                Some(etcd) => etcd::kv::spawn_link(
+                    links.len(),
+                    &name,
+                    &etcd,
+                    &options.id,
+                    events.clone(),
+                    options.limits.link_queue,
+                ),
+                None => Link::spawn(links.len(), &name, addr, events.clone(), &options.limits),
+            };
+            links.push(link);
             (name, links.len() - 1)
         });
         let mut owner = Owner {

@@ -10,6 +10,7 @@ use crate::params::{parse_strategy, RunParams};
 use crate::stats::Quantiles;
 use crate::testcore::Progress;
 use gcounter_core::{Config, KvKind, StrategyKind};
+use gcounter_transport_tcp::EtcdBackend;
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,18 @@ pub enum Transport {
     /// A TCP cluster of this binary's `gcounter node`s and a `gcounter kv`
     /// on loopback, which the runner starts and partitions.
     Tcp,
+}
+
+/// Where the KV strategies keep the counter on `--transport tcp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum KvBackend {
+    /// `gcounter kv`, the model of Maelstrom's `seq-kv`.
+    #[default]
+    Gcounter,
+    /// etcd v3: three local members from the `etcd` binary on PATH (or the
+    /// running etcd at --etcd-endpoints); reads are serializable, as
+    /// `seq-kv` allows.
+    Etcd,
 }
 
 /// Runs Maelstrom's g-counter test against node processes that speak
@@ -68,13 +81,40 @@ pub struct TestArgs {
     /// --bin, --latency or --log-stderr.
     #[arg(long, value_enum, default_value_t = Transport::Stdio)]
     pub transport: Transport,
+    /// With --transport tcp: where the KV strategies keep the counter.
+    #[arg(long, value_enum, default_value_t = KvBackend::Gcounter)]
+    pub kv: KvBackend,
+    /// With --kv etcd: a running etcd's members (HOST:PORT,...) instead of
+    /// three started for the test.
+    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
 }
 
 impl TestArgs {
+    /// The etcd the TCP cluster uses, if any.
+    pub(super) fn etcd(&self) -> Option<EtcdBackend> {
+        match (self.kv, self.etcd_endpoints.is_empty()) {
+            (KvBackend::Gcounter, _) => None,
+            (KvBackend::Etcd, true) => Some(EtcdBackend::Local { members: 3 }),
+            (KvBackend::Etcd, false) => Some(EtcdBackend::External(self.etcd_endpoints.clone())),
+        }
+    }
+
     /// Refuses what the transport cannot do.
     fn check_transport(&self) -> Result<(), String> {
+        if !self.etcd_endpoints.is_empty() && self.kv != KvBackend::Etcd {
+            return Err("--etcd-endpoints needs --kv etcd".into());
+        }
         if self.transport != Transport::Tcp {
+            if self.kv == KvBackend::Etcd {
+                return Err("--kv etcd needs --transport tcp: over stdio the KV \
+                            services are the runner's models"
+                    .into());
+            }
             return Ok(());
+        }
+        if let Some(EtcdBackend::Local { .. }) = self.etcd() {
+            gcounter_transport_tcp::etcd::cluster::find_etcd()?;
         }
         if !self.bin.is_empty() {
             return Err(
@@ -146,9 +186,15 @@ impl TestArgs {
                     self.strategy,
                     true,
                 )?;
-                ran.kv = Some(Choice {
-                    value: KvKind::SeqKv.name().to_string(),
-                    from: "the cluster's gcounter kv",
+                ran.kv = Some(match self.etcd() {
+                    None => Choice {
+                        value: KvKind::SeqKv.name().to_string(),
+                        from: "the cluster's gcounter kv",
+                    },
+                    Some(_) => Choice {
+                        value: "etcd, serializable reads as seq-kv".to_string(),
+                        from: "--kv etcd",
+                    },
                 });
                 Ok(ran)
             }
@@ -305,12 +351,20 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
         seed,
         cluster_dir: dir.join("cluster"),
         log_dir: dir.join("node-logs"),
+        etcd: args.etcd(),
     };
-    let replay = format!("gcounter test --transport tcp --strategy {strategy}");
+    let mut replay = format!("gcounter test --transport tcp --strategy {strategy}");
+    if let Some(etcd) = &cfg.etcd {
+        replay += " --kv etcd";
+        if let EtcdBackend::External(endpoints) = etcd {
+            replay += &format!(" --etcd-endpoints {}", endpoints.join(","));
+        }
+    }
     let mut settings = json!({
         "workload": args.workload,
         "transport": "tcp",
         "bin": [cfg.program.display().to_string()],
+        "kv_backend": if cfg.etcd.is_some() { "etcd" } else { "gcounter kv" },
         "node_count": cfg.node_count,
         "concurrency": concurrency,
         "workload_config": cfg.workload,

@@ -27,9 +27,13 @@
 //!   a grudge against is cut both ways, so the ring cuts a little more
 //!   than Maelstrom's.
 //!
-//! A connection that breaks, a node (or the KV service) that exits unless
-//! the nemesis killed it, or a line from a node that breaks the protocol
-//! ends the test with an error naming the node.
+//! With `--kv etcd` the cluster starts three etcd members instead of
+//! `gcounter kv` (or uses a running etcd) and the nodes keep the counter
+//! there; the nemesis never touches etcd.
+//!
+//! A connection that breaks, a node (or the KV service, or an etcd member)
+//! that exits unless the nemesis killed it, or a line from a node that
+//! breaks the protocol ends the test with an error naming the node.
 
 use super::procs::MAX_LINE;
 use super::run::{Pace, TestRun};
@@ -40,7 +44,7 @@ use crate::testcore::{
 use crate::workload::{node_ids, WorkloadConfig};
 use async_channel::{Receiver, Sender};
 use gcounter_core::StrategyKind;
-use gcounter_transport_tcp::{Cluster, ClusterSpec};
+use gcounter_transport_tcp::{Cluster, ClusterSpec, EtcdBackend};
 use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use smol::net::TcpStream;
 use smol::{Task, Timer};
@@ -67,6 +71,8 @@ pub struct TcpTestConfig {
     /// Where each member's log is linked (or copied) as `<id>.log` once
     /// the cluster has stopped.
     pub log_dir: PathBuf,
+    /// etcd in place of `gcounter kv`.
+    pub etcd: Option<EtcdBackend>,
 }
 
 /// Why a test against a TCP cluster could not be judged.
@@ -132,8 +138,12 @@ pub fn run_tcp_test(
     spec.nodes = cfg.node_count;
     spec.strategy = cfg.strategy;
     spec.seed = cfg.seed;
+    spec.etcd = cfg.etcd.clone();
     let mut ids = vec![spec.kv.name().to_string()];
     ids.extend(node_ids(cfg.node_count));
+    if let Some(EtcdBackend::Local { members }) = cfg.etcd {
+        ids.extend((0..members).map(|i| format!("etcd{i}")));
+    }
     let result = match Cluster::start(spec) {
         Ok(mut cluster) => {
             // One thread: the connections' readers run on this executor,

@@ -1,0 +1,217 @@
+//! etcd behind the KV strategies: real etcd members (the `etcd` binary on
+//! PATH, Debian's `etcd-server`; `.ci/run` installs it) on free loopback
+//! ports, in directories of their own, stopped when the test ends.
+//!
+//! Data goes under /dev/shm when there is one: etcd fsyncs every commit,
+//! and on a disk shared with builds one fsync can take seconds, which
+//! tests the disk rather than the counter.
+
+use crate::common::{self, assert_reports_lost_updates, describe, gcounter, Store};
+use gcounter_core::StrategyKind;
+use gcounter_transport_tcp::{Client, Cluster, ClusterSpec, EtcdBackend};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn scratch(name: &str) -> PathBuf {
+    let shm = PathBuf::from("/dev/shm");
+    let base = if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!("gcounter-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn etcd_test(strategy: &str) -> (Store, std::process::Output) {
+    let store = Store(scratch(&format!("etcd-{strategy}")));
+    let flags = [
+        "--transport",
+        "tcp",
+        "--kv",
+        "etcd",
+        "--strategy",
+        strategy,
+        "--nemesis",
+        "partition",
+        "--time-limit",
+        "10",
+    ];
+    let out = common::gcounter_test(&store, &flags, Duration::from_secs(90));
+    (store, out)
+}
+
+fn assert_valid_on_etcd(strategy: &str) {
+    let (store, out) = etcd_test(strategy);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let results = store.results();
+    assert_eq!(results["verdict"], "valid", "{results}");
+    assert_eq!(results["settings"]["kv_backend"], "etcd");
+    let ok_adds = results["stats"]["add"]["ok"].as_u64().expect("ok adds");
+    assert!(ok_adds > 100, "only {ok_adds} adds acknowledged: {results}");
+    // The members' logs are kept with the run's.
+    assert!(store.latest().join("node-logs/etcd0.log").is_file());
+}
+
+#[test]
+fn etcd_cas_is_valid_under_partitions() {
+    assert_valid_on_etcd("cas");
+}
+
+#[test]
+fn etcd_per_node_is_valid_under_partitions() {
+    assert_valid_on_etcd("per-node");
+}
+
+/// A read-then-write loses updates on a real database as on Maelstrom's.
+#[test]
+fn etcd_naive_loses_updates() {
+    let (store, out) = etcd_test("naive");
+    assert_reports_lost_updates(&store, &out);
+    assert!(store.results()["explanation"].is_object());
+}
+
+#[test]
+fn a_missing_etcd_is_one_line_naming_the_package() {
+    let out = Command::new(gcounter())
+        .args(["cluster", "--kv", "etcd", "--base-port", "0"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("etcd-server"), "{stderr}");
+}
+
+/// Adds 1 on every node, each node's client one add at a time, all
+/// nodes at once, for `during`: `(acknowledged, indeterminate)` sums.
+fn add_for(cluster: &Cluster, during: Duration) -> (u64, u64) {
+    let ex = smol::LocalExecutor::new();
+    smol::block_on(ex.run(async {
+        let end = Instant::now() + during;
+        let mut tasks = Vec::new();
+        for id in cluster.node_ids() {
+            let mut c = cluster.client(&id, &format!("c-{id}")).await.unwrap();
+            tasks.push(ex.spawn(async move {
+                let (mut acked, mut unsure) = (0, 0);
+                while Instant::now() < end {
+                    match c.add(1, Duration::from_secs(2)).await {
+                        Ok(()) => acked += 1,
+                        Err(e) if e.is_definite() => {}
+                        Err(_) => unsure += 1,
+                    }
+                }
+                (acked, unsure)
+            }));
+        }
+        let (mut acked, mut unsure) = (0, 0);
+        for t in tasks {
+            let (a, u) = t.await;
+            acked += a;
+            unsure += u;
+        }
+        (acked, unsure)
+    }))
+}
+
+/// Reads every node until each read is within `lo..=hi`, or panics after
+/// `within` with the last values.
+fn converge(cluster: &Cluster, lo: u64, hi: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    smol::block_on(async {
+        loop {
+            let mut values = Vec::new();
+            for id in cluster.node_ids() {
+                let value = match Client::connect(&cluster.node(&id).unwrap().addr.to_string(), "r")
+                    .await
+                {
+                    Ok(mut c) => c.read(Duration::from_secs(2)).await.ok(),
+                    Err(_) => None,
+                };
+                values.push(value);
+            }
+            if values
+                .iter()
+                .all(|v| v.is_some_and(|v| (lo..=hi).contains(&v)))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "reads {values:?} are not within {lo}..={hi}"
+            );
+            smol::Timer::after(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// Cluster and directory; the cluster goes first.
+struct Setup {
+    cluster: Cluster,
+    dir: PathBuf,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.cluster.stop();
+        if std::thread::panicking() {
+            eprintln!("logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn etcd_cluster(name: &str, strategy: StrategyKind) -> Setup {
+    let dir = scratch(name);
+    let mut spec = ClusterSpec::new(gcounter(), &dir);
+    spec.strategy = strategy;
+    spec.etcd = Some(EtcdBackend::Local { members: 3 });
+    let cluster = Cluster::start(spec).unwrap_or_else(|e| panic!("cluster start: {e}"));
+    Setup { cluster, dir }
+}
+
+/// One member down, a majority up: the counter goes on and loses nothing.
+#[test]
+fn killing_one_etcd_member_loses_nothing() {
+    for strategy in [StrategyKind::PerNode, StrategyKind::Cas] {
+        let mut s = etcd_cluster(&format!("etcd-kill-one-{strategy}"), strategy);
+        let (a1, u1) = add_for(&s.cluster, Duration::from_millis(1000));
+        s.cluster.etcd_mut().unwrap().kill(0).unwrap();
+        // Long enough for an election (a second) if the leader went, and
+        // for the adds caught by the kill to time out.
+        let (a2, u2) = add_for(&s.cluster, Duration::from_millis(4000));
+        assert!(
+            a2 > 0,
+            "{strategy}: nothing acknowledged with two members of three"
+        );
+        s.cluster.etcd_mut().unwrap().start_member(0).unwrap();
+        let (acked, unsure) = (a1 + a2, u1 + u2);
+        converge(&s.cluster, acked, acked + unsure, Duration::from_secs(10));
+    }
+}
+
+/// Two members down: no quorum, so no add is acknowledged; once they are
+/// back, everything acknowledged before is there and the counter goes on.
+#[test]
+fn losing_etcd_quorum_and_getting_it_back_loses_nothing_acknowledged() {
+    let mut s = etcd_cluster("etcd-quorum", StrategyKind::Cas);
+    let (a1, u1) = add_for(&s.cluster, Duration::from_millis(1000));
+    assert!(a1 > 0);
+    let etcd = s.cluster.etcd_mut().unwrap();
+    etcd.kill(1).unwrap();
+    etcd.kill(2).unwrap();
+    let (a2, u2) = add_for(&s.cluster, Duration::from_millis(2000));
+    assert_eq!(a2, 0, "an add was acknowledged by one member of three");
+    let etcd = s.cluster.etcd_mut().unwrap();
+    etcd.start_member(1).unwrap();
+    etcd.start_member(2).unwrap();
+    etcd.wait_healthy(Duration::from_secs(20)).unwrap();
+    let (a3, u3) = add_for(&s.cluster, Duration::from_millis(1000));
+    assert!(a3 > 0, "nothing acknowledged once quorum was back");
+    let (acked, unsure) = (a1 + a3, u1 + u2 + u3);
+    converge(&s.cluster, acked, acked + unsure, Duration::from_secs(10));
+}
