@@ -18,7 +18,9 @@ fn configuration(settings: &Value) -> Value {
     let mut c = serde_json::Map::new();
     for key in [
         "strategy",
+        "strategy_from",
         "kv",
+        "kv_from",
         "node_count",
         "concurrency",
         "workload_config",
@@ -57,7 +59,7 @@ fn run_replay(line: &str, store: &Store) -> std::process::Output {
 }
 
 fn strategy_of(settings: &Value) -> &str {
-    settings["strategy"]["value"].as_str().unwrap_or("?")
+    settings["strategy"].as_str().unwrap_or("?")
 }
 
 #[test]
@@ -99,7 +101,7 @@ fn a_strategy_set_by_flag_or_environment_is_recorded_and_replayed() {
         let replayed = again.results()["settings"].clone();
         let mut want = configuration(&settings);
         // The replay names the strategy as a flag, whatever set it first.
-        want["strategy"]["from"] = "--strategy".into();
+        want["strategy_from"] = "--strategy".into();
         assert_eq!(configuration(&replayed), want, "{how}: replayed {line}");
     }
 }
@@ -115,7 +117,8 @@ fn the_kv_choice_is_recorded_and_replayed() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let settings = store.results()["settings"].clone();
-    assert_eq!(settings["kv"]["value"], "lin-kv", "{settings}");
+    assert_eq!(settings["kv"], "lin-kv", "{settings}");
+    assert_eq!(settings["kv_from"], "GCOUNTER_KV", "{settings}");
     let line = settings["replay"].as_str().expect("a replay line");
     assert!(
         line.starts_with("GCOUNTER_KV=lin-kv gcounter test"),

@@ -18,11 +18,6 @@ pub struct Choice {
     pub from: &'static str,
 }
 
-impl Choice {
-    fn json(&self) -> Value {
-        json!({ "value": self.value, "from": self.from })
-    }
-}
 
 /// The environment variables that change how a node behaves, as it will
 /// see them: ours, inherited or set by the test.
@@ -101,11 +96,17 @@ impl Ran {
         Ok(Ran { strategy, kv, env })
     }
 
-    /// For `results.json`'s `settings`.
+    /// For `results.json`'s `settings`: `strategy` and `kv` as names (as
+    /// `gcounter sim` records them), `strategy_from` and `kv_from` for
+    /// what chose them; `null` where the node's own choice is unknown.
     pub fn json(&self) -> Value {
+        let value = |c: &Option<Choice>| c.as_ref().map(|c| c.value.clone());
+        let from = |c: &Option<Choice>| c.as_ref().map(|c| c.from);
         json!({
-            "strategy": self.strategy.as_ref().map(Choice::json),
-            "kv": self.kv.as_ref().map(Choice::json),
+            "strategy": value(&self.strategy),
+            "strategy_from": from(&self.strategy),
+            "kv": value(&self.kv),
+            "kv_from": from(&self.kv),
             "env": self.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
         })
     }
@@ -164,16 +165,12 @@ pub fn shell_word(s: &str) -> String {
 /// service (with where each came from), the nodes, the workload, the
 /// faults, the latency and the seed.
 pub fn describe(settings: &Value) -> String {
-    let choice = |key: &str| match &settings[key] {
-        Value::Object(c) => {
-            let value = c.get("value").and_then(Value::as_str).unwrap_or("?");
-            match c.get("from").and_then(Value::as_str) {
-                Some("default") | None => format!("{value} (default)"),
-                Some(from) => format!("{value} ({from})"),
-            }
-        }
-        Value::String(s) => s.clone(),
-        _ => "the node's own".to_string(),
+    let choice = |key: &str| match settings[key].as_str() {
+        Some(value) => match settings[format!("{key}_from")].as_str() {
+            Some(from) => format!("{value} ({from})"),
+            None => value.to_string(),
+        },
+        None => "the node's own".to_string(),
     };
     let w = &settings["workload_config"];
     let num = |v: &Value| v.as_f64().map_or("?".to_string(), |v| format!("{v}"));
@@ -229,11 +226,6 @@ pub fn settings_rows(settings: &Value) -> Vec<(String, String)> {
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
         Value::Null => "none".to_string(),
-        Value::Object(c) if c.contains_key("from") => format!(
-            "{} ({})",
-            c["value"].as_str().unwrap_or("?"),
-            c["from"].as_str().unwrap_or("?")
-        ),
         Value::Array(a) if a.iter().all(Value::is_string) => a
             .iter()
             .filter_map(Value::as_str)
@@ -243,9 +235,15 @@ pub fn settings_rows(settings: &Value) -> Vec<(String, String)> {
         v => v.to_string(),
     };
     let mut rows = vec![("ran".to_string(), describe(settings))];
+    for key in ["strategy", "kv"] {
+        let from = settings[format!("{key}_from")]
+            .as_str()
+            .map_or(String::new(), |f| format!(" ({f})"));
+        if let Some(v) = settings[key].as_str() {
+            rows.push((key.to_string(), format!("{v}{from}")));
+        }
+    }
     for key in [
-        "strategy",
-        "kv",
         "bin",
         "env",
         "transport",
