@@ -86,8 +86,23 @@ impl Cas {
             to: from,
         });
         for (req, delta) in self.waiting.drain(..) {
-            batch.adds.push(req);
-            batch.sum += delta;
+            // Each add is checked as it joins: an add that would take the
+            // batch past the largest total is refused alone (it was never
+            // sent), not summed into a wrapped total that all would share.
+            match checked_total(batch.sum, delta).filter(|&s| checked_total(from, s).is_some()) {
+                Some(sum) => {
+                    batch.adds.push(req);
+                    batch.sum = sum;
+                }
+                None => ctx.reply_error(
+                    &req,
+                    ErrorCode::MALFORMED_REQUEST,
+                    format!(
+                        "adding {delta} to {} would overflow the counter",
+                        from.saturating_add(batch.sum)
+                    ),
+                ),
+            }
         }
         if batch.adds.is_empty() {
             self.batch = None;

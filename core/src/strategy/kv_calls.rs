@@ -1,7 +1,7 @@
 //! What the KV strategies share: remembering what each call was for,
 //! making the node current on `seq-kv`, and reading counter values.
 
-use super::{Ctx, Request, Tag, Timer};
+use super::{Ctx, Request, Tag, Timer, MAX_TOTAL};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use crate::Time;
@@ -149,7 +149,9 @@ pub enum ReadResult {
 /// Interprets a reply to a KV `read` of a counter.
 pub fn read_result(reply: &Payload) -> ReadResult {
     match reply {
-        Payload::ReadOk { value } => match value.as_u64() {
+        // A value past the largest total was not written by a counter
+        // that checks its sums; taking it in would overflow them.
+        Payload::ReadOk { value } => match value.as_u64().filter(|&n| n <= MAX_TOTAL) {
             Some(n) => ReadResult::Value(n),
             None => {
                 log::error!("KV holds {value} where a counter was expected; reading again");

@@ -25,7 +25,7 @@
 //! total instead of overwriting it.
 
 use super::kv_calls::{self, Calls, Fresh, ReadResult, ReadView, MAYBE_APPLIED};
-use super::{checked_total, Ctx, Request, Strategy, Tag, Timer};
+use super::{checked_sum, checked_total, share_limit, Ctx, Request, Strategy, Tag, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use crate::Time;
@@ -106,10 +106,22 @@ impl PerNode {
         if self.write.is_some() || self.waiting.is_empty() {
             return;
         }
-        let sum: u64 = self.waiting.iter().map(|(_, d)| d).sum();
+        let to = checked_sum(self.waiting.iter().map(|&(_, d)| d))
+            .and_then(|sum| checked_total(from, sum));
+        let Some(to) = to else {
+            // on_add keeps confirmed + waiting within the node's share, so
+            // only a key that held more than it could have written gets
+            // here; nothing was written for these adds.
+            for (req, _) in self.waiting.drain(..) {
+                ctx.reply_error(
+                    &req,
+                    ErrorCode::MALFORMED_REQUEST,
+                    "the counter would overflow",
+                );
+            }
+            return;
+        };
         let adds = self.waiting.drain(..).map(|(r, _)| r).collect();
-        // on_add keeps confirmed + waiting within MAX_TOTAL.
-        let to = from + sum;
         self.write = Some(Write {
             adds,
             from,
@@ -125,8 +137,7 @@ impl PerNode {
             return;
         };
         self.confirmed = Some(write.to);
-        let seen = self.seen.entry(ctx.me.to_string()).or_insert(0);
-        *seen = (*seen).max(write.to);
+        self.see(ctx.me, write.to);
         if !write.gave_up {
             for req in &write.adds {
                 ctx.reply(req, Payload::AddOk);
@@ -202,13 +213,36 @@ impl PerNode {
         }
     }
 
+    /// Takes in `value` as seen in `node`'s key, unless the sum of the
+    /// keys would then pass the largest total: no node that keeps to its
+    /// share writes such a value, and a wrapped or clamped sum would
+    /// undercount every add acknowledged.
+    fn see(&mut self, node: &str, value: u64) {
+        let old = self.seen.get(node).copied().unwrap_or(0);
+        if value <= old {
+            return;
+        }
+        let others = self
+            .seen
+            .iter()
+            .filter(|(n, _)| *n != node)
+            .map(|(_, &v)| v);
+        if checked_sum(others.chain([value])).is_none() {
+            log::warn!(
+                "per-node: key {node} holds {value}, which would overflow the counter; ignored"
+            );
+            return;
+        }
+        self.seen.insert(node.to_string(), value);
+    }
+
     /// The sum of the highest value seen in every node's key.
     fn value(&mut self, ctx: &Ctx<'_>) -> u64 {
         if let Some(c) = self.confirmed {
-            let seen = self.seen.entry(ctx.me.to_string()).or_insert(0);
-            *seen = (*seen).max(c);
+            self.see(ctx.me, c);
         }
-        self.seen.values().sum()
+        // `see` keeps the sum within MAX_TOTAL.
+        checked_sum(self.seen.values().copied()).unwrap_or(super::MAX_TOTAL)
     }
 
     fn on_read_reply(&mut self, ctx: &mut Ctx<'_>, call: Call, reply: &Payload) {
@@ -237,8 +271,7 @@ impl PerNode {
                 None => {}
             },
             Call::RoundRead(i) => {
-                let seen = self.seen.entry(ctx.nodes[i].clone()).or_insert(0);
-                *seen = (*seen).max(value);
+                self.see(&ctx.nodes[i].clone(), value);
                 if let Some(round) = self.round.as_mut() {
                     round.outstanding -= 1;
                 }
@@ -259,18 +292,29 @@ impl Strategy for PerNode {
             // Nothing to write: the counter already includes it.
             return ctx.reply(&req, Payload::AddOk);
         }
-        let in_flight = self.write.as_ref().map_or(0, |w| w.to - w.from);
-        let waiting: u64 = self.waiting.iter().map(|(_, d)| d).sum();
-        let base = self
-            .confirmed
-            .unwrap_or(0)
-            .saturating_add(in_flight)
-            .saturating_add(waiting);
-        if checked_total(base, delta).is_none() {
+        let in_flight = self
+            .write
+            .as_ref()
+            .map_or(0, |w| w.to.saturating_sub(w.from));
+        let waiting = self.waiting.iter().map(|&(_, d)| d);
+        let base = checked_sum(
+            [self.confirmed.unwrap_or(0), in_flight]
+                .into_iter()
+                .chain(waiting),
+        );
+        let limit = share_limit(ctx.nodes.len());
+        let fits = base
+            .and_then(|base| checked_total(base, delta))
+            .is_some_and(|total| total <= limit);
+        if !fits {
             return ctx.reply_error(
                 &req,
                 ErrorCode::MALFORMED_REQUEST,
-                format!("adding {delta} to this node's {base} would overflow the counter"),
+                format!(
+                    "adding {delta} to this node's key could overflow the counter: \
+                     each of the {} nodes may count up to {limit}",
+                    ctx.nodes.len()
+                ),
             );
         }
         self.waiting.push((req, delta));
