@@ -559,34 +559,176 @@ pub fn parse_incoming(line: &[u8]) -> Result<Incoming<'_>, ParseError> {
 
 /// Finds `src`, `dest` and `body.msg_id` in a line the typed parse refused.
 fn salvage(line: &[u8], typed_err: Option<serde_json::Error>) -> ParseError {
-    let value: Option<Value> = serde_json::from_slice(line)
-        .ok()
-        .or_else(|| serde_json::from_str(&String::from_utf8_lossy(line)).ok());
-    let text = match (&value, typed_err) {
+    let text = String::from_utf8_lossy(line);
+    let found = serde_json::from_str::<Loose<Salvaged>>(&text);
+    let text = match (&found, typed_err) {
         (_, None) => "line is not valid UTF-8".to_string(),
-        (None, Some(e)) => format!("not JSON: {e}"),
-        (Some(v), _) if !v.is_object() => "message is not a JSON object".to_string(),
-        (Some(_), Some(e)) => format!("malformed message: {e}"),
+        (Err(e), Some(_)) => format!("not JSON: {e}"),
+        (Ok(Loose(None)), Some(_)) => "message is not a JSON object".to_string(),
+        (Ok(Loose(Some(_))), Some(e)) => format!("malformed message: {e}"),
     };
-    let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    let (reply_to, dest) = match &value {
-        Some(v) => {
-            let body = v.get("body");
-            let msg_id = body.and_then(|b| b.get("msg_id")).and_then(Value::as_u64);
-            let is_reply = body.and_then(|b| b.get("in_reply_to")).is_some();
-            let reply_to = match (field(v, "src"), msg_id) {
-                (Some(src), Some(id)) if !is_reply => Some((src, id)),
-                _ => None,
-            };
-            (reply_to, field(v, "dest"))
-        }
-        None => (None, None),
+    let found = found.ok().and_then(|l| l.0).unwrap_or_default();
+    let body = found.body.and_then(|b| b.0).unwrap_or_default();
+    let reply_to = match (found.src.and_then(|s| s.0), body.msg_id.and_then(|m| m.0)) {
+        // Never answer a reply with an error: two nodes could bounce
+        // errors at each other forever. `null` is absence, as in the
+        // typed parse.
+        (Some(src), Some(id)) if !body.is_reply => Some((src, id)),
+        _ => None,
     };
     ParseError {
         reply_to,
-        dest,
+        dest: found.dest.and_then(|d| d.0),
         code: ErrorCode::MALFORMED_REQUEST,
         text,
+    }
+}
+
+/// The loose parse of a refused line: only what is needed to answer it.
+/// Every other value is skipped unread (`IgnoredAny`), so a number out of
+/// range or nesting past serde_json's recursion limit, which a
+/// `serde_json::Value` refuses, cannot hide who sent a request.
+#[derive(Debug, Default)]
+struct Salvaged {
+    src: Option<Loose<String>>,
+    dest: Option<Loose<String>>,
+    body: Option<Loose<SalvagedBody>>,
+}
+
+#[derive(Debug, Default)]
+struct SalvagedBody {
+    msg_id: Option<Loose<u64>>,
+    is_reply: bool,
+}
+
+/// `Some` if the value has the expected shape, `None` (not an error) if
+/// it has another: a wrong field must not hide the fields beside it.
+#[derive(Debug)]
+struct Loose<T>(Option<T>);
+
+/// What a [`Loose`] can be built from.
+trait LooseFrom: Sized {
+    fn from_str(_: &str) -> Option<Self> {
+        None
+    }
+    fn from_u64(_: u64) -> Option<Self> {
+        None
+    }
+    fn from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        drain(map).map(|()| None)
+    }
+}
+
+fn drain<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map
+        .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+        .is_some()
+    {}
+    Ok(())
+}
+
+impl LooseFrom for String {
+    fn from_str(s: &str) -> Option<Self> {
+        Some(s.to_owned())
+    }
+}
+
+impl LooseFrom for u64 {
+    fn from_u64(n: u64) -> Option<Self> {
+        Some(n)
+    }
+}
+
+impl LooseFrom for Salvaged {
+    fn from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        let mut s = Salvaged::default();
+        while let Some(key) = map.next_key::<Cow<'_, str>>()? {
+            match key.as_ref() {
+                "src" => s.src = Some(map.next_value()?),
+                "dest" => s.dest = Some(map.next_value()?),
+                "body" => s.body = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(s))
+    }
+}
+
+impl LooseFrom for SalvagedBody {
+    fn from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        let mut b = SalvagedBody::default();
+        while let Some(key) = map.next_key::<Cow<'_, str>>()? {
+            match key.as_ref() {
+                "msg_id" => b.msg_id = Some(map.next_value()?),
+                "in_reply_to" => b.is_reply = map.next_value::<IsSet>()?.0,
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(b))
+    }
+}
+
+impl<'de, T: LooseFrom> Deserialize<'de> for Loose<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: LooseFrom> Visitor<'de> for V<T> {
+            type Value = Loose<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Loose(T::from_str(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Loose(T::from_u64(v)))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Loose(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Loose(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Loose(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Loose(None))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Loose(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::from_map(map).map(Loose)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// Whether a field holds anything but `null`, read without converting it.
+struct IsSet(bool);
+
+impl<'de> Deserialize<'de> for IsSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IsSet;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_none<E: de::Error>(self) -> Result<IsSet, E> {
+                Ok(IsSet(false))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<IsSet, D::Error> {
+                de::IgnoredAny::deserialize(d).map(|_| IsSet(true))
+            }
+        }
+        d.deserialize_option(V)
     }
 }
 
@@ -925,5 +1067,39 @@ mod tests {
             parse(r#"{"src":"n2","dest":"n1","body":{"type":"wat","msg_id":1,"in_reply_to":3}}"#)
                 .unwrap_err();
         assert_eq!(err.reply_to, None);
+    }
+
+    /// Issue 11, item 4: lines that name a sender and a `msg_id` but that
+    /// neither the typed parse nor a `serde_json::Value` can read.
+    fn unreadable_requests() -> Vec<String> {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        vec![
+            r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"delta":1e400}}"#.into(),
+            format!(r#"{{"src":"c1","dest":"n1","body":{{"type":"read","msg_id":7,"key":{deep}}}}}"#),
+            r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"in_reply_to":null,"delta":-1}}"#
+                .into(),
+        ]
+    }
+
+    #[test]
+    fn a_request_no_parser_can_read_still_yields_who_to_answer() {
+        for line in unreadable_requests() {
+            let err = parse_line(line.as_bytes()).unwrap_err();
+            assert_eq!(err.reply_to, Some(("c1".into(), 7)), "{line:.80}");
+            assert_eq!(err.dest.as_deref(), Some("n1"), "{line:.80}");
+            assert_eq!(err.code, ErrorCode::MALFORMED_REQUEST, "{line:.80}");
+        }
+    }
+
+    #[test]
+    fn a_loose_parse_still_refuses_to_answer_replies_and_broken_lines() {
+        for line in [
+            r#"{"src":"n2","dest":"n1","body":{"type":"add","msg_id":1,"in_reply_to":3,"delta":1e400}}"#,
+            r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":1,"delta":1"#,
+            r#"{"src":1e400,"dest":"n1","body":{"type":"add","msg_id":1}}"#,
+            r#"["c1", 7]"#,
+        ] {
+            assert_eq!(parse(line).unwrap_err().reply_to, None, "{line}");
+        }
     }
 }

@@ -404,4 +404,21 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Invalid);
         assert_eq!(r.lost, 0);
     }
+
+    #[test]
+    fn a_wrapped_total_is_never_acceptable() {
+        // Issue 11: three acknowledged adds of i64::MAX, read back as the
+        // sum wrapped past 2^64. The sums saturate, never wrap, so no read
+        // can match them.
+        let big = i64::MAX as u64;
+        let mut h = H::new();
+        for _ in 0..3 {
+            h.add("c1", big, Some(Outcome::Ok));
+        }
+        h.add("c1", big, None);
+        h.fin("c1", 9223372036854775805);
+        let r = check(&h.0);
+        assert_eq!(r.verdict, Verdict::Invalid);
+        assert_eq!(r.definite_sum, u64::MAX);
+    }
 }

@@ -277,6 +277,30 @@ fn add_with_delta_beyond_i64_and_u64() {
 }
 
 #[test]
+fn add_with_delta_beyond_every_float() {
+    // Issue 11, item 4: no parser could read the number, so no reply.
+    around(msg(r#"{"type":"add","msg_id":7,"delta":1e400}"#)).assert_error(BAD, MALFORMED);
+}
+
+#[test]
+fn key_nested_past_the_recursion_limit() {
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    around(msg(&format!(
+        r#"{{"type":"read","msg_id":7,"key":{deep}}}"#
+    )))
+    .assert_error(BAD, MALFORMED);
+}
+
+#[test]
+fn null_in_reply_to_beside_a_bad_field() {
+    // `null` is absence: this is a request, not a reply.
+    around(msg(
+        r#"{"type":"add","msg_id":7,"in_reply_to":null,"delta":-1}"#,
+    ))
+    .assert_error(BAD, MALFORMED);
+}
+
+#[test]
 fn unknown_type() {
     around(msg(r#"{"type":"echo","msg_id":7,"echo":"hello"}"#)).assert_error(BAD, NOT_SUPPORTED);
 }

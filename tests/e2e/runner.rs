@@ -105,6 +105,37 @@ fn a_node_that_exits_early_fails_the_test_naming_it() {
     assert!(stderr.contains("exited before the test ended"), "{stderr}");
 }
 
+#[test]
+fn a_node_that_stops_reading_its_input_fails_the_test_naming_it() {
+    // Issue 11, item 3: the runner blocked on the node's full stdin pipe
+    // and never ended. The outer limit turns a hang into a failure.
+    let store = Store::new("stops-reading");
+    let started = std::time::Instant::now();
+    let out = common::gcounter_test(
+        &store,
+        &[
+            "--node-count",
+            "1",
+            "--bin",
+            python(),
+            &script("stops_reading.py"),
+        ],
+        Duration::from_secs(90),
+    );
+    assert_eq!(out.status.code(), Some(255), "{}", describe(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("node n0"), "{stderr}");
+    assert!(stderr.contains("does not read its input"), "{stderr}");
+    assert!(store.results()["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("does not read its input")));
+}
+
 /// The page a person opens, rendered by a real browser.
 #[test]
 fn index_html_shows_the_verdict_in_a_browser() {

@@ -99,6 +99,29 @@ fn invalid_utf8_reaches_the_node_and_is_answered() {
     assert!(lines[1].starts_with(r#"{"src":"n1","dest":"c1","body":{"type":"error","in_reply_to":2,"msg_id":1,"code":12,"#), "{}", lines[1]);
 }
 
+#[test]
+fn every_request_naming_a_sender_and_msg_id_gets_one_reply() {
+    // Issue 11, item 4: these got no reply at all.
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let bad = [
+        r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":2,"delta":1e400}}"#.to_string(),
+        format!(r#"{{"src":"c1","dest":"n1","body":{{"type":"read","msg_id":3,"key":{deep}}}}}"#),
+        r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":4,"in_reply_to":null,"delta":-1}}"#
+            .to_string(),
+    ];
+    let input = format!("{INIT1}\n{}\n", bad.join("\n"));
+    let (result, lines) = run_bytes(Config::default(), input.as_bytes());
+    result.expect("runs");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for (line, id) in lines[1..].iter().zip(2..) {
+        let start = format!(
+            r#"{{"src":"n1","dest":"c1","body":{{"type":"error","in_reply_to":{id},"msg_id":{},"code":12,"#,
+            id - 1
+        );
+        assert!(line.starts_with(&start), "{line}");
+    }
+}
+
 /// A `read` padded with a string field to exactly `len` bytes.
 fn padded_read(msg_id: u64, len: usize) -> Vec<u8> {
     let head =

@@ -17,11 +17,15 @@
 //! within `config.read_staleness` of the start of the last completed read
 //! are answered from it ([`ReadView`]).
 
-use super::kv_calls::{self, Calls, Fresh, ReadResult, ReadView, MAYBE_APPLIED};
+use super::kv_calls::{
+    self, expired, Calls, Fresh, Outage, ReadResult, ReadView, MAX_WAITING, MAYBE_APPLIED,
+    UNAVAILABLE,
+};
 use super::{checked_total, Ctx, Request, Strategy, Tag, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use crate::Time;
+use std::collections::VecDeque;
 
 /// The shared key.
 pub const KEY: &str = "counter";
@@ -42,6 +46,8 @@ struct Batch {
     sum: u64,
     from: u64,
     to: u64,
+    /// When its oldest add arrived.
+    oldest: Time,
 }
 
 #[derive(Debug, Default)]
@@ -51,12 +57,16 @@ pub struct Cas {
     /// The highest value this node has seen in the key (a lower bound of
     /// its value now, since the counter only grows).
     known: Option<u64>,
-    waiting: Vec<(Request, u64)>,
+    /// Adds not in a batch yet, oldest first, with their arrival times.
+    waiting: VecDeque<((Request, u64), Time)>,
     batch: Option<Batch>,
-    reads: Vec<Request>,
+    /// Reads waiting for the next round, oldest first, with their arrival
+    /// times.
+    reads: VecDeque<(Request, Time)>,
     /// The reads being answered, and when their round started.
-    round: Option<(Vec<Request>, Time)>,
+    round: Option<(VecDeque<(Request, Time)>, Time)>,
     view: ReadView,
+    outage: Outage,
 }
 
 impl Cas {
@@ -84,10 +94,27 @@ impl Cas {
             sum: 0,
             from,
             to: from,
+            oldest: ctx.now,
         });
-        for (req, delta) in self.waiting.drain(..) {
-            batch.adds.push(req);
-            batch.sum += delta;
+        for ((req, delta), at) in self.waiting.drain(..) {
+            // Each add is checked as it joins: an add that would take the
+            // batch past the largest total is refused alone (it was never
+            // sent), not summed into a wrapped total that all would share.
+            match checked_total(batch.sum, delta).filter(|&s| checked_total(from, s).is_some()) {
+                Some(sum) => {
+                    batch.adds.push(req);
+                    batch.sum = sum;
+                    batch.oldest = batch.oldest.min(at);
+                }
+                None => ctx.reply_error(
+                    &req,
+                    ErrorCode::MALFORMED_REQUEST,
+                    format!(
+                        "adding {delta} to {} would overflow the counter",
+                        from.saturating_add(batch.sum)
+                    ),
+                ),
+            }
         }
         if batch.adds.is_empty() {
             self.batch = None;
@@ -109,6 +136,36 @@ impl Cas {
         }
     }
 
+    /// With the KV service silent for an RPC timeout, answers the
+    /// requests that have waited that long and that no cas in flight
+    /// carries: none of them reached the service (a batch waiting to be
+    /// sent again was refused, definitely), so "temporarily unavailable",
+    /// which is definite, is the truth. A cas in flight is settled by its
+    /// own timeout, indefinitely.
+    fn expire(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(cutoff) = self.outage.cutoff(ctx) else {
+            return;
+        };
+        let mut refused: Vec<Request> = expired(&mut self.waiting, cutoff)
+            .into_iter()
+            .map(|(req, _)| req)
+            .collect();
+        let unsent = self
+            .batch
+            .as_ref()
+            .is_some_and(|b| b.oldest <= cutoff && !self.calls.in_flight(&Call::Cas));
+        if unsent {
+            refused.extend(self.batch.take().into_iter().flat_map(|b| b.adds));
+        }
+        refused.extend(expired(&mut self.reads, cutoff));
+        if let Some((reads, _)) = self.round.as_mut() {
+            refused.extend(expired(reads, cutoff));
+        }
+        for req in refused {
+            ctx.reply_error(&req, ErrorCode::TEMPORARILY_UNAVAILABLE, UNAVAILABLE);
+        }
+    }
+
     /// Starts a round of reads if none is in flight: for the reads
     /// waiting, or (with none waiting) to refresh the view.
     fn start_round(&mut self, ctx: &mut Ctx<'_>) {
@@ -124,16 +181,25 @@ impl Strategy for Cas {
         if delta == 0 {
             return ctx.reply(&req, Payload::AddOk);
         }
-        self.waiting.push((req, delta));
+        self.expire(ctx);
+        if self.waiting.len() >= MAX_WAITING {
+            return ctx.reply_error(&req, ErrorCode::TEMPORARILY_UNAVAILABLE, UNAVAILABLE);
+        }
+        self.waiting.push_back(((req, delta), ctx.now));
         if self.batch.is_none() {
             self.send_cas(ctx);
         }
     }
 
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
+        self.expire(ctx);
+        let waiting = self.reads.len() + self.round.as_ref().map_or(0, |(r, _)| r.len());
+        if waiting >= MAX_WAITING && !self.view.serves(ctx) {
+            return ctx.reply_error(&req, ErrorCode::TEMPORARILY_UNAVAILABLE, UNAVAILABLE);
+        }
         let value = self.known.unwrap_or(0);
         match self.view.answer(ctx, req, value) {
-            Some(req) => self.reads.push(req),
+            Some(req) => self.reads.push_back((req, ctx.now)),
             None if !self.view.wants_refresh(ctx) => return,
             // Answered from the view, which is getting old: renew it.
             None => {}
@@ -145,6 +211,7 @@ impl Strategy for Cas {
         let Some(call) = self.calls.take(tag) else {
             return;
         };
+        self.outage.heard_from(ctx.now, &reply);
         match (call, reply) {
             (Call::Cas, Payload::CasOk) => {
                 if let Some(batch) = self.batch.take() {
@@ -186,7 +253,7 @@ impl Strategy for Cas {
                 let value = self.known.unwrap_or(0);
                 if let Some((reads, started)) = self.round.take() {
                     self.view.refreshed(started);
-                    for req in reads {
+                    for (req, _) in reads {
                         ctx.reply(
                             &req,
                             Payload::ReadOk {
@@ -202,16 +269,31 @@ impl Strategy for Cas {
         }
     }
 
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        self.outage.heard(ctx.now);
+    }
+
     fn on_timeout(&mut self, ctx: &mut Ctx<'_>, tag: Tag) {
         match self.calls.take(tag) {
-            Some(Call::Cas) => self.fail_batch(ctx),
-            Some(other) => self.issue(ctx, other),
+            Some(Call::Cas) => {
+                // The batch may have landed: answered indefinitely before
+                // `expire` could take it for unsent. Adds that waited too
+                // long are refused before the next batch takes them.
+                self.batch_maybe_applied(ctx);
+                self.expire(ctx);
+                self.send_cas(ctx);
+            }
+            Some(other) => {
+                self.expire(ctx);
+                self.issue(ctx, other);
+            }
             None => {}
         }
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: Timer) {
         if timer == Timer::KvRetry {
+            self.expire(ctx);
             for call in self.calls.due() {
                 self.issue(ctx, call);
             }
@@ -223,9 +305,13 @@ impl Cas {
     /// The cas in flight may or may not land: its adds get an indefinite
     /// error and are never sent again.
     fn fail_batch(&mut self, ctx: &mut Ctx<'_>) {
+        self.batch_maybe_applied(ctx);
+        self.send_cas(ctx);
+    }
+
+    fn batch_maybe_applied(&mut self, ctx: &mut Ctx<'_>) {
         for req in self.batch.take().into_iter().flat_map(|b| b.adds) {
             ctx.reply_error(&req, ErrorCode::TIMEOUT, MAYBE_APPLIED);
         }
-        self.send_cas(ctx);
     }
 }

@@ -28,7 +28,7 @@
 //! by what the peers already hold of an old slot; what it had not yet
 //! gossiped is then lost.
 
-use super::{checked_total, Ctx, Request, Strategy, Timer};
+use super::{checked_sum, checked_total, share_limit, Ctx, Request, Strategy, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::{Counts, Payload};
 use serde::{Deserialize, Serialize};
@@ -69,11 +69,7 @@ impl Saved<'_> {
         if !mine {
             return Err(format!("slot `{}` is not one of {me}'s", saved.slot));
         }
-        let total = saved
-            .counts
-            .values()
-            .try_fold(0, |sum, &n| checked_total(sum, n));
-        if total.is_none() {
+        if checked_sum(saved.counts.values().copied()).is_none() {
             return Err("the counts add up past the largest total".into());
         }
         Ok(saved)
@@ -94,9 +90,20 @@ fn merge(into: &mut Counts, from: &Counts) {
 }
 
 impl Gossip {
-    /// The counter's value: the sum over every slot.
+    /// The counter's value: the sum over every slot. Every count that is
+    /// taken in keeps it within `MAX_TOTAL`, so it never saturates.
     pub fn value(&self) -> u64 {
-        self.counts.values().sum()
+        checked_sum(self.counts.values().copied()).unwrap_or(super::MAX_TOTAL)
+    }
+
+    /// What this node has counted, in this life and earlier ones: the
+    /// slots `me` and `me#<incarnation>`.
+    fn own_share(&self, me: &str) -> u64 {
+        let mine = self.counts.iter().filter(|(slot, _)| {
+            slot.strip_prefix(me)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
+        });
+        checked_sum(mine.map(|(_, &n)| n)).unwrap_or(super::MAX_TOTAL)
     }
 
     fn arm(ctx: &mut Ctx<'_>) {
@@ -159,8 +166,11 @@ impl Strategy for Gossip {
             self.slot = ctx.slot();
         }
         let mine = self.counts.get(&self.slot).copied().unwrap_or(0);
-        match checked_total(self.value(), delta) {
-            Some(_) => {
+        let fits = checked_total(self.value(), delta).is_some()
+            && checked_total(self.own_share(ctx.me), delta)
+                .is_some_and(|share| share <= share_limit(ctx.nodes.len()));
+        match fits {
+            true => {
                 self.counts.insert(self.slot.clone(), mine + delta);
                 // Stored before the `add_ok` (and the next gossip) leaves.
                 // An add of 0 changes no count.
@@ -169,12 +179,15 @@ impl Strategy for Gossip {
                 }
                 ctx.reply(&req, Payload::AddOk);
             }
-            None => ctx.reply_error(
+            false => ctx.reply_error(
                 &req,
                 ErrorCode::MALFORMED_REQUEST,
                 format!(
-                    "adding {delta} to {} would overflow the counter",
-                    self.value()
+                    "adding {delta} to this node's {} could overflow the counter: \
+                     each of the {} nodes may count up to {}",
+                    self.own_share(ctx.me),
+                    ctx.nodes.len(),
+                    share_limit(ctx.nodes.len())
                 ),
             ),
         }
@@ -215,7 +228,16 @@ impl Strategy for Gossip {
             Payload::GossipAck { counts } => (counts, true),
             _ => return false,
         };
-        merge(&mut self.counts, &counts);
+        let mut merged = self.counts.clone();
+        merge(&mut merged, &counts);
+        if checked_sum(merged.values().copied()).is_none() {
+            // Merged, it would read as a wrapped or clamped total. No
+            // node that checks its adds sends this, so none of it is a
+            // count an add_ok stands for.
+            log::warn!("gossip from {from} rejected: its counts would overflow the counter");
+            return true;
+        }
+        self.counts = merged;
         merge(self.known.entry(from.to_string()).or_default(), &counts);
         if !is_ack {
             // Not recorded in `known`: the ack may be lost, and only what

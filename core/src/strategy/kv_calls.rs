@@ -1,12 +1,12 @@
 //! What the KV strategies share: remembering what each call was for,
 //! making the node current on `seq-kv`, and reading counter values.
 
-use super::{Ctx, Request, Tag, Timer};
+use super::{Ctx, Request, Tag, Timer, MAX_TOTAL};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use crate::Time;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 /// How long to wait before re-issuing a call the service answered with an
@@ -59,6 +59,68 @@ impl<P: Copy> Calls<P> {
     pub fn due(&mut self) -> Vec<P> {
         std::mem::take(&mut self.retry)
     }
+}
+
+impl<P: PartialEq> Calls<P> {
+    /// Whether a call for `purpose` is in flight.
+    pub fn in_flight(&self, purpose: &P) -> bool {
+        self.open.values().any(|p| p == purpose)
+    }
+}
+
+/// The most requests a strategy keeps waiting for the KV service. Past it
+/// a request is refused at once: when the service is gone, requests arrive
+/// faster than they expire, and holding them all would grow without end.
+pub const MAX_WAITING: usize = 10_000;
+
+/// Text for a client whose request was never sent to the KV service.
+pub const UNAVAILABLE: &str = "the KV service is not answering; the request was not applied";
+
+/// Tells a slow KV service from a gone one: when it last answered.
+#[derive(Debug, Default)]
+pub struct Outage {
+    last_answer: Option<Time>,
+}
+
+impl Outage {
+    /// The service answered (or the node started: silence counts from
+    /// then).
+    pub fn heard(&mut self, now: Time) {
+        self.last_answer = Some(self.last_answer.map_or(now, |t| t.max(now)));
+    }
+
+    /// Whether `reply` shows the service working: anything but an error
+    /// that asks to try again later.
+    pub fn heard_from(&mut self, now: Time, reply: &Payload) {
+        let working = match reply {
+            Payload::Error { code, .. } => {
+                *code == ErrorCode::PRECONDITION_FAILED || *code == ErrorCode::KEY_DOES_NOT_EXIST
+            }
+            _ => true,
+        };
+        if working {
+            self.heard(now);
+        }
+    }
+
+    /// When the service has not answered for a whole RPC timeout: the
+    /// arrival time at or before which a waiting request has waited that
+    /// long too, and is given up on. `None` while the service answers, so
+    /// a slow service (or a long latency tail) refuses nothing.
+    pub fn cutoff(&self, ctx: &Ctx<'_>) -> Option<Time> {
+        let timeout = ctx.config.rpc_timeout;
+        let silent = self
+            .last_answer
+            .is_none_or(|t| ctx.now.saturating_sub(t) >= timeout);
+        ctx.now.checked_sub(timeout).filter(|_| silent)
+    }
+}
+
+/// Takes from the front of `queue` (oldest first) the entries that
+/// arrived at or before `cutoff`.
+pub fn expired<T>(queue: &mut VecDeque<(T, Time)>, cutoff: Time) -> Vec<T> {
+    let n = queue.iter().take_while(|(_, at)| *at <= cutoff).count();
+    queue.drain(..n).map(|(t, _)| t).collect()
 }
 
 /// When a node's view of the counter was last brought up to date: the
@@ -149,7 +211,9 @@ pub enum ReadResult {
 /// Interprets a reply to a KV `read` of a counter.
 pub fn read_result(reply: &Payload) -> ReadResult {
     match reply {
-        Payload::ReadOk { value } => match value.as_u64() {
+        // A value past the largest total was not written by a counter
+        // that checks its sums; taking it in would overflow them.
+        Payload::ReadOk { value } => match value.as_u64().filter(|&n| n <= MAX_TOTAL) {
             Some(n) => ReadResult::Value(n),
             None => {
                 log::error!("KV holds {value} where a counter was expected; reading again");

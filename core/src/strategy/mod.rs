@@ -34,6 +34,20 @@ pub fn checked_total(a: u64, b: u64) -> Option<u64> {
     a.checked_add(b).filter(|&t| t <= MAX_TOTAL)
 }
 
+/// The sum of `counts` if it stays within [`MAX_TOTAL`].
+pub fn checked_sum(counts: impl IntoIterator<Item = u64>) -> Option<u64> {
+    counts.into_iter().try_fold(0, checked_total)
+}
+
+/// The most that one server's adds may come to when every server counts
+/// its own share (`gossip`, `per-node`). A node cut off from the others
+/// cannot know what they acknowledge meanwhile, so a check against the
+/// total it sees would let the shares add up past [`MAX_TOTAL`] once they
+/// meet; an equal share each can never.
+pub fn share_limit(nodes: usize) -> u64 {
+    MAX_TOTAL / nodes.max(1) as u64
+}
+
 /// A client request waiting for its answer: where the reply goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {

@@ -24,12 +24,15 @@
 //! before it writes, so a restarted process continues from its previous
 //! total instead of overwriting it.
 
-use super::kv_calls::{self, Calls, Fresh, ReadResult, ReadView, MAYBE_APPLIED};
-use super::{checked_total, Ctx, Request, Strategy, Tag, Timer};
+use super::kv_calls::{
+    self, expired, Calls, Fresh, Outage, ReadResult, ReadView, MAX_WAITING, MAYBE_APPLIED,
+    UNAVAILABLE,
+};
+use super::{checked_sum, checked_total, share_limit, Ctx, Request, Strategy, Tag, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use crate::Time;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 /// How many tries a write gets before its clients are told it may or may
 /// not have happened (the write itself goes on until it is settled).
@@ -64,7 +67,8 @@ struct Write {
 /// A round of reads answering `reads`.
 #[derive(Debug)]
 struct Round {
-    reads: Vec<Request>,
+    /// With their arrival times.
+    reads: VecDeque<(Request, Time)>,
     outstanding: usize,
     started: Time,
 }
@@ -75,15 +79,19 @@ pub struct PerNode {
     fresh: Fresh,
     /// Our key's exact value, once learned at start; only we change it.
     confirmed: Option<u64>,
-    /// Adds not yet carried by a write.
-    waiting: Vec<(Request, u64)>,
+    /// Adds not yet carried by a write, oldest first, with their arrival
+    /// times.
+    waiting: VecDeque<((Request, u64), Time)>,
+    /// The sum of their deltas, kept so an add costs O(1).
+    waiting_sum: u64,
     write: Option<Write>,
     /// Per node, the highest value seen in its key.
     seen: BTreeMap<String, u64>,
-    /// Reads that arrived after the current round began.
-    reads: Vec<Request>,
+    /// Reads that arrived after the current round began, oldest first.
+    reads: VecDeque<(Request, Time)>,
     round: Option<Round>,
     view: ReadView,
+    outage: Outage,
 }
 
 impl PerNode {
@@ -106,10 +114,21 @@ impl PerNode {
         if self.write.is_some() || self.waiting.is_empty() {
             return;
         }
-        let sum: u64 = self.waiting.iter().map(|(_, d)| d).sum();
-        let adds = self.waiting.drain(..).map(|(r, _)| r).collect();
-        // on_add keeps confirmed + waiting within MAX_TOTAL.
-        let to = from + sum;
+        let sum = std::mem::take(&mut self.waiting_sum);
+        let Some(to) = checked_total(from, sum) else {
+            // on_add keeps confirmed + waiting within the node's share, so
+            // only a key that held more than it could have written gets
+            // here; nothing was written for these adds.
+            for ((req, _), _) in self.waiting.drain(..) {
+                ctx.reply_error(
+                    &req,
+                    ErrorCode::MALFORMED_REQUEST,
+                    "the counter would overflow",
+                );
+            }
+            return;
+        };
+        let adds = self.waiting.drain(..).map(|((r, _), _)| r).collect();
         self.write = Some(Write {
             adds,
             from,
@@ -125,8 +144,7 @@ impl PerNode {
             return;
         };
         self.confirmed = Some(write.to);
-        let seen = self.seen.entry(ctx.me.to_string()).or_insert(0);
-        *seen = (*seen).max(write.to);
+        self.see(ctx.me, write.to);
         if !write.gave_up {
             for req in &write.adds {
                 ctx.reply(req, Payload::AddOk);
@@ -189,7 +207,7 @@ impl PerNode {
         };
         self.view.refreshed(round.started);
         let value = self.value(ctx);
-        for req in &round.reads {
+        for (req, _) in &round.reads {
             ctx.reply(
                 req,
                 Payload::ReadOk {
@@ -202,13 +220,58 @@ impl PerNode {
         }
     }
 
+    /// Takes in `value` as seen in `node`'s key, unless the sum of the
+    /// keys would then pass the largest total: no node that keeps to its
+    /// share writes such a value, and a wrapped or clamped sum would
+    /// undercount every add acknowledged.
+    fn see(&mut self, node: &str, value: u64) {
+        let old = self.seen.get(node).copied().unwrap_or(0);
+        if value <= old {
+            return;
+        }
+        let others = self
+            .seen
+            .iter()
+            .filter(|(n, _)| *n != node)
+            .map(|(_, &v)| v);
+        if checked_sum(others.chain([value])).is_none() {
+            log::warn!(
+                "per-node: key {node} holds {value}, which would overflow the counter; ignored"
+            );
+            return;
+        }
+        self.seen.insert(node.to_string(), value);
+    }
+
     /// The sum of the highest value seen in every node's key.
     fn value(&mut self, ctx: &Ctx<'_>) -> u64 {
         if let Some(c) = self.confirmed {
-            let seen = self.seen.entry(ctx.me.to_string()).or_insert(0);
-            *seen = (*seen).max(c);
+            self.see(ctx.me, c);
         }
-        self.seen.values().sum()
+        // `see` keeps the sum within MAX_TOTAL.
+        checked_sum(self.seen.values().copied()).unwrap_or(super::MAX_TOTAL)
+    }
+
+    /// With the KV service silent for an RPC timeout, answers the
+    /// requests that have waited that long and that no write carries: none
+    /// of them reached the service, so "temporarily unavailable", which is
+    /// definite, is the truth. Adds in the write in flight are settled by
+    /// the write (`write_unsettled`).
+    fn expire(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(cutoff) = self.outage.cutoff(ctx) else {
+            return;
+        };
+        for (req, delta) in expired(&mut self.waiting, cutoff) {
+            self.waiting_sum -= delta;
+            ctx.reply_error(&req, ErrorCode::TEMPORARILY_UNAVAILABLE, UNAVAILABLE);
+        }
+        let mut reads = expired(&mut self.reads, cutoff);
+        if let Some(round) = self.round.as_mut() {
+            reads.extend(expired(&mut round.reads, cutoff));
+        }
+        for req in reads {
+            ctx.reply_error(&req, ErrorCode::TEMPORARILY_UNAVAILABLE, UNAVAILABLE);
+        }
     }
 
     fn on_read_reply(&mut self, ctx: &mut Ctx<'_>, call: Call, reply: &Payload) {
@@ -237,8 +300,7 @@ impl PerNode {
                 None => {}
             },
             Call::RoundRead(i) => {
-                let seen = self.seen.entry(ctx.nodes[i].clone()).or_insert(0);
-                *seen = (*seen).max(value);
+                self.see(&ctx.nodes[i].clone(), value);
                 if let Some(round) = self.round.as_mut() {
                     round.outstanding -= 1;
                 }
@@ -251,6 +313,7 @@ impl PerNode {
 
 impl Strategy for PerNode {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        self.outage.heard(ctx.now);
         self.issue(ctx, Call::RecoverSync);
     }
 
@@ -259,28 +322,45 @@ impl Strategy for PerNode {
             // Nothing to write: the counter already includes it.
             return ctx.reply(&req, Payload::AddOk);
         }
-        let in_flight = self.write.as_ref().map_or(0, |w| w.to - w.from);
-        let waiting: u64 = self.waiting.iter().map(|(_, d)| d).sum();
-        let base = self
-            .confirmed
-            .unwrap_or(0)
-            .saturating_add(in_flight)
-            .saturating_add(waiting);
-        if checked_total(base, delta).is_none() {
+        self.expire(ctx);
+        if self.waiting.len() >= MAX_WAITING {
+            return ctx.reply_error(&req, ErrorCode::TEMPORARILY_UNAVAILABLE, UNAVAILABLE);
+        }
+        let in_flight = self
+            .write
+            .as_ref()
+            .map_or(0, |w| w.to.saturating_sub(w.from));
+        let base = checked_sum([self.confirmed.unwrap_or(0), in_flight, self.waiting_sum]);
+        let limit = share_limit(ctx.nodes.len());
+        let fits = base
+            .and_then(|base| checked_total(base, delta))
+            .is_some_and(|total| total <= limit);
+        if !fits {
             return ctx.reply_error(
                 &req,
                 ErrorCode::MALFORMED_REQUEST,
-                format!("adding {delta} to this node's {base} would overflow the counter"),
+                format!(
+                    "adding {delta} to this node's key could overflow the counter: \
+                     each of the {} nodes may count up to {limit}",
+                    ctx.nodes.len()
+                ),
             );
         }
-        self.waiting.push((req, delta));
+        // Within the share, so the sum cannot overflow.
+        self.waiting_sum += delta;
+        self.waiting.push_back(((req, delta), ctx.now));
         self.write_next(ctx);
     }
 
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
+        self.expire(ctx);
+        let waiting = self.reads.len() + self.round.as_ref().map_or(0, |r| r.reads.len());
+        if waiting >= MAX_WAITING && !self.view.serves(ctx) {
+            return ctx.reply_error(&req, ErrorCode::TEMPORARILY_UNAVAILABLE, UNAVAILABLE);
+        }
         let value = self.value(ctx);
         match self.view.answer(ctx, req, value) {
-            Some(req) => self.reads.push(req),
+            Some(req) => self.reads.push_back((req, ctx.now)),
             None if !self.view.wants_refresh(ctx) => return,
             // Answered from the view, which is getting old: renew it.
             None => {}
@@ -292,6 +372,7 @@ impl Strategy for PerNode {
         let Some(call) = self.calls.take(tag) else {
             return;
         };
+        self.outage.heard_from(ctx.now, &reply);
         match call {
             Call::RecoverSync | Call::RoundSync => match reply {
                 Payload::WriteOk if call == Call::RecoverSync => self.issue(ctx, Call::RecoverRead),
@@ -326,14 +407,18 @@ impl Strategy for PerNode {
         };
         match call {
             // The cas may still land: settle it by reading, never by
-            // writing anything else.
-            Call::Cas => self.write_unsettled(ctx),
+            // writing anything else. A read that settles nothing is one
+            // more try, so the write's clients learn in bounded time that
+            // the outcome is unknown.
+            Call::Cas | Call::VerifyRead => self.write_unsettled(ctx),
             other => self.issue(ctx, other),
         }
+        self.expire(ctx);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: Timer) {
         if timer == Timer::KvRetry {
+            self.expire(ctx);
             for call in self.calls.due() {
                 self.issue(ctx, call);
             }

@@ -130,8 +130,23 @@ impl Cluster {
             return false;
         }
         let msg = self.net.swap_remove(self.rng.usize(..self.net.len()));
+        self.deliver(msg);
+        true
+    }
+
+    /// Delivers every message in flight that `pick` chooses, in order, and
+    /// none of what they cause.
+    pub fn deliver_where(&mut self, pick: impl Fn(&Envelope) -> bool) {
+        let (picked, rest) = std::mem::take(&mut self.net).into_iter().partition(pick);
+        self.net = rest;
+        for msg in picked {
+            self.deliver(msg);
+        }
+    }
+
+    fn deliver(&mut self, msg: Envelope) {
         if (self.drop_if)(&msg) {
-            return true;
+            return;
         }
         if msg.dest == self.kv_name {
             self.kv_msg_id += 1;
@@ -144,7 +159,6 @@ impl Cluster {
         } else {
             self.replies.push(msg);
         }
-        true
     }
 
     /// Runs until nothing is in flight and no timer is due within `horizon`.

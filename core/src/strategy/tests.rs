@@ -204,7 +204,12 @@ fn a_single_node_cluster_sends_nothing_but_replies() {
 fn overflowing_adds_are_refused_definitely() {
     for kind in StrategyKind::ALL {
         let mut c = Cluster::new(kind, 3, 0);
-        let big = super::MAX_TOTAL;
+        // A strategy where each node counts its own share lets a node
+        // count up to its share; one shared key, up to the whole total.
+        let big = match kind {
+            StrategyKind::Gossip | StrategyKind::PerNode => super::share_limit(3),
+            StrategyKind::Cas | StrategyKind::Naive => super::MAX_TOTAL,
+        };
         let first = c.request(0, Payload::Add { delta: big });
         c.settle(Duration::from_secs(5));
         assert_eq!(c.reply(first), Some(&Payload::AddOk), "{kind}");
@@ -436,5 +441,191 @@ fn reads_soon_after_a_round_are_answered_from_it_and_later_ones_ask_again() {
         c.now += staleness * 2;
         assert_eq!(c.read(0), 6, "{kind}");
         assert!(to_kv(&c) > before, "{kind}");
+    }
+}
+
+/// Every add of `adds` (node, delta) is answered `add_ok` or refused
+/// definitely; returns the sum of those acknowledged.
+fn acked_sum(c: &Cluster, adds: &[(u64, u64)]) -> u64 {
+    let mut acked = 0u64;
+    for &(id, delta) in adds {
+        match c.reply(id) {
+            Some(Payload::AddOk) => {
+                acked = acked.checked_add(delta).expect("acknowledged past u64")
+            }
+            Some(Payload::Error { code, .. }) if code.is_definite() => {}
+            other => panic!("add {id} of {delta}: {other:?}"),
+        }
+    }
+    acked
+}
+
+#[test]
+fn per_node_never_acknowledges_adds_whose_total_cannot_fit() {
+    // Issue 11: three nodes each acknowledged i64::MAX and every node then
+    // read 9223372036854775805, the sum wrapped past 2^64.
+    let mut c = Cluster::new(StrategyKind::PerNode, 3, 0);
+    c.settle(Duration::from_secs(1));
+    let adds: Vec<(u64, u64)> = (0..3)
+        .map(|i| {
+            (
+                c.request(
+                    i,
+                    Payload::Add {
+                        delta: i64::MAX as u64,
+                    },
+                ),
+                i64::MAX as u64,
+            )
+        })
+        .collect();
+    c.settle(Duration::from_secs(5));
+    let acked = acked_sum(&c, &adds);
+    assert!(acked <= super::MAX_TOTAL);
+    for node in 0..3 {
+        assert_eq!(c.read(node), acked, "n{node}");
+    }
+}
+
+#[test]
+fn gossip_never_acknowledges_adds_that_overflow_once_a_partition_heals() {
+    // Issue 11: cut off from each other, nodes acknowledged adds that each
+    // fit locally; after the heal the merged counts added past 2^64 and a
+    // node read 10.
+    let mut c = Cluster::new(StrategyKind::Gossip, 3, 0);
+    c.drop_if = Box::new(|m| m.src.starts_with('n') && m.dest.starts_with('n'));
+    let big = i64::MAX as u64;
+    let adds = vec![
+        (c.request(0, Payload::Add { delta: big }), big),
+        (c.request(1, Payload::Add { delta: big }), big),
+        (c.request(2, Payload::Add { delta: 12 }), 12),
+    ];
+    c.settle(Duration::from_secs(2));
+    c.drop_if = Box::new(|_| false);
+    c.settle(Duration::from_secs(5));
+    let acked = acked_sum(&c, &adds);
+    assert!(acked <= super::MAX_TOTAL);
+    for node in 0..3 {
+        assert_eq!(c.read(node), acked, "n{node}");
+    }
+}
+
+#[test]
+fn gossip_rejects_a_peer_state_that_would_overflow() {
+    let mut c = Cluster::new(StrategyKind::Gossip, 3, 0);
+    let id = c.request(0, Payload::Add { delta: 5 });
+    c.settle(Duration::from_secs(1));
+    assert_eq!(c.reply(id), Some(&Payload::AddOk));
+    let big = i64::MAX as u64;
+    let counts = [("n1".to_string(), big), ("n2".to_string(), big)].into();
+    c.net.push(crate::Envelope {
+        src: "n1".into(),
+        dest: "n0".into(),
+        body: crate::protocol::Body {
+            msg_id: None,
+            in_reply_to: None,
+            payload: Payload::Gossip { counts },
+        },
+    });
+    c.step();
+    c.drop_if = Box::new(|m| m.src.starts_with('n') && m.dest.starts_with('n'));
+    assert_eq!(c.read(0), 5);
+}
+
+#[test]
+fn cas_never_acknowledges_a_batch_whose_sum_overflows() {
+    // Issue 11: `batch.sum += delta` wrapped; an add of 1 in flight, then
+    // three of i64::MAX, were all acknowledged and the key became
+    // 9223372036854775806.
+    let mut c = Cluster::new(StrategyKind::Cas, 3, 0);
+    c.settle(Duration::from_secs(1));
+    let big = i64::MAX as u64;
+    let mut adds = vec![(c.request(0, Payload::Add { delta: 1 }), 1)];
+    c.deliver_where(|m| m.src.starts_with('c'));
+    // Its cas is in flight: the big adds wait and ride on the next one.
+    for _ in 0..3 {
+        adds.push((c.request(0, Payload::Add { delta: big }), big));
+    }
+    c.deliver_where(|m| m.src.starts_with('c'));
+    c.settle(Duration::from_secs(5));
+    let acked = acked_sum(&c, &adds);
+    assert!(acked <= super::MAX_TOTAL);
+    for node in 0..3 {
+        assert_eq!(c.read(node), acked, "n{node}");
+    }
+}
+
+#[test]
+fn with_the_kv_unreachable_every_request_is_answered_in_bounded_time() {
+    // Issue 11, item 5: per-node kept every request and answered none;
+    // cas never answered reads.
+    for kind in [StrategyKind::PerNode, StrategyKind::Cas] {
+        let mut c = Cluster::new(kind, 3, 0);
+        c.settle(Duration::from_secs(1));
+        c.drop_if = Box::new(|m| m.dest == "seq-kv");
+        let mut ids = Vec::new();
+        for i in 0..200 {
+            let payload = match i % 2 {
+                0 => Payload::Add { delta: 1 },
+                _ => Payload::Read { key: None },
+            };
+            ids.push(c.request(0, payload));
+        }
+        c.settle(Duration::from_secs(10));
+        for id in ids {
+            let replies: Vec<_> = c
+                .replies
+                .iter()
+                .filter(|r| r.body.in_reply_to == Some(id))
+                .collect();
+            assert_eq!(replies.len(), 1, "{kind}: request {id}: {replies:?}");
+            let code = match &replies[0].body.payload {
+                Payload::Error { code, .. } => *code,
+                other => panic!("{kind}: request {id}: {other:?}"),
+            };
+            assert!(
+                code == ErrorCode::TEMPORARILY_UNAVAILABLE || !code.is_definite(),
+                "{kind}: request {id}: {code}"
+            );
+        }
+        // And the node serves again once the KV is back.
+        c.drop_if = Box::new(|_| false);
+        c.settle(Duration::from_secs(5));
+        let add = c.request(0, Payload::Add { delta: 2 });
+        c.settle(Duration::from_secs(10));
+        assert_eq!(c.reply(add), Some(&Payload::AddOk), "{kind}");
+        let value = c.read(1);
+        assert!(value >= 2, "{kind}: {value}");
+    }
+}
+
+#[test]
+fn with_the_kv_unreachable_what_waits_is_bounded() {
+    // Issue 11, item 5: per-node kept every request (1M requests: RSS 5 ->
+    // 87 MB). Past the bound a request is refused at once.
+    let extra = 5;
+    for kind in [StrategyKind::PerNode, StrategyKind::Cas] {
+        let mut c = Cluster::new(kind, 3, 0);
+        c.settle(Duration::from_secs(1));
+        c.drop_if = Box::new(|m| m.dest == "seq-kv");
+        for _ in 0..super::kv_calls::MAX_WAITING + extra {
+            c.request(0, Payload::Add { delta: 1 });
+        }
+        c.deliver_where(|m| m.src.starts_with('c'));
+        let refused = c
+            .net
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m.body.payload,
+                    Payload::Error {
+                        code: ErrorCode::TEMPORARILY_UNAVAILABLE,
+                        ..
+                    }
+                )
+            })
+            .count();
+        // The first add leaves at once in a write, so it does not wait.
+        assert_eq!(refused, extra - 1, "{kind}");
     }
 }

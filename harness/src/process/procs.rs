@@ -15,10 +15,22 @@ use smol::process::{Child, ChildStdin, Command, Stdio};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// The longest line a node may print (Maelstrom's messages are small; a
 /// longer line is a bug, and reading it whole could exhaust memory).
 pub const MAX_LINE: usize = 1 << 20;
+
+/// How long a running (not paused) node may leave its input unread before
+/// the test gives up on it. A node that reads at all takes a line in
+/// microseconds; seconds of silence on a pipe that has data means it
+/// stopped reading, and its messages would pile up without end.
+pub const STALL_LIMIT: Duration = Duration::from_secs(10);
+
+/// The most input a node may leave unread, whatever the time: the runner
+/// holds it in memory.
+pub const MAX_BACKLOG: usize = 64 << 20;
 
 /// What to run for each node.
 #[derive(Debug, Clone)]
@@ -109,7 +121,8 @@ pub struct Procs {
     echo_stderr: bool,
     events: Sender<ProcEvent>,
     children: Vec<Option<Child>>,
-    stdins: Vec<Option<ChildStdin>>,
+    stdins: Vec<Option<Stdin>>,
+    paused: Vec<bool>,
     lives: Vec<u64>,
     pub logs: Vec<PathBuf>,
 }
@@ -133,6 +146,7 @@ impl Procs {
             events,
             children: ids.iter().map(|_| None).collect(),
             stdins: ids.iter().map(|_| None).collect(),
+            paused: vec![false; ids.len()],
             lives: vec![0; ids.len()],
             logs: ids
                 .iter()
@@ -188,7 +202,8 @@ impl Procs {
         if let Some(stderr) = child.stderr.take() {
             smol::spawn(tee_stderr(id.clone(), stderr, log)).detach();
         }
-        self.stdins[node] = child.stdin.take();
+        self.stdins[node] = child.stdin.take().map(Stdin::new);
+        self.paused[node] = false;
         self.children[node] = Some(child);
         Ok(())
     }
@@ -202,6 +217,7 @@ impl Procs {
     /// background.
     pub fn kill(&mut self, node: usize) {
         self.stdins[node] = None;
+        self.paused[node] = false;
         if let Some(mut child) = self.children[node].take() {
             let _ = child.kill();
             smol::spawn(async move {
@@ -214,11 +230,19 @@ impl Procs {
     /// SIGSTOPs node `node`.
     pub fn pause(&mut self, node: usize) {
         self.signal(node, rustix::process::Signal::STOP);
+        self.paused[node] = true;
     }
 
     /// SIGCONTs node `node`.
     pub fn resume(&mut self, node: usize) {
         self.signal(node, rustix::process::Signal::CONT);
+        if std::mem::take(&mut self.paused[node]) {
+            // A stopped node reads nothing: its time to drain starts now.
+            if let Some(stdin) = &self.stdins[node] {
+                let mut backlog = stdin.backlog();
+                backlog.since = Instant::now();
+            }
+        }
     }
 
     fn signal(&self, node: usize, signal: rustix::process::Signal) {
@@ -227,16 +251,49 @@ impl Procs {
         }
     }
 
-    /// Writes one line (a newline is added) to node `node`'s stdin.
-    pub async fn send(&mut self, node: usize, line: &[u8]) -> io::Result<()> {
+    /// Queues one line (a newline is added) for node `node`'s stdin. It
+    /// never waits: a node that stops reading must not stop the runner,
+    /// which [`Procs::stalled`] then reports.
+    pub fn send(&mut self, node: usize, line: &[u8]) -> io::Result<()> {
+        let closed = || io::Error::new(io::ErrorKind::BrokenPipe, "stdin closed");
         let Some(Some(stdin)) = self.stdins.get_mut(node) else {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "stdin closed"));
+            return Err(closed());
         };
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line);
         buf.push(b'\n');
-        stdin.write_all(&buf).await?;
-        stdin.flush().await
+        {
+            let mut backlog = stdin.backlog();
+            if backlog.closed {
+                return Err(closed());
+            }
+            if backlog.lines == 0 {
+                backlog.since = Instant::now();
+            }
+            backlog.lines += 1;
+            backlog.bytes += buf.len();
+        }
+        stdin.queue.try_send(buf).map_err(|_| closed())
+    }
+
+    /// The first running node that has left input unread for longer than
+    /// `limit` (or more than [`MAX_BACKLOG`] of it): its id, how long, and
+    /// how many lines and bytes wait.
+    pub fn stalled(&self, limit: Duration) -> Option<Stalled> {
+        (0..self.ids.len()).find_map(|node| {
+            if self.paused[node] {
+                return None;
+            }
+            let backlog = self.stdins[node].as_ref()?.backlog();
+            let waited = backlog.since.elapsed();
+            let stuck = backlog.lines > 0 && (waited > limit || backlog.bytes > MAX_BACKLOG);
+            stuck.then(|| Stalled {
+                node: self.ids[node].clone(),
+                waited,
+                lines: backlog.lines,
+                bytes: backlog.bytes,
+            })
+        })
     }
 
     /// How node `node` exited, or that its stdin closed.
@@ -265,6 +322,82 @@ impl Procs {
             let _ = child.kill();
             let _ = child.status().await;
         }
+    }
+}
+
+/// A node that does not read its input: see [`Procs::stalled`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stalled {
+    pub node: String,
+    pub waited: Duration,
+    pub lines: usize,
+    pub bytes: usize,
+}
+
+/// What the runner queued for a node and the node has not read yet.
+#[derive(Debug)]
+struct Backlog {
+    lines: usize,
+    bytes: usize,
+    /// Since when the oldest waiting line has had the pipe to itself: the
+    /// last time the node took some input, or the time input began to
+    /// wait.
+    since: Instant,
+    /// The pipe broke: the node closed its stdin or is gone.
+    closed: bool,
+}
+
+/// A node's stdin, written by a task of its own so that the runner never
+/// waits on a full pipe.
+#[derive(Debug)]
+struct Stdin {
+    queue: Sender<Vec<u8>>,
+    backlog: Arc<Mutex<Backlog>>,
+}
+
+impl Stdin {
+    fn new(pipe: ChildStdin) -> Stdin {
+        let (queue, lines) = async_channel::unbounded();
+        let backlog = Arc::new(Mutex::new(Backlog {
+            lines: 0,
+            bytes: 0,
+            since: Instant::now(),
+            closed: false,
+        }));
+        smol::spawn(write_lines(pipe, lines, backlog.clone())).detach();
+        Stdin { queue, backlog }
+    }
+
+    fn backlog(&self) -> MutexGuard<'_, Backlog> {
+        lock(&self.backlog)
+    }
+}
+
+/// The lock, even if a holder panicked: the counts stay usable.
+fn lock(backlog: &Mutex<Backlog>) -> MutexGuard<'_, Backlog> {
+    backlog.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes the queued lines to the pipe until the queue closes (the node is
+/// killed or the run ends) or the pipe breaks. Lines queued together go
+/// out in one write.
+async fn write_lines(mut pipe: ChildStdin, lines: Receiver<Vec<u8>>, backlog: Arc<Mutex<Backlog>>) {
+    while let Ok(mut buf) = lines.recv().await {
+        let mut count = 1;
+        while buf.len() < 1 << 16 {
+            let Ok(more) = lines.try_recv() else { break };
+            buf.extend_from_slice(&more);
+            count += 1;
+        }
+        let written = pipe.write_all(&buf).await.is_ok() && pipe.flush().await.is_ok();
+        let mut b = lock(&backlog);
+        if !written {
+            b.closed = true;
+            return;
+        }
+        b.lines -= count;
+        b.bytes -= buf.len();
+        b.since = Instant::now();
     }
 }
 

@@ -18,7 +18,6 @@ pub struct Choice {
     pub from: &'static str,
 }
 
-
 /// The environment variables that change how a node behaves, as it will
 /// see them: ours, inherited or set by the test.
 const NODE_VARS: [&str; 4] = [

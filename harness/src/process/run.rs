@@ -6,7 +6,7 @@
 //! every line they print and every exit, carries out kills, starts, pauses
 //! and resumes on the processes, and tells the core the time.
 
-use super::procs::{events, NodeCommand, NodeDirs, ProcEvent, Procs};
+use super::procs::{events, NodeCommand, NodeDirs, ProcEvent, Procs, Stalled, STALL_LIMIT};
 use crate::checker::CheckResult;
 use crate::history::History;
 use crate::nemesis::{Latency, NemesisConfig, NemesisRecord};
@@ -52,6 +52,8 @@ pub struct TestConfig {
 pub enum TestError {
     Spawn(std::io::Error),
     Test(CoreError),
+    /// A node left its input unread: waiting on it would never end.
+    Stalled(Stalled),
 }
 
 impl fmt::Display for TestError {
@@ -59,6 +61,15 @@ impl fmt::Display for TestError {
         match self {
             TestError::Spawn(e) => write!(f, "{e}"),
             TestError::Test(e) => write!(f, "{e}"),
+            TestError::Stalled(s) => write!(
+                f,
+                "node {} does not read its input: {} lines ({} bytes) have waited \
+                 {:.1} s on its stdin",
+                s.node,
+                s.lines,
+                s.bytes,
+                s.waited.as_secs_f64()
+            ),
         }
     }
 }
@@ -187,7 +198,7 @@ async fn drive(
         let wake = loop {
             match core.poll_output() {
                 Output::Deliver { node, msg } => {
-                    if procs.send(node, &msg.line()).await.is_err() {
+                    if procs.send(node, &msg.line()).is_err() {
                         let status = procs.exit_status(node);
                         core.handle(Input::Exited { node, status }, pace.now());
                     }
@@ -208,6 +219,9 @@ async fn drive(
         };
         if super::interrupt::requested() {
             return Ok(true);
+        }
+        if let Some(stalled) = procs.stalled(STALL_LIMIT) {
+            return Err(TestError::Stalled(stalled));
         }
         pace.report(|| progress(&core.progress()));
         for event in pace.wait(rx, wake).await {
