@@ -124,6 +124,13 @@ pub struct Config {
     pub gossip_interval: Duration,
     /// How long a KV call may go unanswered before the strategy is told.
     pub rpc_timeout: Duration,
+    /// How long a client waits for a reply (Maelstrom's clients: 5 s).
+    /// With the KV service silent, a request that has waited this long is
+    /// refused (error 11): its client has given up on it, so the refusal
+    /// bounds the node's work without changing what any client sees. A
+    /// shorter bound would fail reads (the final reads among them) that a
+    /// slow but live service would still have answered in time.
+    pub patience: Duration,
     /// How old a KV strategy's view of the counter may be and still answer
     /// a read without asking the service: a read arriving within this time
     /// of the start of the last completed read round is answered from that
@@ -150,6 +157,7 @@ impl Default for Config {
             kv: KvKind::SeqKv,
             gossip_interval: Duration::from_millis(300),
             rpc_timeout: Duration::from_secs(1),
+            patience: Duration::from_secs(5),
             read_staleness: Duration::from_secs(1),
             incarnation: 0,
             restored: None,

@@ -108,29 +108,32 @@ fn a_strategy_set_by_flag_or_environment_is_recorded_and_replayed() {
 
 #[test]
 fn the_kv_choice_is_recorded_and_replayed() {
-    let store = Store::new("recorded-kv");
-    let out = common::gcounter_test_with_env(
-        &store,
-        &[&QUICK[..], &["--strategy", "cas"]].concat(),
-        &[("GCOUNTER_KV", "lin-kv")],
-        LIMIT,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let settings = store.results()["settings"].clone();
-    assert_eq!(settings["kv"], "lin-kv", "{settings}");
-    assert_eq!(settings["kv_from"], "GCOUNTER_KV", "{settings}");
-    let line = settings["replay"].as_str().expect("a replay line");
-    assert!(
-        line.starts_with("GCOUNTER_KV=lin-kv gcounter test"),
-        "{line}"
-    );
-    let again = Store::new("recorded-kv-again");
-    let out = run_replay(line, &again);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert_eq!(
-        configuration(&again.results()["settings"]),
-        configuration(&settings)
-    );
+    for (how, flags, env, replayed_as) in [
+        (
+            "environment",
+            &[][..],
+            &[("GCOUNTER_KV", "lin-kv")][..],
+            "GCOUNTER_KV=lin-kv gcounter test",
+        ),
+        ("flag", &["--kv", "lin-kv"][..], &[][..], "--kv lin-kv"),
+    ] {
+        let store = Store::new(&format!("recorded-kv-{how}"));
+        let args = [&QUICK[..], &["--strategy", "cas"], flags].concat();
+        let out = common::gcounter_test_with_env(&store, &args, env, LIMIT);
+        assert_eq!(out.status.code(), Some(0), "{how}: {}", describe(&out));
+        let settings = store.results()["settings"].clone();
+        assert_eq!(settings["kv"], "lin-kv", "{how}: {settings}");
+        let line = settings["replay"].as_str().expect("a replay line");
+        assert!(line.contains(replayed_as), "{how}: {line}");
+        let again = Store::new(&format!("recorded-kv-{how}-again"));
+        let out = run_replay(line, &again);
+        assert_eq!(out.status.code(), Some(0), "{how}: {}", describe(&out));
+        assert_eq!(
+            configuration(&again.results()["settings"]),
+            configuration(&settings),
+            "{how}: replayed {line}"
+        );
+    }
 }
 
 #[test]

@@ -104,15 +104,19 @@ impl Outage {
     }
 
     /// When the service has not answered for a whole RPC timeout: the
-    /// arrival time at or before which a waiting request has waited that
-    /// long too, and is given up on. `None` while the service answers, so
-    /// a slow service (or a long latency tail) refuses nothing.
+    /// arrival time at or before which a waiting request has outlived its
+    /// client's patience, and is given up on. `None` while the service
+    /// answers, so a slow service (or a long latency tail) refuses
+    /// nothing; and nothing younger than the patience is refused, so a
+    /// client never sees a refusal where waiting could have served it.
     pub fn cutoff(&self, ctx: &Ctx<'_>) -> Option<Time> {
         let timeout = ctx.config.rpc_timeout;
         let silent = self
             .last_answer
             .is_none_or(|t| ctx.now.saturating_sub(t) >= timeout);
-        ctx.now.checked_sub(timeout).filter(|_| silent)
+        ctx.now
+            .checked_sub(ctx.config.patience.max(timeout))
+            .filter(|_| silent)
     }
 }
 

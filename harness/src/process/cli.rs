@@ -29,16 +29,39 @@ pub enum Transport {
     Tcp,
 }
 
-/// Where the KV strategies keep the counter on `--transport tcp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum KvBackend {
-    /// `gcounter kv`, the model of Maelstrom's `seq-kv`.
-    #[default]
-    Gcounter,
-    /// etcd v3: three local members from the `etcd` binary on PATH (or the
-    /// running etcd at --etcd-endpoints); reads are serializable, as
-    /// `seq-kv` allows.
+/// Where the KV strategies keep the counter: `--kv`, named as
+/// `gcounter sim` and `gcounter explore` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KvChoice {
+    /// Maelstrom's sequentially consistent store (the runner's model over
+    /// stdio; `gcounter kv` on TCP).
+    #[value(name = "seq-kv")]
+    SeqKv,
+    /// Maelstrom's linearizable store.
+    #[value(name = "lin-kv")]
+    LinKv,
+    /// etcd v3 (`--transport tcp` only): three local members from the
+    /// `etcd` binary on PATH, or the running etcd at --etcd-endpoints;
+    /// reads are serializable, as `seq-kv` allows.
     Etcd,
+}
+
+impl KvChoice {
+    fn name(self) -> &'static str {
+        match self {
+            KvChoice::SeqKv => "seq-kv",
+            KvChoice::LinKv => "lin-kv",
+            KvChoice::Etcd => "etcd",
+        }
+    }
+
+    /// The Maelstrom service the nodes are told to use.
+    fn service(self) -> KvKind {
+        match self {
+            KvChoice::LinKv => KvKind::LinKv,
+            KvChoice::SeqKv | KvChoice::Etcd => KvKind::SeqKv,
+        }
+    }
 }
 
 /// Runs Maelstrom's g-counter test against node processes that speak
@@ -81,9 +104,11 @@ pub struct TestArgs {
     /// --bin, --latency or --log-stderr.
     #[arg(long, value_enum, default_value_t = Transport::Stdio)]
     pub transport: Transport,
-    /// With --transport tcp: where the KV strategies keep the counter.
-    #[arg(long, value_enum, default_value_t = KvBackend::Gcounter)]
-    pub kv: KvBackend,
+    /// Where the KV strategies keep the counter: seq-kv, lin-kv (sets
+    /// GCOUNTER_KV for the nodes over stdio; without it the environment is
+    /// passed through, default seq-kv) or etcd (--transport tcp only).
+    #[arg(long, value_enum, value_name = "KV")]
+    pub kv: Option<KvChoice>,
     /// With --kv etcd: a running etcd's members (HOST:PORT,...) instead of
     /// three started for the test.
     #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
@@ -94,19 +119,21 @@ impl TestArgs {
     /// The etcd the TCP cluster uses, if any.
     pub(super) fn etcd(&self) -> Option<EtcdBackend> {
         match (self.kv, self.etcd_endpoints.is_empty()) {
-            (KvBackend::Gcounter, _) => None,
-            (KvBackend::Etcd, true) => Some(EtcdBackend::Local { members: 3 }),
-            (KvBackend::Etcd, false) => Some(EtcdBackend::External(self.etcd_endpoints.clone())),
+            (Some(KvChoice::Etcd), true) => Some(EtcdBackend::Local { members: 3 }),
+            (Some(KvChoice::Etcd), false) => {
+                Some(EtcdBackend::External(self.etcd_endpoints.clone()))
+            }
+            _ => None,
         }
     }
 
     /// Refuses what the transport cannot do.
     fn check_transport(&self) -> Result<(), String> {
-        if !self.etcd_endpoints.is_empty() && self.kv != KvBackend::Etcd {
+        if !self.etcd_endpoints.is_empty() && self.kv != Some(KvChoice::Etcd) {
             return Err("--etcd-endpoints needs --kv etcd".into());
         }
         if self.transport != Transport::Tcp {
-            if self.kv == KvBackend::Etcd {
+            if self.kv == Some(KvChoice::Etcd) {
                 return Err("--kv etcd needs --transport tcp: over stdio the KV \
                             services are the runner's models"
                     .into());
@@ -147,6 +174,9 @@ impl TestArgs {
         if let Some(s) = ran.strategy_flag() {
             cmd += &format!(" {s}");
         }
+        if let Some(k) = self.kv {
+            cmd += &format!(" --kv {}", k.name());
+        }
         cmd += &format!(" {}", self.params.flags(seed));
         if !self.bin.is_empty() {
             let words: Vec<String> = self.bin.iter().map(|w| shell_word(w)).collect();
@@ -160,11 +190,14 @@ impl TestArgs {
             Some((p, rest)) => (PathBuf::from(p), rest.to_vec()),
             None => (self_exe.to_path_buf(), Vec::new()),
         };
-        let env = self
+        let strategy = self
             .strategy
-            .map(|s| (Config::STRATEGY_VAR.to_string(), s.to_string()))
-            .into_iter()
-            .collect();
+            .map(|s| (Config::STRATEGY_VAR.to_string(), s.to_string()));
+        let kv = self
+            .kv
+            .filter(|k| *k != KvChoice::Etcd)
+            .map(|k| (Config::KV_VAR.to_string(), k.name().to_string()));
+        let env = strategy.into_iter().chain(kv).collect();
         NodeCommand { program, args, env }
     }
 
@@ -174,7 +207,14 @@ impl TestArgs {
     fn ran(&self, self_exe: &Path) -> Result<Ran, String> {
         match self.transport {
             Transport::Stdio => {
-                Ran::of(&self.command(self_exe), self.strategy, self.bin.is_empty())
+                let mut ran = Ran::of(&self.command(self_exe), self.strategy, self.bin.is_empty())?;
+                if let Some(k) = self.kv {
+                    ran.kv = Some(Choice {
+                        value: k.name().to_string(),
+                        from: "--kv",
+                    });
+                }
+                Ok(ran)
             }
             Transport::Tcp => {
                 let mut ran = Ran::of(
@@ -186,14 +226,15 @@ impl TestArgs {
                     self.strategy,
                     true,
                 )?;
-                ran.kv = Some(match self.etcd() {
-                    None => Choice {
-                        value: KvKind::SeqKv.name().to_string(),
-                        from: "the cluster's gcounter kv",
+                let from = if self.kv.is_some() { "--kv" } else { "default" };
+                ran.kv = Some(match self.kv.unwrap_or(KvChoice::SeqKv) {
+                    KvChoice::Etcd => Choice {
+                        value: "etcd (serializable reads, as seq-kv)".to_string(),
+                        from,
                     },
-                    Some(_) => Choice {
-                        value: "etcd, serializable reads as seq-kv".to_string(),
-                        from: "--kv etcd",
+                    k => Choice {
+                        value: format!("{} (gcounter kv)", k.name()),
+                        from,
                     },
                 });
                 Ok(ran)
@@ -352,13 +393,14 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
         cluster_dir: dir.join("cluster"),
         log_dir: dir.join("node-logs"),
         etcd: args.etcd(),
+        kv: args.kv.map_or(KvKind::SeqKv, KvChoice::service),
     };
     let mut replay = format!("gcounter test --transport tcp --strategy {strategy}");
-    if let Some(etcd) = &cfg.etcd {
-        replay += " --kv etcd";
-        if let EtcdBackend::External(endpoints) = etcd {
-            replay += &format!(" --etcd-endpoints {}", endpoints.join(","));
-        }
+    if let Some(k) = args.kv {
+        replay += &format!(" --kv {}", k.name());
+    }
+    if let Some(EtcdBackend::External(endpoints)) = &cfg.etcd {
+        replay += &format!(" --etcd-endpoints {}", endpoints.join(","));
     }
     let mut settings = json!({
         "workload": args.workload,

@@ -115,9 +115,10 @@ impl Ran {
     /// `--strategy`; a state directory is not replayed, since a node takes
     /// up whatever it stored there).
     pub fn replay_env(&self) -> String {
+        let kv_flag = self.kv.as_ref().is_some_and(|c| c.from == "--kv");
         self.env
             .iter()
-            .filter(|(k, _)| k == Config::KV_VAR || k == "RUST_LOG")
+            .filter(|(k, _)| (k == Config::KV_VAR && !kv_flag) || k == "RUST_LOG")
             .map(|(k, v)| format!("{k}={} ", shell_word(v)))
             .collect()
     }

@@ -43,7 +43,7 @@ use crate::testcore::{
 };
 use crate::workload::{node_ids, WorkloadConfig};
 use async_channel::{Receiver, Sender};
-use gcounter_core::StrategyKind;
+use gcounter_core::{KvKind, StrategyKind};
 use gcounter_transport_tcp::{Cluster, ClusterSpec, EtcdBackend};
 use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use smol::net::TcpStream;
@@ -73,6 +73,8 @@ pub struct TcpTestConfig {
     pub log_dir: PathBuf,
     /// etcd in place of `gcounter kv`.
     pub etcd: Option<EtcdBackend>,
+    /// Which service `gcounter kv` models and the nodes ask for.
+    pub kv: KvKind,
 }
 
 /// Why a test against a TCP cluster could not be judged.
@@ -139,6 +141,7 @@ pub fn run_tcp_test(
     spec.strategy = cfg.strategy;
     spec.seed = cfg.seed;
     spec.etcd = cfg.etcd.clone();
+    spec.kv = cfg.kv;
     let mut ids = vec![spec.kv.name().to_string()];
     ids.extend(node_ids(cfg.node_count));
     if let Some(EtcdBackend::Local { members }) = cfg.etcd {
