@@ -768,3 +768,37 @@ fn is_zombie(pid: &str) -> bool {
         })
         .unwrap_or(true)
 }
+
+// ----- one directory per cluster ----------------------------------------
+
+#[test]
+fn a_second_cluster_in_a_running_clusters_directory_is_refused_and_cleans_nothing() {
+    let setup = cluster("dir-in-use", 1, StrategyKind::Gossip, KvKind::SeqKv, &[]);
+    let c = &setup.cluster;
+    let dir = c.spec().dir.clone();
+    block_on(async {
+        let mut client = c.client("n0", "c1").await.unwrap();
+        client.add(2, T).await.unwrap();
+    });
+    let state = gcounter_transport_tcp::state_path(&dir, "n0");
+    assert!(state.exists(), "no {}", state.display());
+
+    // Through the API, as a test runner would.
+    let mut spec = ClusterSpec::new(gcounter(), &dir);
+    spec.nodes = 1;
+    let err = Cluster::start(spec).expect_err("a second cluster in the same directory");
+    assert!(err.to_string().contains("in use"), "{err}");
+    // Through the command, as a person would.
+    let (code, _, err) = run(&[
+        "cluster",
+        "--base-port",
+        "0",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("in use by a running cluster"), "{err}");
+
+    assert!(state.exists(), "the first cluster's state file was removed");
+    assert_eq!(converge(c, T, |v| v == 2), [2]);
+}
