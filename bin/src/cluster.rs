@@ -15,11 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const CLUSTER_HELP: &str = "The cluster writes DIR/cluster.json (its members and control address) \
-and DIR/<id>.log for each member, and holds DIR/cluster.lock while it runs (a second cluster in \
+const CLUSTER_HELP: &str =
+    "The cluster writes DIR/cluster.json (its members and control address), \
+DIR/<id>.log for each member and DIR/cluster.secret (0600; peers and partition/heal prove they \
+hold it), and holds DIR/cluster.lock while it runs (a second cluster in \
 DIR is refused). From another terminal:
   gcounter client --node ADDR add 3        send a request to a node
-  gcounter client --node ADDR partition n1 cut a node off from peers (heal to undo)
+  gcounter client --node ADDR --secret-file DIR/cluster.secret partition n1
+                                           cut a node off from peers (heal to undo)
   gcounter cluster restart n1              kill -9 a node and start it again";
 
 /// Run a KV service and N nodes as local processes, until Ctrl-C

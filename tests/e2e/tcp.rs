@@ -561,11 +561,15 @@ fn a_peer_vanishing_mid_line_harms_no_one() {
     let c = &setup.cluster;
     let n0 = c.nodes()[0].addr;
     {
-        // Speaking as peer n1: one whole gossip, then half of the next.
+        // A client (only a peer that proved the cluster secret may speak as
+        // one): one whole add, then half of the next.
         let mut fake = TcpStream::connect(n0).unwrap();
-        fake.write_all(b"{\"src\":\"n1\",\"dest\":\"n0\",\"body\":{\"type\":\"gossip\",\"counts\":{\"n1#99\":5}}}\n")
+        fake.write_all(b"{\"src\":\"c9\",\"dest\":\"n0\",\"body\":{\"type\":\"add\",\"msg_id\":1,\"delta\":5}}\n")
             .unwrap();
-        fake.write_all(b"{\"src\":\"n1\",\"dest\":\"n0\",\"body\":{\"type\":\"gossip\",\"counts\":{\"n1#99\":7").unwrap();
+        fake.write_all(
+            b"{\"src\":\"c9\",\"dest\":\"n0\",\"body\":{\"type\":\"add\",\"msg_id\":2,\"delta\":7",
+        )
+        .unwrap();
         // ... and vanishes.
     }
     log_mentions(c, "n0", "in the middle of a line");
@@ -647,12 +651,20 @@ fn the_client_command_prints_the_reply_and_says_how_it_went() {
     let (code, out, _) = run(&["client", "--node", &n0, "read"]);
     assert_eq!(code, 0);
     assert!(out.contains("\"value\":3"), "{out}");
-    let (code, out, _) = run(&["client", "--node", &n0, "partition", "n1"]);
+    let secret = c.secret_file();
+    let ctl = [
+        "client",
+        "--node",
+        &n0,
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ];
+    let (code, out, _) = run(&[&ctl[..], &["partition", "n1"]].concat());
     assert_eq!((code, out.contains("partition_ok")), (0, true), "{out}");
-    let (code, out, _) = run(&["client", "--node", &n0, "heal"]);
+    let (code, out, _) = run(&[&ctl[..], &["heal"]].concat());
     assert_eq!((code, out.contains("heal_ok")), (0, true), "{out}");
     // An error reply: exit 1.
-    let (code, out, _) = run(&["client", "--node", &n0, "partition", "n7"]);
+    let (code, out, _) = run(&[&ctl[..], &["partition", "n7"]].concat());
     assert_eq!((code, out.contains("\"code\":12")), (1, true), "{out}");
     // Nobody there: exit 3.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -801,4 +813,71 @@ fn a_second_cluster_in_a_running_clusters_directory_is_refused_and_cleans_nothin
 
     assert!(state.exists(), "the first cluster's state file was removed");
     assert_eq!(converge(c, T, |v| v == 2), [2]);
+}
+
+// ----- peers prove they belong --------------------------------------------
+
+#[test]
+fn a_forged_gossip_from_an_outsider_is_refused_and_changes_nothing() {
+    let mut setup = cluster("forged-gossip", 2, StrategyKind::Gossip, KvKind::SeqKv, &[]);
+    let c = &mut setup.cluster;
+    let n0 = c.nodes()[0].addr;
+    // The peers found each other through the handshake: an add converges.
+    block_on(async { c.client("n1", "c1").await.unwrap().add(3, T).await.unwrap() });
+    assert_eq!(converge(c, T, |v| v == 3), [3, 3]);
+
+    // An outsider speaking as n1, with counts that fit (the core's own
+    // overflow check would let them through).
+    let mut outsider = TcpStream::connect(n0).unwrap();
+    let forged = "{\"src\":\"n1\",\"dest\":\"n0\",\"body\":{\"type\":\"gossip\",\
+                  \"counts\":{\"n0\":1000000000000,\"n1\":1000000000000}}}\n";
+    // A read behind it on the same connection: had the gossip been taken,
+    // its reply would show it.
+    let read = "{\"src\":\"c9\",\"dest\":\"n0\",\"body\":{\"type\":\"read\",\"msg_id\":1}}\n";
+    let _ = outsider.write_all(format!("{forged}{read}").as_bytes());
+    outsider.set_read_timeout(Some(T)).unwrap();
+    let reply = read_reply(&mut outsider);
+    assert_eq!(reply, "", "n0 took the forged gossip");
+    assert!(closed_by_server(&mut outsider, T), "n0 kept the forger");
+    log_mentions(c, "n0", "without proving it holds the cluster secret");
+    // Nor may a stranger cut links.
+    let mut stranger = TcpStream::connect(n0).unwrap();
+    stranger.set_read_timeout(Some(T)).unwrap();
+    let cut = "{\"src\":\"c9\",\"dest\":\"n0\",\"body\":{\"type\":\"partition\",\"msg_id\":1,\"peers\":[\"n1\"]}}\n";
+    stranger.write_all(cut.as_bytes()).unwrap();
+    let reply = read_reply(&mut stranger);
+    assert!(reply.contains("\"code\":10"), "{reply}");
+    // Nor pass the handshake with another cluster's secret.
+    let other = std::env::temp_dir().join(format!("gcounter-e2e-other-{}", std::process::id()));
+    gcounter_transport_tcp::Secret::generate()
+        .unwrap()
+        .write(&other)
+        .unwrap();
+    let (code, _, err) = run(&[
+        "client",
+        "--node",
+        &n0.to_string(),
+        "--secret-file",
+        other.to_str().unwrap(),
+        "heal",
+    ]);
+    let _ = std::fs::remove_file(&other);
+    assert_eq!(code, 3, "{err}");
+
+    assert_eq!(converge(c, T, |v| v == 3), [3, 3]);
+    // And the cluster's own secret still works for its operator.
+    let secret = c.secret_file();
+    let (code, out, err) = run(&[
+        "client",
+        "--node",
+        &n0.to_string(),
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "partition",
+        "n1",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 }

@@ -187,6 +187,8 @@ pub struct Cluster {
     cuts: BTreeMap<String, BTreeSet<String>>,
     /// Held while the cluster lives: the directory is this cluster's.
     _lock: File,
+    /// What its nodes, and its nemesis, prove they belong with.
+    secret: crate::Secret,
 }
 
 /// The lock file that marks a directory as a running cluster's.
@@ -331,7 +333,11 @@ impl Cluster {
             nodes,
             cuts: BTreeMap::new(),
             _lock: lock.try_clone()?,
+            secret: crate::Secret::generate()?,
         };
+        // A new cluster, a new secret: nodes of an earlier cluster in this
+        // directory, or anyone who read its secret, are strangers to it.
+        cluster.secret.write(&cluster.secret_file())?;
         let kv = cluster.etcd_target.is_none().then_some(&cluster.kv);
         for member in kv.into_iter().chain(&cluster.nodes) {
             File::create(&member.log)?;
@@ -357,6 +363,13 @@ impl Cluster {
 
     pub fn spec(&self) -> &ClusterSpec {
         &self.spec
+    }
+
+    /// The file with the cluster's secret (owner-only), which its nodes
+    /// are given with `--secret-file` and `gcounter client` needs for
+    /// `partition` / `heal`.
+    pub fn secret_file(&self) -> PathBuf {
+        self.spec.dir.join(crate::auth::SECRET_FILE)
     }
 
     /// The KV service (with etcd, a stand-in that runs nothing).
@@ -491,6 +504,8 @@ impl Cluster {
             self.spec.strategy.name().into(),
             "--state-dir".into(),
             self.spec.dir.display().to_string(),
+            "--secret-file".into(),
+            self.secret_file().display().to_string(),
             "--stop-on-stdin-eof".into(),
         ];
         for peer in self.nodes.iter().filter(|m| m.id != me.id) {
@@ -642,6 +657,7 @@ impl Cluster {
         let mut client = Client::connect(&member.addr.to_string(), "nemesis")
             .await?
             .with_dest(&member.id);
+        client.authenticate(&self.secret, CONTROL_TIMEOUT).await?;
         if peers.is_empty() {
             client.heal(CONTROL_TIMEOUT).await
         } else {

@@ -9,6 +9,7 @@
 //! bounded per-connection queue and gives up on a connection (or drops a
 //! message to a link) when that queue is full.
 
+use crate::auth::{prove, Secret};
 use crate::lines::{read_line, ReadLine};
 use async_channel::{Receiver, Sender, TrySendError};
 use smol::future::or;
@@ -202,7 +203,7 @@ async fn connection(
     let source = Source::Conn(conn);
     let reading = read_loop(
         source,
-        stream.clone(),
+        BufReader::new(stream.clone()),
         &events,
         &limits,
         limits.idle_timeout,
@@ -230,12 +231,11 @@ async fn connection(
 /// breaks a limit, or the owner goes away.
 async fn read_loop(
     from: Source,
-    stream: TcpStream,
+    mut reader: BufReader<TcpStream>,
     events: &Sender<Event>,
     limits: &Limits,
     idle: Option<Duration>,
 ) -> Ending {
-    let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
     loop {
         let reading = async { Some(read_line(&mut reader, &mut buf, limits.max_line).await) };
@@ -362,6 +362,16 @@ impl Conns {
         }
     }
 
+    /// Closes `conn` now (dropping its handle ends its task).
+    pub(crate) fn close(&mut self, conn: ConnId) {
+        self.open.remove(&conn);
+    }
+
+    /// Where `conn` comes from, for the log.
+    pub(crate) fn peer_addr(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.open.get(&conn).map(|e| e.peer)
+    }
+
     pub(crate) fn closed(&mut self, conn: ConnId) -> bool {
         self.open.remove(&conn).is_some()
     }
@@ -391,6 +401,13 @@ impl Conns {
     }
 }
 
+/// Who a peer link speaks as, and the secret it proves that with.
+#[derive(Debug, Clone)]
+pub(crate) struct Hello {
+    pub(crate) me: String,
+    pub(crate) secret: Secret,
+}
+
 /// The owner's side of an outgoing link.
 pub(crate) struct Link {
     pub(crate) name: String,
@@ -401,11 +418,13 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// Starts the task that keeps a connection to `addr` open.
+    /// Starts the task that keeps a connection to `addr` open; with
+    /// `hello`, each connection first proves it holds the cluster secret.
     pub(crate) fn spawn(
         id: LinkId,
         name: &str,
         addr: &str,
+        hello: Option<Hello>,
         events: Sender<Event>,
         limits: &Limits,
     ) -> Link {
@@ -414,6 +433,7 @@ impl Link {
             id,
             name.to_owned(),
             addr.to_owned(),
+            hello,
             pending,
             events,
             limits.clone(),
@@ -468,6 +488,7 @@ async fn link_task(
     id: LinkId,
     name: String,
     addr: String,
+    hello: Option<Hello>,
     pending: Receiver<(Instant, Vec<u8>)>,
     events: Sender<Event>,
     limits: Limits,
@@ -500,13 +521,40 @@ async fn link_task(
             }
         };
         let _ = stream.set_nodelay(true);
+        let mut reader = BufReader::new(stream.clone());
+        if let Some(hello) = &hello {
+            let mut writer = stream.clone();
+            let proving = async {
+                Some(prove(&mut reader, &mut writer, &hello.secret, &hello.me, &name).await)
+            };
+            let timeout = async {
+                Timer::after(CONNECT_TIMEOUT).await;
+                None
+            };
+            let why = match or(proving, timeout).await {
+                Some(Ok(())) => None,
+                Some(Err(e)) => Some(e.to_string()),
+                None => Some(format!("no handshake within {CONNECT_TIMEOUT:?}")),
+            };
+            if let Some(why) = why {
+                failures += 1;
+                if failures == 1 {
+                    log::warn!("link to {name} at {addr}: handshake failed: {why}; retrying");
+                } else {
+                    log::debug!("link to {name} at {addr}: handshake failed again: {why}");
+                }
+                Timer::after(backoff.mul_f64(0.75 + fastrand::f64() / 2.0)).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        }
         log::info!("connected to {name} at {addr}");
         failures = 0;
         backoff = BACKOFF_MIN;
         if events.send(Event::LinkUp(id)).await.is_err() {
             return;
         }
-        let reading = read_loop(Source::Link(id), stream.clone(), &events, &limits, None);
+        let reading = read_loop(Source::Link(id), reader, &events, &limits, None);
         let writing = async {
             match link_write_loop(stream, &pending, limits.link_max_delay).await {
                 Ok(()) => Ending::Owner,

@@ -13,6 +13,8 @@
 //! - [`node`]: `gcounter node`, one node: listens for clients and peers,
 //!   dials its peers and the KV service, routes by `dest`, and keeps what
 //!   its core asks to store to survive a crash (with [`gcounter_state`]).
+//! - [`auth`]: the cluster secret and the handshake by which peers (and
+//!   whoever sends `partition` / `heal`) prove they hold it.
 //! - [`client`]: one request at a time to a node, `gcounter client`.
 //! - [`control`]: the `partition` / `heal` messages a node understands and
 //!   the `restart` / `kill` / `start` / `status` that `gcounter cluster`
@@ -34,6 +36,7 @@
 mod conn;
 mod lines;
 
+pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod control;
@@ -41,6 +44,7 @@ pub mod etcd;
 pub mod kv;
 pub mod node;
 
+pub use auth::Secret;
 pub use client::{Client, ClientError, Reply};
 pub use cluster::{Cluster, ClusterSpec, EtcdBackend, Member};
 pub use conn::{Limits, MAX_LINE};
