@@ -566,6 +566,10 @@ fn a_peer_vanishing_mid_line_harms_no_one() {
         let mut fake = TcpStream::connect(n0).unwrap();
         fake.write_all(b"{\"src\":\"c9\",\"dest\":\"n0\",\"body\":{\"type\":\"add\",\"msg_id\":1,\"delta\":5}}\n")
             .unwrap();
+        // Its reply taken first: one left unread would make the close a
+        // reset, not the end of a stream.
+        fake.set_read_timeout(Some(T)).unwrap();
+        assert!(read_reply(&mut fake).contains("add_ok"));
         fake.write_all(
             b"{\"src\":\"c9\",\"dest\":\"n0\",\"body\":{\"type\":\"add\",\"msg_id\":2,\"delta\":7",
         )
@@ -880,4 +884,138 @@ fn a_forged_gossip_from_an_outsider_is_refused_and_changes_nothing() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+// ----- back-pressure: a burst of replies is not a client that does not read
+
+/// Sends `n` adds of 1 on one connection as fast as it can, while reading
+/// the replies as they come; the distinct requests answered, by reply
+/// type.
+fn pipeline_adds(
+    addr: SocketAddr,
+    n: u64,
+    within: Duration,
+) -> std::collections::BTreeMap<String, u64> {
+    let stream = TcpStream::connect(addr).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let mut batch = String::new();
+        for id in 1..=n {
+            batch.push_str(&format!(
+                "{{\"src\":\"p1\",\"dest\":\"n0\",\"body\":{{\"type\":\"add\",\"msg_id\":{id},\"delta\":1}}}}\n"
+            ));
+            if id % 500 == 0 || id == n {
+                if writer.write_all(batch.as_bytes()).is_err() {
+                    return;
+                }
+                batch.clear();
+            }
+        }
+    });
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut acked = std::collections::BTreeSet::new();
+    let mut types = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + within;
+    let mut line = String::new();
+    while (acked.len() as u64) < n && Instant::now() < deadline {
+        match std::io::BufRead::read_line(&mut reader, &mut line) {
+            Ok(0) => break, // closed by the node
+            Ok(_) => {
+                if !line.ends_with('\n') {
+                    continue; // the rest of it is still coming
+                }
+                let reply: serde_json::Value = serde_json::from_str(&line).unwrap();
+                if acked.insert(reply["body"]["in_reply_to"].as_u64().unwrap()) {
+                    let ty = match reply["body"]["code"].as_u64() {
+                        Some(code) => format!("error {code}"),
+                        None => reply["body"]["type"].as_str().unwrap().to_owned(),
+                    };
+                    *types.entry(ty).or_insert(0) += 1;
+                }
+                line.clear();
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = sending.join();
+    types
+}
+
+fn a_pipelining_client_gets_every_acknowledgement(strategy: StrategyKind) {
+    let setup = cluster(
+        &format!("pipeline-{strategy}"),
+        2,
+        strategy,
+        KvKind::SeqKv,
+        &[],
+    );
+    let c = &setup.cluster;
+    let n = 20_000;
+    let started = Instant::now();
+    let replies = pipeline_adds(c.nodes()[0].addr, n, Duration::from_secs(120));
+    eprintln!(
+        "{n} pipelined adds under {strategy}: {replies:?} in {:?}",
+        started.elapsed()
+    );
+    let expected = std::collections::BTreeMap::from([("add_ok".to_owned(), n)]);
+    assert_eq!(replies, expected, "replies to {n} pipelined adds");
+    assert!(!log_of(c, "n0").contains("not reading its replies"));
+}
+
+#[test]
+fn a_pipelining_client_gets_every_acknowledgement_under_per_node() {
+    a_pipelining_client_gets_every_acknowledgement(StrategyKind::PerNode);
+}
+
+#[test]
+fn a_pipelining_client_gets_every_acknowledgement_under_cas() {
+    a_pipelining_client_gets_every_acknowledgement(StrategyKind::Cas);
+}
+
+#[test]
+fn a_client_that_never_reads_its_replies_is_still_cut_off() {
+    let setup = single("never-reads", &["--idle-timeout", "2"]);
+    let c = &setup.cluster;
+    let addr = c.nodes()[0].addr;
+    let mut deaf = TcpStream::connect(addr).unwrap();
+    // Far more replies than the socket buffers on both sides hold.
+    let sending = std::thread::spawn(move || {
+        let mut batch = String::new();
+        for id in 1..=400_000u64 {
+            batch.push_str(&format!(
+                "{{\"src\":\"d1\",\"dest\":\"n0\",\"body\":{{\"type\":\"read\",\"msg_id\":{id}}}}}\n"
+            ));
+            if id % 1000 == 0 && deaf.write_all(batch.as_bytes()).is_err() {
+                return true; // cut off
+            }
+            if id % 1000 == 0 {
+                batch.clear();
+            }
+        }
+        false
+    });
+    // Polled, with a bound: how long the node takes to fill the socket
+    // buffers depends on the machine.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sending.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the deaf client is still connected"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        sending.join().unwrap(),
+        "all sent: the node never pushed back"
+    );
+    log_mentions(c, "n0", "not reading its replies");
+    still_serves(c, addr);
 }

@@ -830,7 +830,7 @@ pub async fn supervise(
     let (events, inbox) = async_channel::bounded(64);
     smol::spawn(accept_loop(listener, events.clone(), limits.clone())).detach();
     drop(events);
-    let mut conns = Conns::new(limits.max_connections);
+    let mut conns = Conns::new(&limits);
     let mut stop = pin!(stop);
     enum Next {
         Stop,

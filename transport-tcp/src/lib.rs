@@ -31,7 +31,11 @@
 //! and dropped otherwise, and the connection stays; a connection with no
 //! complete line for a minute is closed; past 512 connections the one
 //! quiet the longest is closed; a connection that ends mid-line loses that
-//! line. Every case is logged and touches no other connection.
+//! line; a connection with 1,024 requests unanswered, or 256 KiB of
+//! replies unwritten, is not read until that drops (a pipelining client is
+//! paced by its own replies), and one that then takes no reply for the idle
+//! time, or lets 16 MiB of replies pile up, is closed as not reading. Every
+//! case is logged and touches no other connection.
 
 mod conn;
 mod lines;

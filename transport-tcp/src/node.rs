@@ -293,7 +293,7 @@ impl Owner {
             links,
             peers,
             kv,
-            conns: Conns::new(options.limits.max_connections),
+            conns: Conns::new(&options.limits),
             routes: HashMap::new(),
             clients: HashMap::new(),
             cut: options.cut.iter().cloned().collect(),
@@ -634,9 +634,15 @@ impl Owner {
             );
             self.routes.clear();
             self.clients.clear();
+            self.conns.forget_requests();
         }
         if let Some(id) = msg_id {
-            self.routes.insert((client.to_owned(), id), conn);
+            self.conns.request(conn);
+            // A msg_id used again: the earlier request's reply now goes
+            // here, and its connection no longer waits for it.
+            if let Some(earlier) = self.routes.insert((client.to_owned(), id), conn) {
+                self.conns.answered(earlier);
+            }
         }
         if self.clients.get(client) != Some(&conn) {
             self.clients.insert(client.to_owned(), conn);
@@ -701,11 +707,14 @@ impl Owner {
             self.links[*link].send(line);
             return;
         }
-        let conn = msg
+        let routed = msg
             .body
             .in_reply_to
-            .and_then(|id| self.routes.remove(&(msg.dest.clone(), id)))
-            .or_else(|| self.clients.get(&msg.dest).copied());
+            .and_then(|id| self.routes.remove(&(msg.dest.clone(), id)));
+        if let Some(conn) = routed {
+            self.conns.answered(conn);
+        }
+        let conn = routed.or_else(|| self.clients.get(&msg.dest).copied());
         let sent = conn.is_some_and(|conn| self.conns.send(conn, line));
         if !sent {
             log::debug!(
