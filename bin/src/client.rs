@@ -1,9 +1,10 @@
 //! `gcounter client`: one request to one node; prints the reply.
 
 use crate::tcp_args::{addr, fail};
-use gcounter_transport_tcp::{Client, ClientError};
+use gcounter_transport_tcp::{Client, ClientError, Secret};
 use serde_json::Value;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ pub struct Args {
     /// Seconds to wait for the reply
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     timeout: f64,
+    /// The cluster's secret (DIR/cluster.secret of `gcounter cluster`): proves this client may send partition and heal
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
     #[command(subcommand)]
     request: Request,
 }
@@ -55,8 +59,15 @@ pub fn run(args: Args) -> ExitCode {
         Request::Partition { peers } => ("partition", vec![("peers", peers.clone().into())]),
         Request::Heal => ("heal", Vec::new()),
     };
+    let secret = match args.secret_file.as_deref().map(Secret::read).transpose() {
+        Ok(secret) => secret,
+        Err(e) => return fail(2, format!("client: {e}")),
+    };
     let result = smol::block_on(async {
         let mut client = Client::connect(&args.node, id).await?;
+        if let Some(secret) = &secret {
+            client.authenticate(secret, timeout).await?;
+        }
         client.request(ty, fields, timeout).await
     });
     match result {

@@ -15,10 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const CLUSTER_HELP: &str = "The cluster writes DIR/cluster.json (its members and control address) \
-and DIR/<id>.log for each member. From another terminal:
+const CLUSTER_HELP: &str =
+    "The cluster writes DIR/cluster.json (its members and control address), \
+DIR/<id>.log for each member and DIR/cluster.secret (0600; peers and partition/heal prove they \
+hold it), and holds DIR/cluster.lock while it runs (a second cluster in \
+DIR is refused). From another terminal:
   gcounter client --node ADDR add 3        send a request to a node
-  gcounter client --node ADDR partition n1 cut a node off from peers (heal to undo)
+  gcounter client --node ADDR --secret-file DIR/cluster.secret partition n1
+                                           cut a node off from peers (heal to undo)
   gcounter cluster restart n1              kill -9 a node and start it again";
 
 /// Run a KV service and N nodes as local processes, until Ctrl-C
@@ -43,7 +47,7 @@ pub struct Args {
     /// The KV service listens on P, node n<i> on P+1+i, the control address on P+N+1 (0: free ports)
     #[arg(long, value_name = "P", default_value_t = 7400)]
     base_port: u16,
-    /// Where logs and cluster.json go [default: <temp dir>/gcounter-cluster]
+    /// Where logs, state files and cluster.json go; refused while another cluster runs there [default: <temp dir>/gcounter-cluster-<P>, or a fresh <temp dir>/gcounter-cluster-free-<pid> with --base-port 0]
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Seed of the KV service [default: from the clock]
@@ -63,32 +67,51 @@ enum Action {
     /// Start a node that was killed
     Start(Target),
     /// List the members and whether they run
-    Status {
-        /// The running cluster's directory [default: <temp dir>/gcounter-cluster]
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-    },
+    Status(Which),
 }
 
 #[derive(Debug, clap::Args)]
 struct Target {
     /// The node, such as n1
     id: String,
-    /// The running cluster's directory [default: <temp dir>/gcounter-cluster]
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
+    #[command(flatten)]
+    which: Which,
 }
 
-fn default_dir(dir: Option<PathBuf>) -> PathBuf {
-    dir.unwrap_or_else(|| std::env::temp_dir().join("gcounter-cluster"))
+/// Which running cluster a request is for.
+#[derive(Debug, clap::Args)]
+struct Which {
+    /// The running cluster's directory [default: the one `gcounter cluster --base-port P` uses]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The --base-port the cluster was started with, to find its default directory
+    #[arg(long, value_name = "P", default_value_t = 7400)]
+    base_port: u16,
+}
+
+impl Which {
+    fn dir(self) -> PathBuf {
+        self.dir.unwrap_or_else(|| default_dir(self.base_port))
+    }
+}
+
+/// One directory per base port: two clusters on different ports never
+/// share state files or `cluster.json`. With free ports there is no port
+/// to name it by, so it is this process's own (printed).
+fn default_dir(base_port: u16) -> PathBuf {
+    let name = match base_port {
+        0 => format!("gcounter-cluster-free-{}", std::process::id()),
+        port => format!("gcounter-cluster-{port}"),
+    };
+    std::env::temp_dir().join(name)
 }
 
 pub fn run(args: Args) -> ExitCode {
     match args.action {
-        Some(Action::Restart(t)) => request(default_dir(t.dir), "restart", Some(t.id)),
-        Some(Action::Kill(t)) => request(default_dir(t.dir), "kill", Some(t.id)),
-        Some(Action::Start(t)) => request(default_dir(t.dir), "start", Some(t.id)),
-        Some(Action::Status { dir }) => request(default_dir(dir), "status", None),
+        Some(Action::Restart(t)) => request(t.which.dir(), "restart", Some(t.id)),
+        Some(Action::Kill(t)) => request(t.which.dir(), "kill", Some(t.id)),
+        Some(Action::Start(t)) => request(t.which.dir(), "start", Some(t.id)),
+        Some(Action::Status(which)) => request(which.dir(), "status", None),
         None => foreground(args),
     }
 }
@@ -98,7 +121,7 @@ fn foreground(args: Args) -> ExitCode {
         Ok(program) => program,
         Err(e) => return fail(1, format!("cluster: cannot find this program: {e}")),
     };
-    let dir = default_dir(args.dir);
+    let dir = args.dir.unwrap_or_else(|| default_dir(args.base_port));
     let mut spec = ClusterSpec::new(program, &dir);
     spec.nodes = args.nodes;
     spec.strategy = args.strategy;
@@ -185,8 +208,11 @@ fn print_table(cluster: &Cluster, control: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "gcounter cluster: {} nodes, strategy {}, {}; Ctrl-C stops them all",
-        spec.nodes, spec.strategy, spec.kv
+        "gcounter cluster: {} nodes, strategy {}, {}, in {}; Ctrl-C stops them all",
+        spec.nodes,
+        spec.strategy,
+        spec.kv,
+        spec.dir.display()
     );
     let _ = writeln!(out, "{:<8} {:<22} {:<8} LOG", "ID", "ADDRESS", "PID");
     // With etcd the KV service is a stand-in that runs nothing.

@@ -33,6 +33,9 @@ pub struct Args {
     /// Directory for the incarnation counter and what the node stores to survive a crash (needed for gossip to keep acknowledged adds across kill -9) [default: the wall clock gives the incarnation, nothing is stored]
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// The cluster's secret (a file only its owner may read, such as DIR/cluster.secret of `gcounter cluster`; any 32+ hex digits, the same on every node): peers prove they hold it before the node takes their messages. Required with --peer / --peers-file
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
     /// Start cut off from this peer, as after `partition` (repeat for each)
     #[arg(long, value_name = "ID")]
     cut: Vec<String>,
@@ -65,6 +68,12 @@ pub fn run(args: Args) -> ExitCode {
     };
     options.state_dir = args.state_dir.clone();
     options.cut = args.cut;
+    if let Some(file) = &args.secret_file {
+        match gcounter_transport_tcp::Secret::read(file) {
+            Ok(secret) => options.secret = Some(secret),
+            Err(e) => return fail(2, format!("node: {e}")),
+        }
+    }
     options.limits = limits;
     options.stop_on_stdin_eof = args.stop_on_stdin_eof;
     if let Err(e) = options.check() {

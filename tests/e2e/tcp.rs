@@ -561,11 +561,19 @@ fn a_peer_vanishing_mid_line_harms_no_one() {
     let c = &setup.cluster;
     let n0 = c.nodes()[0].addr;
     {
-        // Speaking as peer n1: one whole gossip, then half of the next.
+        // A client (only a peer that proved the cluster secret may speak as
+        // one): one whole add, then half of the next.
         let mut fake = TcpStream::connect(n0).unwrap();
-        fake.write_all(b"{\"src\":\"n1\",\"dest\":\"n0\",\"body\":{\"type\":\"gossip\",\"counts\":{\"n1#99\":5}}}\n")
+        fake.write_all(b"{\"src\":\"c9\",\"dest\":\"n0\",\"body\":{\"type\":\"add\",\"msg_id\":1,\"delta\":5}}\n")
             .unwrap();
-        fake.write_all(b"{\"src\":\"n1\",\"dest\":\"n0\",\"body\":{\"type\":\"gossip\",\"counts\":{\"n1#99\":7").unwrap();
+        // Its reply taken first: one left unread would make the close a
+        // reset, not the end of a stream.
+        fake.set_read_timeout(Some(T)).unwrap();
+        assert!(read_reply(&mut fake).contains("add_ok"));
+        fake.write_all(
+            b"{\"src\":\"c9\",\"dest\":\"n0\",\"body\":{\"type\":\"add\",\"msg_id\":2,\"delta\":7",
+        )
+        .unwrap();
         // ... and vanishes.
     }
     log_mentions(c, "n0", "in the middle of a line");
@@ -647,12 +655,20 @@ fn the_client_command_prints_the_reply_and_says_how_it_went() {
     let (code, out, _) = run(&["client", "--node", &n0, "read"]);
     assert_eq!(code, 0);
     assert!(out.contains("\"value\":3"), "{out}");
-    let (code, out, _) = run(&["client", "--node", &n0, "partition", "n1"]);
+    let secret = c.secret_file();
+    let ctl = [
+        "client",
+        "--node",
+        &n0,
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ];
+    let (code, out, _) = run(&[&ctl[..], &["partition", "n1"]].concat());
     assert_eq!((code, out.contains("partition_ok")), (0, true), "{out}");
-    let (code, out, _) = run(&["client", "--node", &n0, "heal"]);
+    let (code, out, _) = run(&[&ctl[..], &["heal"]].concat());
     assert_eq!((code, out.contains("heal_ok")), (0, true), "{out}");
     // An error reply: exit 1.
-    let (code, out, _) = run(&["client", "--node", &n0, "partition", "n7"]);
+    let (code, out, _) = run(&[&ctl[..], &["partition", "n7"]].concat());
     assert_eq!((code, out.contains("\"code\":12")), (1, true), "{out}");
     // Nobody there: exit 3.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -767,4 +783,239 @@ fn is_zombie(pid: &str) -> bool {
                 .is_some_and(|rest| rest.trim_start().starts_with('Z'))
         })
         .unwrap_or(true)
+}
+
+// ----- one directory per cluster ----------------------------------------
+
+#[test]
+fn a_second_cluster_in_a_running_clusters_directory_is_refused_and_cleans_nothing() {
+    let setup = cluster("dir-in-use", 1, StrategyKind::Gossip, KvKind::SeqKv, &[]);
+    let c = &setup.cluster;
+    let dir = c.spec().dir.clone();
+    block_on(async {
+        let mut client = c.client("n0", "c1").await.unwrap();
+        client.add(2, T).await.unwrap();
+    });
+    let state = gcounter_transport_tcp::state_path(&dir, "n0");
+    assert!(state.exists(), "no {}", state.display());
+
+    // Through the API, as a test runner would.
+    let mut spec = ClusterSpec::new(gcounter(), &dir);
+    spec.nodes = 1;
+    let err = Cluster::start(spec).expect_err("a second cluster in the same directory");
+    assert!(err.to_string().contains("in use"), "{err}");
+    // Through the command, as a person would.
+    let (code, _, err) = run(&[
+        "cluster",
+        "--base-port",
+        "0",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("in use by a running cluster"), "{err}");
+
+    assert!(state.exists(), "the first cluster's state file was removed");
+    assert_eq!(converge(c, T, |v| v == 2), [2]);
+}
+
+// ----- peers prove they belong --------------------------------------------
+
+#[test]
+fn a_forged_gossip_from_an_outsider_is_refused_and_changes_nothing() {
+    let mut setup = cluster("forged-gossip", 2, StrategyKind::Gossip, KvKind::SeqKv, &[]);
+    let c = &mut setup.cluster;
+    let n0 = c.nodes()[0].addr;
+    // The peers found each other through the handshake: an add converges.
+    block_on(async { c.client("n1", "c1").await.unwrap().add(3, T).await.unwrap() });
+    assert_eq!(converge(c, T, |v| v == 3), [3, 3]);
+
+    // An outsider speaking as n1, with counts that fit (the core's own
+    // overflow check would let them through).
+    let mut outsider = TcpStream::connect(n0).unwrap();
+    let forged = "{\"src\":\"n1\",\"dest\":\"n0\",\"body\":{\"type\":\"gossip\",\
+                  \"counts\":{\"n0\":1000000000000,\"n1\":1000000000000}}}\n";
+    // A read behind it on the same connection: had the gossip been taken,
+    // its reply would show it.
+    let read = "{\"src\":\"c9\",\"dest\":\"n0\",\"body\":{\"type\":\"read\",\"msg_id\":1}}\n";
+    let _ = outsider.write_all(format!("{forged}{read}").as_bytes());
+    outsider.set_read_timeout(Some(T)).unwrap();
+    let reply = read_reply(&mut outsider);
+    assert_eq!(reply, "", "n0 took the forged gossip");
+    assert!(closed_by_server(&mut outsider, T), "n0 kept the forger");
+    log_mentions(c, "n0", "without proving it holds the cluster secret");
+    // Nor may a stranger cut links.
+    let mut stranger = TcpStream::connect(n0).unwrap();
+    stranger.set_read_timeout(Some(T)).unwrap();
+    let cut = "{\"src\":\"c9\",\"dest\":\"n0\",\"body\":{\"type\":\"partition\",\"msg_id\":1,\"peers\":[\"n1\"]}}\n";
+    stranger.write_all(cut.as_bytes()).unwrap();
+    let reply = read_reply(&mut stranger);
+    assert!(reply.contains("\"code\":10"), "{reply}");
+    // Nor pass the handshake with another cluster's secret.
+    let other = std::env::temp_dir().join(format!("gcounter-e2e-other-{}", std::process::id()));
+    gcounter_transport_tcp::Secret::generate()
+        .unwrap()
+        .write(&other)
+        .unwrap();
+    let (code, _, err) = run(&[
+        "client",
+        "--node",
+        &n0.to_string(),
+        "--secret-file",
+        other.to_str().unwrap(),
+        "heal",
+    ]);
+    let _ = std::fs::remove_file(&other);
+    assert_eq!(code, 3, "{err}");
+
+    assert_eq!(converge(c, T, |v| v == 3), [3, 3]);
+    // And the cluster's own secret still works for its operator.
+    let secret = c.secret_file();
+    let (code, out, err) = run(&[
+        "client",
+        "--node",
+        &n0.to_string(),
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "partition",
+        "n1",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+// ----- back-pressure: a burst of replies is not a client that does not read
+
+/// Sends `n` adds of 1 on one connection as fast as it can, while reading
+/// the replies as they come; the distinct requests answered, by reply
+/// type.
+fn pipeline_adds(
+    addr: SocketAddr,
+    n: u64,
+    within: Duration,
+) -> std::collections::BTreeMap<String, u64> {
+    let stream = TcpStream::connect(addr).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let mut batch = String::new();
+        for id in 1..=n {
+            batch.push_str(&format!(
+                "{{\"src\":\"p1\",\"dest\":\"n0\",\"body\":{{\"type\":\"add\",\"msg_id\":{id},\"delta\":1}}}}\n"
+            ));
+            if id % 500 == 0 || id == n {
+                if writer.write_all(batch.as_bytes()).is_err() {
+                    return;
+                }
+                batch.clear();
+            }
+        }
+    });
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut acked = std::collections::BTreeSet::new();
+    let mut types = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + within;
+    let mut line = String::new();
+    while (acked.len() as u64) < n && Instant::now() < deadline {
+        match std::io::BufRead::read_line(&mut reader, &mut line) {
+            Ok(0) => break, // closed by the node
+            Ok(_) => {
+                if !line.ends_with('\n') {
+                    continue; // the rest of it is still coming
+                }
+                let reply: serde_json::Value = serde_json::from_str(&line).unwrap();
+                if acked.insert(reply["body"]["in_reply_to"].as_u64().unwrap()) {
+                    let ty = match reply["body"]["code"].as_u64() {
+                        Some(code) => format!("error {code}"),
+                        None => reply["body"]["type"].as_str().unwrap().to_owned(),
+                    };
+                    *types.entry(ty).or_insert(0) += 1;
+                }
+                line.clear();
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = sending.join();
+    types
+}
+
+fn a_pipelining_client_gets_every_acknowledgement(strategy: StrategyKind) {
+    let setup = cluster(
+        &format!("pipeline-{strategy}"),
+        2,
+        strategy,
+        KvKind::SeqKv,
+        &[],
+    );
+    let c = &setup.cluster;
+    let n = 20_000;
+    let started = Instant::now();
+    let replies = pipeline_adds(c.nodes()[0].addr, n, Duration::from_secs(120));
+    eprintln!(
+        "{n} pipelined adds under {strategy}: {replies:?} in {:?}",
+        started.elapsed()
+    );
+    let expected = std::collections::BTreeMap::from([("add_ok".to_owned(), n)]);
+    assert_eq!(replies, expected, "replies to {n} pipelined adds");
+    assert!(!log_of(c, "n0").contains("not reading its replies"));
+}
+
+#[test]
+fn a_pipelining_client_gets_every_acknowledgement_under_per_node() {
+    a_pipelining_client_gets_every_acknowledgement(StrategyKind::PerNode);
+}
+
+#[test]
+fn a_pipelining_client_gets_every_acknowledgement_under_cas() {
+    a_pipelining_client_gets_every_acknowledgement(StrategyKind::Cas);
+}
+
+#[test]
+fn a_client_that_never_reads_its_replies_is_still_cut_off() {
+    let setup = single("never-reads", &["--idle-timeout", "2"]);
+    let c = &setup.cluster;
+    let addr = c.nodes()[0].addr;
+    let mut deaf = TcpStream::connect(addr).unwrap();
+    // Far more replies than the socket buffers on both sides hold.
+    let sending = std::thread::spawn(move || {
+        let mut batch = String::new();
+        for id in 1..=400_000u64 {
+            batch.push_str(&format!(
+                "{{\"src\":\"d1\",\"dest\":\"n0\",\"body\":{{\"type\":\"read\",\"msg_id\":{id}}}}}\n"
+            ));
+            if id % 1000 == 0 && deaf.write_all(batch.as_bytes()).is_err() {
+                return true; // cut off
+            }
+            if id % 1000 == 0 {
+                batch.clear();
+            }
+        }
+        false
+    });
+    // Polled, with a bound: how long the node takes to fill the socket
+    // buffers depends on the machine.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sending.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the deaf client is still connected"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        sending.join().unwrap(),
+        "all sent: the node never pushed back"
+    );
+    log_mentions(c, "n0", "not reading its replies");
+    still_serves(c, addr);
 }

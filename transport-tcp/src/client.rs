@@ -168,6 +168,35 @@ impl Client {
         &self.id
     }
 
+    /// Proves to the node that this connection holds the cluster's secret
+    /// (see the `auth` module): needed for `partition` and `heal`.
+    pub async fn authenticate(
+        &mut self,
+        secret: &crate::Secret,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        let proving = async {
+            crate::auth::prove(
+                &mut self.reader,
+                &mut self.writer,
+                secret,
+                &self.id,
+                &self.dest,
+            )
+            .await
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::PermissionDenied => ClientError::Unexpected(e.to_string()),
+                io::ErrorKind::ConnectionAborted => ClientError::Closed,
+                _ => ClientError::Io(e),
+            })
+        };
+        or(proving, async {
+            Timer::after(timeout).await;
+            Err(ClientError::Timeout(timeout))
+        })
+        .await
+    }
+
     /// Sends a request of type `ty` with `fields` and waits up to
     /// `timeout` for its reply, whatever its type (an `error` reply is
     /// `Ok` here; see [`Reply::expect`]).

@@ -80,7 +80,8 @@ pub struct ClusterSpec {
     pub base_port: Option<u16>,
     /// Logs (`<id>.log`) and the nodes' incarnation and state files go
     /// here. Starting a cluster removes the nodes' state files an earlier
-    /// cluster left.
+    /// cluster left; a directory a running cluster holds (its
+    /// `cluster.lock`) is refused instead.
     pub dir: PathBuf,
     /// The KV service's seed.
     pub seed: u64,
@@ -184,6 +185,50 @@ pub struct Cluster {
     nodes: Vec<Member>,
     /// Per node, the peers it is cut off from.
     cuts: BTreeMap<String, BTreeSet<String>>,
+    /// Held while the cluster lives: the directory is this cluster's.
+    _lock: File,
+    /// What its nodes, and its nemesis, prove they belong with.
+    secret: crate::Secret,
+}
+
+/// The lock file that marks a directory as a running cluster's.
+pub const LOCK_FILE: &str = "cluster.lock";
+
+/// Takes `dir` for one cluster. The lock is the kernel's (`flock`), so a
+/// cluster that dies by any means, `kill -9` included, frees its
+/// directory without anyone deciding whether a recorded pid is stale.
+pub fn lock_dir(dir: &Path) -> io::Result<File> {
+    use rustix::fs::{flock, FlockOperation};
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        if e != rustix::io::Errno::WOULDBLOCK {
+            return Err(io::Error::from(e));
+        }
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} is in use by a running cluster{}: give another directory, or stop that cluster",
+                dir.display(),
+                if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {holder})")
+                }
+            ),
+        ));
+    }
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 fn other(text: String) -> io::Error {
@@ -215,6 +260,9 @@ impl Cluster {
                 .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
         }
         fs::create_dir_all(&spec.dir)?;
+        // Before anything in the directory is touched: another cluster's
+        // state files must never be removed under it.
+        let lock = lock_dir(&spec.dir)?;
         let attempts = if spec.base_port.is_some() { 1 } else { 3 };
         let mut last_error = None;
         for attempt in 1..=attempts {
@@ -227,7 +275,7 @@ impl Cluster {
                     .collect::<io::Result<Vec<u16>>>()?,
                 None => free_ports(spec.host, spec.nodes + 1)?,
             };
-            match Cluster::start_on(spec.clone(), &ports) {
+            match Cluster::start_on(spec.clone(), &ports, &lock) {
                 Ok(cluster) => return Ok(cluster),
                 Err(e) => {
                     if attempt < attempts {
@@ -240,7 +288,7 @@ impl Cluster {
         Err(last_error.unwrap_or_else(|| other("cluster start failed".into())))
     }
 
-    fn start_on(spec: ClusterSpec, ports: &[u16]) -> io::Result<Cluster> {
+    fn start_on(spec: ClusterSpec, ports: &[u16], lock: &File) -> io::Result<Cluster> {
         let member = |id: &str, port: u16| Member {
             id: id.to_owned(),
             addr: SocketAddr::new(spec.host, port),
@@ -284,7 +332,12 @@ impl Cluster {
             etcd_target,
             nodes,
             cuts: BTreeMap::new(),
+            _lock: lock.try_clone()?,
+            secret: crate::Secret::generate()?,
         };
+        // A new cluster, a new secret: nodes of an earlier cluster in this
+        // directory, or anyone who read its secret, are strangers to it.
+        cluster.secret.write(&cluster.secret_file())?;
         let kv = cluster.etcd_target.is_none().then_some(&cluster.kv);
         for member in kv.into_iter().chain(&cluster.nodes) {
             File::create(&member.log)?;
@@ -310,6 +363,13 @@ impl Cluster {
 
     pub fn spec(&self) -> &ClusterSpec {
         &self.spec
+    }
+
+    /// The file with the cluster's secret (owner-only), which its nodes
+    /// are given with `--secret-file` and `gcounter client` needs for
+    /// `partition` / `heal`.
+    pub fn secret_file(&self) -> PathBuf {
+        self.spec.dir.join(crate::auth::SECRET_FILE)
     }
 
     /// The KV service (with etcd, a stand-in that runs nothing).
@@ -444,6 +504,8 @@ impl Cluster {
             self.spec.strategy.name().into(),
             "--state-dir".into(),
             self.spec.dir.display().to_string(),
+            "--secret-file".into(),
+            self.secret_file().display().to_string(),
             "--stop-on-stdin-eof".into(),
         ];
         for peer in self.nodes.iter().filter(|m| m.id != me.id) {
@@ -595,6 +657,7 @@ impl Cluster {
         let mut client = Client::connect(&member.addr.to_string(), "nemesis")
             .await?
             .with_dest(&member.id);
+        client.authenticate(&self.secret, CONTROL_TIMEOUT).await?;
         if peers.is_empty() {
             client.heal(CONTROL_TIMEOUT).await
         } else {
@@ -767,7 +830,7 @@ pub async fn supervise(
     let (events, inbox) = async_channel::bounded(64);
     smol::spawn(accept_loop(listener, events.clone(), limits.clone())).detach();
     drop(events);
-    let mut conns = Conns::new(limits.max_connections);
+    let mut conns = Conns::new(&limits);
     let mut stop = pin!(stop);
     enum Next {
         Stop,

@@ -6,9 +6,16 @@
 //! the queue full waits, stops reading its socket, and TCP pushes back on
 //! whoever is sending: memory stays bounded however fast input arrives.
 //! The owner never waits on a socket: it hands each outgoing line to a
-//! bounded per-connection queue and gives up on a connection (or drops a
-//! message to a link) when that queue is full.
+//! per-connection queue bounded in bytes, and drops a message to a link
+//! when that link's queue is full. An accepted connection pushes back the
+//! same way in the other direction: while it has too many requests
+//! unanswered or too many reply bytes unwritten its reader stops reading,
+//! so a burst of acknowledgements to a client that reads them is only a
+//! pause, and a client that stops reading stops adding to its backlog; it
+//! is closed only if it then takes no reply for the idle time (or its
+//! backlog passes a hard cap).
 
+use crate::auth::{prove, Secret};
 use crate::lines::{read_line, ReadLine};
 use async_channel::{Receiver, Sender, TrySendError};
 use smol::future::or;
@@ -19,6 +26,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The limits every listening socket enforces. The defaults suit a local
@@ -37,9 +46,22 @@ pub struct Limits {
     pub max_connections: usize,
     /// Lines read but not yet handled by the owner, over all connections.
     pub event_queue: usize,
-    /// Lines waiting to be written to one accepted connection. A client
-    /// that lets this many replies pile up is not reading: it is closed.
-    pub write_queue: usize,
+    /// Bytes of replies waiting to be written to one accepted connection
+    /// past which that connection's requests are no longer read, until
+    /// the client takes some replies. A burst of acknowledgements to a
+    /// pipelining client passes; a client that stops reading stops being
+    /// read, so its requests stop adding replies.
+    pub reply_buffer: usize,
+    /// Bytes of replies waiting for one connection past which it is closed
+    /// as not reading: what requests already read can still add while it
+    /// is paused is bounded by this, not by the client.
+    pub max_reply_backlog: usize,
+    /// Requests from one connection the owner may hold unanswered; past
+    /// it, that connection is not read until some are answered. A client
+    /// pipelining thousands of adds is then paced by its own replies
+    /// instead of overrunning what the node holds for everyone (the KV
+    /// strategies refuse requests past their own bound).
+    pub max_in_flight: usize,
     /// Messages waiting to be written to one outgoing link (a peer or the
     /// KV service). When full, further messages are dropped, as a network
     /// would drop them.
@@ -59,7 +81,9 @@ impl Default for Limits {
             idle_timeout: Some(Duration::from_secs(60)),
             max_connections: 512,
             event_queue: 1024,
-            write_queue: 1024,
+            reply_buffer: 256 * 1024,
+            max_reply_backlog: 16 * 1024 * 1024,
+            max_in_flight: 1024,
             link_queue: 4096,
             link_max_delay: Duration::from_secs(1),
         }
@@ -103,6 +127,13 @@ pub(crate) enum Event {
 /// not read.
 pub(crate) struct ConnHandle {
     writer: Sender<Vec<u8>>,
+    /// Bytes queued for `writer` and not yet written, shared with the
+    /// connection's tasks.
+    backlog: Arc<AtomicUsize>,
+    /// Requests read from it and not yet answered, as the owner counts.
+    in_flight: Arc<AtomicUsize>,
+    /// Wakes a reader that waits for replies (see [`Pace`]).
+    progress: Sender<()>,
     _abort: Sender<()>,
 }
 
@@ -113,6 +144,8 @@ enum Ending {
     MidLine(usize),
     TooLong(usize),
     Io(io::Error),
+    /// Replies waited this long without one being written.
+    NotReading(Duration),
     /// The owner closed it, or is gone.
     Owner,
 }
@@ -130,6 +163,10 @@ impl fmt::Display for Ending {
             }
             Ending::TooLong(max) => write!(f, "line longer than {max} bytes: closed"),
             Ending::Io(e) => write!(f, "I/O error: {e}"),
+            Ending::NotReading(d) => write!(
+                f,
+                "not reading its replies (none taken for {d:?} while its requests waited): closed"
+            ),
             Ending::Owner => f.write_str("closed by this process"),
         }
     }
@@ -185,10 +222,19 @@ async fn connection(
     limits: Limits,
 ) {
     let _ = stream.set_nodelay(true);
-    let (writer, queue) = async_channel::bounded(limits.write_queue);
+    // Unbounded in lines, bounded in bytes: the owner checks the backlog
+    // before queueing (`Conns::send`) and the reader stops reading while
+    // it is high.
+    let (writer, queue) = async_channel::unbounded();
     let (abort, aborted) = async_channel::bounded::<()>(1);
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let (progress, progressed) = async_channel::bounded::<()>(1);
+    let in_flight = Arc::new(AtomicUsize::new(0));
     let handle = ConnHandle {
         writer,
+        backlog: backlog.clone(),
+        in_flight: in_flight.clone(),
+        progress: progress.clone(),
         _abort: abort,
     };
     if events
@@ -200,15 +246,21 @@ async fn connection(
     }
     log::debug!("connection {conn} from {peer} opened");
     let source = Source::Conn(conn);
+    let paced = Pace {
+        backlog: &backlog,
+        in_flight: &in_flight,
+        progressed: &progressed,
+    };
     let reading = read_loop(
         source,
-        stream.clone(),
+        BufReader::new(stream.clone()),
         &events,
         &limits,
         limits.idle_timeout,
+        Some(paced),
     );
     let writing = async {
-        match write_loop(stream.clone(), queue).await {
+        match write_loop(stream.clone(), queue, &backlog, &progress).await {
             Ok(()) => Ending::Owner,
             Err(e) => Ending::Io(e),
         }
@@ -226,18 +278,51 @@ async fn connection(
     let _ = events.send(Event::Closed { conn }).await;
 }
 
+/// An accepted connection's replies, as its reader sees them.
+struct Pace<'a> {
+    backlog: &'a AtomicUsize,
+    in_flight: &'a AtomicUsize,
+    /// A message each time the writer wrote a reply (at most one waits).
+    progressed: &'a Receiver<()>,
+}
+
 /// Reads lines from `stream` into the owner's queue until the stream ends,
-/// breaks a limit, or the owner goes away.
+/// breaks a limit, or the owner goes away. With `pace`, reading waits
+/// while the connection's unwritten replies exceed the reply buffer.
 async fn read_loop(
     from: Source,
-    stream: TcpStream,
+    mut reader: BufReader<TcpStream>,
     events: &Sender<Event>,
     limits: &Limits,
     idle: Option<Duration>,
+    pace: Option<Pace<'_>>,
 ) -> Ending {
-    let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
     loop {
+        if let Some(pace) = &pace {
+            // Only a writer that makes no progress at all for the idle
+            // time is a client that does not read; a slow one is waited
+            // for as long as it keeps taking replies.
+            while buf.is_empty()
+                && (pace.backlog.load(Ordering::Acquire) > limits.reply_buffer
+                    || pace.in_flight.load(Ordering::Acquire) >= limits.max_in_flight)
+            {
+                let progress = async { pace.progressed.recv().await.is_ok() };
+                let progressed = match idle {
+                    Some(idle) => {
+                        or(progress, async {
+                            Timer::after(idle).await;
+                            false
+                        })
+                        .await
+                    }
+                    None => progress.await,
+                };
+                if !progressed {
+                    return Ending::NotReading(idle.unwrap_or_default());
+                }
+            }
+        }
         let reading = async { Some(read_line(&mut reader, &mut buf, limits.max_line).await) };
         let result = match idle {
             Some(idle) => {
@@ -268,12 +353,19 @@ async fn read_loop(
     }
 }
 
-/// Writes queued lines, flushing whenever the queue runs dry. Returns
-/// `Ok` when the queue's sender is dropped.
-async fn write_loop(stream: TcpStream, queue: Receiver<Vec<u8>>) -> io::Result<()> {
+/// Writes queued lines, flushing whenever the queue runs dry, and counts
+/// them off the backlog. Returns `Ok` when the queue's sender is dropped.
+async fn write_loop(
+    stream: TcpStream,
+    queue: Receiver<Vec<u8>>,
+    backlog: &AtomicUsize,
+    progress: &Sender<()>,
+) -> io::Result<()> {
     let mut out = BufWriter::new(stream);
     while let Ok(line) = queue.recv().await {
         out.write_all(&line).await?;
+        backlog.fetch_sub(line.len(), Ordering::AcqRel);
+        let _ = progress.try_send(());
         if queue.is_empty() {
             out.flush().await?;
         }
@@ -288,6 +380,7 @@ pub(crate) struct Conns {
     tick: u64,
     max: usize,
     evictions: u64,
+    max_backlog: usize,
 }
 
 struct Entry {
@@ -297,12 +390,13 @@ struct Entry {
 }
 
 impl Conns {
-    pub(crate) fn new(max: usize) -> Self {
+    pub(crate) fn new(limits: &Limits) -> Self {
         Conns {
             open: HashMap::new(),
             tick: 0,
-            max: max.max(1),
+            max: limits.max_connections.max(1),
             evictions: 0,
+            max_backlog: limits.max_reply_backlog,
         }
     }
 
@@ -362,33 +456,85 @@ impl Conns {
         }
     }
 
+    /// Closes `conn` now (dropping its handle ends its task).
+    pub(crate) fn close(&mut self, conn: ConnId) {
+        self.open.remove(&conn);
+    }
+
+    /// Notes a request read from `conn` that awaits its answer.
+    pub(crate) fn request(&mut self, conn: ConnId) {
+        if let Some(entry) = self.open.get(&conn) {
+            entry.handle.in_flight.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Notes that a request from `conn` was answered (or will never be).
+    pub(crate) fn answered(&mut self, conn: ConnId) {
+        if let Some(entry) = self.open.get(&conn) {
+            let _ = entry
+                .handle
+                .in_flight
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    Some(n.saturating_sub(1))
+                });
+            // The reply that usually follows wakes the reader; this is
+            // for the answers that never come.
+            let _ = entry.handle.progress.try_send(());
+        }
+    }
+
+    /// Forgets every request awaiting an answer.
+    pub(crate) fn forget_requests(&mut self) {
+        for entry in self.open.values() {
+            entry.handle.in_flight.store(0, Ordering::Release);
+            let _ = entry.handle.progress.try_send(());
+        }
+    }
+
+    /// Where `conn` comes from, for the log.
+    pub(crate) fn peer_addr(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.open.get(&conn).map(|e| e.peer)
+    }
+
     pub(crate) fn closed(&mut self, conn: ConnId) -> bool {
         self.open.remove(&conn).is_some()
     }
 
-    /// Queues `line` for `conn`. A connection whose queue is full is not
-    /// reading its replies: it is closed. False if the line was not queued.
+    /// Queues `line` for `conn`. A connection whose unwritten replies
+    /// would pass the backlog limit is not reading them (its requests
+    /// stopped being read long before): it is closed. False if the line
+    /// was not queued.
     pub(crate) fn send(&mut self, conn: ConnId, line: Vec<u8>) -> bool {
         let Some(entry) = self.open.get(&conn) else {
             return false;
         };
+        let len = line.len();
+        let backlog = entry.handle.backlog.load(Ordering::Acquire);
+        if backlog + len > self.max_backlog {
+            log::warn!(
+                "connection {conn} from {} is not reading its replies ({backlog} bytes unread): \
+                 closing it",
+                entry.peer,
+            );
+            self.open.remove(&conn);
+            return false;
+        }
+        entry.handle.backlog.fetch_add(len, Ordering::AcqRel);
         match entry.handle.writer.try_send(line) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                log::warn!(
-                    "connection {conn} from {} is not reading its replies ({} queued): closing it",
-                    entry.peer,
-                    entry.handle.writer.len()
-                );
-                self.open.remove(&conn);
-                false
-            }
-            Err(TrySendError::Closed(_)) => {
+            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
                 self.open.remove(&conn);
                 false
             }
         }
     }
+}
+
+/// Who a peer link speaks as, and the secret it proves that with.
+#[derive(Debug, Clone)]
+pub(crate) struct Hello {
+    pub(crate) me: String,
+    pub(crate) secret: Secret,
 }
 
 /// The owner's side of an outgoing link.
@@ -401,11 +547,13 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// Starts the task that keeps a connection to `addr` open.
+    /// Starts the task that keeps a connection to `addr` open; with
+    /// `hello`, each connection first proves it holds the cluster secret.
     pub(crate) fn spawn(
         id: LinkId,
         name: &str,
         addr: &str,
+        hello: Option<Hello>,
         events: Sender<Event>,
         limits: &Limits,
     ) -> Link {
@@ -414,6 +562,7 @@ impl Link {
             id,
             name.to_owned(),
             addr.to_owned(),
+            hello,
             pending,
             events,
             limits.clone(),
@@ -468,6 +617,7 @@ async fn link_task(
     id: LinkId,
     name: String,
     addr: String,
+    hello: Option<Hello>,
     pending: Receiver<(Instant, Vec<u8>)>,
     events: Sender<Event>,
     limits: Limits,
@@ -500,13 +650,40 @@ async fn link_task(
             }
         };
         let _ = stream.set_nodelay(true);
+        let mut reader = BufReader::new(stream.clone());
+        if let Some(hello) = &hello {
+            let mut writer = stream.clone();
+            let proving = async {
+                Some(prove(&mut reader, &mut writer, &hello.secret, &hello.me, &name).await)
+            };
+            let timeout = async {
+                Timer::after(CONNECT_TIMEOUT).await;
+                None
+            };
+            let why = match or(proving, timeout).await {
+                Some(Ok(())) => None,
+                Some(Err(e)) => Some(e.to_string()),
+                None => Some(format!("no handshake within {CONNECT_TIMEOUT:?}")),
+            };
+            if let Some(why) = why {
+                failures += 1;
+                if failures == 1 {
+                    log::warn!("link to {name} at {addr}: handshake failed: {why}; retrying");
+                } else {
+                    log::debug!("link to {name} at {addr}: handshake failed again: {why}");
+                }
+                Timer::after(backoff.mul_f64(0.75 + fastrand::f64() / 2.0)).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        }
         log::info!("connected to {name} at {addr}");
         failures = 0;
         backoff = BACKOFF_MIN;
         if events.send(Event::LinkUp(id)).await.is_err() {
             return;
         }
-        let reading = read_loop(Source::Link(id), stream.clone(), &events, &limits, None);
+        let reading = read_loop(Source::Link(id), reader, &events, &limits, None, None);
         let writing = async {
             match link_write_loop(stream, &pending, limits.link_max_delay).await {
                 Ok(()) => Ending::Owner,

@@ -94,7 +94,7 @@ impl KvServer {
             name,
             service,
             next_msg_id: 0,
-            conns: Conns::new(options.limits.max_connections),
+            conns: Conns::new(&options.limits),
         };
         owner.run(inbox).await;
         Ok(())

@@ -13,6 +13,8 @@
 //! - [`node`]: `gcounter node`, one node: listens for clients and peers,
 //!   dials its peers and the KV service, routes by `dest`, and keeps what
 //!   its core asks to store to survive a crash (with [`gcounter_state`]).
+//! - [`auth`]: the cluster secret and the handshake by which peers (and
+//!   whoever sends `partition` / `heal`) prove they hold it.
 //! - [`client`]: one request at a time to a node, `gcounter client`.
 //! - [`control`]: the `partition` / `heal` messages a node understands and
 //!   the `restart` / `kill` / `start` / `status` that `gcounter cluster`
@@ -29,11 +31,16 @@
 //! and dropped otherwise, and the connection stays; a connection with no
 //! complete line for a minute is closed; past 512 connections the one
 //! quiet the longest is closed; a connection that ends mid-line loses that
-//! line. Every case is logged and touches no other connection.
+//! line; a connection with 1,024 requests unanswered, or 256 KiB of
+//! replies unwritten, is not read until that drops (a pipelining client is
+//! paced by its own replies), and one that then takes no reply for the idle
+//! time, or lets 16 MiB of replies pile up, is closed as not reading. Every
+//! case is logged and touches no other connection.
 
 mod conn;
 mod lines;
 
+pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod control;
@@ -41,6 +48,7 @@ pub mod etcd;
 pub mod kv;
 pub mod node;
 
+pub use auth::Secret;
 pub use client::{Client, ClientError, Reply};
 pub use cluster::{Cluster, ClusterSpec, EtcdBackend, Member};
 pub use conn::{Limits, MAX_LINE};

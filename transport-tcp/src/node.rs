@@ -20,13 +20,15 @@
 //! again (see [`gcounter_state`]); without one it logs, once, that a crash
 //! will lose what it held.
 
-use crate::conn::{self, accept_loop, ConnId, Conns, Event, Limits, Link, LinkId, Source};
+use crate::auth::{self, Secret};
+use crate::conn::{self, accept_loop, ConnId, Conns, Event, Hello, Limits, Link, LinkId, Source};
 use crate::control::{self, Request};
 use crate::etcd::{self, EtcdTarget};
 use async_channel::{Receiver, Sender};
 use gcounter_core::protocol::{parse_line, write_line};
 use gcounter_core::{Body, Config, Envelope, ErrorCode, Input, Node, Output, Payload};
 use gcounter_state::{read_state, StateFile};
+use serde_json::Value;
 use smol::future::or;
 use smol::net::TcpListener;
 use smol::Timer;
@@ -60,6 +62,9 @@ pub struct NodeOptions {
     pub state_dir: Option<PathBuf>,
     /// Peers to start cut off from, as if `partition` had been received.
     pub cut: Vec<String>,
+    /// The cluster's secret: peers and control clients prove they hold
+    /// it (see the `auth` module). Required with peers.
+    pub secret: Option<Secret>,
     pub limits: Limits,
     /// Stop when standard input closes (set by supervisors that hold the
     /// other end of a pipe, so the node never outlives them).
@@ -77,6 +82,7 @@ impl NodeOptions {
             config: Config::default(),
             state_dir: None,
             cut: Vec::new(),
+            secret: None,
             limits: Limits::default(),
             stop_on_stdin_eof: false,
         }
@@ -99,6 +105,13 @@ impl NodeOptions {
             if !seen.insert(peer) {
                 return Err(format!("peer {peer} is given twice"));
             }
+        }
+        if !self.peers.is_empty() && self.secret.is_none() {
+            return Err(
+                "a node with peers needs the cluster's secret (--secret-file): without it \
+                 anyone who can reach its port could speak as a peer"
+                    .into(),
+            );
         }
         if let Some(bad) = self.cut.iter().find(|c| !seen.contains(c)) {
             return Err(format!("cannot cut off {bad}: not a peer"));
@@ -214,18 +227,32 @@ struct Owner {
     state: StateFile,
     /// The messages of one drain, held until its state is stored.
     outgoing: Vec<Envelope>,
+    secret: Option<Secret>,
+    /// Connections that said `peer_hello`: who they claim to be, their
+    /// nonce and ours. At most one per open connection.
+    challenges: HashMap<ConnId, (String, String, String)>,
+    /// Connections that proved they hold the secret, and who they speak
+    /// as. Every other connection is a client's.
+    authenticated: HashMap<ConnId, String>,
+    /// Every node's id, this one's included.
+    node_ids: BTreeSet<String>,
 }
 
 impl Owner {
     fn new(options: &NodeOptions, events: &Sender<Event>) -> Owner {
         let mut links = Vec::new();
         let mut peers = HashMap::new();
+        let hello = options.secret.as_ref().map(|secret| Hello {
+            me: options.id.clone(),
+            secret: secret.clone(),
+        });
         for (peer, addr) in &options.peers {
             peers.insert(peer.clone(), links.len());
             links.push(Link::spawn(
                 links.len(),
                 peer,
                 addr,
+                hello.clone(),
                 events.clone(),
                 &options.limits,
             ));
@@ -247,7 +274,14 @@ impl Owner {
                     events.clone(),
                     options.limits.link_queue,
                 ),
-                None => Link::spawn(links.len(), &name, addr, events.clone(), &options.limits),
+                None => Link::spawn(
+                    links.len(),
+                    &name,
+                    addr,
+                    None,
+                    events.clone(),
+                    &options.limits,
+                ),
             };
             links.push(link);
             (name, links.len() - 1)
@@ -259,12 +293,21 @@ impl Owner {
             links,
             peers,
             kv,
-            conns: Conns::new(options.limits.max_connections),
+            conns: Conns::new(&options.limits),
             routes: HashMap::new(),
             clients: HashMap::new(),
             cut: options.cut.iter().cloned().collect(),
             state: StateFile::new(options.state_dir.as_deref(), &options.id),
             outgoing: Vec::new(),
+            secret: options.secret.clone(),
+            challenges: HashMap::new(),
+            authenticated: HashMap::new(),
+            node_ids: options
+                .peers
+                .iter()
+                .map(|(id, _)| id.clone())
+                .chain([options.id.clone()])
+                .collect(),
         };
         let mut node_ids: Vec<String> = options.peers.iter().map(|(id, _)| id.clone()).collect();
         node_ids.push(options.id.clone());
@@ -392,6 +435,8 @@ impl Owner {
     }
 
     fn forget(&mut self, conn: ConnId) {
+        self.challenges.remove(&conn);
+        self.authenticated.remove(&conn);
         self.clients.retain(|_, c| *c != conn);
         if self.conns.len() == 0 {
             // Requests whose connection went away will never be answered
@@ -404,10 +449,110 @@ impl Owner {
         !self.peers.contains_key(src) && self.kv.as_ref().is_none_or(|(name, _)| name != src)
     }
 
+    /// Closes a connection that broke the rules, and says why.
+    fn refuse(&mut self, conn: ConnId, why: &str) {
+        let addr = self
+            .conns
+            .peer_addr(conn)
+            .map_or("?".into(), |a| a.to_string());
+        log::warn!("connection {conn} from {addr}: {why}: closing it");
+        self.conns.close(conn);
+        self.forget(conn);
+    }
+
+    /// Whether a line from `conn`, sent as `src`, may be handled: an
+    /// authenticated connection speaks only as who it proved to be; any
+    /// other speaks only as a client, and only client requests.
+    fn admit(&mut self, conn: ConnId, msg: &Envelope) -> bool {
+        let ty = msg.body.payload.type_name();
+        if let Some(who) = self.authenticated.get(&conn) {
+            if *who != msg.src {
+                let why = format!("authenticated as {who}, sent `{ty}` as {}", msg.src);
+                self.refuse(conn, &why);
+                return false;
+            }
+            if let Payload::Gossip { counts } | Payload::GossipAck { counts } = &msg.body.payload {
+                // The core checks the sum; a slot no node owns (a slot is
+                // `ID` or `ID#INCARNATION`), or a count past i64::MAX, is
+                // no state any node of ours sent.
+                let owner = |slot: &str| slot.split('#').next().unwrap_or_default().to_owned();
+                let bad = counts.iter().find(|(slot, &n)| {
+                    !self.node_ids.contains(&owner(slot)) || n > i64::MAX as u64
+                });
+                if let Some((id, n)) = bad {
+                    let why = format!("`{ty}` from {who} counts {n} for {id}, not a valid state");
+                    self.refuse(conn, &why);
+                    return false;
+                }
+            }
+            return true;
+        }
+        let request = matches!(msg.body.payload, Payload::Add { .. } | Payload::Read { .. });
+        if !self.is_client(&msg.src) || !request || msg.body.in_reply_to.is_some() {
+            let why = format!(
+                "`{ty}` as {} without proving it holds the cluster secret (clients may send \
+                 only add and read)",
+                msg.src
+            );
+            self.refuse(conn, &why);
+            return false;
+        }
+        true
+    }
+
+    /// One step of the handshake on `conn` (see the `auth` module).
+    fn on_handshake(&mut self, conn: ConnId, req: Request) {
+        let Some(secret) = self.secret.clone() else {
+            let text = "this node has no cluster secret: nobody can authenticate";
+            let reply = req.error(&self.me, ErrorCode::NOT_SUPPORTED, text);
+            self.conns.send(conn, reply);
+            return;
+        };
+        let field = |k: &str| req.body.get(k).and_then(Value::as_str).unwrap_or_default();
+        if req.ty == auth::PEER_HELLO {
+            let theirs = field("nonce").to_owned();
+            if self.authenticated.contains_key(&conn) || !auth::is_nonce(&theirs) {
+                return self.refuse(conn, "a malformed or repeated peer_hello");
+            }
+            let Ok(mine) = auth::nonce() else {
+                return self.refuse(conn, "no random nonce for its handshake");
+            };
+            let mac = secret.accept_mac(&req.src, &theirs, &mine);
+            let reply = req.ok(
+                &self.me,
+                vec![("nonce", mine.clone().into()), ("mac", mac.into())],
+            );
+            self.challenges
+                .insert(conn, (req.src.clone(), theirs, mine));
+            self.conns.send(conn, reply);
+            return;
+        }
+        let proven = self.challenges.remove(&conn).filter(|(who, theirs, mine)| {
+            *who == req.src && secret.verify_dial(who, mine, theirs, field("mac"))
+        });
+        match proven {
+            Some((who, _, _)) => {
+                log::debug!("connection {conn} authenticated as {who}");
+                let reply = req.ok(&self.me, Vec::new());
+                self.authenticated.insert(conn, who);
+                self.conns.send(conn, reply);
+            }
+            None => {
+                let why = format!("{} failed the handshake (wrong cluster secret?)", req.src);
+                self.refuse(conn, &why);
+            }
+        }
+    }
+
     fn on_line(&mut self, from: Source, line: &[u8]) {
         let now = self.now();
         match parse_line(line) {
             Ok(mut msg) => {
+                if let Source::Conn(conn) = from {
+                    if !self.admit(conn, &msg) {
+                        return;
+                    }
+                }
                 if self.cut.contains(&msg.src) {
                     log::debug!(
                         "dropped `{}` from {}: cut off",
@@ -435,12 +580,38 @@ impl Owner {
                 self.node.handle(Input::Message(msg), now);
             }
             Err(err) => {
+                if let Source::Conn(conn) = from {
+                    if let Some(req) = Request::parse(line, &[auth::PEER_HELLO, auth::PEER_PROOF]) {
+                        return self.on_handshake(conn, req);
+                    }
+                }
                 if let Some(req) = Request::parse(line, &[control::PARTITION, control::HEAL]) {
+                    // Cutting links is for the cluster's operator, who
+                    // holds its secret; a node without one has no peers.
+                    let allowed = match from {
+                        Source::Conn(conn) => {
+                            self.secret.is_none() || self.authenticated.contains_key(&conn)
+                        }
+                        Source::Link(_) => true,
+                    };
+                    if !allowed {
+                        let text = "partition and heal need the cluster secret \
+                                    (gcounter client --secret-file DIR/cluster.secret)";
+                        let reply = req.error(&self.me, ErrorCode::NOT_SUPPORTED, text);
+                        if let Source::Conn(conn) = from {
+                            self.conns.send(conn, reply);
+                        }
+                        return;
+                    }
                     return self.on_control(from, req);
                 }
                 if let (Source::Conn(conn), Some((client, msg_id))) = (from, &err.reply_to) {
                     if self.is_client(client) {
                         self.note_client(conn, client, Some(*msg_id));
+                    } else if self.authenticated.get(&conn) != Some(client) {
+                        // Its error reply would go to a peer or the KV
+                        // service, on this stranger's say-so.
+                        return self.refuse(conn, &format!("a malformed message as {client}"));
                     }
                 }
                 // The error path: the node parses again and answers.
@@ -463,9 +634,15 @@ impl Owner {
             );
             self.routes.clear();
             self.clients.clear();
+            self.conns.forget_requests();
         }
         if let Some(id) = msg_id {
-            self.routes.insert((client.to_owned(), id), conn);
+            self.conns.request(conn);
+            // A msg_id used again: the earlier request's reply now goes
+            // here, and its connection no longer waits for it.
+            if let Some(earlier) = self.routes.insert((client.to_owned(), id), conn) {
+                self.conns.answered(earlier);
+            }
         }
         if self.clients.get(client) != Some(&conn) {
             self.clients.insert(client.to_owned(), conn);
@@ -530,11 +707,14 @@ impl Owner {
             self.links[*link].send(line);
             return;
         }
-        let conn = msg
+        let routed = msg
             .body
             .in_reply_to
-            .and_then(|id| self.routes.remove(&(msg.dest.clone(), id)))
-            .or_else(|| self.clients.get(&msg.dest).copied());
+            .and_then(|id| self.routes.remove(&(msg.dest.clone(), id)));
+        if let Some(conn) = routed {
+            self.conns.answered(conn);
+        }
+        let conn = routed.or_else(|| self.clients.get(&msg.dest).copied());
         let sent = conn.is_some_and(|conn| self.conns.send(conn, line));
         if !sent {
             log::debug!(

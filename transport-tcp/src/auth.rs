@@ -1,0 +1,292 @@
+//! Who may speak as a peer: the cluster's secret and the handshake that
+//! proves a connection holds it.
+//!
+//! A node listens on one address for clients and peers alike, so without
+//! a proof anyone who can reach the port could send `gossip` as `n1` and
+//! set the counter. Every cluster has a secret (32 random bytes, hex, in a
+//! file only its owner may read); whoever dials a node and wants to be
+//! treated as a peer, or to send `partition` / `heal`, first runs this
+//! exchange:
+//!
+//! ```text
+//! dialer   -> {"src":"n0","dest":"n1","body":{"type":"peer_hello","nonce":ND}}
+//! acceptor -> {"src":"n1","dest":"n0","body":{"type":"peer_hello_ok","nonce":NA,"mac":MA}}
+//! dialer   -> {"src":"n0","dest":"n1","body":{"type":"peer_proof","mac":MD}}
+//! acceptor -> {"src":"n1","dest":"n0","body":{"type":"peer_proof_ok"}}
+//! ```
+//!
+//! `MA` is HMAC-SHA256(secret, "accept", n0, ND, NA) and `MD` is
+//! HMAC-SHA256(secret, "dial", n0, NA, ND): each side answers a nonce the
+//! other just chose, so a recorded exchange cannot be replayed, and the
+//! secret itself never crosses the wire (peers may be on other hosts, with
+//! `--peers-file`). The dialer checks `MA` too: a process that took a down
+//! peer's port cannot feed it forged messages either. From then on the
+//! connection speaks only as `n0`.
+
+use crate::conn::MAX_LINE;
+use crate::control;
+use crate::lines::{read_line, ReadLine};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+use smol::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+/// Opens the exchange (sent by the dialer).
+pub const PEER_HELLO: &str = "peer_hello";
+/// Closes it (sent by the dialer, answering the acceptor's nonce).
+pub const PEER_PROOF: &str = "peer_proof";
+
+/// The file in a cluster's directory that holds its secret.
+pub const SECRET_FILE: &str = "cluster.secret";
+
+/// A cluster's shared secret.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never in a log or a panic message.
+        f.write_str("Secret(..)")
+    }
+}
+
+/// `n` random bytes from the system's generator.
+fn random(n: usize) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; n];
+    let mut filled = 0;
+    while filled < n {
+        filled +=
+            rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())
+                .map_err(io::Error::from)?;
+    }
+    Ok(bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// A fresh nonce, hex.
+pub(crate) fn nonce() -> io::Result<String> {
+    Ok(hex(&random(16)?))
+}
+
+impl Secret {
+    /// 32 fresh random bytes.
+    pub fn generate() -> io::Result<Secret> {
+        Ok(Secret(random(32)?))
+    }
+
+    /// Writes the secret to `path`, readable and writable by its owner
+    /// only (0600). An older file there is replaced, never reused: its
+    /// permissions could be wider.
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        writeln!(file, "{}", hex(&self.0))
+    }
+
+    /// Reads a secret written by [`write`](Secret::write) (or by hand: any
+    /// hex string of at least 16 bytes). A file others may read is
+    /// refused, as ssh refuses such a key: the secret would not be one.
+    pub fn read(path: &Path) -> Result<Secret, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let shown = path.display();
+        let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{shown}: permissions {:o} let others read the cluster secret; chmod 600 it",
+                mode & 0o777
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+        match unhex(text.trim()) {
+            Some(bytes) if bytes.len() >= 16 => Ok(Secret(bytes)),
+            _ => Err(format!(
+                "{shown}: not a cluster secret (at least 32 hex digits on one line)"
+            )),
+        }
+    }
+
+    fn mac(&self, role: &str, dialer: &str, first: &str, second: &str) -> Hmac<Sha256> {
+        // Any key length is fine for HMAC: this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key");
+        // Lengths first, so that no two different inputs run together.
+        for part in [role, dialer, first, second] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac
+    }
+
+    /// What the acceptor sends: it holds the secret, for this exchange.
+    pub(crate) fn accept_mac(&self, dialer: &str, dialer_nonce: &str, nonce: &str) -> String {
+        hex(&self
+            .mac("accept", dialer, dialer_nonce, nonce)
+            .finalize()
+            .into_bytes())
+    }
+
+    /// What the dialer sends: it holds the secret, for this exchange.
+    pub(crate) fn dial_mac(&self, dialer: &str, acceptor_nonce: &str, nonce: &str) -> String {
+        hex(&self
+            .mac("dial", dialer, acceptor_nonce, nonce)
+            .finalize()
+            .into_bytes())
+    }
+
+    /// Checks a MAC in constant time.
+    fn verify(&self, expected: Hmac<Sha256>, got: &str) -> bool {
+        unhex(got).is_some_and(|got| expected.verify_slice(&got).is_ok())
+    }
+
+    pub(crate) fn verify_accept(
+        &self,
+        dialer: &str,
+        dialer_nonce: &str,
+        nonce: &str,
+        got: &str,
+    ) -> bool {
+        self.verify(self.mac("accept", dialer, dialer_nonce, nonce), got)
+    }
+
+    pub(crate) fn verify_dial(
+        &self,
+        dialer: &str,
+        acceptor_nonce: &str,
+        nonce: &str,
+        got: &str,
+    ) -> bool {
+        self.verify(self.mac("dial", dialer, acceptor_nonce, nonce), got)
+    }
+}
+
+/// Whether a nonce the other side sent has the shape ours have.
+pub(crate) fn is_nonce(s: &str) -> bool {
+    s.len() == 32 && unhex(s).is_some()
+}
+
+/// The dialer's half of the exchange, as `me` to `them`, on a fresh
+/// connection. The caller bounds it in time.
+pub(crate) async fn prove<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    secret: &Secret,
+    me: &str,
+    them: &str,
+) -> io::Result<()>
+where
+    R: AsyncBufRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let denied = |why: String| io::Error::new(io::ErrorKind::PermissionDenied, why);
+    let mine = nonce()?;
+    let hello = control::line(
+        me,
+        them,
+        &[("type", PEER_HELLO.into()), ("nonce", mine.clone().into())],
+    );
+    writer.write_all(&hello).await?;
+    writer.flush().await?;
+    let body = read_reply(reader).await?;
+    let theirs = body["nonce"].as_str().unwrap_or_default().to_owned();
+    let ok = body["type"] == "peer_hello_ok"
+        && is_nonce(&theirs)
+        && secret.verify_accept(me, &mine, &theirs, body["mac"].as_str().unwrap_or_default());
+    if !ok {
+        return Err(denied(format!(
+            "{them} did not prove it holds the cluster secret: {body}"
+        )));
+    }
+    let proof = control::line(
+        me,
+        them,
+        &[
+            ("type", PEER_PROOF.into()),
+            ("mac", secret.dial_mac(me, &theirs, &mine).into()),
+        ],
+    );
+    writer.write_all(&proof).await?;
+    writer.flush().await?;
+    let body = read_reply(reader).await?;
+    if body["type"] != "peer_proof_ok" {
+        return Err(denied(format!("{them} refused our proof: {body}")));
+    }
+    Ok(())
+}
+
+/// The body of the next line.
+async fn read_reply<R: AsyncBufRead + Unpin>(reader: &mut R) -> io::Result<Value> {
+    let mut buf = Vec::new();
+    match read_line(reader, &mut buf, MAX_LINE).await? {
+        ReadLine::Line => {}
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "closed during the handshake",
+            ))
+        }
+    }
+    let mut msg: Value =
+        serde_json::from_slice(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(msg.get_mut("body").map(Value::take).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_bind_the_secret_the_role_the_dialer_and_both_nonces() {
+        let s = Secret::generate().unwrap();
+        let other = Secret::generate().unwrap();
+        let (a, b) = (nonce().unwrap(), nonce().unwrap());
+        let mac = s.dial_mac("n0", &a, &b);
+        assert!(s.verify_dial("n0", &a, &b, &mac));
+        assert!(!other.verify_dial("n0", &a, &b, &mac));
+        assert!(!s.verify_dial("n1", &a, &b, &mac));
+        assert!(!s.verify_dial("n0", &b, &a, &mac));
+        // A dialer's proof is no acceptor's answer (no reflection).
+        assert!(!s.verify_accept("n0", &a, &b, &mac));
+        assert!(!s.verify_dial("n0", &a, &b, "zz"));
+    }
+
+    #[test]
+    fn a_secret_file_is_owner_only_and_others_readable_ones_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("gcounter-secret-{}", std::process::id()));
+        let s = Secret::generate().unwrap();
+        s.write(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        let read = Secret::read(&path).map(|r| r.0);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let wide = Secret::read(&path);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(read.unwrap(), s.0);
+        assert!(wide.unwrap_err().contains("chmod 600"));
+    }
+}
