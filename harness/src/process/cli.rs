@@ -56,7 +56,8 @@ pub struct TestArgs {
     pub bin: Vec<String>,
     #[command(flatten)]
     pub params: RunParams,
-    /// Copy every node's stderr to ours (it is always kept in node-logs/).
+    /// Copy every node's stderr to ours, each line prefixed with the node's
+    /// id and cut at 64 KiB (node-logs/ always keeps every byte).
     #[arg(long)]
     pub log_stderr: bool,
     /// Where results go: <STORE>/g-counter/<timestamp>/, and <STORE>/latest.
