@@ -179,6 +179,57 @@ fn log_stderr_survives_bytes_that_are_not_utf8_and_cuts_huge_lines() {
     assert!(String::from_utf8_lossy(&log).contains("served read"));
 }
 
+#[test]
+fn duplicate_and_unsolicited_replies_are_counted_and_shown_as_warnings() {
+    // Issue 11, item 9: the runner dropped both silently, as Maelstrom's
+    // client does, so a node that answers twice looked correct.
+    let store = Store::new("duplicates");
+    let out = gcounter_test(
+        &store,
+        &[
+            "--node-count",
+            "1",
+            "--bin",
+            python(),
+            &script("duplicate_replies.py"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let results = store.results();
+    assert_eq!(results["verdict"], "valid", "{results}");
+    assert_eq!(results["replies"]["duplicate"], 5, "{}", results["replies"]);
+    assert_eq!(
+        results["replies"]["unsolicited"], 1,
+        "{}",
+        results["replies"]
+    );
+    let warnings = results["warnings"].to_string();
+    assert!(warnings.contains("5 duplicate replies"), "{warnings}");
+    assert!(warnings.contains("1 unsolicited reply"), "{warnings}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("warning: 5 duplicate replies"), "{stdout}");
+    assert!(stdout.contains("warning: 1 unsolicited reply"), "{stdout}");
+    assert!(stdout.contains("1000000"), "an example is shown: {stdout}");
+    let page = std::fs::read_to_string(store.latest().join("index.html")).expect("index.html");
+    assert!(
+        page.contains(r#"<tr id="warnings" class="warning">"#),
+        "no warnings row"
+    );
+    assert!(page.contains("5 duplicate replies"));
+}
+
+#[test]
+fn a_correct_node_gets_no_reply_warnings() {
+    let store = Store::new("no-warnings");
+    let out = gcounter_test(&store, &["--node-count", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let results = store.results();
+    assert_eq!(results["replies"]["duplicate"], 0, "{results}");
+    assert_eq!(results["replies"]["unsolicited"], 0, "{results}");
+    assert_eq!(results["warnings"], serde_json::json!([]));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("warning:"));
+}
+
 /// [`describe`] without the megabytes a noisy node prints.
 fn short(out: &Output) -> String {
     let text = describe(out);

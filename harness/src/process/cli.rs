@@ -553,6 +553,14 @@ pub fn print_summary(
     if let Some(short) = rate_shortfall(run, settings) {
         writeln!(out, "  warning: {short}")?;
     }
+    for w in run.replies.warnings() {
+        writeln!(out, "  warning: {w}")?;
+    }
+    if !run.replies.warnings().is_empty() {
+        for example in &run.replies.examples {
+            writeln!(out, "    {example}")?;
+        }
+    }
     if let Some(e) = crate::explain::explain(&run.history, c, &run.trace, &run.nemesis) {
         for line in e.lines() {
             writeln!(out, "  {line}")?;
