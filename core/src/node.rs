@@ -126,6 +126,7 @@ pub struct Node {
     config: Config,
     ready: Option<Ready>,
     io: Io,
+    bad_input: InputWarnings,
 }
 
 impl Node {
@@ -134,7 +135,15 @@ impl Node {
             config,
             ready: None,
             io: Io::default(),
+            bad_input: InputWarnings::default(),
         }
+    }
+
+    /// Logs how many warnings about bad input were left out since the last
+    /// one logged, if any: for a transport whose input has ended, so that a
+    /// flood's tail is summarized too.
+    pub fn flush_warnings(&mut self) {
+        self.bad_input.flush();
     }
 
     /// The node's id, once `init` has given it one.
@@ -182,10 +191,12 @@ impl Node {
     }
 
     fn on_bad_line(&mut self, line: &[u8], err: ParseError) {
-        const SHOWN: usize = 200;
-        let shown = String::from_utf8_lossy(&line[..line.len().min(SHOWN)]);
-        let more = if line.len() > SHOWN { "..." } else { "" };
-        log::warn!("bad input ({}): {}: {shown}{more}", err.code, err.text);
+        self.bad_input.warn(format_args!(
+            "bad input ({}): {}: {}",
+            err.code,
+            err.text,
+            shown(line)
+        ));
         if let Some((client, msg_id)) = err.reply_to {
             let me = self
                 .id()
@@ -205,10 +216,10 @@ impl Node {
             return self.before_init(src, dest, body, now);
         };
         if dest != ready.me {
-            log::warn!(
+            self.bad_input.warn(format_args!(
                 "message for {dest} reached {}; handling it anyway",
                 ready.me
-            );
+            ));
         }
         let mut ctx = Ctx {
             now,
@@ -238,7 +249,9 @@ impl Node {
                 ),
             ),
             (Payload::Error { code, text }, _) => {
-                log::warn!("error {code} from {src} that answers nothing: {text}");
+                self.bad_input.warn(format_args!(
+                    "error {code} from {src} that answers nothing: {text}"
+                ));
             }
             (payload, req) => {
                 let ty = payload.type_name();
@@ -246,7 +259,8 @@ impl Node {
                 // write into the counter.
                 let from_server = ready.nodes.iter().any(|n| n == src);
                 if !(from_server && ready.strategy.on_peer(&mut ctx, src, payload)) {
-                    log::warn!("unsupported `{ty}` from {src}");
+                    self.bad_input
+                        .warn(format_args!("unsupported `{ty}` from {src}"));
                     if let Some(req) = req {
                         let text = format!("this node does not handle `{ty}`");
                         ctx.reply_error(&req, ErrorCode::NOT_SUPPORTED, text);
@@ -261,7 +275,7 @@ impl Node {
             (Payload::Init { node_id, node_ids }, Some(msg_id)) => {
                 if !node_ids.contains(&node_id) {
                     let text = format!("node_id {node_id} is not among node_ids {node_ids:?}");
-                    log::warn!("refused init: {text}");
+                    self.bad_input.warn(format_args!("refused init: {text}"));
                     let err = Payload::error(ErrorCode::MALFORMED_REQUEST, text);
                     return self.io.reply(dest, src, msg_id, err);
                 }
@@ -281,13 +295,17 @@ impl Node {
             }
             (payload, Some(msg_id)) => {
                 let ty = payload.type_name();
-                log::warn!("`{ty}` from {src} before init");
+                self.bad_input
+                    .warn(format_args!("`{ty}` from {src} before init"));
                 let text = format!("not initialised yet; `{ty}` must wait for init");
                 let err = Payload::error(ErrorCode::TEMPORARILY_UNAVAILABLE, text);
                 self.io.reply(dest, src, msg_id, err);
             }
             (payload, None) => {
-                log::warn!("`{}` from {src} before init, dropped", payload.type_name());
+                self.bad_input.warn(format_args!(
+                    "`{}` from {src} before init, dropped",
+                    payload.type_name()
+                ));
             }
         }
     }
@@ -305,10 +323,10 @@ impl Node {
                     payload.type_name()
                 )
             }
-            None => log::warn!(
+            None => self.bad_input.warn(format_args!(
                 "`{}` from {src} claims to answer {reply_to}, which nothing awaits; dropped",
                 payload.type_name()
-            ),
+            )),
         }
     }
 
@@ -389,5 +407,124 @@ mod tests {
                 Output::Persist("3".into())
             ]
         );
+    }
+}
+
+/// The longest warning about input that is logged, in bytes: the line
+/// shown in it, or a `type` or `src` of any length, is cut to fit.
+const MAX_WARNING: usize = 300;
+
+/// How much of a bad line a warning shows.
+const SHOWN: usize = 200;
+
+/// How many warnings about bad input are logged in full before they are
+/// thinned out.
+const LOGGED_IN_FULL: u64 = 10;
+
+/// Warnings caused by what the node was sent, limited so that the log
+/// stays a small fraction of the input however much of it is bad: each
+/// bad line used to cost a warning of ~130 bytes, 66 times a line of
+/// `x`. The first [`LOGGED_IN_FULL`] are logged, then one at the 20th,
+/// 40th, 80th... (a number of lines logarithmic in the flood), each saying
+/// how many were left out since the last. Thinned by count rather than by
+/// time, since the core has no clock.
+#[derive(Debug, Default)]
+struct InputWarnings {
+    seen: u64,
+    left_out: u64,
+}
+
+impl InputWarnings {
+    fn warn(&mut self, text: std::fmt::Arguments<'_>) {
+        self.seen += 1;
+        let tens = self.seen / LOGGED_IN_FULL;
+        let logged = self.seen <= LOGGED_IN_FULL
+            || (self.seen % LOGGED_IN_FULL == 0 && tens.is_power_of_two());
+        if !logged {
+            self.left_out += 1;
+            return;
+        }
+        let left_out = std::mem::take(&mut self.left_out);
+        if !log::log_enabled!(log::Level::Warn) {
+            return;
+        }
+        let text = clip(&text.to_string(), MAX_WARNING);
+        match left_out {
+            0 => log::warn!("{text}"),
+            n => log::warn!(
+                "{text} (and {n} more warnings about bad input not logged; {} in all)",
+                self.seen
+            ),
+        }
+    }
+
+    fn flush(&mut self) {
+        if let n @ 1.. = std::mem::take(&mut self.left_out) {
+            log::warn!(
+                "... and {n} more warnings about bad input not logged ({} in all)",
+                self.seen
+            );
+        }
+    }
+}
+
+/// The start of a line for a log: decoded leniently, control characters
+/// escaped, at most [`SHOWN`] bytes, and its length when cut.
+fn shown(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&line[..line.len().min(SHOWN)]);
+    let escaped: String = text.escape_debug().collect();
+    if line.len() <= SHOWN && escaped.len() <= SHOWN {
+        return escaped;
+    }
+    // Past SHOWN bytes, so clip adds its `...`.
+    let mut out = clip(&escaped, escaped.len().min(SHOWN) - 1);
+    out.push_str(&format!(" ({} bytes)", line.len()));
+    out
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, with `...`
+/// when cut.
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max - 3;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+#[cfg(test)]
+mod warning_tests {
+    use super::{clip, shown, InputWarnings};
+
+    #[test]
+    fn warnings_about_input_are_cut_and_escaped() {
+        assert_eq!(shown(b"ok"), "ok");
+        assert_eq!(shown(b"a\x1b[2J\xff"), "a\\u{1b}[2J\u{fffd}");
+        let long = shown(&[b'x'; 5000]);
+        assert!(long.len() <= 200 + " (5000 bytes)".len(), "{long}");
+        assert!(long.ends_with("... (5000 bytes)"), "{long}");
+        let wide = shown(&[0xff; 5000]);
+        assert!(wide.len() <= 213, "{} bytes", wide.len());
+        assert_eq!(clip("\u{e9}\u{e9}\u{e9}", 5), "\u{e9}...");
+    }
+
+    #[test]
+    fn warnings_are_thinned_logarithmically() {
+        let mut w = InputWarnings::default();
+        let mut logged = 0;
+        for _ in 0..100_000 {
+            let before = w.left_out;
+            w.warn(format_args!("bad"));
+            if w.left_out <= before {
+                logged += 1;
+            }
+        }
+        // 10 in full, then at 20, 40, ..., 81920.
+        assert_eq!(logged, 10 + 13);
+        w.flush();
+        assert_eq!(w.left_out, 0);
     }
 }

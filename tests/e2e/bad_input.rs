@@ -421,3 +421,54 @@ fn assert_config_refused(run: &Finished, words: &[&str]) {
         );
     }
 }
+
+#[test]
+fn a_flood_of_bad_lines_gets_every_reply_and_a_bounded_log() {
+    // Issue 11, item 7: each bad line cost a warning of ~130 bytes, so
+    // 400 KB of `x\n` became 26 MB of log. Every identifiable request must
+    // still be answered, once.
+    let mut input = init(0);
+    input.push(b'\n');
+    let mut owed = BTreeMap::new();
+    for i in 1..=100_000u64 {
+        let line: Vec<u8> = match i % 5 {
+            0 => msg(&format!(r#"{{"type":"add","msg_id":{i},"delta":"x"}}"#)),
+            1 => msg(&format!(r#"{{"type":"frobnicate","msg_id":{i}}}"#)),
+            2 => b"x".to_vec(),
+            3 => [&[0xff, 0x1b, b'['][..], &[b'y'; 300]].concat(),
+            _ => format!(r#"{{"src":"c1","body":{{"type":"{}"}}}}"#, "t".repeat(500)).into_bytes(),
+        };
+        match i % 5 {
+            0 => owed.insert(i, MALFORMED),
+            1 => owed.insert(i, NOT_SUPPORTED),
+            _ => None,
+        };
+        input.extend_from_slice(&line);
+        input.push(b'\n');
+    }
+    let run = run_node(&[], &input);
+    assert_clean_exit(&run);
+    let mut answered = BTreeMap::new();
+    for m in messages(&run.stdout) {
+        let body = &m["body"];
+        let id = body["in_reply_to"].as_u64().expect("only replies");
+        if id == 0 {
+            assert_eq!(body["type"], "init_ok");
+            continue;
+        }
+        assert_eq!(body["type"], "error", "{m}");
+        let before = answered.insert(id, body["code"].as_u64().expect("a code"));
+        assert!(before.is_none(), "{id} answered twice");
+    }
+    assert_eq!(answered, owed);
+    let log = run.stderr.len();
+    assert!(log < 100_000, "{log} bytes of log for 100,000 bad lines");
+    assert!(
+        run.stderr
+            .contains("more warnings about bad input not logged"),
+        "{}",
+        run.stderr
+    );
+    let longest = run.stderr.lines().map(str::len).max().unwrap_or_default();
+    assert!(longest < 600, "a log line of {longest} bytes");
+}

@@ -136,6 +136,107 @@ fn a_node_that_stops_reading_its_input_fails_the_test_naming_it() {
         .is_some_and(|e| e.contains("does not read its input")));
 }
 
+#[test]
+fn log_stderr_survives_bytes_that_are_not_utf8_and_cuts_huge_lines() {
+    // Issue 11, item 8: the first byte that is not UTF-8 closed the node's
+    // stderr pipe, so the node died on its next log line and was blamed
+    // with an empty log; a huge line was held whole in the runner.
+    let store = Store::new("stderr-noise");
+    let out = gcounter_test(
+        &store,
+        &[
+            "--node-count",
+            "1",
+            "--log-stderr",
+            "--bin",
+            python(),
+            &script("stderr_noise.py"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", short(&out));
+    assert_eq!(store.results()["verdict"], "valid");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[n0] starting \u{FFFD}\u{FFFD} not UTF-8"),
+        "{}",
+        short(&out)
+    );
+    assert!(
+        stderr.contains("[truncated 3934464 bytes]"),
+        "{}",
+        short(&out)
+    );
+    assert!(stderr.contains("[n0] served read"), "{}", short(&out));
+    let longest = stderr.lines().map(str::len).max().unwrap_or_default();
+    assert!(
+        longest < 70_000,
+        "a line of {longest} bytes on the terminal"
+    );
+    // The log keeps every byte, as it does without --log-stderr.
+    let log = std::fs::read(store.latest().join("node-logs/n0.log")).expect("n0.log");
+    assert!(log.starts_with(b"starting \xff\xfe not UTF-8\n"));
+    assert!(log.len() > 4_000_000, "{} bytes", log.len());
+    assert!(String::from_utf8_lossy(&log).contains("served read"));
+}
+
+#[test]
+fn duplicate_and_unsolicited_replies_are_counted_and_shown_as_warnings() {
+    // Issue 11, item 9: the runner dropped both silently, as Maelstrom's
+    // client does, so a node that answers twice looked correct.
+    let store = Store::new("duplicates");
+    let out = gcounter_test(
+        &store,
+        &[
+            "--node-count",
+            "1",
+            "--bin",
+            python(),
+            &script("duplicate_replies.py"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let results = store.results();
+    assert_eq!(results["verdict"], "valid", "{results}");
+    assert_eq!(results["replies"]["duplicate"], 5, "{}", results["replies"]);
+    assert_eq!(
+        results["replies"]["unsolicited"], 1,
+        "{}",
+        results["replies"]
+    );
+    let warnings = results["warnings"].to_string();
+    assert!(warnings.contains("5 duplicate replies"), "{warnings}");
+    assert!(warnings.contains("1 unsolicited reply"), "{warnings}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("warning: 5 duplicate replies"), "{stdout}");
+    assert!(stdout.contains("warning: 1 unsolicited reply"), "{stdout}");
+    assert!(stdout.contains("1000000"), "an example is shown: {stdout}");
+    let page = std::fs::read_to_string(store.latest().join("index.html")).expect("index.html");
+    assert!(
+        page.contains(r#"<tr id="warnings" class="warning">"#),
+        "no warnings row"
+    );
+    assert!(page.contains("5 duplicate replies"));
+}
+
+#[test]
+fn a_correct_node_gets_no_reply_warnings() {
+    let store = Store::new("no-warnings");
+    let out = gcounter_test(&store, &["--node-count", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let results = store.results();
+    assert_eq!(results["replies"]["duplicate"], 0, "{results}");
+    assert_eq!(results["replies"]["unsolicited"], 0, "{results}");
+    assert_eq!(results["warnings"], serde_json::json!([]));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("warning:"));
+}
+
+/// [`describe`] without the megabytes a noisy node prints.
+fn short(out: &Output) -> String {
+    let text = describe(out);
+    let cut: String = text.chars().take(20_000).collect();
+    cut
+}
+
 /// The page a person opens, rendered by a real browser.
 #[test]
 fn index_html_shows_the_verdict_in_a_browser() {

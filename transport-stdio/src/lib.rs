@@ -331,6 +331,8 @@ impl<'a> Owner<'a> {
                 Event::InputEnded => {
                     // A last line without its newline still counts.
                     let last = splitter.finish().map(|line| self.feed(line, now));
+                    // The tail of a flood of bad input gets its summary.
+                    self.node.flush_warnings();
                     self.drain();
                     self.write_out(writer, true).await?;
                     return last.unwrap_or(Ok(()));

@@ -46,6 +46,7 @@ table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: .25em .7em; text-align: left; }}
 figure {{ margin: 1em 0; }}
 .timeline {{ overflow-x: auto; border: 1px solid #ddd; }}
+tr.warning td {{ background: #fff3cd; }}
 #why pre {{ white-space: pre-wrap; background: #fbeeee; padding: .6em; border-left: 4px solid #c0392b; }}
 </style></head><body>
 <h1>{title}</h1>
@@ -102,7 +103,18 @@ fn rows(page: &mut String, figures: &[Figure]) {
         } else {
             escape(value)
         };
-        let _ = writeln!(page, "<tr><th>{}</th><td>{cell}</td></tr>", escape(label));
+        // Warnings stand out: they say the nodes did something the verdict
+        // does not judge.
+        let class = if label == "warnings" {
+            r#" id="warnings" class="warning""#
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            page,
+            "<tr{class}><th>{}</th><td>{cell}</td></tr>",
+            escape(label)
+        );
     }
 }
 

@@ -79,7 +79,8 @@ pub struct TestArgs {
     pub bin: Vec<String>,
     #[command(flatten)]
     pub params: RunParams,
-    /// Copy every node's stderr to ours (it is always kept in node-logs/).
+    /// Copy every node's stderr to ours, each line prefixed with the node's
+    /// id and cut at 64 KiB (node-logs/ always keeps every byte).
     #[arg(long)]
     pub log_stderr: bool,
     /// Where results go: <STORE>/g-counter/<timestamp>/, and <STORE>/latest.
@@ -593,6 +594,14 @@ pub fn print_summary(
     }
     if let Some(short) = rate_shortfall(run, settings) {
         writeln!(out, "  warning: {short}")?;
+    }
+    for w in run.replies.warnings() {
+        writeln!(out, "  warning: {w}")?;
+    }
+    if !run.replies.warnings().is_empty() {
+        for example in &run.replies.examples {
+            writeln!(out, "    {example}")?;
+        }
     }
     if let Some(e) = crate::explain::explain(&run.history, c, &run.trace, &run.nemesis) {
         for line in e.lines() {

@@ -13,7 +13,7 @@ use async_channel::{Receiver, Sender};
 use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use smol::process::{Child, ChildStdin, Command, Stdio};
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -472,18 +472,127 @@ async fn read_lines(
     let _ = events.send(ProcEvent::Closed { node, life }).await;
 }
 
-async fn tee_stderr(id: String, stderr: smol::process::ChildStderr, file: File) {
+/// The most of one stderr line `--log-stderr` copies to our stderr (and
+/// holds): a node may print a line of any length, and the runner must not
+/// grow with it. The log file gets every byte regardless.
+pub const MAX_STDERR_LINE: usize = 64 << 10;
+
+/// Copies a node's stderr to its log as it comes, byte for byte (as the log
+/// is kept without `--log-stderr`), and to our stderr line by line, decoded
+/// leniently and cut at [`MAX_STDERR_LINE`]. Reading bytes rather than
+/// `String` lines matters: one byte that is not UTF-8 used to end the copy,
+/// close the pipe and so kill the node on its next write.
+async fn tee_stderr(id: String, mut stderr: smol::process::ChildStderr, file: File) {
     let mut file = smol::Unblock::new(file);
-    let mut lines = BufReader::new(stderr).lines();
-    while let Some(Ok(line)) = smol::stream::StreamExt::next(&mut lines).await {
-        let _ = file.write_all(format!("{line}\n").as_bytes()).await;
-        eprintln!("[{id}] {line}");
+    let mut buf = vec![0; 64 << 10];
+    let mut lines = CappedLines::new(MAX_STDERR_LINE);
+    let echo = |line: &[u8], cut: usize| {
+        let text = String::from_utf8_lossy(line);
+        let note = if cut > 0 {
+            format!(" [truncated {cut} bytes]")
+        } else {
+            String::new()
+        };
+        // Not eprintln!: a closed stderr of ours must not panic the task.
+        let _ = writeln!(io::stderr().lock(), "[{id}] {text}{note}");
+    };
+    loop {
+        // A read error ends the copy like EOF: the node is gone either way.
+        let n = match stderr.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let _ = file.write_all(&buf[..n]).await;
+        lines.push(&buf[..n], echo);
     }
+    lines.finish(echo);
     let _ = file.flush().await;
+}
+
+/// Splits a byte stream into lines, keeping at most `cap` bytes of each and
+/// counting the rest.
+#[derive(Debug)]
+struct CappedLines {
+    cap: usize,
+    line: Vec<u8>,
+    /// Bytes of the current line past `cap`, dropped.
+    cut: usize,
+}
+
+impl CappedLines {
+    fn new(cap: usize) -> Self {
+        CappedLines {
+            cap,
+            line: Vec::new(),
+            cut: 0,
+        }
+    }
+
+    /// Takes in `bytes`; calls `emit` with each line completed (without
+    /// its newline or `\r`) and how many of its bytes were cut.
+    fn push(&mut self, mut bytes: &[u8], mut emit: impl FnMut(&[u8], usize)) {
+        while !bytes.is_empty() {
+            let end = bytes.iter().position(|&b| b == b'\n');
+            let part = &bytes[..end.unwrap_or(bytes.len())];
+            let take = part.len().min(self.cap - self.line.len());
+            self.line.extend_from_slice(&part[..take]);
+            self.cut += part.len() - take;
+            let Some(end) = end else { return };
+            self.emit(&mut emit);
+            bytes = &bytes[end + 1..];
+        }
+    }
+
+    /// The last line, if the stream ended without its newline.
+    fn finish(&mut self, mut emit: impl FnMut(&[u8], usize)) {
+        if !self.line.is_empty() || self.cut > 0 {
+            self.emit(&mut emit);
+        }
+    }
+
+    fn emit(&mut self, emit: &mut impl FnMut(&[u8], usize)) {
+        if self.cut == 0 && self.line.last() == Some(&b'\r') {
+            self.line.pop();
+        }
+        emit(&self.line, std::mem::take(&mut self.cut));
+        self.line.clear();
+    }
 }
 
 /// An unbounded-enough channel for process events: bounded, so a node that
 /// floods stdout is slowed down (backpressure) rather than buffered.
 pub fn events() -> (Sender<ProcEvent>, Receiver<ProcEvent>) {
     async_channel::bounded(4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CappedLines;
+
+    fn split(cap: usize, chunks: &[&[u8]]) -> Vec<(Vec<u8>, usize)> {
+        let mut lines = CappedLines::new(cap);
+        let mut got = Vec::new();
+        for chunk in chunks {
+            lines.push(chunk, |l, cut| got.push((l.to_vec(), cut)));
+        }
+        lines.finish(|l, cut| got.push((l.to_vec(), cut)));
+        got
+    }
+
+    #[test]
+    fn stderr_lines_are_cut_at_the_cap_across_reads_and_keep_bytes_that_are_not_utf8() {
+        let got = split(4, &[b"ab\xffc", b"defg\r\nxy\r", b"\n\nlast"]);
+        assert_eq!(
+            got,
+            [
+                (b"ab\xffc".to_vec(), 5),
+                (b"xy".to_vec(), 0),
+                (b"".to_vec(), 0),
+                (b"last".to_vec(), 0)
+            ]
+        );
+        let huge = vec![b'x'; 1 << 20];
+        let got = split(8, &[&huge, &huge, b"\n"]);
+        assert_eq!(got, [(vec![b'x'; 8], (2 << 20) - 8)]);
+    }
 }

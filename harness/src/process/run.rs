@@ -86,6 +86,8 @@ pub struct TestRun {
     pub dropped: u64,
     /// Messages that reached a node while it was killed.
     pub lost_to_kills: u64,
+    /// Replies to clients beyond the one each request is owed.
+    pub replies: crate::testcore::ReplyCounts,
     /// Wall time from the first `init` to the end.
     pub elapsed: Duration,
     /// Which messages the runner saw (and `stats.net` and `dropped` count).
@@ -108,6 +110,7 @@ impl TestRun {
             nemesis: run.nemesis.clone(),
             dropped: run.dropped,
             lost_to_kills: run.lost_to_kills,
+            replies: run.replies.clone(),
             elapsed: run.end,
             net_observed: NetObserved::All,
             trace: run.trace.clone(),
@@ -123,6 +126,7 @@ impl TestRun {
             nemesis: out.nemesis,
             dropped: out.dropped,
             lost_to_kills: out.lost_to_kills,
+            replies: out.replies,
             elapsed,
             net_observed,
             trace: out.trace,

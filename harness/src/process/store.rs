@@ -153,6 +153,8 @@ fn results_with(
         },
         "dropped_by_partitions": dropped,
         "lost_with_killed_nodes": run.lost_to_kills,
+        "replies": run.replies,
+        "warnings": run.replies.warnings(),
         "explanation": explanation,
         "trace": trace_json(&run.trace),
         "elapsed_s": run.elapsed.as_secs_f64(),
@@ -276,6 +278,14 @@ pub fn write_results(
             "results.json, history.jsonl, messages.jsonl, latency-raw.svg, latency-quantiles.svg, rate.svg".into(),
         ),
     ];
+    let warnings = run.replies.warnings();
+    if !warnings.is_empty() {
+        let mut text = warnings.join("; ");
+        if let Some(example) = run.replies.examples.first() {
+            text.push_str(&format!("; first {example}"));
+        }
+        figures.insert(1, ("warnings".into(), text));
+    }
     if run.interrupted {
         figures.insert(
             1,

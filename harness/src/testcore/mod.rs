@@ -86,9 +86,11 @@
 
 mod check;
 mod queue;
+mod replies;
 pub mod trace;
 
 pub use check::{check_line, shown, BadLine};
+pub use replies::ReplyCounts;
 pub use trace::{Fate, Trace, TraceEntry};
 
 use crate::checker::{check, CheckResult};
@@ -103,6 +105,7 @@ use gcounter_core::protocol::{self, parse_line};
 use gcounter_core::service::Served;
 use gcounter_core::{Body, Envelope, ErrorCode, Payload, Time};
 use queue::Queue;
+use replies::{Replies, ReplyKind};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -401,6 +404,8 @@ pub struct Outcome {
     pub lost_to_kills: u64,
     /// Messages to an id that is neither a server, a service nor a client.
     pub undeliverable: u64,
+    /// Replies to clients beyond the one each request is owed.
+    pub replies: ReplyCounts,
     /// Events processed.
     pub steps: u64,
     /// The driver's time at the end.
@@ -496,6 +501,7 @@ pub struct TestCore {
     dropped: u64,
     lost_to_kills: u64,
     undeliverable: u64,
+    replies: Replies,
     error: Option<CoreError>,
     done: bool,
 }
@@ -547,6 +553,7 @@ impl TestCore {
             dropped: 0,
             lost_to_kills: 0,
             undeliverable: 0,
+            replies: Replies::default(),
             error: None,
             done: false,
             cfg,
@@ -681,6 +688,7 @@ impl TestCore {
             dropped: self.dropped,
             lost_to_kills: self.lost_to_kills,
             undeliverable: self.undeliverable,
+            replies: self.replies.counts(),
             steps: self.steps,
             end: self.now,
             trace: self.trace,
@@ -783,6 +791,9 @@ impl TestCore {
         self.workload_due = false;
         match self.workload.poll(self.test_time()) {
             Step::Send(msg) => {
+                if let Some(msg_id) = msg.body.msg_id {
+                    self.replies.sent(&msg.src, msg_id);
+                }
                 self.route(Msg::Typed(msg));
                 self.workload_due = true;
             }
@@ -980,13 +991,18 @@ impl TestCore {
         } else if msg.dest() == INIT_CLIENT {
             self.on_init_reply(msg);
         } else if is_client(msg.dest()) {
+            let line = msg.line().into_owned();
             let msg = msg.typed();
+            let kind = self
+                .replies
+                .received(&msg.dest, msg.body.in_reply_to, || shown(&line));
             if !self.workload.on_reply(&msg, self.test_time()) {
-                log::debug!(
-                    "{:?}: reply nobody waits for: {}",
-                    self.now,
-                    protocol::to_line(&msg)
-                );
+                match kind {
+                    ReplyKind::First => self.replies.late(),
+                    ReplyKind::Duplicate | ReplyKind::Unsolicited => {
+                        log::warn!("{:?}: {kind:?} reply: {}", self.now, shown(&line))
+                    }
+                }
             }
             self.workload_due = true;
         }
