@@ -36,8 +36,12 @@ use crate::Time;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// The most doublings of the backoff after refusals in a row.
-const MAX_BACKOFF_DOUBLINGS: u32 = 4;
+/// The most doublings of the backoff after refusals in a row. Kept low:
+/// on `seq-kv` many refusals come from a stale reread, not from another
+/// writer, and waiting does not cure those. At 5 nodes and 300 ms, a
+/// ceiling of 16 round trips left 9486 adds unanswered within 5 s, 2 round
+/// trips 8537, no wait 6820 (BENCHMARKS.md).
+const MAX_BACKOFF_DOUBLINGS: u32 = 1;
 
 /// The shared key.
 pub const KEY: &str = "counter";
