@@ -4,14 +4,15 @@ use super::not_supported;
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// One state of a KV store. Keys are kept as their JSON text, because
 /// Maelstrom keys may be any JSON value and `Value` has no ordering.
-/// Shared with `Arc` so that `seq-kv`'s window of states costs one map per
-/// change, not one per state per read.
-pub type KvState = Arc<BTreeMap<String, Value>>;
+/// A persistent map, as in Maelstrom's own model: a change copies one
+/// path of the tree (O(log n) nodes, entries shared by pointer) and
+/// shares the rest with the state it came from, so `seq-kv`'s window of
+/// states costs one copy of the data plus its changes, and a clone (the
+/// model checker clones whole worlds) is one pointer.
+pub type KvState = rpds::RedBlackTreeMapSync<String, Value>;
 
 pub(super) fn key_text(key: &Value) -> String {
     key.to_string()
@@ -21,11 +22,7 @@ pub(super) fn key_text(key: &Value) -> String {
 /// request changes it (a read, a failed cas and a write of the value already
 /// there change nothing).
 pub fn apply(state: &KvState, request: &Payload) -> (Payload, Option<KvState>) {
-    let with = |k: &Value, v: &Value| {
-        let mut next = BTreeMap::clone(state);
-        next.insert(key_text(k), v.clone());
-        Some(Arc::new(next))
-    };
+    let with = |k: &Value, v: &Value| Some(state.insert(key_text(k), v.clone()));
     match request {
         Payload::Read { key: Some(key) } => match state.get(&key_text(key)) {
             Some(value) => (

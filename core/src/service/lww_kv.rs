@@ -11,7 +11,6 @@ use super::kv::{apply, KvState};
 use crate::protocol::Payload;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// How many replicas the model keeps.
 pub const LWW_REPLICAS: usize = 3;
@@ -66,11 +65,10 @@ impl LwwKv {
                 }
             }
         }
-        let state: KvState = Arc::new(
-            best.iter()
-                .map(|(k, (_, v))| (k.clone(), v.clone()))
-                .collect(),
-        );
+        let state: KvState = best
+            .iter()
+            .map(|(k, (_, v))| (k.clone(), v.clone()))
+            .collect();
         let stamps: BTreeMap<String, u64> = best.into_iter().map(|(k, (t, _))| (k, t)).collect();
         for replica in &mut self.replicas {
             *replica = (state.clone(), stamps.clone());

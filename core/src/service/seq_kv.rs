@@ -7,6 +7,11 @@
 //! already there) that answer stands and the client's position moves to that
 //! state; otherwise it runs against the newest state, which it extends, and
 //! the client moves to the newest.
+//!
+//! The states share structure ([`KvState`] is a persistent map): the window
+//! holds one copy of the data plus what its writes changed, and a write
+//! costs O(log n), as in Maelstrom's own model. Copying the whole store per
+//! write kept 32 copies (20 MB of values: 652 MB RSS, 6 ms a write).
 
 use super::kv::{apply, KvState, Served};
 use crate::protocol::Payload;

@@ -12,6 +12,14 @@
 //! node's writes make the key's history impossible to interpret). So those
 //! adds are answered with an indefinite error and never retried.
 //!
+//! Only one attempt is ever under way: a cas in flight, or the wait and
+//! the read that follow a refused one. Two at once would carry the same
+//! batch twice, and both could land. After a refusal the node waits a
+//! random time that doubles with each refusal in a row (in round trips,
+//! drawn from a generator seeded by the node's id, so runs replay) before
+//! it reads and tries again: under contention the nodes that lost spread
+//! out instead of colliding again one round trip later.
+//!
 //! Reads are made current first (a fresh write to a key of the node's own,
 //! see [`Fresh`]) and never report less than the node has seen; reads
 //! within `config.read_staleness` of the start of the last completed read
@@ -26,6 +34,14 @@ use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use crate::Time;
 use std::collections::VecDeque;
+use std::time::Duration;
+
+/// The most doublings of the backoff after refusals in a row. Kept low:
+/// on `seq-kv` many refusals come from a stale reread, not from another
+/// writer, and waiting does not cure those. At 5 nodes and 300 ms, a
+/// ceiling of 16 round trips left 9486 adds unanswered within 5 s, 2 round
+/// trips 8537, no wait 6820 (BENCHMARKS.md).
+const MAX_BACKOFF_DOUBLINGS: u32 = 1;
 
 /// The shared key.
 pub const KEY: &str = "counter";
@@ -67,6 +83,13 @@ pub struct Cas {
     round: Option<(VecDeque<(Request, Time)>, Time)>,
     view: ReadView,
     outage: Outage,
+    /// Refused cas in a row.
+    refusals: u32,
+    /// After a refusal, until the value is read again: waiting out the
+    /// backoff, or reading. No cas goes out meanwhile.
+    rereading: bool,
+    /// Backoff jitter; seeded from the node's id on first use.
+    rng: Option<fastrand::Rng>,
 }
 
 impl Cas {
@@ -79,15 +102,24 @@ impl Cas {
             Call::Reread | Call::RoundRead => kv_calls::read(KEY),
             Call::RoundSync => self.fresh.next(ctx),
         };
-        self.calls.call(ctx, call, payload);
+        self.outage.asked(ctx.now);
+        if call == Call::Cas {
+            self.calls.call(ctx, call, payload);
+        } else {
+            self.calls.call_hedged(ctx, call, payload);
+        }
     }
 
     fn saw(&mut self, value: u64) {
         self.known = Some(self.known.map_or(value, |k| k.max(value)));
     }
 
-    /// Sends the next cas: the batch being retried plus every waiting add.
+    /// Sends the next cas: the batch being retried plus every waiting add,
+    /// unless an attempt is already under way.
     fn send_cas(&mut self, ctx: &mut Ctx<'_>) {
+        if self.rereading || self.calls.in_flight(&Call::Cas) {
+            return;
+        }
         let from = self.known.unwrap_or(0);
         let batch = self.batch.get_or_insert(Batch {
             adds: Vec::new(),
@@ -143,7 +175,7 @@ impl Cas {
     /// which is definite, is the truth. A cas in flight is settled by its
     /// own timeout, indefinitely.
     fn expire(&mut self, ctx: &mut Ctx<'_>) {
-        let Some(cutoff) = self.outage.cutoff(ctx) else {
+        let Some(cutoff) = self.outage.cutoff(ctx, self.calls.timeout(ctx)) else {
             return;
         };
         let mut refused: Vec<Request> = expired(&mut self.waiting, cutoff)
@@ -154,6 +186,8 @@ impl Cas {
             .batch
             .as_ref()
             .is_some_and(|b| b.oldest <= cutoff && !self.calls.in_flight(&Call::Cas));
+        // The attempt under way (a reread) goes on; what it finds is sent
+        // with whatever waits by then.
         if unsent {
             refused.extend(self.batch.take().into_iter().flat_map(|b| b.adds));
         }
@@ -186,9 +220,7 @@ impl Strategy for Cas {
             return ctx.reply_error(&req, ErrorCode::TEMPORARILY_UNAVAILABLE, UNAVAILABLE);
         }
         self.waiting.push_back(((req, delta), ctx.now));
-        if self.batch.is_none() {
-            self.send_cas(ctx);
-        }
+        self.send_cas(ctx);
     }
 
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
@@ -208,12 +240,13 @@ impl Strategy for Cas {
     }
 
     fn on_reply(&mut self, ctx: &mut Ctx<'_>, tag: Tag, reply: Payload) {
-        let Some(call) = self.calls.take(tag) else {
+        let Some(call) = self.calls.answered(ctx, tag) else {
             return;
         };
         self.outage.heard_from(ctx.now, &reply);
         match (call, reply) {
             (Call::Cas, Payload::CasOk) => {
+                self.refusals = 0;
                 if let Some(batch) = self.batch.take() {
                     self.saw(batch.to);
                     for req in &batch.adds {
@@ -225,7 +258,7 @@ impl Strategy for Cas {
             (Call::Cas, Payload::Error { code, text }) if code.is_definite() => {
                 // The cas did not happen; learn the value and try again.
                 log::debug!("cas: refused ({code}): {text}");
-                self.issue(ctx, Call::Reread);
+                self.back_off(ctx);
             }
             (Call::Cas, other) => {
                 log::warn!("cas: indefinite answer to my cas: {other:?}");
@@ -234,9 +267,13 @@ impl Strategy for Cas {
             (Call::Reread, reply) => match kv_calls::read_result(&reply) {
                 ReadResult::Value(v) => {
                     self.saw(v);
+                    self.rereading = false;
                     self.send_cas(ctx);
                 }
-                ReadResult::Missing => self.send_cas(ctx),
+                ReadResult::Missing => {
+                    self.rereading = false;
+                    self.send_cas(ctx);
+                }
                 ReadResult::Retry => self.calls.retry_later(ctx, Call::Reread),
             },
             (Call::RoundSync, Payload::WriteOk) => self.issue(ctx, Call::RoundRead),
@@ -274,7 +311,7 @@ impl Strategy for Cas {
     }
 
     fn on_timeout(&mut self, ctx: &mut Ctx<'_>, tag: Tag) {
-        match self.calls.take(tag) {
+        match self.calls.take(ctx, tag) {
             Some(Call::Cas) => {
                 // The batch may have landed: answered indefinitely before
                 // `expire` could take it for unsent. Adds that waited too
@@ -287,21 +324,53 @@ impl Strategy for Cas {
                 self.expire(ctx);
                 self.issue(ctx, other);
             }
-            None => {}
+            // Another copy of the call is still waiting; time may still
+            // have run out for what waits on it.
+            None => self.expire(ctx),
         }
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: Timer) {
-        if timer == Timer::KvRetry {
-            self.expire(ctx);
-            for call in self.calls.due() {
-                self.issue(ctx, call);
+        match timer {
+            Timer::KvRetry => {
+                self.expire(ctx);
+                for call in self.calls.due() {
+                    self.issue(ctx, call);
+                }
             }
+            Timer::Backoff => {
+                self.expire(ctx);
+                self.issue(ctx, Call::Reread);
+            }
+            Timer::Hedge => {
+                self.expire(ctx);
+                for call in self.calls.hedges_due(ctx) {
+                    self.issue(ctx, call);
+                }
+            }
+            Timer::Gossip => {}
         }
     }
 }
 
 impl Cas {
+    /// After a refused cas: wait, then read the key and try again. The
+    /// wait is drawn from zero to a ceiling of one round trip doubled per
+    /// refusal in a row ("full jitter"), so it scales with the service's
+    /// latency and costs nothing on a fast one.
+    fn back_off(&mut self, ctx: &mut Ctx<'_>) {
+        self.rereading = true;
+        self.refusals = self.refusals.saturating_add(1);
+        let round_trip = self.calls.srtt().unwrap_or(Duration::ZERO);
+        let ceiling = round_trip * (1 << (self.refusals - 1).min(MAX_BACKOFF_DOUBLINGS));
+        let rng = self.rng.get_or_insert_with(|| {
+            fastrand::Rng::with_seed(jitter_seed(ctx.me, ctx.config.incarnation))
+        });
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        let wait = Duration::from_nanos(rng.u64(0..=nanos));
+        ctx.set_timer(Timer::Backoff, ctx.now + wait);
+    }
+
     /// The cas in flight may or may not land: its adds get an indefinite
     /// error and are never sent again.
     fn fail_batch(&mut self, ctx: &mut Ctx<'_>) {
@@ -314,4 +383,13 @@ impl Cas {
             ctx.reply_error(&req, ErrorCode::TIMEOUT, MAYBE_APPLIED);
         }
     }
+}
+
+/// A seed that differs per node and per life of a node, and is the same
+/// on every run (FNV-1a of the id): the core draws no unseeded numbers.
+fn jitter_seed(me: &str, incarnation: u64) -> u64 {
+    let h = me.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    h ^ incarnation.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }

@@ -17,9 +17,14 @@ pub const RETRY_DELAY: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct Calls<P> {
     next: Tag,
-    open: HashMap<Tag, P>,
+    /// With when each was sent, to time the round trip.
+    open: HashMap<Tag, (P, Time)>,
     /// Calls to issue again when [`Timer::KvRetry`] fires.
     retry: Vec<P>,
+    rtt: Rtt,
+    /// When to send another copy of a hedged call still unanswered, by
+    /// the tag of the copy it backs up.
+    hedges: Vec<(Time, Tag)>,
 }
 
 impl<P> Default for Calls<P> {
@@ -28,22 +33,95 @@ impl<P> Default for Calls<P> {
             next: 0,
             open: HashMap::new(),
             retry: Vec::new(),
+            rtt: Rtt::default(),
+            hedges: Vec::new(),
         }
     }
 }
 
 impl<P: Copy> Calls<P> {
-    /// Sends `payload` to the KV service on behalf of `purpose`.
+    /// Sends `payload` to the KV service on behalf of `purpose`, with a
+    /// deadline of [`Calls::timeout`].
     pub fn call(&mut self, ctx: &mut Ctx<'_>, purpose: P, payload: Payload) {
         let tag = self.next;
         self.next += 1;
-        self.open.insert(tag, purpose);
-        ctx.kv(payload, tag);
+        self.open.insert(tag, (purpose, ctx.now));
+        let timeout = self.timeout(ctx);
+        ctx.kv_within(payload, tag, timeout);
     }
 
-    /// What the call with `tag` was for; `None` if it is not ours.
-    pub fn take(&mut self, tag: Tag) -> Option<P> {
-        self.open.remove(&tag)
+    /// [`call`](Calls::call) for a request that may be sent twice (a read,
+    /// a write of a fresh value): past [`Calls::timeout`] unanswered,
+    /// [`Calls::hedges_due`] hands `purpose` back to be sent again, while
+    /// this copy waits on. Whichever copy is answered first counts; the
+    /// other's answer is not the strategy's any more. A timeout that drops
+    /// the first copy would throw away an answer that is likely on its
+    /// way (in the tail of the latency, not lost) and start the wait over.
+    pub fn call_hedged(&mut self, ctx: &mut Ctx<'_>, purpose: P, payload: Payload)
+    where
+        P: PartialEq,
+    {
+        let tag = self.next;
+        self.next += 1;
+        let copies = self.open.values().filter(|(p, _)| *p == purpose).count();
+        self.open.insert(tag, (purpose, ctx.now));
+        let cap = ctx.config.rpc_timeout * MAX_TIMEOUT_FACTOR;
+        // Each copy waits twice as long as the one before for its backup.
+        let soft = (self.timeout(ctx) * (1 << copies.min(4))).min(cap);
+        self.hedges.push((ctx.now + soft, tag));
+        self.rearm(ctx);
+        ctx.kv_within(payload, tag, (soft * HEDGED_DEADLINE).min(cap));
+    }
+
+    /// The hedged calls to send again now: those whose copy went
+    /// unanswered for its timeout and is still the newest of its purpose.
+    pub fn hedges_due(&mut self, ctx: &mut Ctx<'_>) -> Vec<P> {
+        let now = ctx.now;
+        let (due, later): (Vec<_>, Vec<_>) = self.hedges.iter().partition(|(at, _)| *at <= now);
+        self.hedges = later;
+        self.rearm(ctx);
+        due.into_iter()
+            .filter_map(|(_, tag)| self.open.get(&tag).map(|(p, _)| *p))
+            .collect()
+    }
+
+    /// What the call with `tag` was for; `None` if it is not ours, or if
+    /// another copy of it is still waiting. For a call that timed out.
+    pub fn take(&mut self, ctx: &mut Ctx<'_>, tag: Tag) -> Option<P>
+    where
+        P: PartialEq,
+    {
+        let (purpose, _) = self.open.remove(&tag)?;
+        self.hedges.retain(|(_, t)| *t != tag);
+        self.rearm(ctx);
+        (!self.in_flight(&purpose)).then_some(purpose)
+    }
+
+    /// [`take`](Calls::take) for a call the service answered at `now`:
+    /// its round trip also goes into the estimate behind
+    /// [`Calls::timeout`]. Tags are never reused, so the sample is never
+    /// that of another copy of the call (Karn's problem). Other copies of
+    /// the same purpose are forgotten: their answers are no longer ours.
+    pub fn answered(&mut self, ctx: &mut Ctx<'_>, tag: Tag) -> Option<P>
+    where
+        P: PartialEq,
+    {
+        let (purpose, sent) = self.open.remove(&tag)?;
+        self.rtt.sample(ctx.now.saturating_sub(sent));
+        self.open.retain(|_, (p, _)| *p != purpose);
+        let open = &self.open;
+        self.hedges.retain(|(_, t)| open.contains_key(t));
+        self.rearm(ctx);
+        Some(purpose)
+    }
+
+    /// Sets [`Timer::Hedge`] for the next copy to back up, or clears it:
+    /// a timer left for nothing would wake the node for nothing.
+    fn rearm(&self, ctx: &mut Ctx<'_>) {
+        match self.hedges.iter().map(|(at, _)| *at).min() {
+            Some(at) => ctx.set_timer(Timer::Hedge, at),
+            None => ctx.clear_timer(Timer::Hedge),
+        }
     }
 
     /// Issues `purpose` again after [`RETRY_DELAY`].
@@ -61,10 +139,68 @@ impl<P: Copy> Calls<P> {
     }
 }
 
+impl<P> Calls<P> {
+    /// How long a call may go unanswered: `config.rpc_timeout`, or more
+    /// when the service's round trips are long. A call given up on is
+    /// sent again and its late answer dropped, so a deadline inside the
+    /// round-trip tail throws away answers that were about to arrive and
+    /// starts the wait over: at 300 ms exponential latency each way,
+    /// 15 % of round trips pass 1 s.
+    pub fn timeout(&self, ctx: &Ctx<'_>) -> Duration {
+        self.rtt.timeout(ctx.config.rpc_timeout)
+    }
+
+    /// The round-trip estimate, once there is one.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.rtt.srtt
+    }
+}
+
 impl<P: PartialEq> Calls<P> {
     /// Whether a call for `purpose` is in flight.
     pub fn in_flight(&self, purpose: &P) -> bool {
-        self.open.values().any(|p| p == purpose)
+        self.open.values().any(|(p, _)| p == purpose)
+    }
+}
+
+/// The most a call's timeout grows to, in units of `config.rpc_timeout`:
+/// past it a call is as good as lost, and a gone service must still be
+/// noticed in bounded time.
+const MAX_TIMEOUT_FACTOR: u32 = 8;
+
+/// How many of its timeouts a hedged copy waits before it is given up
+/// on; it is backed up by another copy after one.
+const HEDGED_DEADLINE: u32 = 4;
+
+/// A smoothed round trip and its variation, as TCP keeps them (RFC 6298),
+/// for a timeout that sits past the tail of the round trips rather than
+/// inside it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Rtt {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+}
+
+impl Rtt {
+    fn sample(&mut self, r: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(s) => {
+                let diff = s.abs_diff(r);
+                self.rttvar = (self.rttvar * 3 + diff) / 4;
+                self.srtt = Some((s * 7 + r) / 8);
+            }
+        }
+    }
+
+    /// Never below `floor` (`config.rpc_timeout`), so a fast service
+    /// keeps the configured deadline exactly.
+    fn timeout(&self, floor: Duration) -> Duration {
+        let estimate = self.srtt.map_or(floor, |s| s + self.rttvar * 4);
+        estimate.clamp(floor, floor * MAX_TIMEOUT_FACTOR)
     }
 }
 
@@ -76,10 +212,22 @@ pub const MAX_WAITING: usize = 10_000;
 /// Text for a client whose request was never sent to the KV service.
 pub const UNAVAILABLE: &str = "the KV service is not answering; the request was not applied";
 
-/// Tells a slow KV service from a gone one: when it last answered.
+/// How many call timeouts of silence make the service count as gone.
+/// One is not enough: a single round trip in the latency tail would then
+/// refuse the requests waiting on it, which a client of a working
+/// service should never see.
+const OUTAGE_TIMEOUTS: u32 = 3;
+
+/// Tells a slow KV service from a gone one: when it last answered, and
+/// when it was first asked something after that.
 #[derive(Debug, Default)]
 pub struct Outage {
     last_answer: Option<Time>,
+    /// The first call sent since the last answer. Silence counts from
+    /// here, not from the last answer: after a quiet spell (the recovery
+    /// before the final reads) the service has had nothing to answer,
+    /// and a read arriving then must not find it "silent" already.
+    asked_since: Option<Time>,
 }
 
 impl Outage {
@@ -87,6 +235,12 @@ impl Outage {
     /// then).
     pub fn heard(&mut self, now: Time) {
         self.last_answer = Some(self.last_answer.map_or(now, |t| t.max(now)));
+        self.asked_since = None;
+    }
+
+    /// A call went out at `now`.
+    pub fn asked(&mut self, now: Time) {
+        self.asked_since.get_or_insert(now);
     }
 
     /// Whether `reply` shows the service working: anything but an error
@@ -103,19 +257,21 @@ impl Outage {
         }
     }
 
-    /// When the service has not answered for a whole RPC timeout: the
-    /// arrival time at or before which a waiting request has outlived its
-    /// client's patience, and is given up on. `None` while the service
+    /// When the service has left calls unanswered for
+    /// [`OUTAGE_TIMEOUTS`] call timeouts (`timeout`, from
+    /// [`Calls::timeout`]): the arrival time at or before which a waiting
+    /// request has waited that long, and its client's patience too
+    /// (`config.patience`), and is given up on. `None` while the service
     /// answers, so a slow service (or a long latency tail) refuses
     /// nothing; and nothing younger than the patience is refused, so a
     /// client never sees a refusal where waiting could have served it.
-    pub fn cutoff(&self, ctx: &Ctx<'_>) -> Option<Time> {
-        let timeout = ctx.config.rpc_timeout;
-        let silent = self
-            .last_answer
-            .is_none_or(|t| ctx.now.saturating_sub(t) >= timeout);
+    pub fn cutoff(&self, ctx: &Ctx<'_>, timeout: Duration) -> Option<Time> {
+        let after = timeout * OUTAGE_TIMEOUTS;
+        let asked = self.asked_since?;
+        let since = self.last_answer.map_or(asked, |t| t.max(asked));
+        let silent = ctx.now.saturating_sub(since) >= after;
         ctx.now
-            .checked_sub(ctx.config.patience.max(timeout))
+            .checked_sub(after.max(ctx.config.patience))
             .filter(|_| silent)
     }
 }

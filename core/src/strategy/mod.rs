@@ -24,6 +24,7 @@ use crate::node::Io;
 use crate::protocol::Payload;
 use crate::Time;
 use std::fmt::Debug;
+use std::time::Duration;
 
 /// The largest total a counter may reach. Maelstrom's checker keeps
 /// counters in Java longs, so a total past `i64::MAX` would be misread.
@@ -62,6 +63,10 @@ pub enum Timer {
     Gossip,
     /// Time to retry KV work after a failure, without hammering the service.
     KvRetry,
+    /// Time for `cas` to try again after losing a race for the key.
+    Backoff,
+    /// Time to back up a KV call that is slow to be answered.
+    Hedge,
 }
 
 /// Identifies, to the strategy that made it, which KV call a reply is for.
@@ -114,7 +119,13 @@ impl Ctx<'_> {
     /// [`Strategy::on_reply`] with `tag`, or [`Strategy::on_timeout`] after
     /// `config.rpc_timeout`.
     pub fn kv(&mut self, payload: Payload, tag: Tag) {
-        let deadline = self.now + self.config.rpc_timeout;
+        self.kv_within(payload, tag, self.config.rpc_timeout);
+    }
+
+    /// [`kv`](Ctx::kv) with the call's own `timeout` in place of
+    /// `config.rpc_timeout`.
+    pub fn kv_within(&mut self, payload: Payload, tag: Tag, timeout: Duration) {
+        let deadline = self.now + timeout;
         self.io
             .call(self.me, self.config.kv.name(), payload, tag, deadline);
     }
@@ -130,6 +141,10 @@ impl Ctx<'_> {
 
     pub fn set_timer(&mut self, timer: Timer, at: Time) {
         self.io.timers.insert(timer, at);
+    }
+
+    pub fn clear_timer(&mut self, timer: Timer) {
+        self.io.timers.remove(&timer);
     }
 
     pub fn timer_armed(&self, timer: Timer) -> bool {

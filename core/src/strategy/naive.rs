@@ -86,7 +86,7 @@ impl Strategy for Naive {
     }
 
     fn on_reply(&mut self, ctx: &mut Ctx<'_>, tag: Tag, reply: Payload) {
-        let Some(call) = self.calls.take(tag) else {
+        let Some(call) = self.calls.answered(ctx, tag) else {
             return;
         };
         match call {
@@ -137,7 +137,7 @@ impl Strategy for Naive {
     }
 
     fn on_timeout(&mut self, ctx: &mut Ctx<'_>, tag: Tag) {
-        match self.calls.take(tag) {
+        match self.calls.take(ctx, tag) {
             // The write may still land: say so, and do not write again.
             Some(Call::AddWrite(n)) => {
                 if let Some(op) = self.ops.remove(&n) {

@@ -105,7 +105,14 @@ impl PerNode {
             },
             Call::RoundRead(i) => kv_calls::read(&ctx.nodes[i]),
         };
-        self.calls.call(ctx, call, payload);
+        self.outage.asked(ctx.now);
+        // A verifying read counts tries by its timeouts, which a backup
+        // copy would put off.
+        if matches!(call, Call::Cas | Call::VerifyRead) {
+            self.calls.call(ctx, call, payload);
+        } else {
+            self.calls.call_hedged(ctx, call, payload);
+        }
     }
 
     /// Starts the next write if none is in flight and adds are waiting.
@@ -258,7 +265,7 @@ impl PerNode {
     /// definite, is the truth. Adds in the write in flight are settled by
     /// the write (`write_unsettled`).
     fn expire(&mut self, ctx: &mut Ctx<'_>) {
-        let Some(cutoff) = self.outage.cutoff(ctx) else {
+        let Some(cutoff) = self.outage.cutoff(ctx, self.calls.timeout(ctx)) else {
             return;
         };
         for (req, delta) in expired(&mut self.waiting, cutoff) {
@@ -369,7 +376,7 @@ impl Strategy for PerNode {
     }
 
     fn on_reply(&mut self, ctx: &mut Ctx<'_>, tag: Tag, reply: Payload) {
-        let Some(call) = self.calls.take(tag) else {
+        let Some(call) = self.calls.answered(ctx, tag) else {
             return;
         };
         self.outage.heard_from(ctx.now, &reply);
@@ -402,8 +409,10 @@ impl Strategy for PerNode {
     }
 
     fn on_timeout(&mut self, ctx: &mut Ctx<'_>, tag: Tag) {
-        let Some(call) = self.calls.take(tag) else {
-            return;
+        let Some(call) = self.calls.take(ctx, tag) else {
+            // Another copy of the call is still waiting; time may still
+            // have run out for what waits on it.
+            return self.expire(ctx);
         };
         match call {
             // The cas may still land: settle it by reading, never by
@@ -417,11 +426,14 @@ impl Strategy for PerNode {
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: Timer) {
-        if timer == Timer::KvRetry {
-            self.expire(ctx);
-            for call in self.calls.due() {
-                self.issue(ctx, call);
-            }
+        let calls = match timer {
+            Timer::KvRetry => self.calls.due(),
+            Timer::Hedge => self.calls.hedges_due(ctx),
+            _ => return,
+        };
+        self.expire(ctx);
+        for call in calls {
+            self.issue(ctx, call);
         }
     }
 }

@@ -629,3 +629,50 @@ fn with_the_kv_unreachable_what_waits_is_bounded() {
         assert_eq!(refused, extra - 1, "{kind}");
     }
 }
+
+#[test]
+fn cas_never_lands_a_batch_twice_after_a_reread_times_out() {
+    // Issue 14: after a refused cas, a reread whose reply was lost timed
+    // out, the service's silence refused the batch, and the reread was
+    // sent again while the next add started a cas: from then on two
+    // attempts ran side by side, and both landed the same add.
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let mut c = Cluster::new(StrategyKind::Cas, 2, 0);
+    c.request(1, Payload::Add { delta: 1 });
+    c.settle(Duration::ZERO);
+    // n0 does not know the key holds 1: its cas from 0 is refused.
+    let first = c.request(0, Payload::Add { delta: 1 });
+    c.deliver_where(|m| m.dest == "n0");
+    c.deliver_where(|m| m.dest == "seq-kv");
+    c.deliver_where(|m| m.dest == "n0");
+    // Its reread goes unanswered past a timeout.
+    c.drop_if = Box::new(|m| m.src == "seq-kv" && m.dest == "n0");
+    c.settle(Duration::from_millis(1500));
+    c.now += Duration::from_millis(500);
+    let second = c.request(0, Payload::Add { delta: 1 });
+    c.deliver_where(|m| m.src == "c1");
+    let first_cas: Vec<_> = c.net.drain(..).collect();
+    // The next reread finds 1 and its cas lands, unacknowledged yet...
+    let held = Rc::new(RefCell::new(Vec::new()));
+    let hold = Rc::clone(&held);
+    c.drop_if = Box::new(move |m| {
+        let ok = m.src == "seq-kv" && m.body.payload == Payload::CasOk;
+        if ok {
+            hold.borrow_mut().push(m.clone());
+        }
+        ok
+    });
+    c.settle(Duration::from_millis(700));
+    c.drop_if = Box::new(|_| false);
+    // ...when an older attempt is refused and rereads.
+    c.net.extend(first_cas);
+    c.settle(Duration::ZERO);
+    c.net.extend(held.borrow_mut().drain(..));
+    c.settle(Duration::from_secs(30));
+    let could_count =
+        |id| !matches!(c.reply(id), Some(Payload::Error { code, .. }) if code.is_definite());
+    let most = 1 + u64::from(could_count(first)) + u64::from(could_count(second));
+    let value = c.read(1);
+    assert!(value <= most, "read {value}, at most {most} added");
+}
