@@ -1,4 +1,6 @@
-//! `gcounter client`: one request to one node; prints the reply.
+//! `gcounter client`: one request to one node; prints what it answered:
+//! the value of a read, `ok` for the rest, or the reply line with
+//! `--json`.
 
 use crate::tcp_args::{addr, fail};
 use gcounter_transport_tcp::{Client, ClientError, Secret};
@@ -9,22 +11,28 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const EXIT_HELP: &str = "Exit status: 0 the node acknowledged; 1 it answered with an error; \
-3 no answer (cannot connect, connection lost, or timeout).";
+3 no answer (cannot connect, connection lost, or timeout); 64 a usage error.";
 
-/// Send one request to a node and print its reply (a JSON line)
+/// Send one request to a node and print the answer (a read's value, `ok`, or the reply line with --json)
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXIT_HELP)]
 pub struct Args {
-    /// The node's address, such as 127.0.0.1:7401
-    #[arg(long, value_name = "ADDR", value_parser = addr)]
+    /// The node: its address (127.0.0.1:7401, or a port), or its id (n1) in the running cluster of --dir
+    #[arg(long, value_name = "ADDR|ID")]
     node: String,
+    /// With a node id: the running cluster's directory [default: the one `gcounter cluster` uses on port 7400]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Print the reply line as the node sent it
+    #[arg(long)]
+    json: bool,
     /// The client id to send as [default: c<pid>]
     #[arg(long, value_name = "ID")]
     id: Option<String>,
     /// Seconds to wait for the reply
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     timeout: f64,
-    /// The cluster's secret (DIR/cluster.secret of `gcounter cluster`): proves this client may send partition and heal
+    /// The cluster's secret (DIR/cluster.secret of `gcounter cluster`): proves this client may send partition and heal [default with a node id: the cluster's]
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
     #[command(subcommand)]
@@ -46,9 +54,53 @@ enum Request {
     Heal,
 }
 
+/// Where `node` is: an address as given, or a node id looked up in the
+/// cluster's `cluster.json`; and the cluster's secret file, when the node
+/// was named by id (it is the operator's own cluster).
+fn resolve(node: &str, dir: Option<PathBuf>) -> Result<(String, Option<PathBuf>), String> {
+    if let Ok(a) = addr(node) {
+        return Ok((a, None));
+    }
+    let dir = dir.unwrap_or_else(|| crate::cluster::default_dir(7400));
+    let state = dir.join("cluster.json");
+    let text = std::fs::read_to_string(&state).map_err(|e| {
+        format!(
+            "`{node}` is not an address, and no cluster describes it ({}: {e}); give --dir",
+            state.display()
+        )
+    })?;
+    let json: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", state.display()))?;
+    let addr = json["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["id"] == node)
+        .and_then(|m| m["addr"].as_str())
+        .ok_or_else(|| format!("the cluster in {} has no member {node}", dir.display()))?;
+    let secret = dir.join("cluster.secret");
+    Ok((addr.to_string(), secret.exists().then_some(secret)))
+}
+
+/// What a person wants to see of a reply: a read's value, or `ok`.
+fn plain(reply: &Value) -> String {
+    match &reply["body"]["value"] {
+        Value::Null => "ok".to_string(),
+        v => v.to_string(),
+    }
+}
+
 pub fn run(args: Args) -> ExitCode {
+    let usage = gcounter_harness::USAGE;
     let Ok(timeout) = Duration::try_from_secs_f64(args.timeout) else {
-        return fail(2, format!("--timeout {} is not a duration", args.timeout));
+        return fail(
+            usage,
+            format!("--timeout {} is not a duration", args.timeout),
+        );
+    };
+    let (node, cluster_secret) = match resolve(&args.node, args.dir) {
+        Ok(found) => found,
+        Err(e) => return fail(usage, format!("client: {e}")),
     };
     let id = args
         .id
@@ -59,12 +111,15 @@ pub fn run(args: Args) -> ExitCode {
         Request::Partition { peers } => ("partition", vec![("peers", peers.clone().into())]),
         Request::Heal => ("heal", Vec::new()),
     };
-    let secret = match args.secret_file.as_deref().map(Secret::read).transpose() {
+    // Only the control requests need the handshake.
+    let control = matches!(args.request, Request::Partition { .. } | Request::Heal);
+    let secret_file = args.secret_file.or(cluster_secret.filter(|_| control));
+    let secret = match secret_file.as_deref().map(Secret::read).transpose() {
         Ok(secret) => secret,
-        Err(e) => return fail(2, format!("client: {e}")),
+        Err(e) => return fail(usage, format!("client: {e}")),
     };
     let result = smol::block_on(async {
-        let mut client = Client::connect(&args.node, id).await?;
+        let mut client = Client::connect(&node, id).await?;
         if let Some(secret) = &secret {
             client.authenticate(secret, timeout).await?;
         }
@@ -72,14 +127,28 @@ pub fn run(args: Args) -> ExitCode {
     });
     match result {
         Ok(reply) => {
-            let _ = writeln!(std::io::stdout().lock(), "{}", reply.line);
-            if reply.ty() == "error" {
+            let parsed: Value = serde_json::from_str(reply.line.trim()).unwrap_or(Value::Null);
+            let error = reply.ty() == "error";
+            let mut out = std::io::stdout().lock();
+            if args.json {
+                let _ = writeln!(out, "{}", reply.line);
+            } else if error {
+                let body = &parsed["body"];
+                eprintln!(
+                    "error {}: {}",
+                    body["code"],
+                    body["text"].as_str().unwrap_or("")
+                );
+            } else {
+                let _ = writeln!(out, "{}", plain(&parsed));
+            }
+            if error {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
             }
         }
         Err(e @ ClientError::Error { .. }) => fail(1, e),
-        Err(e) => fail(3, format!("{}: {e}", args.node)),
+        Err(e) => fail(3, format!("{node}: {e}")),
     }
 }

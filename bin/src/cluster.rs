@@ -98,7 +98,7 @@ impl Which {
 /// One directory per base port: two clusters on different ports never
 /// share state files or `cluster.json`. With free ports there is no port
 /// to name it by, so it is this process's own (printed).
-fn default_dir(base_port: u16) -> PathBuf {
+pub fn default_dir(base_port: u16) -> PathBuf {
     let name = match base_port {
         0 => format!("gcounter-cluster-free-{}", std::process::id()),
         port => format!("gcounter-cluster-{port}"),
@@ -165,11 +165,15 @@ fn foreground(args: Args) -> ExitCode {
         Ok(cluster) => cluster,
         Err(e) => return fail(1, format!("cluster: {e}")),
     };
-    let mut description = cluster.describe();
-    description["control"] = control_addr.to_string().into();
-    description["pid"] = std::process::id().into();
     let state = dir.join("cluster.json");
-    if let Err(e) = std::fs::write(&state, format!("{description:#}\n")) {
+    let control_text = control_addr.to_string();
+    let write_state = |cluster: &Cluster| {
+        let mut description = cluster.describe();
+        description["control"] = control_text.clone().into();
+        description["pid"] = std::process::id().into();
+        std::fs::write(&state, format!("{description:#}\n"))
+    };
+    if let Err(e) = write_state(&cluster) {
         return fail(1, format!("cluster: cannot write {}: {e}", state.display()));
     }
     print_table(&cluster, &control_addr.to_string());
@@ -194,7 +198,20 @@ fn foreground(args: Args) -> ExitCode {
         }
     }
     };
-    let served = smol::block_on(cluster::supervise(&mut cluster, control, stop, notice));
+    // Restarts change pids: keep cluster.json true, as `cluster status`
+    // and scripts read it.
+    let rewrite = |cluster: &Cluster| {
+        if let Err(e) = write_state(cluster) {
+            eprintln!("gcounter cluster: cannot update {}: {e}", state.display());
+        }
+    };
+    let served = smol::block_on(cluster::supervise(
+        &mut cluster,
+        control,
+        stop,
+        notice,
+        rewrite,
+    ));
     cluster.stop();
     let _ = std::fs::remove_file(&state);
     match served {

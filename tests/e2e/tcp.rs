@@ -644,7 +644,7 @@ fn the_client_command_prints_the_reply_and_says_how_it_went() {
     let setup = cluster("client", 2, StrategyKind::Gossip, KvKind::SeqKv, &[]);
     let c = &setup.cluster;
     let n0 = c.nodes()[0].addr.to_string();
-    let (code, out, _) = run(&["client", "--node", &n0, "--id", "c1", "add", "3"]);
+    let (code, out, _) = run(&["client", "--node", &n0, "--id", "c1", "--json", "add", "3"]);
     assert_eq!(code, 0);
     assert!(
         out.starts_with(
@@ -652,7 +652,10 @@ fn the_client_command_prints_the_reply_and_says_how_it_went() {
         ),
         "{out}"
     );
+    // Plain by default: a read prints its value, anything else `ok`.
     let (code, out, _) = run(&["client", "--node", &n0, "read"]);
+    assert_eq!((code, out.as_str()), (0, "3\n"));
+    let (code, out, _) = run(&["client", "--node", &n0, "--json", "read"]);
     assert_eq!(code, 0);
     assert!(out.contains("\"value\":3"), "{out}");
     let secret = c.secret_file();
@@ -664,11 +667,13 @@ fn the_client_command_prints_the_reply_and_says_how_it_went() {
         secret.to_str().unwrap(),
     ];
     let (code, out, _) = run(&[&ctl[..], &["partition", "n1"]].concat());
-    assert_eq!((code, out.contains("partition_ok")), (0, true), "{out}");
-    let (code, out, _) = run(&[&ctl[..], &["heal"]].concat());
+    assert_eq!((code, out.as_str()), (0, "ok\n"));
+    let (code, out, _) = run(&[&ctl[..], &["--json", "heal"]].concat());
     assert_eq!((code, out.contains("heal_ok")), (0, true), "{out}");
-    // An error reply: exit 1.
-    let (code, out, _) = run(&[&ctl[..], &["partition", "n7"]].concat());
+    // An error reply: exit 1, said on stderr (the reply line with --json).
+    let (code, _, err) = run(&[&ctl[..], &["partition", "n7"]].concat());
+    assert_eq!((code, err.starts_with("error 12:")), (1, true), "{err}");
+    let (code, out, _) = run(&[&ctl[..], &["--json", "partition", "n7"]].concat());
     assert_eq!((code, out.contains("\"code\":12")), (1, true), "{out}");
     // Nobody there: exit 3.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -737,11 +742,27 @@ fn the_cluster_command_serves_restarts_and_stops_every_child() {
         "{status}"
     );
     assert!(!pids.contains(&row("n1")[2]), "n1 kept its pid: {status}");
-    assert_eq!(run(&["client", "--node", &n1, "add", "5"]).0, 0);
+    // cluster.json follows the restart: n1's new pid, as status shows it.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("cluster.json")).unwrap())
+            .unwrap();
+    let recorded = json["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "n1")
+        .map(|m| m["pid"].to_string())
+        .unwrap();
+    assert_eq!(recorded, pids[2], "cluster.json: {json}; status: {status}");
+    // A node by its id, in the cluster of --dir.
+    assert_eq!(
+        run(&["client", "--node", "n1", "--dir", d, "add", "5"]).0,
+        0
+    );
     let deadline = Instant::now() + T;
     loop {
         let (_, out, _) = run(&["client", "--node", &n1, "read"]);
-        if out.contains("\"value\":7") {
+        if out.trim() == "7" {
             break;
         }
         assert!(Instant::now() < deadline, "{out}");

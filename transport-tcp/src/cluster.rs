@@ -816,11 +816,15 @@ pub enum Notice {
 /// module) on `listener`, and watches the members, until `stop`
 /// completes. `notice` hears about members that exited on their own and
 /// about every request served.
+/// `changed` is called whenever a member may have started, stopped or
+/// exited, so that what describes the cluster (`cluster.json`) can be
+/// written again: a pid recorded at start is wrong after a restart.
 pub async fn supervise(
     cluster: &mut Cluster,
     listener: std::net::TcpListener,
     stop: impl Future<Output = ()>,
     mut notice: impl FnMut(Notice),
+    mut changed: impl FnMut(&Cluster),
 ) -> io::Result<()> {
     let listener = TcpListener::try_from(listener)?;
     let limits = Limits {
@@ -855,11 +859,16 @@ pub async fn supervise(
         match next {
             Next::Stop => break,
             Next::Tick => {
-                for (id, status) in cluster.reap() {
+                let exited = cluster.reap();
+                let any = !exited.is_empty();
+                for (id, status) in exited {
                     notice(Notice::Exited {
                         id,
                         status: status.to_string(),
                     });
+                }
+                if any {
+                    changed(cluster);
                 }
             }
             Next::Event(Event::Opened { conn, peer, handle }) => {
@@ -875,6 +884,7 @@ pub async fn supervise(
                 if conns.touch(conn) {
                     let reply = control_request(cluster, &line, &mut notice);
                     conns.send(conn, reply);
+                    changed(cluster);
                 }
             }
             Next::Event(_) => {}
