@@ -214,3 +214,30 @@ fn ctrl_c_leaves_the_results_so_far() {
     assert!(history.lines().count() > 10, "{history}");
     assert!(stderr.contains(latest.to_str().unwrap_or("?")) || stderr.contains("results"));
 }
+
+#[test]
+fn a_run_that_breaks_shows_what_the_nodes_said_last() {
+    let store = Store::new("recorded-stderr-tail");
+    let script = store.0.join("dies.py");
+    std::fs::create_dir_all(&store.0).expect("a store");
+    std::fs::write(
+        &script,
+        "import sys\nsys.stderr.write('starting\\ncannot open config.toml\\n')\nsys.exit(3)\n",
+    )
+    .expect("a script");
+    let args = [
+        &QUICK[..],
+        &["--bin", "python3", script.to_str().expect("UTF-8")],
+    ]
+    .concat();
+    let out = common::gcounter_test(&store, &args, LIMIT);
+    assert_eq!(out.status.code(), Some(255), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("n0's stderr ends:"), "{stderr}");
+    assert!(stderr.contains("  | cannot open config.toml"), "{stderr}");
+    let results = store.results();
+    let tail = results["stderr_tails"]["n0"].as_str().unwrap_or_default();
+    assert!(tail.ends_with("cannot open config.toml"), "{results}");
+    let page = std::fs::read_to_string(store.latest().join("index.html")).expect("index.html");
+    assert!(page.contains("cannot open config.toml"));
+}

@@ -100,6 +100,9 @@ fn rows(page: &mut String, figures: &[Figure]) {
                 .map(|f| format!(r#"<a href="{0}">{0}</a>"#, escape(f)))
                 .collect::<Vec<_>>()
                 .join(", ")
+        } else if value.contains('\n') {
+            // Log lines and the like keep their lines.
+            format!("<pre>{}</pre>", escape(value))
         } else {
             escape(value)
         };

@@ -462,6 +462,16 @@ fn finish(
         Err(text) => {
             let _ = write_error(dir, &text, settings);
             eprintln!("gcounter test: error: {text}");
+            // What the nodes said last is usually why: show a few lines
+            // here, more on the page.
+            for (node, tail) in super::store::log_tails(&dir.join("node-logs")) {
+                let text = tail.as_str().unwrap_or_default();
+                let last: Vec<&str> = text.lines().rev().take(5).collect();
+                eprintln!("{node}'s stderr ends:");
+                for line in last.into_iter().rev() {
+                    eprintln!("  | {line}");
+                }
+            }
             eprintln!("node logs: {}", dir.join("node-logs").display());
             ExitCode::from(255)
         }

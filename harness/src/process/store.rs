@@ -339,13 +339,24 @@ pub fn fault_summary(windows: &[faults::FaultWindow]) -> String {
 /// Records a test that could not be judged: the error, for the page and
 /// for `results.json`.
 pub fn write_error(dir: &Path, error: &str, settings: &Value) -> io::Result<()> {
-    let results =
-        json!({ "valid": Value::Null, "verdict": "unknown", "error": error, "settings": settings });
+    let tails = log_tails(&dir.join("node-logs"));
+    let results = json!({
+        "valid": Value::Null,
+        "verdict": "unknown",
+        "error": error,
+        "settings": settings,
+        "stderr_tails": tails.iter().cloned().collect::<serde_json::Map<String, Value>>(),
+    });
     std::fs::write(
         dir.join("results.json"),
         serde_json::to_string_pretty(&results)? + "\n",
     )?;
-    let figures = vec![("error".to_string(), error.to_string())];
+    let mut figures = vec![("error".to_string(), error.to_string())];
+    for (node, tail) in &tails {
+        if let Some(text) = tail.as_str() {
+            figures.push((format!("{node}: the end of its stderr"), text.to_string()));
+        }
+    }
     std::fs::write(
         dir.join("index.html"),
         page::index_html(
@@ -361,9 +372,69 @@ pub fn write_error(dir: &Path, error: &str, settings: &Value) -> io::Result<()> 
     )
 }
 
+/// The last lines of every node's log in `logs` (`n0.log` -> `n0`), at
+/// most [`TAIL_BYTES`] each: what a node said before a run broke is the
+/// first thing to read, and the page should show it without a terminal.
+pub(super) fn log_tails(logs: &Path) -> Vec<(String, Value)> {
+    let Ok(entries) = std::fs::read_dir(logs) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let node = path.file_stem()?.to_string_lossy().into_owned();
+            let tail = tail(&path).ok()?;
+            (!tail.is_empty()).then(|| (node, Value::String(tail)))
+        })
+        .collect()
+}
+
+/// The most of a log's end [`log_tails`] reads.
+const TAIL_BYTES: u64 = 4096;
+
+/// The last lines of `path`, from at most its last [`TAIL_BYTES`] (a
+/// first partial line dropped), decoded leniently.
+fn tail(path: &Path) -> io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(TAIL_BYTES);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let text = match (start > 0, text.find('\n')) {
+        (true, Some(i)) => &text[i + 1..],
+        _ => &text[..],
+    };
+    Ok(text.trim_end().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_tail_is_the_end_of_the_log_in_whole_lines() {
+        let dir = std::env::temp_dir().join(format!("gcounter-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let long: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(dir.join("n0.log"), &long).unwrap();
+        std::fs::write(dir.join("n1.log"), "").unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a log").unwrap();
+        let tails = log_tails(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(tails.len(), 1, "{tails:?}");
+        let text = tails[0].1.as_str().unwrap();
+        assert!(text.ends_with("line 1999"), "{text}");
+        assert!(text.starts_with("line "), "{text}");
+        assert!(text.len() as u64 <= TAIL_BYTES);
+    }
     use std::time::Duration;
 
     #[test]
