@@ -389,7 +389,7 @@ pub(super) fn log_tails(logs: &Path) -> Vec<(String, Value)> {
         .filter_map(|path| {
             let node = path.file_stem()?.to_string_lossy().into_owned();
             let tail = tail(&path).ok()?;
-            (!tail.is_empty()).then(|| (node, Value::String(tail)))
+            (!tail.is_empty()).then_some((node, Value::String(tail)))
         })
         .collect()
 }
