@@ -6,7 +6,7 @@ use crate::error::ErrorCode;
 use crate::protocol::{parse_incoming, Body, Envelope, ParseError, Payload};
 use crate::strategy::{self, Ctx, Request, Strategy, Tag, Timer, MAX_TOTAL};
 use crate::Time;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// What the transport feeds the node.
 #[derive(Debug)]
@@ -50,6 +50,10 @@ pub(crate) struct Io {
     outbox: VecDeque<Output>,
     next_msg_id: u64,
     pending: HashMap<u64, Pending>,
+    /// The deadlines of `pending`, soonest first: scanning every call
+    /// after each input made a node with thousands of calls open (a gone
+    /// service) pay for all of them on every request.
+    deadlines: BTreeSet<(Time, u64)>,
     pub(crate) timers: BTreeMap<Timer, Time>,
 }
 
@@ -103,12 +107,13 @@ impl Io {
     ) {
         let id = self.take_msg_id();
         self.pending.insert(id, Pending { tag, deadline });
+        self.deadlines.insert((deadline, id));
         self.send(src, dest, Some(id), None, payload);
     }
 
     fn next_deadline(&self) -> Option<Time> {
         let timers = self.timers.values().copied();
-        let calls = self.pending.values().map(|p| p.deadline);
+        let calls = self.deadlines.first().map(|&(at, _)| at);
         timers.chain(calls).min()
     }
 }
@@ -313,6 +318,7 @@ impl Node {
     fn on_reply(&mut self, src: &str, reply_to: u64, payload: Payload, now: Time) {
         match self.io.pending.remove(&reply_to) {
             Some(pending) => {
+                self.io.deadlines.remove(&(pending.deadline, reply_to));
                 self.with_strategy(now, |s, ctx| s.on_reply(ctx, pending.tag, payload));
             }
             // A late reply to a call that timed out is expected; an id we
@@ -342,17 +348,21 @@ impl Node {
             self.io.timers.remove(&timer);
             self.with_strategy(now, |s, ctx| s.on_timer(ctx, timer));
         }
-        let mut expired: Vec<(u64, Tag)> = self
+        let mut expired: Vec<(u64, Time)> = self
             .io
-            .pending
+            .deadlines
             .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(&id, p)| (id, p.tag))
+            .take_while(|&&(at, _)| at <= now)
+            .map(|&(at, id)| (id, at))
             .collect();
-        // HashMap order is not stable; sorting keeps runs reproducible.
+        // In the order of their ids, as before deadlines were kept sorted:
+        // a different order would change every recorded run.
         expired.sort_unstable();
-        for (id, tag) in expired {
-            self.io.pending.remove(&id);
+        for (id, at) in expired {
+            self.io.deadlines.remove(&(at, id));
+            let Some(Pending { tag, .. }) = self.io.pending.remove(&id) else {
+                continue;
+            };
             log::debug!("call {id} timed out");
             self.with_strategy(now, |s, ctx| s.on_timeout(ctx, tag));
         }

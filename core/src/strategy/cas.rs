@@ -46,7 +46,7 @@ const MAX_BACKOFF_DOUBLINGS: u32 = 1;
 /// The shared key.
 pub const KEY: &str = "counter";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Call {
     Cas,
     /// After a refused cas, learn the key's value.

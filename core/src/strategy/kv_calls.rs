@@ -7,6 +7,7 @@ use crate::protocol::Payload;
 use crate::Time;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::time::Duration;
 
 /// How long to wait before re-issuing a call the service answered with an
@@ -19,6 +20,10 @@ pub struct Calls<P> {
     next: Tag,
     /// With when each was sent, to time the round trip.
     open: HashMap<Tag, (P, Time)>,
+    /// How many of `open` are for each purpose: with thousands of calls
+    /// open (a gone service), scanning them on every answer and timeout
+    /// made each request cost as much as all those waiting.
+    copies: HashMap<P, usize>,
     /// Calls to issue again when [`Timer::KvRetry`] fires.
     retry: Vec<P>,
     rtt: Rtt,
@@ -32,6 +37,7 @@ impl<P> Default for Calls<P> {
         Calls {
             next: 0,
             open: HashMap::new(),
+            copies: HashMap::new(),
             retry: Vec::new(),
             rtt: Rtt::default(),
             hedges: Vec::new(),
@@ -39,13 +45,13 @@ impl<P> Default for Calls<P> {
     }
 }
 
-impl<P: Copy> Calls<P> {
+impl<P: Copy + Eq + Hash> Calls<P> {
     /// Sends `payload` to the KV service on behalf of `purpose`, with a
     /// deadline of [`Calls::timeout`].
     pub fn call(&mut self, ctx: &mut Ctx<'_>, purpose: P, payload: Payload) {
         let tag = self.next;
         self.next += 1;
-        self.open.insert(tag, (purpose, ctx.now));
+        self.open_call(tag, purpose, ctx.now);
         let timeout = self.timeout(ctx);
         ctx.kv_within(payload, tag, timeout);
     }
@@ -57,14 +63,11 @@ impl<P: Copy> Calls<P> {
     /// other's answer is not the strategy's any more. A timeout that drops
     /// the first copy would throw away an answer that is likely on its
     /// way (in the tail of the latency, not lost) and start the wait over.
-    pub fn call_hedged(&mut self, ctx: &mut Ctx<'_>, purpose: P, payload: Payload)
-    where
-        P: PartialEq,
-    {
+    pub fn call_hedged(&mut self, ctx: &mut Ctx<'_>, purpose: P, payload: Payload) {
         let tag = self.next;
         self.next += 1;
-        let copies = self.open.values().filter(|(p, _)| *p == purpose).count();
-        self.open.insert(tag, (purpose, ctx.now));
+        let copies = self.copies.get(&purpose).copied().unwrap_or(0);
+        self.open_call(tag, purpose, ctx.now);
         let cap = ctx.config.rpc_timeout * MAX_TIMEOUT_FACTOR;
         // Each copy waits twice as long as the one before for its backup.
         let soft = (self.timeout(ctx) * (1 << copies.min(4))).min(cap);
@@ -87,11 +90,8 @@ impl<P: Copy> Calls<P> {
 
     /// What the call with `tag` was for; `None` if it is not ours, or if
     /// another copy of it is still waiting. For a call that timed out.
-    pub fn take(&mut self, ctx: &mut Ctx<'_>, tag: Tag) -> Option<P>
-    where
-        P: PartialEq,
-    {
-        let (purpose, _) = self.open.remove(&tag)?;
+    pub fn take(&mut self, ctx: &mut Ctx<'_>, tag: Tag) -> Option<P> {
+        let (purpose, _) = self.close_call(tag)?;
         self.hedges.retain(|(_, t)| *t != tag);
         self.rearm(ctx);
         (!self.in_flight(&purpose)).then_some(purpose)
@@ -102,17 +102,37 @@ impl<P: Copy> Calls<P> {
     /// [`Calls::timeout`]. Tags are never reused, so the sample is never
     /// that of another copy of the call (Karn's problem). Other copies of
     /// the same purpose are forgotten: their answers are no longer ours.
-    pub fn answered(&mut self, ctx: &mut Ctx<'_>, tag: Tag) -> Option<P>
-    where
-        P: PartialEq,
-    {
-        let (purpose, sent) = self.open.remove(&tag)?;
+    pub fn answered(&mut self, ctx: &mut Ctx<'_>, tag: Tag) -> Option<P> {
+        let (purpose, sent) = self.close_call(tag)?;
         self.rtt.sample(ctx.now.saturating_sub(sent));
-        self.open.retain(|_, (p, _)| *p != purpose);
+        if self.copies.remove(&purpose).is_some() {
+            self.open.retain(|_, (p, _)| *p != purpose);
+        }
         let open = &self.open;
         self.hedges.retain(|(_, t)| open.contains_key(t));
         self.rearm(ctx);
         Some(purpose)
+    }
+
+    fn open_call(&mut self, tag: Tag, purpose: P, now: Time) {
+        self.open.insert(tag, (purpose, now));
+        *self.copies.entry(purpose).or_insert(0) += 1;
+    }
+
+    fn close_call(&mut self, tag: Tag) -> Option<(P, Time)> {
+        let (purpose, sent) = self.open.remove(&tag)?;
+        if let Some(n) = self.copies.get_mut(&purpose) {
+            *n -= 1;
+            if *n == 0 {
+                self.copies.remove(&purpose);
+            }
+        }
+        Some((purpose, sent))
+    }
+
+    /// Whether a call for `purpose` is in flight.
+    pub fn in_flight(&self, purpose: &P) -> bool {
+        self.copies.contains_key(purpose)
     }
 
     /// Sets [`Timer::Hedge`] for the next copy to back up, or clears it:
@@ -153,13 +173,6 @@ impl<P> Calls<P> {
     /// The round-trip estimate, once there is one.
     pub fn srtt(&self) -> Option<Duration> {
         self.rtt.srtt
-    }
-}
-
-impl<P: PartialEq> Calls<P> {
-    /// Whether a call for `purpose` is in flight.
-    pub fn in_flight(&self, purpose: &P) -> bool {
-        self.open.values().any(|(p, _)| p == purpose)
     }
 }
 
@@ -236,6 +249,11 @@ impl Outage {
     pub fn heard(&mut self, now: Time) {
         self.last_answer = Some(self.last_answer.map_or(now, |t| t.max(now)));
         self.asked_since = None;
+    }
+
+    /// Whether the service answered at or after `t`.
+    pub fn heard_since(&self, t: Time) -> bool {
+        self.last_answer.is_some_and(|a| a >= t)
     }
 
     /// A call went out at `now`.

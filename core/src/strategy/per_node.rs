@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, VecDeque};
 /// not have happened (the write itself goes on until it is settled).
 const TRIES_BEFORE_GIVING_UP: u32 = 4;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Call {
     /// Make current before learning our own key's value at start.
     RecoverSync,

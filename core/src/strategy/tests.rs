@@ -676,3 +676,76 @@ fn cas_never_lands_a_batch_twice_after_a_reread_times_out() {
     let value = c.read(1);
     assert!(value <= most, "read {value}, at most {most} added");
 }
+
+#[test]
+fn naive_with_the_kv_unreachable_answers_in_bounded_time_and_bounded_work() {
+    // Issue 11, item 5: naive retried every waiting request every call
+    // timeout, forever (200,000 adds: no reply in 3 s, 18 million reads).
+    let mut c = Cluster::new(StrategyKind::Naive, 3, 0);
+    c.settle(Duration::from_secs(1));
+    c.drop_if = Box::new(|m| m.dest == "seq-kv");
+    let before = c.sent.iter().filter(|m| m.dest == "seq-kv").count();
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let payload = match i % 2 {
+            0 => Payload::Add { delta: 1 },
+            _ => Payload::Read { key: None },
+        };
+        ids.push(c.request(0, payload));
+    }
+    c.settle(Duration::from_secs(10));
+    for &id in &ids {
+        let replies: Vec<_> = c
+            .replies
+            .iter()
+            .filter(|r| r.body.in_reply_to == Some(id))
+            .collect();
+        assert_eq!(replies.len(), 1, "request {id}: {replies:?}");
+        match &replies[0].body.payload {
+            // None of these reads reached the service, so no write went.
+            Payload::Error { code, .. } => {
+                assert_eq!(*code, ErrorCode::TEMPORARILY_UNAVAILABLE, "request {id}")
+            }
+            other => panic!("request {id}: {other:?}"),
+        }
+    }
+    // One read per request, and then one retry per call timeout, not one
+    // per request per timeout.
+    let reads = c.sent.iter().filter(|m| m.dest == "seq-kv").count() - before;
+    assert!(
+        reads <= ids.len() + 10,
+        "{reads} KV calls for {} requests",
+        ids.len()
+    );
+    // And the node serves again once the KV is back.
+    c.drop_if = Box::new(|_| false);
+    c.settle(Duration::from_secs(5));
+    let add = c.request(0, Payload::Add { delta: 2 });
+    c.settle(Duration::from_secs(10));
+    assert_eq!(c.reply(add), Some(&Payload::AddOk));
+    assert!(c.read(0) >= 2);
+
+    // Past the bound a request is refused at once.
+    let extra = 5;
+    let mut c = Cluster::new(StrategyKind::Naive, 3, 0);
+    c.settle(Duration::from_secs(1));
+    c.drop_if = Box::new(|m| m.dest == "seq-kv");
+    for _ in 0..super::kv_calls::MAX_WAITING + extra {
+        c.request(0, Payload::Add { delta: 1 });
+    }
+    c.deliver_where(|m| m.src.starts_with('c'));
+    let refused = c
+        .net
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.body.payload,
+                Payload::Error {
+                    code: ErrorCode::TEMPORARILY_UNAVAILABLE,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(refused, extra);
+}
