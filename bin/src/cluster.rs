@@ -35,11 +35,11 @@ pub struct Args {
     /// gossip | per-node | cas | naive
     #[arg(long, value_name = "S", default_value = "gossip", value_parser = strategy)]
     strategy: StrategyKind,
-    /// Which KV service to run (with etcd: lin reads linearizably, seq serializably)
-    #[arg(long, value_enum, default_value = "seq")]
-    consistency: Consistency,
-    /// Where the KV strategies keep the counter: gcounter (a `gcounter kv`) or etcd (3 local members, logs and data in DIR, on free ports)
-    #[arg(long, value_enum, default_value = "gcounter")]
+    /// With --kv etcd: lin reads linearizably, seq (default) serializably, as seq-kv may
+    #[arg(long, value_enum)]
+    consistency: Option<Consistency>,
+    /// Where the KV strategies keep the counter: seq-kv or lin-kv (a `gcounter kv` modelling that service) or etcd (3 local members, logs and data in DIR, on free ports)
+    #[arg(long, value_enum, default_value = "seq-kv")]
     kv: KvBackendArg,
     /// A running etcd to use instead of starting one (with --kv etcd): its members' HOST:PORT, comma-separated
     #[arg(long, value_name = "HOST:PORT,...", value_parser = endpoints)]
@@ -125,7 +125,10 @@ fn foreground(args: Args) -> ExitCode {
     let mut spec = ClusterSpec::new(program, &dir);
     spec.nodes = args.nodes;
     spec.strategy = args.strategy;
-    spec.kv = args.consistency.into();
+    spec.kv = match args.kv.service(args.consistency) {
+        Ok(kv) => kv,
+        Err(e) => return fail(gcounter_harness::USAGE, format!("cluster: {e}")),
+    };
     spec.etcd = match etcd_backend(args.kv, args.etcd_endpoints) {
         Ok(etcd) => etcd,
         Err(e) => return fail(2, format!("cluster: {e}")),

@@ -23,14 +23,38 @@ impl From<Consistency> for KvKind {
     }
 }
 
-/// Where the KV strategies keep the counter.
+/// Where the KV strategies keep the counter: `--kv`, named as in
+/// `gcounter test`, `sim` and `explore`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum KvBackendArg {
-    /// `gcounter kv`: a model of Maelstrom's service, one process
+    /// `gcounter kv` modelling Maelstrom's seq-kv, one process
     #[default]
-    Gcounter,
+    #[value(name = "seq-kv")]
+    SeqKv,
+    /// `gcounter kv` modelling Maelstrom's lin-kv
+    #[value(name = "lin-kv")]
+    LinKv,
     /// etcd v3: three local members started from the `etcd` binary on PATH, or the running etcd at --etcd-endpoints
     Etcd,
+}
+
+impl KvBackendArg {
+    /// The Maelstrom service the nodes are told to use; with etcd,
+    /// `--consistency` decides (serializable reads unless `lin`).
+    pub fn service(self, consistency: Option<Consistency>) -> Result<KvKind, String> {
+        match (self, consistency) {
+            (KvBackendArg::SeqKv, None | Some(Consistency::Seq)) => Ok(KvKind::SeqKv),
+            (KvBackendArg::LinKv, None | Some(Consistency::Lin)) => Ok(KvKind::LinKv),
+            (KvBackendArg::Etcd, c) => Ok(c.map_or(KvKind::SeqKv, KvKind::from)),
+            (kv, Some(c)) => Err(format!(
+                "--consistency {} contradicts --kv {}: give one of them",
+                c.to_possible_value()
+                    .map_or("?".into(), |v| v.get_name().to_string()),
+                kv.to_possible_value()
+                    .map_or("?".into(), |v| v.get_name().to_string()),
+            )),
+        }
+    }
 }
 
 /// The etcd a cluster uses, from `--kv` and `--etcd-endpoints`.
@@ -40,8 +64,10 @@ pub fn etcd_backend(
 ) -> Result<Option<gcounter_transport_tcp::EtcdBackend>, String> {
     use gcounter_transport_tcp::EtcdBackend;
     match (kv, endpoints) {
-        (KvBackendArg::Gcounter, None) => Ok(None),
-        (KvBackendArg::Gcounter, Some(_)) => Err("--etcd-endpoints needs --kv etcd".into()),
+        (KvBackendArg::SeqKv | KvBackendArg::LinKv, None) => Ok(None),
+        (KvBackendArg::SeqKv | KvBackendArg::LinKv, Some(_)) => {
+            Err("--etcd-endpoints needs --kv etcd".into())
+        }
         (KvBackendArg::Etcd, Some(endpoints)) => Ok(Some(EtcdBackend::External(endpoints))),
         (KvBackendArg::Etcd, None) => {
             gcounter_transport_tcp::etcd::cluster::find_etcd()?;
