@@ -158,22 +158,34 @@ impl Chart {
             return;
         }
         let mut d = String::new();
-        let mut last: Option<f64> = None;
-        for (x, y) in points {
-            let joined = last.is_some_and(|l| x - l <= 1.0 + 1e-9);
+        let joined = |i: usize| i > 0 && points[i].0 - points[i - 1].0 <= 1.0 + 1e-9;
+        for (i, (x, y)) in points.iter().enumerate() {
             let _ = write!(
                 d,
                 "{}{:.1},{:.1} ",
-                if joined { "L" } else { "M" },
+                if joined(i) { "L" } else { "M" },
                 self.x(*x),
                 self.y(*y)
             );
-            last = Some(*x);
         }
         let _ = write!(
             self.out,
             r#"<path d="{d}" stroke="{colour}" fill="none" stroke-width="1.5"/>"#
         );
+        // A second with no neighbour (the final reads after the idle
+        // recovery) would be a line of no length: mark it with a dot.
+        for i in 0..points.len() {
+            let continued = i + 1 < points.len() && joined(i + 1);
+            if !joined(i) && !continued {
+                let (x, y) = points[i];
+                let _ = write!(
+                    self.out,
+                    r#"<circle class="lone" cx="{:.1}" cy="{:.1}" r="2.5" fill="{colour}"/>"#,
+                    self.x(x),
+                    self.y(y)
+                );
+            }
+        }
     }
 
     fn finish(mut self) -> String {
@@ -389,6 +401,8 @@ mod tests {
         let d = line.split('"').next().unwrap_or_default();
         assert_eq!(d.matches('M').count(), 2, "{d}");
         assert_eq!(d.matches('L').count(), 1, "{d}");
+        // Second 9 stands alone: a dot per quantile line shows it.
+        assert_eq!(svg.matches(r#"class="lone""#).count(), 4, "{svg}");
     }
 
     #[test]
