@@ -62,15 +62,8 @@ fn resolve(node: &str, dir: Option<PathBuf>) -> Result<(String, Option<PathBuf>)
         return Ok((a, None));
     }
     let dir = dir.unwrap_or_else(|| crate::cluster::default_dir(7400));
-    let state = dir.join("cluster.json");
-    let text = std::fs::read_to_string(&state).map_err(|e| {
-        format!(
-            "`{node}` is not an address, and no cluster describes it ({}: {e}); give --dir",
-            state.display()
-        )
-    })?;
-    let json: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", state.display()))?;
+    let json = crate::cluster::read_description(&dir.join("cluster.json"))
+        .map_err(|e| format!("`{node}` is not an address, and {e}"))?;
     let addr = json["members"]
         .as_array()
         .into_iter()

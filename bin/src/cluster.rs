@@ -333,15 +333,20 @@ fn request(dir: PathBuf, action: &str, node: Option<String>) -> ExitCode {
     }
 }
 
-fn read_control(state: &Path) -> Result<String, String> {
+/// What a running cluster wrote of itself in `state` (its
+/// `cluster.json`): members, addresses, the control address.
+pub fn read_description(state: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(state).map_err(|e| {
         format!(
             "no cluster running with that directory ({}: {e}); give --dir",
             state.display()
         )
     })?;
-    let json: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", state.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", state.display()))
+}
+
+fn read_control(state: &Path) -> Result<String, String> {
+    let json = read_description(state)?;
     json["control"]
         .as_str()
         .map(str::to_owned)

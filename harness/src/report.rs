@@ -244,20 +244,19 @@ impl RunReport {
     }
 }
 
+/// One range of acceptable values: `a`, or `b..=c`.
+pub(crate) fn range(&[lo, hi]: &[u64; 2]) -> String {
+    if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}..={hi}")
+    }
+}
+
 /// Acceptable values as `a, b..=c, ...` (the first few ranges).
 pub(crate) fn ranges(rs: &[[u64; 2]]) -> String {
     const SHOWN: usize = 8;
-    let mut parts: Vec<String> = rs
-        .iter()
-        .take(SHOWN)
-        .map(|[lo, hi]| {
-            if lo == hi {
-                format!("{lo}")
-            } else {
-                format!("{lo}..={hi}")
-            }
-        })
-        .collect();
+    let mut parts: Vec<String> = rs.iter().take(SHOWN).map(range).collect();
     if rs.len() > SHOWN {
         parts.push(format!("... ({} ranges)", rs.len()));
     }

@@ -219,13 +219,7 @@ fn footnotes(leaf: &super::world::Leaf) -> Vec<Footnote> {
                     .check
                     .acceptable
                     .iter()
-                    .map(|&[lo, hi]| {
-                        if lo == hi {
-                            lo.to_string()
-                        } else {
-                            format!("{lo}..={hi}")
-                        }
-                    })
+                    .map(crate::report::range)
                     .collect();
                 format!("final read {}: expected {}", r.value, expected.join(" or "))
             };

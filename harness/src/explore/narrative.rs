@@ -105,17 +105,7 @@ pub fn verdict(leaf: &Leaf, bounds: &Bounds) -> String {
         list(&indeterminate),
         list(&failed)
     );
-    let acceptable: Vec<String> = check
-        .acceptable
-        .iter()
-        .map(|&[lo, hi]| {
-            if lo == hi {
-                lo.to_string()
-            } else {
-                format!("{lo}..={hi}")
-            }
-        })
-        .collect();
+    let acceptable: Vec<String> = check.acceptable.iter().map(crate::report::range).collect();
     let _ = writeln!(
         out,
         "checker: every final read must be {} plus a subset of the indeterminate deltas: {}",
