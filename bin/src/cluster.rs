@@ -174,7 +174,12 @@ fn foreground(args: Args) -> ExitCode {
         let mut description = cluster.describe();
         description["control"] = control_text.clone().into();
         description["pid"] = std::process::id().into();
-        std::fs::write(&state, format!("{description:#}\n"))
+        // Written beside and renamed over it: `cluster.json` is rewritten
+        // while the cluster runs, and a reader (status, `client --node n1`)
+        // must never see it truncated.
+        let fresh = state.with_extension("json.new");
+        std::fs::write(&fresh, format!("{description:#}\n"))?;
+        std::fs::rename(&fresh, &state)
     };
     if let Err(e) = write_state(&cluster) {
         return fail(1, format!("cluster: cannot write {}: {e}", state.display()));
