@@ -6,7 +6,8 @@ use crate::error::ErrorCode;
 use crate::protocol::{parse_incoming, Body, Envelope, ParseError, Payload};
 use crate::strategy::{self, Ctx, Request, Strategy, Tag, Timer, MAX_TOTAL};
 use crate::Time;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::{Hash, Hasher};
 
 /// What the transport feeds the node.
 #[derive(Debug)]
@@ -20,7 +21,7 @@ pub enum Input<'a> {
 }
 
 /// What the node wants done, drained with [`Node::poll_output`], in order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub enum Output {
     /// Send this message.
     Send(Envelope),
@@ -37,19 +38,19 @@ pub enum Output {
 }
 
 /// A KV call waiting for its reply.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 struct Pending {
     tag: Tag,
     deadline: Time,
 }
 
 /// The node's side effects, shared with the strategy through [`Ctx`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Io {
     /// Only `Send` and `Persist`, in the order they were made.
     outbox: VecDeque<Output>,
     next_msg_id: u64,
-    pending: HashMap<u64, Pending>,
+    pending: BTreeMap<u64, Pending>,
     /// The deadlines of `pending`, soonest first: scanning every call
     /// after each input made a node with thousands of calls open (a gone
     /// service) pay for all of them on every request.
@@ -118,7 +119,7 @@ impl Io {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Ready {
     me: String,
     nodes: Vec<String>,
@@ -126,7 +127,11 @@ struct Ready {
 }
 
 /// A counter node. See the crate docs for the run loop.
-#[derive(Debug)]
+///
+/// `Clone`, and [`fingerprint`](Node::fingerprint)ed, for the model
+/// checker: it branches by copying nodes, and explores two schedules
+/// that leave every node in the same state once.
+#[derive(Debug, Clone)]
 pub struct Node {
     config: Config,
     ready: Option<Ready>,
@@ -141,6 +146,24 @@ impl Node {
             ready: None,
             io: Io::default(),
             bad_input: InputWarnings::default(),
+        }
+    }
+
+    /// Feeds `h` everything that decides what this node does next: its
+    /// identity, the strategy's state, its calls awaiting replies, timers
+    /// and anything not yet drained. Not the configuration, which the
+    /// caller fixed and knows, nor the count of bad input, which changes
+    /// only what is logged.
+    pub fn fingerprint<H: Hasher>(&self, h: &mut H) {
+        let io = &self.io;
+        (&io.outbox, io.next_msg_id, &io.pending).hash(h);
+        (&io.deadlines, &io.timers).hash(h);
+        match &self.ready {
+            None => 0u8.hash(h),
+            Some(r) => {
+                (1u8, &r.me, &r.nodes).hash(h);
+                r.strategy.fingerprint(h);
+            }
         }
     }
 
@@ -438,7 +461,7 @@ const LOGGED_IN_FULL: u64 = 10;
 /// 40th, 80th... (a number of lines logarithmic in the flood), each saying
 /// how many were left out since the last. Thinned by count rather than by
 /// time, since the core has no clock.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct InputWarnings {
     seen: u64,
     left_out: u64,

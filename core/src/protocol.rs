@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// One message: who sent it, to whom, and what it says.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize, Deserialize)]
 pub struct Envelope<B = Body> {
     pub src: String,
     pub dest: String,
@@ -30,7 +30,7 @@ pub struct Envelope<B = Body> {
 }
 
 /// A message body: the ids that tie replies to requests, and the payload.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Body {
     pub msg_id: Option<u64>,
     pub in_reply_to: Option<u64>,
@@ -42,7 +42,7 @@ pub type Counts = BTreeMap<String, u64>;
 
 /// Every body type this crate speaks. KV and TSO bodies are here because the
 /// node calls those services and the service models answer them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub enum Payload {
     Init {
         node_id: String,

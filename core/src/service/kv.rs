@@ -82,7 +82,7 @@ pub struct Served {
 }
 
 /// `lin-kv`: linearizable, every operation sees the latest state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Hash)]
 pub struct LinKv {
     state: KvState,
     version: u64,

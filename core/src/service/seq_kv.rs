@@ -15,7 +15,8 @@
 
 use super::kv::{apply, KvState, Served};
 use crate::protocol::Payload;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::ops::RangeInclusive;
 
 /// How many past states `seq-kv` keeps.
@@ -28,7 +29,16 @@ pub struct SeqKv {
     states: VecDeque<KvState>,
     base: u64,
     /// Per client, the index of the newest state it has observed.
-    positions: HashMap<String, u64>,
+    positions: BTreeMap<String, u64>,
+}
+
+/// Hashes what decides the service's answers to come: the window, the
+/// clients' positions, and where the generator is in its sequence.
+impl Hash for SeqKv {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self.base, &self.states, &self.positions).hash(h);
+        self.rng.get_seed().hash(h);
+    }
 }
 
 impl SeqKv {
@@ -37,7 +47,7 @@ impl SeqKv {
             rng: fastrand::Rng::with_seed(seed),
             states: VecDeque::from([KvState::default()]),
             base: 0,
-            positions: HashMap::new(),
+            positions: BTreeMap::new(),
         }
     }
 

@@ -46,7 +46,7 @@ const MAX_BACKOFF_DOUBLINGS: u32 = 1;
 /// The shared key.
 pub const KEY: &str = "counter";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Call {
     Cas,
     /// After a refused cas, learn the key's value.
@@ -56,7 +56,7 @@ enum Call {
 }
 
 /// The adds carried by the cas in flight (or about to be retried).
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 struct Batch {
     adds: Vec<Request>,
     sum: u64,
@@ -66,7 +66,7 @@ struct Batch {
     oldest: Time,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Hash)]
 pub struct Cas {
     calls: Calls<Call>,
     fresh: Fresh,
@@ -89,7 +89,18 @@ pub struct Cas {
     /// backoff, or reading. No cas goes out meanwhile.
     rereading: bool,
     /// Backoff jitter; seeded from the node's id on first use.
-    rng: Option<fastrand::Rng>,
+    rng: Option<Jitter>,
+}
+
+/// The backoff's generator, hashed by where it is in its sequence (its
+/// seed now), which is what decides the draws to come.
+#[derive(Debug, Clone)]
+struct Jitter(fastrand::Rng);
+
+impl std::hash::Hash for Jitter {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.get_seed().hash(h);
+    }
 }
 
 impl Cas {
@@ -363,8 +374,11 @@ impl Cas {
         self.refusals = self.refusals.saturating_add(1);
         let round_trip = self.calls.srtt().unwrap_or(Duration::ZERO);
         let ceiling = round_trip * (1 << (self.refusals - 1).min(MAX_BACKOFF_DOUBLINGS));
-        let rng = self.rng.get_or_insert_with(|| {
-            fastrand::Rng::with_seed(jitter_seed(ctx.me, ctx.config.incarnation))
+        let Jitter(rng) = self.rng.get_or_insert_with(|| {
+            Jitter(fastrand::Rng::with_seed(jitter_seed(
+                ctx.me,
+                ctx.config.incarnation,
+            )))
         });
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         let wait = Duration::from_nanos(rng.u64(0..=nanos));

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Hash)]
 pub struct Gossip {
     counts: Counts,
     /// Per peer: the merge of every state it has shown us. A peer whose

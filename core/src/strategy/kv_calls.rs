@@ -6,7 +6,7 @@ use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use crate::Time;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
 use std::time::Duration;
 
@@ -15,15 +15,15 @@ use std::time::Duration;
 pub const RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// The calls in flight, by tag, with what each one was for.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 pub struct Calls<P> {
     next: Tag,
     /// With when each was sent, to time the round trip.
-    open: HashMap<Tag, (P, Time)>,
+    open: BTreeMap<Tag, (P, Time)>,
     /// How many of `open` are for each purpose: with thousands of calls
     /// open (a gone service), scanning them on every answer and timeout
     /// made each request cost as much as all those waiting.
-    copies: HashMap<P, usize>,
+    copies: BTreeMap<P, usize>,
     /// Calls to issue again when [`Timer::KvRetry`] fires.
     retry: Vec<P>,
     rtt: Rtt,
@@ -36,8 +36,8 @@ impl<P> Default for Calls<P> {
     fn default() -> Self {
         Calls {
             next: 0,
-            open: HashMap::new(),
-            copies: HashMap::new(),
+            open: BTreeMap::new(),
+            copies: BTreeMap::new(),
             retry: Vec::new(),
             rtt: Rtt::default(),
             hedges: Vec::new(),
@@ -45,7 +45,7 @@ impl<P> Default for Calls<P> {
     }
 }
 
-impl<P: Copy + Eq + Hash> Calls<P> {
+impl<P: Copy + Ord> Calls<P> {
     /// Sends `payload` to the KV service on behalf of `purpose`, with a
     /// deadline of [`Calls::timeout`].
     pub fn call(&mut self, ctx: &mut Ctx<'_>, purpose: P, payload: Payload) {
@@ -188,7 +188,7 @@ const HEDGED_DEADLINE: u32 = 4;
 /// A smoothed round trip and its variation, as TCP keeps them (RFC 6298),
 /// for a timeout that sits past the tail of the round trips rather than
 /// inside it.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, Hash)]
 struct Rtt {
     srtt: Option<Duration>,
     rttvar: Duration,
@@ -233,7 +233,7 @@ const OUTAGE_TIMEOUTS: u32 = 3;
 
 /// Tells a slow KV service from a gone one: when it last answered, and
 /// when it was first asked something after that.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Hash)]
 pub struct Outage {
     last_answer: Option<Time>,
     /// The first call sent since the last answer. Silence counts from
@@ -308,7 +308,7 @@ pub fn expired<T>(queue: &mut VecDeque<(T, Time)>, cutoff: Time) -> Vec<T> {
 /// read under load; while reads keep coming the view is refreshed in the
 /// background, and after a quiet spell (the final reads) a read asks the
 /// service again.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Hash)]
 pub struct ReadView {
     fresh_from: Option<Time>,
 }
@@ -361,7 +361,7 @@ impl ReadView {
 /// acknowledged before it. The value includes the incarnation so that a
 /// restarted node never writes a value its previous life already wrote
 /// (which `seq-kv` could treat as a no-op against a stale state).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Hash)]
 pub struct Fresh {
     count: u64,
 }

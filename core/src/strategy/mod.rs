@@ -24,6 +24,7 @@ use crate::node::Io;
 use crate::protocol::Payload;
 use crate::Time;
 use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 /// The largest total a counter may reach. Maelstrom's checker keeps
@@ -50,7 +51,7 @@ pub fn share_limit(nodes: usize) -> u64 {
 }
 
 /// A client request waiting for its answer: where the reply goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Request {
     pub client: String,
     pub msg_id: u64,
@@ -152,8 +153,34 @@ impl Ctx<'_> {
     }
 }
 
+/// What a model checker needs of a strategy: a copy to branch from, and a
+/// fingerprint of everything that decides what it does next, so that two
+/// schedules reaching the same state are explored once. Every strategy
+/// gets both from `Clone + Hash`; a strategy's state must therefore hash
+/// the same whatever order it was built in (ordered maps, not `HashMap`).
+pub trait Snapshot {
+    fn clone_box(&self) -> Box<dyn Strategy>;
+    fn fingerprint(&self, h: &mut dyn Hasher);
+}
+
+impl<T: Strategy + Clone + Hash + 'static> Snapshot for T {
+    fn clone_box(&self) -> Box<dyn Strategy> {
+        Box::new(self.clone())
+    }
+
+    fn fingerprint(&self, mut h: &mut dyn Hasher) {
+        self.hash(&mut h);
+    }
+}
+
+impl Clone for Box<dyn Strategy> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
 /// One way of keeping the counter.
-pub trait Strategy: Debug + Send {
+pub trait Strategy: Debug + Send + Snapshot {
     /// Right after `init_ok` has been queued.
     fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
 

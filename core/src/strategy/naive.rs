@@ -23,12 +23,12 @@ use super::{checked_total, Ctx, Request, Strategy, Tag, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use crate::Time;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// The shared key (the same one `cas` uses).
 pub const KEY: &str = super::cas::KEY;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Call {
     /// Step one of add number `n`: read the current value.
     AddRead(u64),
@@ -46,7 +46,7 @@ impl Call {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 struct Op {
     req: Request,
     delta: u64,
@@ -56,11 +56,11 @@ struct Op {
     sent: Time,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Hash)]
 pub struct Naive {
     calls: Calls<Call>,
     next_op: u64,
-    ops: HashMap<u64, Op>,
+    ops: BTreeMap<u64, Op>,
     /// Every op by arrival, oldest first; an op answered meanwhile is
     /// skipped when it comes to the front. Each op enters and leaves
     /// once, so refusing the expired costs O(1) per request.

@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, VecDeque};
 /// not have happened (the write itself goes on until it is settled).
 const TRIES_BEFORE_GIVING_UP: u32 = 4;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Call {
     /// Make current before learning our own key's value at start.
     RecoverSync,
@@ -54,7 +54,7 @@ enum Call {
 }
 
 /// The write in flight: a cas of our key from `from` to `to`.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 struct Write {
     adds: Vec<Request>,
     from: u64,
@@ -65,7 +65,7 @@ struct Write {
 }
 
 /// A round of reads answering `reads`.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 struct Round {
     /// With their arrival times.
     reads: VecDeque<(Request, Time)>,
@@ -73,7 +73,7 @@ struct Round {
     started: Time,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Hash)]
 pub struct PerNode {
     calls: Calls<Call>,
     fresh: Fresh,
