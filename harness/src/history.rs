@@ -51,7 +51,7 @@ impl Outcome {
 }
 
 /// The error an operation ended with, if any.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct OpError {
     /// The code of an `error` reply; `None` for a timeout or a reply of the
     /// wrong shape.

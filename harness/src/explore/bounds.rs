@@ -20,6 +20,12 @@ pub const FORCED_FIRINGS: u32 = 3;
 /// Which schedules may be skipped, because an equivalent one is explored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reduction {
+    /// [`Dpor`](Reduction::Dpor) and [`States`](Reduction::States) at
+    /// once, on two threads: the first to give a verdict answers.
+    Auto,
+    /// Each distinct state explored once (by fingerprint), and merged
+    /// `seq-kv` answers.
+    States,
     /// Source-DPOR with sleep sets, and merged `seq-kv` answers.
     Dpor,
     /// Sleep sets alone, and merged `seq-kv` answers: simpler, slower, a
@@ -31,10 +37,12 @@ pub enum Reduction {
 }
 
 impl Reduction {
-    pub const NAMES: [&'static str; 3] = ["dpor", "sleep-sets", "none"];
+    pub const NAMES: [&'static str; 5] = ["auto", "states", "dpor", "sleep-sets", "none"];
 
     pub fn name(self) -> &'static str {
         match self {
+            Reduction::Auto => "auto",
+            Reduction::States => "states",
             Reduction::Dpor => "dpor",
             Reduction::SleepSets => "sleep-sets",
             Reduction::None => "none",
@@ -43,6 +51,13 @@ impl Reduction {
 
     fn describe(self) -> &'static str {
         match self {
+            Reduction::Auto => {
+                "DPOR and the state search side by side, the first to finish answers; \
+                 seq-kv answers that differ only in staleness merged"
+            }
+            Reduction::States => {
+                "each distinct state explored once; seq-kv answers that differ only in staleness merged"
+            }
             Reduction::Dpor => {
                 "source-DPOR with sleep sets; seq-kv answers that differ only in staleness merged"
             }
@@ -57,15 +72,21 @@ impl Reduction {
 impl std::str::FromStr for Reduction {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [Reduction::Dpor, Reduction::SleepSets, Reduction::None]
-            .into_iter()
-            .find(|r| r.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown reduction `{s}` (valid: {})",
-                    Reduction::NAMES.join(", ")
-                )
-            })
+        [
+            Reduction::Auto,
+            Reduction::States,
+            Reduction::Dpor,
+            Reduction::SleepSets,
+            Reduction::None,
+        ]
+        .into_iter()
+        .find(|r| r.name() == s)
+        .ok_or_else(|| {
+            format!(
+                "unknown reduction `{s}` (valid: {})",
+                Reduction::NAMES.join(", ")
+            )
+        })
     }
 }
 
@@ -109,7 +130,7 @@ impl Bounds {
             adds: Self::default_adds(strategy, kv),
             losses: 1,
             timers: 1,
-            reduction: Reduction::Dpor,
+            reduction: Reduction::Auto,
             max_steps: 2_000,
         }
     }
@@ -159,7 +180,7 @@ impl Bounds {
             count(u64::from(self.losses), "loss", "losses"),
             count(u64::from(self.timers), "timer firing", "timer firings"),
             match self.reduction {
-                Reduction::Dpor => "",
+                Reduction::Auto | Reduction::States | Reduction::Dpor => "",
                 Reduction::SleepSets => ", sleep sets only",
                 Reduction::None => ", no reduction",
             },

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Tries every schedule of a small configuration (stateless model
-/// checking): every delivery order, every state seq-kv may serve, lost
-/// node-to-node messages and timer firings up to the bounds.
+/// Tries every schedule of a small configuration (model checking): every
+/// delivery order, every state seq-kv may serve, lost node-to-node
+/// messages and timer firings up to the bounds.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExploreArgs {
     /// How the nodes keep the counter: gossip, per-node, cas or naive.
@@ -46,10 +46,12 @@ pub struct ExploreArgs {
     /// Where the diagram of a failing schedule goes.
     #[arg(long, value_name = "PATH", default_value = "explore-failure.svg")]
     pub svg: PathBuf,
-    /// Which equivalent schedules to skip: dpor (source-DPOR with sleep
-    /// sets), sleep-sets (simpler, slower: a cross-check), or none (every
-    /// interleaving and every seq-kv state: tiny bounds only).
-    #[arg(long, default_value = "dpor", value_parser = parse_reduction)]
+    /// How to skip equivalent schedules: auto (dpor and states at once, on
+    /// two threads: the first verdict answers), states (each distinct
+    /// state once), dpor (source-DPOR with sleep sets), sleep-sets
+    /// (simpler, slower: a cross-check), or none (every interleaving and
+    /// every seq-kv state: tiny bounds only).
+    #[arg(long, default_value = "auto", value_parser = parse_reduction)]
     pub reduction: Reduction,
 }
 
@@ -103,7 +105,7 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
     let bounds = args.bounds();
     writeln!(
         out,
-        "gcounter explore: every schedule within the bounds, by re-execution"
+        "gcounter explore: every schedule within the bounds, by running the real nodes"
     )?;
     writeln!(out, "{bounds}")?;
     if args.adds.is_none() && bounds.adds != 2 {
@@ -111,7 +113,7 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
     }
     writeln!(out, "  budget: {} s", args.budget)?;
     out.flush()?;
-    let report = match search::explore(&bounds, Duration::from_secs_f64(args.budget)) {
+    let report = match super::explore(&bounds, Duration::from_secs_f64(args.budget)) {
         Ok(report) => report,
         Err(e) => {
             writeln!(out, "error: {e}; the verdict cannot be trusted")?;
@@ -120,17 +122,26 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
     };
     writeln!(out)?;
     if let Some((path, leaf)) = &report.shortest {
-        writeln!(
-            out,
-            "FAILED: {} of {} schedules explored fail{}",
-            report.failures,
-            report.schedules,
-            if report.complete {
-                " (search complete)"
-            } else {
-                " (search incomplete: the budget ran out)"
-            }
-        )?;
+        let scope = if report.complete {
+            "search complete"
+        } else {
+            "search incomplete: the budget ran out"
+        };
+        match report.states {
+            Some(states) => writeln!(
+                out,
+                "FAILED: {} of the {} schedules {} fail ({scope}; {} explored)",
+                report.failures,
+                report.schedules,
+                if report.complete { "in all" } else { "counted" },
+                count(states, "distinct state", "distinct states"),
+            )?,
+            None => writeln!(
+                out,
+                "FAILED: {} of {} schedules explored fail ({scope})",
+                report.failures, report.schedules,
+            )?,
+        }
         writeln!(
             out,
             "the shortest failing schedule found, {} steps:",
@@ -164,20 +175,34 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
         return Ok(1);
     }
     if report.complete {
+        let explored = match report.states {
+            Some(states) => format!(
+                "{}, which cover all {} schedules",
+                count(states, "distinct state", "distinct states"),
+                report.schedules
+            ),
+            None => count(report.schedules, "schedule", "schedules"),
+        };
         writeln!(
             out,
-            "explored {} schedules, complete within bounds {}: every one valid",
-            report.schedules,
+            "explored {explored}, complete within bounds {}: every one valid",
             bounds.short()
         )?;
         stats(out, &report)?;
         Ok(0)
     } else {
+        let explored = match report.states {
+            Some(states) => format!(
+                "{} (at least {} schedules covered)",
+                count(states, "distinct state", "distinct states"),
+                report.schedules
+            ),
+            None => count(report.schedules, "schedule", "schedules"),
+        };
         writeln!(
             out,
-            "incomplete: the budget of {} s ran out after {} schedules (none failed so far, within bounds {})",
+            "incomplete: the budget of {} s ran out after {explored} (none failed so far, within bounds {})",
             args.budget,
-            report.schedules,
             bounds.short()
         )?;
         writeln!(
@@ -190,6 +215,23 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
 }
 
 fn stats(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    write!(out, "by {}: ", searcher(r.by))?;
+    if let Some(states) = r.states {
+        return writeln!(
+            out,
+            "{}; {} explored, {} run ({} reached a state already explored); longest schedule {}; {:.1} s",
+            count(
+                r.outcomes.len() as u64,
+                "distinct outcome",
+                "distinct outcomes"
+            ),
+            count(states, "distinct state", "distinct states"),
+            count(r.steps, "step", "steps"),
+            r.revisits,
+            count(r.max_depth as u64, "step", "steps"),
+            r.elapsed.as_secs_f64()
+        );
+    }
     writeln!(
         out,
         "{}; {} cut by sleep sets; {} run (replays included); longest schedule {}; {:.1} s",
@@ -203,6 +245,16 @@ fn stats(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         count(r.max_depth as u64, "step", "steps"),
         r.elapsed.as_secs_f64()
     )
+}
+
+/// The search that answered, in words.
+fn searcher(r: Reduction) -> &'static str {
+    match r {
+        Reduction::States => "the state search",
+        Reduction::Dpor | Reduction::Auto => "DPOR",
+        Reduction::SleepSets => "sleep sets",
+        Reduction::None => "the unreduced search",
+    }
 }
 
 fn footnotes(leaf: &super::world::Leaf) -> Vec<Footnote> {

@@ -1,5 +1,5 @@
 //! `gcounter explore`: every schedule of a small configuration, tried by
-//! deterministic re-execution (stateless model checking), so that "is my
+//! deterministic execution of the real nodes (model checking), so that "is my
 //! strategy correct?" gets an answer that does not depend on a seed:
 //! within the stated bounds, either every schedule passes the checker, or
 //! here is the shortest one that does not.
@@ -68,9 +68,23 @@
 //! kept, since every continuation of a fresher one is also a continuation
 //! of it (the window only grows) with the same result.
 //!
-//! There is no state hashing: a node's state is not `Hash`, and hashing
-//! its `Debug` text would be sound only while every strategy keeps a
-//! faithful derived `Debug`, which nothing enforces.
+//! # States, and the race between two searches
+//!
+//! [`states`] takes the other road: it needs no argument about commuting
+//! events, only a fingerprint of each state ([`World::fingerprint`]:
+//! the core's nodes and strategies are `Clone + Hash`, so the compiler
+//! checks that nothing is left out of a strategy's state), and explores
+//! each distinct state once, counting the schedules through it without
+//! running them. Neither search wins everywhere: DPOR is several times
+//! faster where most events commute (per-node on lin-kv: 75,643
+//! schedules against 1.3 million states), the state search where
+//! schedules keep meeting in the same states (per-node on seq-kv: 1.3
+//! million states against 1.27 million schedules, each run from the
+//! start). By default ([`Reduction::Auto`]) both run, one thread each,
+//! and the first verdict answers; `--reduction states|dpor|...` runs one.
+//!
+//! Both branch by copying the world, not by replaying a schedule's
+//! prefix from scratch (which was half of DPOR's time).
 
 pub mod bounds;
 pub mod cli;
@@ -78,10 +92,73 @@ pub mod diagram;
 pub mod event;
 pub mod narrative;
 pub mod search;
+pub mod states;
 pub mod trace;
 pub mod world;
 
 pub use bounds::Bounds;
 pub use cli::ExploreArgs;
-pub use search::{explore, replay, Report, SearchError};
+pub use search::{replay, Report, SearchError};
+
+use bounds::Reduction;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Explores every schedule within `bounds` (or as many as `budget`
+/// allows), with the search its reduction names: [`states`], or
+/// [`search`] for DPOR, sleep sets or none; by default both of the first
+/// two at once (see [`Reduction::Auto`]).
+pub fn explore(bounds: &Bounds, budget: Duration) -> Result<Report, SearchError> {
+    let never = AtomicBool::new(false);
+    match bounds.reduction {
+        Reduction::Auto => race(bounds, budget),
+        Reduction::States => states::explore(bounds, budget, &never),
+        Reduction::Dpor | Reduction::SleepSets | Reduction::None => {
+            search::explore(bounds, budget, &never)
+        }
+    }
+}
+
+/// DPOR and the state search, each on a thread of its own: the first to
+/// give a verdict (complete, or a failing schedule, which either finds
+/// only if one exists) answers, and the other stops. Neither wins
+/// everywhere: DPOR is several times faster where most events commute
+/// (per-node on lin-kv), the state search where commuting is rare but
+/// schedules keep meeting in the same states (per-node on seq-kv).
+fn race(bounds: &Bounds, budget: Duration) -> Result<Report, SearchError> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::channel();
+        for reduction in [Reduction::Dpor, Reduction::States] {
+            let b = Bounds {
+                reduction,
+                ..bounds.clone()
+            };
+            let (tx, stop) = (tx.clone(), &stop);
+            s.spawn(move || {
+                let result = match reduction {
+                    Reduction::States => states::explore(&b, budget, stop),
+                    _ => search::explore(&b, budget, stop),
+                };
+                // The receiver has gone only once it has its answer.
+                let _ = tx.send(result);
+            });
+        }
+        drop(tx);
+        let mut fallback = None;
+        for result in rx.iter() {
+            let decided = match &result {
+                Ok(r) => r.complete || r.shortest.is_some(),
+                Err(_) => true,
+            };
+            if decided {
+                stop.store(true, Relaxed);
+                return result;
+            }
+            fallback = Some(result);
+        }
+        fallback.expect("two searches ran")
+    })
+}
 pub use world::{Leaf, World};

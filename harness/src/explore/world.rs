@@ -2,9 +2,9 @@
 //! the clients, the messages in flight and the nodes' clocks, stepped one
 //! [`Event`] at a time.
 //!
-//! A `World` is built afresh and replayed to reach a state (nodes are not
-//! `Clone`, and need not be: stepping is deterministic, which the search
-//! checks on every replay). It says which events are enabled, with their
+//! A `World` is `Clone` (the searches branch by copying it) and has a
+//! [`fingerprint`](World::fingerprint) (the state search explores each
+//! state once). It says which events are enabled, with their
 //! [`Footprint`]s, and applies one.
 //!
 //! The phases follow `gcounter sim`'s workload, shrunk to the bounds:
@@ -48,8 +48,9 @@ use crate::workload::{client_id, interpret, node_ids, CLIENT_TIMEOUT, RECOVERY};
 use gcounter_core::service::{apply, LinKv, SeqKv, Served};
 use gcounter_core::{Body, Envelope, Input, KvKind, Node, Output, Payload, Time};
 use std::cell::RefCell;
+use std::hash::{Hash, Hasher};
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 enum Kv {
     Seq(SeqKv),
     Lin(LinKv),
@@ -57,14 +58,14 @@ enum Kv {
 
 /// A `seq-kv` request's choices (state, whether the answer stands on it),
 /// worked out for a version of the store, merged or not.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Choices {
     version: u64,
     merge: bool,
     states: Vec<(u64, bool)>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Flight {
     id: MsgId,
     dest: Actor,
@@ -81,7 +82,7 @@ struct Flight {
 }
 
 /// Where a schedule is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
     Adds,
     Recovery,
@@ -100,7 +101,7 @@ struct Request {
     op: Option<usize>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Client {
     id: String,
     node: String,
@@ -131,7 +132,7 @@ impl Leaf {
 }
 
 /// The system in one state.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct World {
     bounds: Bounds,
     kv_name: &'static str,
@@ -241,6 +242,64 @@ impl World {
             w.next_request(k);
         }
         w
+    }
+
+    /// A 128-bit digest of everything that decides what can happen from
+    /// here and how it ends: two worlds with the same fingerprint have the
+    /// same futures and the same verdicts, so a search may explore one
+    /// and skip the other. Left out: the trace, which only records, and
+    /// what only the reduction's bookkeeping reads (the step each message
+    /// and `seq-kv` state came from, the cache of `seq-kv` choices).
+    ///
+    /// The messages in flight are a set, hashed in order of their names;
+    /// the history is hashed client by client, since the order in which
+    /// different clients' operations were invoked is not part of the
+    /// state (a client's own operations keep their order, and each has
+    /// its node's clock time). `steps` is hashed, so that every schedule
+    /// reaching a state has the same length: the first failing leaf found
+    /// at the least depth is a shortest failing schedule.
+    pub fn fingerprint(&self) -> u128 {
+        let mut h = Fingerprinter(Vec::with_capacity(4096));
+        for node in &self.nodes {
+            node.fingerprint(&mut h);
+        }
+        (&self.wake, &self.kv, self.overflowed).hash(&mut h);
+        let mut flight: Vec<&Flight> = self.flight.iter().collect();
+        flight.sort_unstable_by_key(|f| f.id);
+        for f in flight {
+            (f.id, f.dest, &f.env).hash(&mut h);
+            f.served
+                .map(|s| (s.state, s.newest, s.changed))
+                .hash(&mut h);
+        }
+        for c in &self.clients {
+            (c.next_add, c.next_msg_id, c.final_done).hash(&mut h);
+            c.request
+                .map(|r| (r.msg_id, r.kind, r.delta, r.final_read, r.op.is_some()))
+                .hash(&mut h);
+            for op in self.history.iter().filter(|op| op.client == c.id) {
+                (op.kind, op.delta, op.value, op.final_read, op.invoke).hash(&mut h);
+                (op.complete, op.outcome, &op.error).hash(&mut h);
+            }
+        }
+        (
+            &self.sent,
+            &self.clock,
+            self.phase,
+            &self.fired,
+            &self.forced,
+        )
+            .hash(&mut h);
+        (
+            self.lost,
+            self.round,
+            &self.due,
+            self.round_sent,
+            self.steps,
+        )
+            .hash(&mut h);
+        self.problem.hash(&mut h);
+        h.finish128()
     }
 
     pub fn phase(&self) -> Phase {
@@ -944,6 +1003,29 @@ impl World {
     }
 }
 
+/// Collects the bytes `Hash` feeds it, then digests them at once with
+/// XXH3-128: among the tens of millions of states a search may meet, two
+/// that differ share a fingerprint with odds near 2^-80 (a collision would
+/// skip a state). One digest of a buffer costs far less than hashing each
+/// small field as it comes.
+struct Fingerprinter(Vec<u8>);
+
+impl Fingerprinter {
+    fn finish128(&self) -> u128 {
+        xxhash_rust::xxh3::xxh3_128(&self.0)
+    }
+}
+
+impl Hasher for Fingerprinter {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        self.finish128() as u64
+    }
+}
+
 /// The states a request to `seq-kv` may run against first. Without
 /// reduction: every state of the client's window. With it, one per
 /// distinct result: requests that change the store all land on the newest
@@ -1007,7 +1089,6 @@ fn oldest(kv: &SeqKv) -> u64 {
 /// The key a KV request is about, hashed (two keys that collide are
 /// merely treated as one: more dependence, never less).
 fn key_hash(payload: &Payload) -> u64 {
-    use std::hash::{Hash, Hasher};
     let key = match payload {
         Payload::Read { key: Some(k) } => k,
         Payload::Write { key, .. } | Payload::Cas { key, .. } => key,
