@@ -8,6 +8,7 @@ use crate::strategy::{self, Ctx, Request, Strategy, Tag, Timer, MAX_TOTAL};
 use crate::Time;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// What the transport feeds the node.
 #[derive(Debug)]
@@ -121,8 +122,9 @@ impl Io {
 
 #[derive(Debug, Clone)]
 struct Ready {
-    me: String,
-    nodes: Vec<String>,
+    /// Shared, not copied, when the model checker copies the node.
+    me: Arc<str>,
+    nodes: Arc<[String]>,
     strategy: Box<dyn Strategy>,
 }
 
@@ -176,7 +178,7 @@ impl Node {
 
     /// The node's id, once `init` has given it one.
     pub fn id(&self) -> Option<&str> {
-        self.ready.as_ref().map(|r| r.me.as_str())
+        self.ready.as_ref().map(|r| &*r.me)
     }
 
     pub fn config(&self) -> &Config {
@@ -243,7 +245,7 @@ impl Node {
         let Some(ready) = self.ready.as_mut() else {
             return self.before_init(src, dest, body, now);
         };
-        if dest != ready.me {
+        if dest != &*ready.me {
             self.bad_input.warn(format_args!(
                 "message for {dest} reached {}; handling it anyway",
                 ready.me
@@ -315,8 +317,8 @@ impl Node {
                 self.io.reply(&node_id, src, msg_id, Payload::InitOk);
                 let strategy = strategy::build(self.config.strategy, &node_ids);
                 self.ready = Some(Ready {
-                    me: node_id,
-                    nodes: node_ids,
+                    me: node_id.into(),
+                    nodes: node_ids.into(),
                     strategy,
                 });
                 self.with_strategy(now, |s, ctx| s.on_start(ctx));

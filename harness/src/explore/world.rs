@@ -45,10 +45,11 @@ use crate::checker::{check, CheckResult, Verdict};
 use crate::history::{History, OpError, OpKind, Outcome};
 use crate::testcore::INIT_CLIENT;
 use crate::workload::{client_id, interpret, node_ids, CLIENT_TIMEOUT, RECOVERY};
-use gcounter_core::service::{apply, LinKv, SeqKv, Served};
+use gcounter_core::service::{apply, KvState, LinKv, SeqKv, Served};
 use gcounter_core::{Body, Envelope, Input, KvKind, Node, Output, Payload, Time};
 use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
+use std::rc::Rc;
 
 #[derive(Debug, Clone, Hash)]
 enum Kv {
@@ -103,9 +104,10 @@ struct Request {
 
 #[derive(Debug, Clone)]
 struct Client {
-    id: String,
-    node: String,
-    deltas: Vec<u64>,
+    // Shared between copies of the world: they never change.
+    id: Rc<str>,
+    node: Rc<str>,
+    deltas: Rc<[u64]>,
     next_add: usize,
     next_msg_id: u64,
     request: Option<Request>,
@@ -136,12 +138,16 @@ impl Leaf {
 pub struct World {
     bounds: Bounds,
     kv_name: &'static str,
-    ids: Vec<String>,
+    ids: Rc<[String]>,
     nodes: Vec<Node>,
     wake: Vec<Option<Time>>,
     kv: Kv,
     /// Per `seq-kv` state, the step that made it (0: the empty store).
     made_state: Vec<usize>,
+    /// Per `seq-kv` state, a digest of its contents, taken once when it
+    /// is made (states never change): hashing every state of the window
+    /// on every fingerprint was a third of the fingerprint's time.
+    state_digests: Vec<u128>,
     /// `seq-kv` dropped a state from its window: the reduction assumes it
     /// never does.
     overflowed: bool,
@@ -194,20 +200,21 @@ impl World {
             wake: vec![None; n],
             kv,
             made_state: vec![0],
+            state_digests: vec![digest(&KvState::default())],
             overflowed: false,
             kv_version: 0,
             clients: (0..n)
                 .map(|i| Client {
-                    id: client_id(i),
-                    node: ids[i].clone(),
-                    deltas: bounds.deltas(i),
+                    id: client_id(i).into(),
+                    node: ids[i].as_str().into(),
+                    deltas: bounds.deltas(i).into(),
                     next_add: 0,
                     next_msg_id: 1,
                     request: None,
                     final_done: false,
                 })
                 .collect(),
-            ids,
+            ids: ids.into(),
             flight: Vec::new(),
             sent: vec![0; 2 * n + 1],
             clock: vec![Time::ZERO; n],
@@ -232,7 +239,7 @@ impl World {
                     in_reply_to: None,
                     payload: Payload::Init {
                         node_id: w.ids[i].clone(),
-                        node_ids: w.ids.clone(),
+                        node_ids: w.ids.to_vec(),
                     },
                 },
             };
@@ -259,11 +266,31 @@ impl World {
     /// reaching a state has the same length: the first failing leaf found
     /// at the least depth is a shortest failing schedule.
     pub fn fingerprint(&self) -> u128 {
-        let mut h = Fingerprinter(Vec::with_capacity(4096));
+        FINGERPRINT_BUFFER.with_borrow_mut(|buffer| {
+            buffer.clear();
+            let mut h = Fingerprinter(std::mem::take(buffer));
+            self.fingerprint_into(&mut h);
+            let fingerprint = h.finish128();
+            *buffer = h.0;
+            fingerprint
+        })
+    }
+
+    fn fingerprint_into(&self, mut h: &mut Fingerprinter) {
         for node in &self.nodes {
             node.fingerprint(&mut h);
         }
-        (&self.wake, &self.kv, self.overflowed).hash(&mut h);
+        (&self.wake, self.overflowed).hash(&mut h);
+        match &self.kv {
+            // The states by their digests, and where each node stands.
+            Kv::Seq(kv) => {
+                self.state_digests.hash(&mut h);
+                for id in self.ids.iter() {
+                    kv.window(id).start().hash(&mut h);
+                }
+            }
+            Kv::Lin(kv) => kv.hash(&mut h),
+        }
         let mut flight: Vec<&Flight> = self.flight.iter().collect();
         flight.sort_unstable_by_key(|f| f.id);
         for f in flight {
@@ -277,7 +304,7 @@ impl World {
             c.request
                 .map(|r| (r.msg_id, r.kind, r.delta, r.final_read, r.op.is_some()))
                 .hash(&mut h);
-            for op in self.history.iter().filter(|op| op.client == c.id) {
+            for op in self.history.iter().filter(|op| *op.client == *c.id) {
                 (op.kind, op.delta, op.value, op.final_read, op.invoke).hash(&mut h);
                 (op.complete, op.outcome, &op.error).hash(&mut h);
             }
@@ -299,7 +326,6 @@ impl World {
         )
             .hash(&mut h);
         self.problem.hash(&mut h);
-        h.finish128()
     }
 
     pub fn phase(&self) -> Phase {
@@ -711,8 +737,8 @@ impl World {
             None => Payload::Read { key: None },
         };
         let env = Envelope {
-            src: c.id.clone(),
-            dest: c.node.clone(),
+            src: c.id.to_string(),
+            dest: c.node.to_string(),
             body: Body {
                 msg_id: Some(msg_id),
                 in_reply_to: None,
@@ -799,6 +825,7 @@ impl World {
                 let (reply, served) = kv.serve_from(&req.src, &req.body.payload, chosen);
                 if served.changed {
                     self.made_state.push(self.steps);
+                    self.state_digests.push(digest(kv.latest()));
                 }
                 self.overflowed |= oldest(kv) > 0;
                 (reply, served)
@@ -971,7 +998,7 @@ impl World {
         for c in &self.clients {
             key.push_str(&c.id);
             key.push('[');
-            for op in self.history.iter().filter(|op| op.client == c.id) {
+            for op in self.history.iter().filter(|op| *op.client == *c.id) {
                 let outcome = op.outcome.map_or("pending", Outcome::name);
                 match (op.kind, op.final_read) {
                     (OpKind::Add, _) => {
@@ -1001,6 +1028,19 @@ impl World {
     pub fn into_trace(self) -> Option<Trace> {
         self.trace
     }
+}
+
+thread_local! {
+    /// The fingerprint's bytes, kept between calls so that the buffer is
+    /// allocated once per thread, not once per state.
+    static FINGERPRINT_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The XXH3-128 digest of what `value` hashes.
+fn digest(value: &impl Hash) -> u128 {
+    let mut h = Fingerprinter(Vec::new());
+    value.hash(&mut h);
+    h.finish128()
 }
 
 /// Collects the bytes `Hash` feeds it, then digests them at once with
