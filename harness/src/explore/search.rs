@@ -443,18 +443,24 @@ pub fn explore(
         if merge && world.overflowed() {
             return Err(SearchError::WindowOverflow);
         }
-        let sleep: Vec<(Event, Footprint)> = if reduction == Reduction::None {
+        // An event that ended a phase or a recovery round (the last final
+        // read answered, say) disables or changes everything enabled
+        // beside it, whatever its footprint said: it sleeps nowhere, and
+        // nothing sleeps past it.
+        let barrier = world.epoch() != epoch;
+        let sleeps_as = if barrier { Footprint::Global } else { fp };
+        let sleep: Vec<(Event, Footprint)> = if reduction == Reduction::None || barrier {
             Vec::new()
         } else {
             let f = &frames[d];
             f.sleep
                 .iter()
                 .chain(&f.done)
-                .filter(|(_, s)| s.independent(fp))
+                .filter(|(_, s)| s.independent(sleeps_as))
                 .copied()
                 .collect()
         };
-        frames[d].done.push((event, fp));
+        frames[d].done.push((event, sleeps_as));
         let enabled = if world.is_done() {
             Vec::new()
         } else {
@@ -465,7 +471,7 @@ pub fn explore(
             let causes = Causes {
                 sent: step(sent),
                 made: step(made),
-                barrier: world.epoch() != epoch,
+                barrier,
             };
             let entry = races(&entries, &mut frames, event, fp, causes);
             entries.push(entry);

@@ -256,7 +256,10 @@ impl World {
     /// same futures and the same verdicts, so a search may explore one
     /// and skip the other. Left out: the trace, which only records, and
     /// what only the reduction's bookkeeping reads (the step each message
-    /// and `seq-kv` state came from, the cache of `seq-kv` choices).
+    /// and `seq-kv` state came from, the cache of `seq-kv` choices), and
+    /// which state served a reply in flight, a label for the story: two
+    /// writes to different keys in either order leave the same store, but
+    /// their replies' labels name the states in the order they were made.
     ///
     /// The messages in flight are a set, hashed in order of their names;
     /// the history is hashed client by client, since the order in which
@@ -295,9 +298,6 @@ impl World {
         flight.sort_unstable_by_key(|f| f.id);
         for f in flight {
             (f.id, f.dest, &f.env).hash(&mut h);
-            f.served
-                .map(|s| (s.state, s.newest, s.changed))
-                .hash(&mut h);
         }
         for c in &self.clients {
             (c.next_add, c.next_msg_id, c.final_done).hash(&mut h);
