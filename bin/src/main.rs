@@ -14,6 +14,10 @@ mod stdio_node;
 mod tcp_args;
 mod test_cmd;
 
+/// See the workspace's Cargo.toml for why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

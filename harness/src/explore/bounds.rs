@@ -90,16 +90,13 @@ impl std::str::FromStr for Reduction {
     }
 }
 
-/// Why `per-node` on `seq-kv` explores 1 add per client by default, and
-/// why even that needs more than the default budget: every write it makes
+/// Why `per-node` on `seq-kv` is the slowest default: every write it makes
 /// lands on the newest `seq-kv` state, so the two nodes' writes never
-/// commute (on `lin-kv`, writes to different keys do: 76 thousand
-/// schedules for 2 adds), each call may time out anywhere, and a read
-/// that times out is sent again beside the first (a hedged call). With
-/// 1 add: 1.27 million schedules, 85 s on a quiet core; with 2, many
-/// millions more.
-pub const SHRUNK: &str = "per-node on seq-kv: 1 add per client by default, and even that \
-     takes 1.27 million schedules (about 85 s: give --budget 120); --adds 2 takes millions more";
+/// commute, each call may time out anywhere, and a read that times out is
+/// sent again beside the first (a hedged call). DPOR would run millions of
+/// schedules; the state search meets 5.4 million distinct states.
+pub const LARGEST: &str = "per-node on seq-kv is the largest default search: 5.4 million \
+     states, about 46 s on a quiet 2-core machine (on a busy one, give --budget 120)";
 
 /// What is explored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,21 +124,11 @@ impl Bounds {
             strategy,
             kv,
             node_count: 2,
-            adds: Self::default_adds(strategy, kv),
+            adds: 2,
             losses: 1,
             timers: 1,
             reduction: Reduction::Auto,
             max_steps: 2_000,
-        }
-    }
-
-    /// Adds per client by default: 2, but 1 for `per-node` on `seq-kv`
-    /// (see [`SHRUNK`]).
-    pub fn default_adds(strategy: StrategyKind, kv: KvKind) -> usize {
-        if strategy == StrategyKind::PerNode && kv == KvKind::SeqKv {
-            1
-        } else {
-            2
         }
     }
 

@@ -29,9 +29,8 @@ pub struct ExploreArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=4))]
     pub node_count: u64,
     /// Adds per client, one at a time (deltas are distinct powers of two).
-    /// Default 2; 1 for per-node on seq-kv, whose 2 adds take minutes.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=6))]
-    pub adds: Option<u64>,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=6))]
+    pub adds: u64,
     /// Node-to-node messages that may be lost, in all (services and
     /// clients never lose messages).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=8))]
@@ -75,10 +74,7 @@ impl ExploreArgs {
     pub fn bounds(&self) -> Bounds {
         Bounds {
             node_count: self.node_count as usize,
-            adds: self.adds.map_or_else(
-                || Bounds::default_adds(self.strategy, self.kv),
-                |a| a as usize,
-            ),
+            adds: self.adds as usize,
             losses: self.losses as u32,
             timers: self.timers as u32,
             reduction: self.reduction,
@@ -108,8 +104,9 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
         "gcounter explore: every schedule within the bounds, by running the real nodes"
     )?;
     writeln!(out, "{bounds}")?;
-    if args.adds.is_none() && bounds.adds != 2 {
-        writeln!(out, "  note: {}", super::bounds::SHRUNK)?;
+    let slowest = (StrategyKind::PerNode, KvKind::SeqKv);
+    if (bounds.strategy, bounds.kv) == slowest && bounds == Bounds::new(slowest.0, slowest.1) {
+        writeln!(out, "  note: {}", super::bounds::LARGEST)?;
     }
     writeln!(out, "  budget: {} s", args.budget)?;
     out.flush()?;
