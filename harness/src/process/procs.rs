@@ -12,7 +12,7 @@
 use async_channel::{Receiver, Sender};
 use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use smol::process::{Child, ChildStdin, Command, Stdio};
-use smol::Async;
+use smol::{Async, Executor};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
@@ -122,6 +122,9 @@ pub struct Procs {
     dirs: NodeDirs,
     echo_stderr: bool,
     events: Sender<ProcEvent>,
+    /// Where the tasks that read and write the pipes run: the runner's own
+    /// thread (see [`Procs::spawn`]).
+    ex: Arc<Executor<'static>>,
     children: Vec<Option<Child>>,
     stdins: Vec<Option<Stdin>>,
     paused: Vec<bool>,
@@ -132,12 +135,19 @@ pub struct Procs {
 impl Procs {
     /// Starts one process per id; stderr goes to `<logs>/<id>.log` (and
     /// to our stderr too with `echo_stderr`). stdout lines arrive on `events`.
+    ///
+    /// The tasks that read the nodes' output and write what their stdin
+    /// pipes could not take at once run on `ex`, which the caller runs on
+    /// the thread that drives the test (`block_on(ex.run(...))`): a line a
+    /// node prints then wakes that one thread, not a thread of smol's
+    /// global executor that in turn wakes the runner's.
     pub fn spawn(
         cmd: &NodeCommand,
         ids: &[String],
         dirs: &NodeDirs,
         echo_stderr: bool,
         events: Sender<ProcEvent>,
+        ex: Arc<Executor<'static>>,
     ) -> io::Result<Procs> {
         std::fs::create_dir_all(&dirs.logs)?;
         let mut procs = Procs {
@@ -146,6 +156,7 @@ impl Procs {
             dirs: dirs.clone(),
             echo_stderr,
             events,
+            ex,
             children: ids.iter().map(|_| None).collect(),
             stdins: ids.iter().map(|_| None).collect(),
             paused: vec![false; ids.len()],
@@ -199,12 +210,18 @@ impl Procs {
             )
         })?;
         if let Some(stdout) = child.stdout.take() {
-            smol::spawn(read_lines(node, life, stdout, self.events.clone())).detach();
+            self.ex
+                .spawn(read_lines(node, life, stdout, self.events.clone()))
+                .detach();
         }
         if let Some(stderr) = child.stderr.take() {
-            smol::spawn(tee_stderr(id.clone(), stderr, log)).detach();
+            self.ex.spawn(tee_stderr(id.clone(), stderr, log)).detach();
         }
-        self.stdins[node] = child.stdin.take().map(Stdin::new).transpose()?;
+        self.stdins[node] = child
+            .stdin
+            .take()
+            .map(|pipe| Stdin::new(pipe, &self.ex))
+            .transpose()?;
         self.paused[node] = false;
         self.children[node] = Some(child);
         Ok(())
@@ -222,10 +239,11 @@ impl Procs {
         self.paused[node] = false;
         if let Some(mut child) = self.children[node].take() {
             let _ = child.kill();
-            smol::spawn(async move {
-                let _ = child.status().await;
-            })
-            .detach();
+            self.ex
+                .spawn(async move {
+                    let _ = child.status().await;
+                })
+                .detach();
         }
     }
 
@@ -385,7 +403,7 @@ struct Stdin {
 }
 
 impl Stdin {
-    fn new(pipe: ChildStdin) -> io::Result<Stdin> {
+    fn new(pipe: ChildStdin, ex: &Executor<'static>) -> io::Result<Stdin> {
         // Out of async-process's wrapper, to share it: the descriptor
         // stays the same pipe, non-blocking.
         let pipe = std::process::ChildStdin::from(OwnedFd::try_from(pipe)?);
@@ -397,7 +415,8 @@ impl Stdin {
             since: Instant::now(),
             closed: false,
         }));
-        smol::spawn(write_lines(pipe.clone(), lines, backlog.clone())).detach();
+        ex.spawn(write_lines(pipe.clone(), lines, backlog.clone()))
+            .detach();
         Ok(Stdin {
             pipe,
             queue,
@@ -631,9 +650,11 @@ mod tests {
             env: Vec::new(),
         };
         let line = |i: usize| format!("{i:0>200}");
-        smol::block_on(async {
+        let ex = Arc::new(Executor::new());
+        smol::block_on(ex.run(async {
             let (tx, rx) = events();
-            let mut procs = Procs::spawn(&cat, &["n0".into()], &dirs, false, tx).unwrap();
+            let mut procs =
+                Procs::spawn(&cat, &["n0".into()], &dirs, false, tx, ex.clone()).unwrap();
             let (mut sent, mut got) = (0, 0);
             // 2 MB a round: more than the pipes, `cat` and the events
             // channel (4,096 lines) hold together, so some must queue.
@@ -656,7 +677,7 @@ mod tests {
                 }
             }
             procs.shutdown(Duration::from_secs(2)).await;
-        });
+        }));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
