@@ -304,7 +304,7 @@ impl Pace {
             until = until.min(wake);
         }
         let deadline = self.start + until;
-        if !self.armed.is_some_and(|at| at <= deadline) {
+        if self.armed.is_none_or(|at| at > deadline) {
             self.timer.set_at(deadline);
             self.armed = Some(deadline);
         }
