@@ -12,8 +12,10 @@
 use async_channel::{Receiver, Sender};
 use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use smol::process::{Child, ChildStdin, Command, Stdio};
+use smol::{Async, Executor};
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -120,6 +122,9 @@ pub struct Procs {
     dirs: NodeDirs,
     echo_stderr: bool,
     events: Sender<ProcEvent>,
+    /// Where the tasks that read and write the pipes run: the runner's own
+    /// thread (see [`Procs::spawn`]).
+    ex: Arc<Executor<'static>>,
     children: Vec<Option<Child>>,
     stdins: Vec<Option<Stdin>>,
     paused: Vec<bool>,
@@ -130,12 +135,19 @@ pub struct Procs {
 impl Procs {
     /// Starts one process per id; stderr goes to `<logs>/<id>.log` (and
     /// to our stderr too with `echo_stderr`). stdout lines arrive on `events`.
+    ///
+    /// The tasks that read the nodes' output and write what their stdin
+    /// pipes could not take at once run on `ex`, which the caller runs on
+    /// the thread that drives the test (`block_on(ex.run(...))`): a line a
+    /// node prints then wakes that one thread, not a thread of smol's
+    /// global executor that in turn wakes the runner's.
     pub fn spawn(
         cmd: &NodeCommand,
         ids: &[String],
         dirs: &NodeDirs,
         echo_stderr: bool,
         events: Sender<ProcEvent>,
+        ex: Arc<Executor<'static>>,
     ) -> io::Result<Procs> {
         std::fs::create_dir_all(&dirs.logs)?;
         let mut procs = Procs {
@@ -144,6 +156,7 @@ impl Procs {
             dirs: dirs.clone(),
             echo_stderr,
             events,
+            ex,
             children: ids.iter().map(|_| None).collect(),
             stdins: ids.iter().map(|_| None).collect(),
             paused: vec![false; ids.len()],
@@ -197,12 +210,18 @@ impl Procs {
             )
         })?;
         if let Some(stdout) = child.stdout.take() {
-            smol::spawn(read_lines(node, life, stdout, self.events.clone())).detach();
+            self.ex
+                .spawn(read_lines(node, life, stdout, self.events.clone()))
+                .detach();
         }
         if let Some(stderr) = child.stderr.take() {
-            smol::spawn(tee_stderr(id.clone(), stderr, log)).detach();
+            self.ex.spawn(tee_stderr(id.clone(), stderr, log)).detach();
         }
-        self.stdins[node] = child.stdin.take().map(Stdin::new);
+        self.stdins[node] = child
+            .stdin
+            .take()
+            .map(|pipe| Stdin::new(pipe, &self.ex))
+            .transpose()?;
         self.paused[node] = false;
         self.children[node] = Some(child);
         Ok(())
@@ -220,10 +239,11 @@ impl Procs {
         self.paused[node] = false;
         if let Some(mut child) = self.children[node].take() {
             let _ = child.kill();
-            smol::spawn(async move {
-                let _ = child.status().await;
-            })
-            .detach();
+            self.ex
+                .spawn(async move {
+                    let _ = child.status().await;
+                })
+                .detach();
         }
     }
 
@@ -251,9 +271,16 @@ impl Procs {
         }
     }
 
-    /// Queues one line (a newline is added) for node `node`'s stdin. It
+    /// Sends one line (a newline is added) to node `node`'s stdin. It
     /// never waits: a node that stops reading must not stop the runner,
     /// which [`Procs::stalled`] then reports.
+    ///
+    /// The line goes straight into the pipe when the pipe has room and
+    /// nothing is queued before it; otherwise (the pipe is full, or takes
+    /// only part of it) what is left is queued for the node's writer task,
+    /// and so is every later line until that queue drains, which keeps
+    /// the lines in order. Writing directly saves a wake-up of the writer
+    /// task per message, which was most of the runner's cost.
     pub fn send(&mut self, node: usize, line: &[u8]) -> io::Result<()> {
         let closed = || io::Error::new(io::ErrorKind::BrokenPipe, "stdin closed");
         let Some(Some(stdin)) = self.stdins.get_mut(node) else {
@@ -262,17 +289,31 @@ impl Procs {
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line);
         buf.push(b'\n');
-        {
-            let mut backlog = stdin.backlog();
-            if backlog.closed {
-                return Err(closed());
-            }
-            if backlog.lines == 0 {
-                backlog.since = Instant::now();
-            }
-            backlog.lines += 1;
-            backlog.bytes += buf.len();
+        let mut backlog = stdin.backlog();
+        if backlog.closed {
+            return Err(closed());
         }
+        if backlog.lines == 0 {
+            // Only this runner queues lines, and the writer counts them
+            // off once they are in the pipe: none are waiting, so this
+            // one is next.
+            match stdin.try_write(&buf) {
+                Ok(n) if n == buf.len() => return Ok(()),
+                Ok(n) => {
+                    buf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    backlog.closed = true;
+                    return Err(closed());
+                }
+            }
+            backlog.since = Instant::now();
+        }
+        backlog.lines += 1;
+        backlog.bytes += buf.len();
+        drop(backlog);
         stdin.queue.try_send(buf).map_err(|_| closed())
     }
 
@@ -334,7 +375,8 @@ pub struct Stalled {
     pub bytes: usize,
 }
 
-/// What the runner queued for a node and the node has not read yet.
+/// What the runner has for a node and could not put in its stdin pipe yet
+/// (the pipe was full): the lines queued for its writer task.
 #[derive(Debug)]
 struct Backlog {
     lines: usize,
@@ -347,16 +389,25 @@ struct Backlog {
     closed: bool,
 }
 
-/// A node's stdin, written by a task of its own so that the runner never
-/// waits on a full pipe.
+/// A node's stdin pipe (non-blocking), shared by the runner, which writes
+/// to it directly while it has room, and a task of its own that writes
+/// what did not fit, so that the runner never waits on a full pipe.
+type Pipe = Arc<Async<std::process::ChildStdin>>;
+
+/// A node's stdin: the pipe, and the queue of lines that did not fit in it.
 #[derive(Debug)]
 struct Stdin {
+    pipe: Pipe,
     queue: Sender<Vec<u8>>,
     backlog: Arc<Mutex<Backlog>>,
 }
 
 impl Stdin {
-    fn new(pipe: ChildStdin) -> Stdin {
+    fn new(pipe: ChildStdin, ex: &Executor<'static>) -> io::Result<Stdin> {
+        // Out of async-process's wrapper, to share it: the descriptor
+        // stays the same pipe, non-blocking.
+        let pipe = std::process::ChildStdin::from(OwnedFd::try_from(pipe)?);
+        let pipe = Arc::new(Async::new(pipe)?);
         let (queue, lines) = async_channel::unbounded();
         let backlog = Arc::new(Mutex::new(Backlog {
             lines: 0,
@@ -364,12 +415,24 @@ impl Stdin {
             since: Instant::now(),
             closed: false,
         }));
-        smol::spawn(write_lines(pipe, lines, backlog.clone())).detach();
-        Stdin { queue, backlog }
+        ex.spawn(write_lines(pipe.clone(), lines, backlog.clone()))
+            .detach();
+        Ok(Stdin {
+            pipe,
+            queue,
+            backlog,
+        })
     }
 
     fn backlog(&self) -> MutexGuard<'_, Backlog> {
         lock(&self.backlog)
+    }
+
+    /// Writes what the pipe takes of `buf` now, without waiting:
+    /// `WouldBlock` if it takes nothing.
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        let mut pipe: &std::process::ChildStdin = self.pipe.get_ref();
+        pipe.write(buf)
     }
 }
 
@@ -381,7 +444,7 @@ fn lock(backlog: &Mutex<Backlog>) -> MutexGuard<'_, Backlog> {
 /// Writes the queued lines to the pipe until the queue closes (the node is
 /// killed or the run ends) or the pipe breaks. Lines queued together go
 /// out in one write.
-async fn write_lines(mut pipe: ChildStdin, lines: Receiver<Vec<u8>>, backlog: Arc<Mutex<Backlog>>) {
+async fn write_lines(pipe: Pipe, lines: Receiver<Vec<u8>>, backlog: Arc<Mutex<Backlog>>) {
     while let Ok(mut buf) = lines.recv().await {
         let mut count = 1;
         while buf.len() < 1 << 16 {
@@ -389,7 +452,7 @@ async fn write_lines(mut pipe: ChildStdin, lines: Receiver<Vec<u8>>, backlog: Ar
             buf.extend_from_slice(&more);
             count += 1;
         }
-        let written = pipe.write_all(&buf).await.is_ok() && pipe.flush().await.is_ok();
+        let written = (&*pipe).write_all(&buf).await.is_ok();
         let mut b = lock(&backlog);
         if !written {
             b.closed = true;
@@ -567,7 +630,56 @@ pub fn events() -> (Sender<ProcEvent>, Receiver<ProcEvent>) {
 
 #[cfg(test)]
 mod tests {
-    use super::CappedLines;
+    use super::*;
+
+    #[test]
+    fn lines_reach_the_node_in_order_whether_written_directly_or_queued() {
+        // `cat` echoes its stdin. Sending faster than it reads fills the
+        // pipe, so lines go to the writer's queue; reading some of the
+        // echo lets the queue drain, and later lines go straight into the
+        // pipe again. A line written directly while others still wait in
+        // the queue would come back out of order.
+        let dir = std::env::temp_dir().join(format!("gcounter-procs-order-{}", std::process::id()));
+        let dirs = NodeDirs {
+            logs: dir.join("logs"),
+            work: dir.join("work"),
+        };
+        let cat = NodeCommand {
+            program: "cat".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+        };
+        let line = |i: usize| format!("{i:0>200}");
+        let ex = Arc::new(Executor::new());
+        smol::block_on(ex.run(async {
+            let (tx, rx) = events();
+            let mut procs =
+                Procs::spawn(&cat, &["n0".into()], &dirs, false, tx, ex.clone()).unwrap();
+            let (mut sent, mut got) = (0, 0);
+            // 2 MB a round: more than the pipes, `cat` and the events
+            // channel (4,096 lines) hold together, so some must queue.
+            for round in 0..10 {
+                for _ in 0..10_000 {
+                    procs.send(0, line(sent).as_bytes()).unwrap();
+                    sent += 1;
+                }
+                // Take back some (odd rounds) or all (even rounds) of it.
+                let upto = if round % 2 == 0 { sent } else { sent - 1_500 };
+                while got < upto {
+                    match rx.recv().await.unwrap() {
+                        ProcEvent::Line { line: l, .. } => {
+                            let echoed = String::from_utf8_lossy(&l);
+                            assert_eq!(echoed.parse::<usize>().ok(), Some(got), "{echoed}");
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                    got += 1;
+                }
+            }
+            procs.shutdown(Duration::from_secs(2)).await;
+        }));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn split(cap: usize, chunks: &[&[u8]]) -> Vec<(Vec<u8>, usize)> {
         let mut lines = CappedLines::new(cap);

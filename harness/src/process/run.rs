@@ -18,8 +18,10 @@ use crate::workload::WorkloadConfig;
 use async_channel::Receiver;
 use gcounter_core::Time;
 use smol::future::FutureExt;
+use smol::Executor;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use crate::testcore::NetObserved;
@@ -169,7 +171,10 @@ pub fn run_test(
     every: Duration,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<TestRun, TestError> {
-    smol::block_on(async {
+    // The pipes' tasks run on this thread, beside the test (see
+    // `Procs::spawn`).
+    let ex = Arc::new(Executor::new());
+    smol::block_on(ex.run(async {
         let start = Instant::now();
         let (tx, rx) = events();
         let mut core = TestCore::new(cfg.core());
@@ -178,7 +183,7 @@ pub fn run_test(
             logs: cfg.log_dir.clone(),
             work: cfg.work_dir.clone(),
         };
-        let mut procs = Procs::spawn(&cfg.command, &ids, &dirs, cfg.log_stderr, tx)
+        let mut procs = Procs::spawn(&cfg.command, &ids, &dirs, cfg.log_stderr, tx, ex.clone())
             .map_err(TestError::Spawn)?;
         let mut pace = Pace::new(start, every);
         let result = drive(&mut core, &mut procs, &rx, &mut pace, progress).await;
@@ -187,7 +192,7 @@ pub fn run_test(
         let out = core.finish().map_err(TestError::Test)?;
         let run = TestRun::of(out, start.elapsed(), NetObserved::All);
         Ok(if interrupted { run.interrupted() } else { run })
-    })
+    }))
 }
 
 /// Runs the test to its end (`false`) or until Ctrl-C (`true`).
@@ -257,6 +262,11 @@ pub(super) struct Pace {
     start: Instant,
     every: Duration,
     next_report: Time,
+    /// One timer for every wait, and when it is set to go off, if it has
+    /// not yet: arming a timer wakes the reactor, which a wait per
+    /// message made a cost of its own.
+    timer: smol::Timer,
+    armed: Option<Instant>,
 }
 
 impl Pace {
@@ -265,6 +275,8 @@ impl Pace {
             start,
             every,
             next_report: Time::ZERO,
+            timer: smol::Timer::never(),
+            armed: None,
         }
     }
 
@@ -282,20 +294,34 @@ impl Pace {
     }
 
     /// Waits for an event, or until `wake` (the core's) or the next report
-    /// is due; returns the event and whatever else is already waiting.
-    pub(super) async fn wait<T>(&self, rx: &Receiver<T>, wake: Option<Time>) -> Vec<T> {
+    /// is due; returns the event and whatever else is already waiting. It
+    /// may return early, with nothing: a timer already set to go off
+    /// before the time wanted is kept rather than set again.
+    pub(super) async fn wait<T>(&mut self, rx: &Receiver<T>, wake: Option<Time>) -> Vec<T> {
         let now = self.now();
         let mut until = (now + Duration::from_millis(250)).min(self.next_report);
         if let Some(wake) = wake {
             until = until.min(wake);
         }
         let deadline = self.start + until;
-        let first = async { rx.recv().await.ok() }
+        if self.armed.is_none_or(|at| at > deadline) {
+            self.timer.set_at(deadline);
+            self.armed = Some(deadline);
+        }
+        let timer = &mut self.timer;
+        let first = async { Some(rx.recv().await.ok()) }
             .or(async {
-                smol::Timer::at(deadline).await;
+                timer.await;
                 None
             })
             .await;
+        let first = match first {
+            Some(event) => event,
+            None => {
+                self.armed = None;
+                None
+            }
+        };
         let mut events: Vec<T> = first.into_iter().collect();
         if !events.is_empty() {
             while let Ok(event) = rx.try_recv() {
