@@ -139,8 +139,12 @@ impl Gossip {
         }
     }
 
-    /// Stores the slot and every count, before anything that follows.
+    /// Stores the slot and every count, before anything that follows;
+    /// nothing if the transport stores nothing (`config.persist`).
     fn persist(&self, ctx: &mut Ctx<'_>) {
+        if !ctx.config.persist {
+            return;
+        }
         let saved = Saved {
             slot: Cow::Borrowed(&self.slot),
             counts: Cow::Borrowed(&self.counts),
