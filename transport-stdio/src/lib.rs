@@ -376,6 +376,7 @@ impl<'a> Owner<'a> {
                         "out: {}",
                         String::from_utf8_lossy(&self.out[start..]).trim_end()
                     );
+                    self.node.recycle(msg);
                 }
                 Output::Persist(state) => {
                     if let Some(file) = &mut self.state {
