@@ -18,19 +18,28 @@ const INIT: &str = r#"{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"
 const ADD: &str = r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":2,"delta":3}}"#;
 const READ: &str = r#"{"src":"c1","dest":"n1","body":{"type":"read","msg_id":3}}"#;
 
-/// A node that has answered its `init`.
+/// A node that has answered its `init`, configured as the stdio transport
+/// without a state directory configures it: nothing is stored.
 fn ready_node() -> Node {
-    let mut node = Node::new(Config::default());
+    let config = Config {
+        persist: false,
+        ..Config::default()
+    };
+    let mut node = Node::new(config);
     node.handle(Input::Line(INIT.as_bytes()), Duration::ZERO);
     drain(&mut node, &mut Vec::new());
     node
 }
 
-/// What a transport does after each input: write every message out.
+/// What the stdio transport does after each input: write every message
+/// out and give it back to the node.
 fn drain(node: &mut Node, out: &mut Vec<u8>) {
     loop {
         match node.poll_output() {
-            Output::Send(msg) => write_line(out, &msg),
+            Output::Send(msg) => {
+                write_line(out, &msg);
+                node.recycle(msg);
+            }
             // Maelstrom's transport has nowhere to store state.
             Output::Persist(_) => {}
             Output::Wait(_) => return,

@@ -148,6 +148,13 @@ pub struct Config {
     /// ran before, for one whose transport keeps nothing across restarts,
     /// and in the simulator, where nodes never restart.
     pub restored: Option<String>,
+    /// Whether the transport stores what the node asks it to
+    /// ([`Output::Persist`](crate::Output::Persist)). On by default; a
+    /// transport that keeps nothing across restarts (the stdio transport
+    /// without a state directory) turns it off, and the node then does
+    /// not build states that nobody would store: for `gossip`, a JSON
+    /// text of its counts on every add.
+    pub persist: bool,
 }
 
 impl Default for Config {
@@ -161,6 +168,7 @@ impl Default for Config {
             read_staleness: Duration::from_secs(1),
             incarnation: 0,
             restored: None,
+            persist: true,
         }
     }
 }

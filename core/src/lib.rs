@@ -21,7 +21,10 @@
 //! keeps nothing across restarts (the stdio transport without a state
 //! directory, the simulator) ignores it. Storing only the
 //! last of several `Persist`s and then sending every message of the drain
-//! is fine: each state holds the ones before it.
+//! is fine: each state holds the ones before it. A transport done with a
+//! sent message may give it back with [`Node::recycle`], so that its
+//! buffers serve the next messages (the stdio transport does: it saves
+//! allocations per request, nothing more).
 //!
 //! ```
 //! use gcounter_core::{Config, Input, Node, Output};

@@ -57,13 +57,44 @@ pub(crate) struct Io {
     /// service) pay for all of them on every request.
     deadlines: BTreeSet<(Time, u64)>,
     pub(crate) timers: BTreeMap<Timer, Time>,
+    /// Names of sent messages that the transport gave back
+    /// ([`Node::recycle`]), emptied, for the names of the next ones: a
+    /// request and its reply then allocate nothing for them. Not part of
+    /// the node's state (the fingerprint leaves it out).
+    spare: Vec<String>,
 }
+
+/// At most this many names are kept for reuse: a few per message the
+/// node sends for one input.
+const SPARE_NAMES: usize = 16;
+
+/// Names with more capacity than this are not kept for reuse.
+const SPARE_NAME_BYTES: usize = 64;
 
 impl Io {
     fn take_msg_id(&mut self) -> u64 {
         let id = self.next_msg_id;
         self.next_msg_id += 1;
         id
+    }
+
+    /// `name` as a `String`, in a kept one if there is one.
+    pub(crate) fn name(&mut self, name: &str) -> String {
+        match self.spare.pop() {
+            Some(mut kept) => {
+                kept.push_str(name);
+                kept
+            }
+            None => name.to_owned(),
+        }
+    }
+
+    /// Keeps `name`'s buffer for [`Io::name`], if there is room.
+    fn keep(&mut self, mut name: String) {
+        if self.spare.len() < SPARE_NAMES && name.capacity() <= SPARE_NAME_BYTES {
+            name.clear();
+            self.spare.push(name);
+        }
     }
 
     pub(crate) fn send(
@@ -74,9 +105,23 @@ impl Io {
         in_reply_to: Option<u64>,
         payload: Payload,
     ) {
+        let dest = self.name(dest);
+        self.send_to(src, dest, msg_id, in_reply_to, payload);
+    }
+
+    /// [`send`](Io::send) with `dest` already a `String`.
+    fn send_to(
+        &mut self,
+        src: &str,
+        dest: String,
+        msg_id: Option<u64>,
+        in_reply_to: Option<u64>,
+        payload: Payload,
+    ) {
+        let src = self.name(src);
         self.outbox.push_back(Output::Send(Envelope {
-            src: src.to_string(),
-            dest: dest.to_string(),
+            src,
+            dest,
             body: Body {
                 msg_id,
                 in_reply_to,
@@ -97,6 +142,13 @@ impl Io {
     pub(crate) fn reply(&mut self, src: &str, dest: &str, in_reply_to: u64, payload: Payload) {
         let id = self.take_msg_id();
         self.send(src, dest, Some(id), Some(in_reply_to), payload);
+    }
+
+    /// [`reply`](Io::reply) to a request taken whole: its client's name
+    /// becomes the reply's `dest`.
+    pub(crate) fn answer(&mut self, src: &str, req: Request, payload: Payload) {
+        let id = self.take_msg_id();
+        self.send_to(src, req.client, Some(id), Some(req.msg_id), payload);
     }
 
     pub(crate) fn call(
@@ -167,6 +219,16 @@ impl Node {
                 r.strategy.fingerprint(h);
             }
         }
+    }
+
+    /// Gives back a message that [`poll_output`](Node::poll_output) handed
+    /// out, once the transport is done with it, so that the buffers of its
+    /// names are reused for the next messages' names. Optional: it only
+    /// saves allocations (two per reply, and one per request, on the stdio
+    /// transport's hot path).
+    pub fn recycle(&mut self, msg: Envelope) {
+        self.io.keep(msg.src);
+        self.io.keep(msg.dest);
     }
 
     /// Logs how many warnings about bad input were left out since the last
@@ -251,6 +313,10 @@ impl Node {
                 ready.me
             ));
         }
+        let req = body.msg_id.map(|msg_id| Request {
+            client: self.io.name(src),
+            msg_id,
+        });
         let mut ctx = Ctx {
             now,
             me: &ready.me,
@@ -258,10 +324,6 @@ impl Node {
             config: &self.config,
             io: &mut self.io,
         };
-        let req = body.msg_id.map(|msg_id| Request {
-            client: src.to_owned(),
-            msg_id,
-        });
         match (body.payload, req) {
             (Payload::Add { delta }, Some(req)) if delta > MAX_TOTAL => ctx.reply_error(
                 &req,
@@ -421,6 +483,31 @@ mod tests {
         node.handle(Input::Line(init), Time::ZERO);
         assert_eq!(node.config().incarnation, 7);
         assert!(node.config_mut().is_none());
+    }
+
+    #[test]
+    fn recycled_names_are_reused_and_hold_only_the_new_name() {
+        let mut node = Node::new(Config::default());
+        let init = br#"{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1"]}}"#;
+        node.handle(Input::Line(init), Time::ZERO);
+        let Output::Send(init_ok) = node.poll_output() else {
+            panic!("no init_ok");
+        };
+        let kept = [init_ok.src.as_ptr(), init_ok.dest.as_ptr()];
+        node.recycle(init_ok);
+        let read = br#"{"src":"c22","dest":"n1","body":{"type":"read","msg_id":2}}"#;
+        node.handle(Input::Line(read), Time::ZERO);
+        let Output::Send(read_ok) = node.poll_output() else {
+            panic!("no read_ok");
+        };
+        assert_eq!((read_ok.src.as_str(), read_ok.dest.as_str()), ("n1", "c22"));
+        // The request's client name (now the reply's `dest`) and the
+        // reply's `src` are the two buffers given back.
+        let mut reused = [read_ok.src.as_ptr(), read_ok.dest.as_ptr()];
+        reused.sort();
+        let mut kept = kept;
+        kept.sort();
+        assert_eq!(reused, kept);
     }
 
     #[test]

@@ -780,7 +780,11 @@ pub fn write_line(out: &mut Vec<u8>, msg: &Envelope) {
         }
         Payload::ReadOk { value } => {
             write_key(out, "value");
-            write_value(out, value);
+            // A client's read_ok: a count, written as serde_json writes it.
+            match value.as_u64() {
+                Some(n) => write_u64(out, n),
+                None => write_value(out, value),
+            }
         }
         Payload::Write { key, value } => {
             write_key(out, "key");
@@ -977,6 +981,9 @@ mod tests {
         payloads.push(Payload::ReadOk {
             value: serde_json::json!({"a": [1, -2, 3.5, null, true, "x\ny"]}),
         });
+        for value in [0.into(), u64::MAX.into(), (-5).into(), 2.5.into()] {
+            payloads.push(Payload::ReadOk { value });
+        }
         payloads.push(Payload::TsOk { ts: u64::MAX });
         for (i, payload) in payloads.into_iter().enumerate() {
             let msg = Envelope {

@@ -43,8 +43,10 @@
 //! - Without one: the incarnation is the wall clock in milliseconds, so a
 //!   restarted process still never counts in its previous life's `gossip`
 //!   slot, and nothing is written anywhere (under Maelstrom every node
-//!   runs in the same working directory). What a killed `gossip` node
-//!   acknowledged and had not yet gossiped is lost.
+//!   runs in the same working directory), so the node is told not to
+//!   build states at all ([`Config::persist`](gcounter_core::Config::persist)
+//!   off). What a killed `gossip` node acknowledged and had not yet
+//!   gossiped is lost.
 //!
 //! A state directory belongs to one cluster: a node takes up whatever an
 //! earlier life of the same id stored there, even one from an earlier
@@ -56,7 +58,8 @@
 //! always (error 11, say) and nothing is read or written for them.
 //!
 //! [`run`] and [`run_stdio`] are for a node that lives once: it runs as
-//! configured (incarnation 0 by default) and nothing is stored.
+//! configured (incarnation 0 by default) and nothing is stored (nor built:
+//! `Config::persist` is turned off).
 //!
 //! # Example
 //!
@@ -286,7 +289,11 @@ struct Owner<'a> {
 }
 
 impl<'a> Owner<'a> {
-    fn new(node: Node, at_init: AtInit<'a>) -> Owner<'a> {
+    fn new(mut node: Node, at_init: AtInit<'a>) -> Owner<'a> {
+        if let (AtInit::Nothing, Some(config)) = (at_init, node.config_mut()) {
+            // Nothing is stored: spare the node building states.
+            config.persist = false;
+        }
         Owner {
             node,
             at_init,
@@ -369,6 +376,7 @@ impl<'a> Owner<'a> {
                         "out: {}",
                         String::from_utf8_lossy(&self.out[start..]).trim_end()
                     );
+                    self.node.recycle(msg);
                 }
                 Output::Persist(state) => {
                     if let Some(file) = &mut self.state {

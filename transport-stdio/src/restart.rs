@@ -58,6 +58,9 @@ pub(crate) fn new_life(
     if let Some(config) = node.config_mut() {
         config.incarnation = incarnation;
         config.restored = restored;
+        // Without a state directory nothing is stored: spare the node
+        // building states.
+        config.persist = state_dir.is_some();
     }
     Ok(state_dir.map(|dir| StateFile::new(Some(dir), id)))
 }

@@ -139,8 +139,12 @@ impl Gossip {
         }
     }
 
-    /// Stores the slot and every count, before anything that follows.
+    /// Stores the slot and every count, before anything that follows;
+    /// nothing if the transport stores nothing (`config.persist`).
     fn persist(&self, ctx: &mut Ctx<'_>) {
+        if !ctx.config.persist {
+            return;
+        }
         let saved = Saved {
             slot: Cow::Borrowed(&self.slot),
             counts: Cow::Borrowed(&self.counts),
@@ -171,13 +175,18 @@ impl Strategy for Gossip {
                 .is_some_and(|share| share <= share_limit(ctx.nodes.len()));
         match fits {
             true => {
-                self.counts.insert(self.slot.clone(), mine + delta);
+                match self.counts.get_mut(&self.slot) {
+                    Some(count) => *count = mine + delta,
+                    None => {
+                        self.counts.insert(self.slot.clone(), delta);
+                    }
+                }
                 // Stored before the `add_ok` (and the next gossip) leaves.
                 // An add of 0 changes no count.
                 if delta > 0 {
                     self.persist(ctx);
                 }
-                ctx.reply(&req, Payload::AddOk);
+                ctx.answer(req, Payload::AddOk);
             }
             false => ctx.reply_error(
                 &req,
@@ -194,8 +203,8 @@ impl Strategy for Gossip {
     }
 
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
-        ctx.reply(
-            &req,
+        ctx.answer(
+            req,
             Payload::ReadOk {
                 value: self.value().into(),
             },

@@ -107,6 +107,12 @@ impl Ctx<'_> {
         self.io.reply(self.me, &req.client, req.msg_id, payload);
     }
 
+    /// [`reply`](Ctx::reply), taking the request: for a strategy done with
+    /// it, since its client's name then becomes the reply's `dest` as it is.
+    pub fn answer(&mut self, req: Request, payload: Payload) {
+        self.io.answer(self.me, req, payload);
+    }
+
     pub fn reply_error(&mut self, req: &Request, code: ErrorCode, text: impl Into<String>) {
         self.reply(req, Payload::error(code, text));
     }

@@ -1,7 +1,7 @@
 //! Every strategy against the seq-kv model, stale reads included.
 
 use super::testkit::{config, Cluster};
-use crate::config::{KvKind, StrategyKind};
+use crate::config::{Config, KvKind, StrategyKind};
 use crate::node::Node;
 use crate::protocol::Payload;
 use crate::ErrorCode;
@@ -326,11 +326,13 @@ fn gossip_restarted_without_its_state_keeps_the_peers_view_of_its_old_slot() {
     }
 }
 
-#[test]
-fn gossip_stores_its_state_before_the_add_ok_it_covers() {
+/// A two-node `gossip` node given an `init` and then an add of each of
+/// `deltas` from a client: what it output, in order (`send <type>` or
+/// `persist <state>`).
+fn gossip_outputs(config: Config, deltas: &[u64]) -> Vec<String> {
     use crate::node::{Input, Output};
     use crate::protocol::{Body, Envelope};
-    let mut node = Node::new(config(StrategyKind::Gossip, KvKind::SeqKv, 0));
+    let mut node = Node::new(config);
     let message = |msg_id, payload| {
         Input::Message(Envelope {
             src: "c1".into(),
@@ -342,28 +344,31 @@ fn gossip_stores_its_state_before_the_add_ok_it_covers() {
             },
         })
     };
-    let drain = |node: &mut Node| {
-        let mut out = Vec::new();
-        loop {
-            match node.poll_output() {
-                Output::Wait(_) => return out,
-                Output::Send(msg) => out.push(format!("send {}", msg.body.payload.type_name())),
-                Output::Persist(state) => out.push(format!("persist {state}")),
-            }
-        }
-    };
     let init = Payload::Init {
         node_id: "n0".into(),
         node_ids: vec!["n0".into(), "n1".into()],
     };
     node.handle(message(1, init), Duration::ZERO);
-    assert_eq!(drain(&mut node), ["send init_ok"]);
-    node.handle(message(2, Payload::Add { delta: 2 }), Duration::ZERO);
-    node.handle(message(3, Payload::Add { delta: 0 }), Duration::ZERO);
-    node.handle(message(4, Payload::Add { delta: 3 }), Duration::ZERO);
+    for (id, &delta) in (2..).zip(deltas) {
+        node.handle(message(id, Payload::Add { delta }), Duration::ZERO);
+    }
+    let mut out = Vec::new();
+    loop {
+        match node.poll_output() {
+            Output::Wait(_) => return out,
+            Output::Send(msg) => out.push(format!("send {}", msg.body.payload.type_name())),
+            Output::Persist(state) => out.push(format!("persist {state}")),
+        }
+    }
+}
+
+#[test]
+fn gossip_stores_its_state_before_the_add_ok_it_covers() {
+    let config = config(StrategyKind::Gossip, KvKind::SeqKv, 0);
     assert_eq!(
-        drain(&mut node),
+        gossip_outputs(config, &[2, 0, 3]),
         [
+            "send init_ok",
             r#"persist {"slot":"n0","counts":{"n0":2}}"#,
             "send add_ok",
             // An add of 0 changes nothing to store.
@@ -371,6 +376,18 @@ fn gossip_stores_its_state_before_the_add_ok_it_covers() {
             r#"persist {"slot":"n0","counts":{"n0":5}}"#,
             "send add_ok",
         ]
+    );
+}
+
+#[test]
+fn gossip_builds_no_state_for_a_transport_that_stores_none() {
+    let config = Config {
+        persist: false,
+        ..config(StrategyKind::Gossip, KvKind::SeqKv, 0)
+    };
+    assert_eq!(
+        gossip_outputs(config, &[2, 0, 3]),
+        ["send init_ok", "send add_ok", "send add_ok", "send add_ok"]
     );
 }
 
