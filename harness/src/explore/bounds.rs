@@ -96,7 +96,7 @@ impl std::str::FromStr for Reduction {
 /// sent again beside the first (a hedged call). DPOR would run millions of
 /// schedules; the state search meets 5.4 million distinct states.
 pub const LARGEST: &str = "per-node on seq-kv is the largest default search: 5.4 million \
-     states, about 46 s on a quiet 2-core machine (on a busy one, give --budget 120)";
+     states, about 35 s on a quiet 2-core machine (on a busy one, give --budget 120)";
 
 /// What is explored.
 #[derive(Debug, Clone, PartialEq, Eq)]
