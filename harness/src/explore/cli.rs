@@ -171,15 +171,21 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
         stats(out, &report)?;
         return Ok(1);
     }
+    let explored = match report.states {
+        Some(states) => format!(
+            "{}{} {} schedules{}",
+            count(states, "distinct state", "distinct states"),
+            if report.complete {
+                ", which cover all"
+            } else {
+                " (at least"
+            },
+            report.schedules,
+            if report.complete { "" } else { " covered)" },
+        ),
+        None => count(report.schedules, "schedule", "schedules"),
+    };
     if report.complete {
-        let explored = match report.states {
-            Some(states) => format!(
-                "{}, which cover all {} schedules",
-                count(states, "distinct state", "distinct states"),
-                report.schedules
-            ),
-            None => count(report.schedules, "schedule", "schedules"),
-        };
         writeln!(
             out,
             "explored {explored}, complete within bounds {}: every one valid",
@@ -188,14 +194,6 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
         stats(out, &report)?;
         Ok(0)
     } else {
-        let explored = match report.states {
-            Some(states) => format!(
-                "{} (at least {} schedules covered)",
-                count(states, "distinct state", "distinct states"),
-                report.schedules
-            ),
-            None => count(report.schedules, "schedule", "schedules"),
-        };
         writeln!(
             out,
             "incomplete: the budget of {} s ran out after {explored} (none failed so far, within bounds {})",

@@ -91,6 +91,26 @@ pub struct Report {
     pub revisits: u64,
 }
 
+impl Report {
+    /// Nothing found yet, by the search `by`.
+    pub fn new(by: Reduction) -> Self {
+        Report {
+            schedules: 0,
+            failures: 0,
+            blocked: 0,
+            steps: 0,
+            max_depth: 0,
+            outcomes: BTreeSet::new(),
+            complete: true,
+            elapsed: Duration::ZERO,
+            shortest: None,
+            by,
+            states: (by == Reduction::States).then_some(0),
+            revisits: 0,
+        }
+    }
+}
+
 /// Why a search could not give a verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchError {
@@ -393,20 +413,7 @@ pub fn explore(
     let started = Instant::now();
     let reduction = bounds.reduction;
     let merge = reduction != Reduction::None;
-    let mut report = Report {
-        schedules: 0,
-        failures: 0,
-        blocked: 0,
-        steps: 0,
-        max_depth: 0,
-        outcomes: BTreeSet::new(),
-        complete: true,
-        elapsed: Duration::ZERO,
-        shortest: None,
-        by: reduction,
-        states: None,
-        revisits: 0,
-    };
+    let mut report = Report::new(reduction);
     let mut world = World::new(bounds);
     let mut path: Vec<Event> = Vec::new();
     let mut entries: Vec<Entry> = Vec::new();
@@ -524,7 +531,9 @@ fn disabled(frame: &mut Frame, event: Event, after: &[(Event, Footprint)]) {
     }
 }
 
-fn record(report: &mut Report, path: &[Event], leaf: Leaf) {
+/// Counts a complete schedule, keeps the shortest failing one, and notes
+/// its outcome.
+pub(super) fn record(report: &mut Report, path: &[Event], leaf: Leaf) {
     report.schedules += 1;
     if leaf.failing() {
         report.failures += 1;

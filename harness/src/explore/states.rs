@@ -26,9 +26,9 @@
 
 use super::bounds::{Bounds, Reduction};
 use super::event::Event;
-use super::search::{Report, SearchError};
+use super::search::{record, Report, SearchError};
 use super::world::World;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -104,20 +104,7 @@ pub fn explore(
     stop: &AtomicBool,
 ) -> Result<Report, SearchError> {
     let started = Instant::now();
-    let mut report = Report {
-        schedules: 0,
-        failures: 0,
-        blocked: 0,
-        steps: 0,
-        max_depth: 0,
-        outcomes: BTreeSet::new(),
-        complete: true,
-        elapsed: Duration::ZERO,
-        shortest: None,
-        by: Reduction::States,
-        states: Some(0),
-        revisits: 0,
-    };
+    let mut report = Report::new(Reduction::States);
     let mut seen = Seen::default();
     let root = World::new(bounds);
     let root_fingerprint = root.fingerprint();
@@ -189,20 +176,12 @@ pub fn explore(
 }
 
 /// A state with nothing enabled: the end of every schedule that reaches
-/// it. Returns its count (one schedule; failing or not).
+/// it. Returns its count (one schedule; failing or not). The report's own
+/// counts are replaced by the root's when the search ends.
 fn leaf(report: &mut Report, path: &[Event], world: &World) -> Paths {
     let leaf = world.leaf();
     let failing = leaf.failing();
-    if failing {
-        let shorter = report
-            .shortest
-            .as_ref()
-            .is_none_or(|(p, _)| path.len() < p.len());
-        if shorter {
-            report.shortest = Some((path.to_vec(), leaf.clone()));
-        }
-    }
-    report.outcomes.insert(leaf.key);
+    record(report, path, leaf);
     Paths {
         all: 1,
         failing: u64::from(failing),
