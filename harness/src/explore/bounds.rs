@@ -20,9 +20,6 @@ pub const FORCED_FIRINGS: u32 = 3;
 /// Which schedules may be skipped, because an equivalent one is explored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reduction {
-    /// [`Dpor`](Reduction::Dpor) and [`States`](Reduction::States) at
-    /// once, on two threads: the first to give a verdict answers.
-    Auto,
     /// Each distinct state explored once (by fingerprint), and merged
     /// `seq-kv` answers.
     States,
@@ -37,11 +34,10 @@ pub enum Reduction {
 }
 
 impl Reduction {
-    pub const NAMES: [&'static str; 5] = ["auto", "states", "dpor", "sleep-sets", "none"];
+    pub const NAMES: [&'static str; 4] = ["states", "dpor", "sleep-sets", "none"];
 
     pub fn name(self) -> &'static str {
         match self {
-            Reduction::Auto => "auto",
             Reduction::States => "states",
             Reduction::Dpor => "dpor",
             Reduction::SleepSets => "sleep-sets",
@@ -51,10 +47,6 @@ impl Reduction {
 
     fn describe(self) -> &'static str {
         match self {
-            Reduction::Auto => {
-                "DPOR and the state search side by side, the first to finish answers; \
-                 seq-kv answers that differ only in staleness merged"
-            }
             Reduction::States => {
                 "each distinct state explored once; seq-kv answers that differ only in staleness merged"
             }
@@ -73,7 +65,6 @@ impl std::str::FromStr for Reduction {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         [
-            Reduction::Auto,
             Reduction::States,
             Reduction::Dpor,
             Reduction::SleepSets,
@@ -96,7 +87,7 @@ impl std::str::FromStr for Reduction {
 /// sent again beside the first (a hedged call). DPOR would run millions of
 /// schedules; the state search meets 5.4 million distinct states.
 pub const LARGEST: &str = "per-node on seq-kv is the largest default search: 5.4 million \
-     states, about 35 s on a quiet 2-core machine (on a busy one, give --budget 120)";
+     states, about 40 s on a quiet 2-core machine (on a busy one, give --budget 120)";
 
 /// What is explored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +118,7 @@ impl Bounds {
             adds: 2,
             losses: 1,
             timers: 1,
-            reduction: Reduction::Auto,
+            reduction: Reduction::States,
             max_steps: 2_000,
         }
     }
@@ -167,7 +158,8 @@ impl Bounds {
             count(u64::from(self.losses), "loss", "losses"),
             count(u64::from(self.timers), "timer firing", "timer firings"),
             match self.reduction {
-                Reduction::Auto | Reduction::States | Reduction::Dpor => "",
+                Reduction::States => "",
+                Reduction::Dpor => ", DPOR",
                 Reduction::SleepSets => ", sleep sets only",
                 Reduction::None => ", no reduction",
             },

@@ -45,12 +45,11 @@ pub struct ExploreArgs {
     /// Where the diagram of a failing schedule goes.
     #[arg(long, value_name = "PATH", default_value = "explore-failure.svg")]
     pub svg: PathBuf,
-    /// How to skip equivalent schedules: auto (dpor and states at once, on
-    /// two threads: the first verdict answers), states (each distinct
-    /// state once), dpor (source-DPOR with sleep sets), sleep-sets
-    /// (simpler, slower: a cross-check), or none (every interleaving and
-    /// every seq-kv state: tiny bounds only).
-    #[arg(long, default_value = "auto", value_parser = parse_reduction)]
+    /// How to skip equivalent schedules: states (each distinct state
+    /// once), dpor (source-DPOR with sleep sets), sleep-sets (a
+    /// cross-check), or none (every interleaving and every seq-kv state:
+    /// tiny bounds only).
+    #[arg(long, default_value = "states", value_parser = parse_reduction)]
     pub reduction: Reduction,
 }
 
@@ -246,7 +245,7 @@ fn stats(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
 fn searcher(r: Reduction) -> &'static str {
     match r {
         Reduction::States => "the state search",
-        Reduction::Dpor | Reduction::Auto => "DPOR",
+        Reduction::Dpor => "DPOR",
         Reduction::SleepSets => "sleep sets",
         Reduction::None => "the unreduced search",
     }

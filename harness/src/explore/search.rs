@@ -58,7 +58,6 @@ use super::bounds::{Bounds, Reduction};
 use super::event::{Event, Footprint, MsgId};
 use super::world::{Leaf, World};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// What a search found.
@@ -403,13 +402,8 @@ fn races(
     }
 }
 
-/// Explores every schedule within `bounds`, or as many as `budget` allows
-/// (or until `stop` is set: another search answered first).
-pub fn explore(
-    bounds: &Bounds,
-    budget: Duration,
-    stop: &AtomicBool,
-) -> Result<Report, SearchError> {
+/// Explores every schedule within `bounds`, or as many as `budget` allows.
+pub fn explore(bounds: &Bounds, budget: Duration) -> Result<Report, SearchError> {
     let started = Instant::now();
     let reduction = bounds.reduction;
     let merge = reduction != Reduction::None;
@@ -503,7 +497,7 @@ pub fn explore(
         entries.pop();
         current = false;
         iterations += 1;
-        if iterations % 64 == 0 && (started.elapsed() >= budget || stop.load(Relaxed)) {
+        if iterations % 64 == 0 && started.elapsed() >= budget {
             report.complete = false;
             break;
         }

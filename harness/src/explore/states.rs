@@ -30,7 +30,6 @@ use super::search::{record, Report, SearchError};
 use super::world::World;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// Complete schedules from a state, and how many of them fail. Saturating:
@@ -98,11 +97,7 @@ impl Frame {
 
 /// Explores every state reachable within `bounds`, or as many as `budget`
 /// allows.
-pub fn explore(
-    bounds: &Bounds,
-    budget: Duration,
-    stop: &AtomicBool,
-) -> Result<Report, SearchError> {
+pub fn explore(bounds: &Bounds, budget: Duration) -> Result<Report, SearchError> {
     let started = Instant::now();
     let mut report = Report::new(Reduction::States);
     let mut seen = Seen::default();
@@ -151,7 +146,7 @@ pub fn explore(
             stack.push(Frame::new(world, fingerprint));
         }
         iterations += 1;
-        if iterations % 256 == 0 && (started.elapsed() >= budget || stop.load(Relaxed)) {
+        if iterations % 256 == 0 && started.elapsed() >= budget {
             report.complete = false;
             break;
         }
