@@ -16,7 +16,6 @@
 use super::kv::{apply, KvState, Served};
 use crate::protocol::Payload;
 use std::collections::{BTreeMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::ops::RangeInclusive;
 
 /// How many past states `seq-kv` keeps.
@@ -30,15 +29,6 @@ pub struct SeqKv {
     base: u64,
     /// Per client, the index of the newest state it has observed.
     positions: BTreeMap<String, u64>,
-}
-
-/// Hashes what decides the service's answers to come: the window, the
-/// clients' positions, and where the generator is in its sequence.
-impl Hash for SeqKv {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        (self.base, &self.states, &self.positions).hash(h);
-        self.rng.get_seed().hash(h);
-    }
 }
 
 impl SeqKv {

@@ -622,29 +622,33 @@ fn with_the_kv_unreachable_what_waits_is_bounded() {
     // 87 MB). Past the bound a request is refused at once.
     let extra = 5;
     for kind in [StrategyKind::PerNode, StrategyKind::Cas] {
-        let mut c = Cluster::new(kind, 3, 0);
-        c.settle(Duration::from_secs(1));
-        c.drop_if = Box::new(|m| m.dest == "seq-kv");
-        for _ in 0..super::kv_calls::MAX_WAITING + extra {
-            c.request(0, Payload::Add { delta: 1 });
-        }
-        c.deliver_where(|m| m.src.starts_with('c'));
-        let refused = c
-            .net
-            .iter()
-            .filter(|m| {
-                matches!(
-                    m.body.payload,
-                    Payload::Error {
-                        code: ErrorCode::TEMPORARILY_UNAVAILABLE,
-                        ..
-                    }
-                )
-            })
-            .count();
         // The first add leaves at once in a write, so it does not wait.
-        assert_eq!(refused, extra - 1, "{kind}");
+        assert_eq!(refused_past_the_bound(kind, extra), extra - 1, "{kind}");
     }
+}
+
+/// With the KV unreachable, how many of `MAX_WAITING + extra` adds a
+/// `kind` node refuses at once (error 11).
+fn refused_past_the_bound(kind: StrategyKind, extra: usize) -> usize {
+    let mut c = Cluster::new(kind, 3, 0);
+    c.settle(Duration::from_secs(1));
+    c.drop_if = Box::new(|m| m.dest == "seq-kv");
+    for _ in 0..super::kv_calls::MAX_WAITING + extra {
+        c.request(0, Payload::Add { delta: 1 });
+    }
+    c.deliver_where(|m| m.src.starts_with('c'));
+    c.net
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.body.payload,
+                Payload::Error {
+                    code: ErrorCode::TEMPORARILY_UNAVAILABLE,
+                    ..
+                }
+            )
+        })
+        .count()
 }
 
 #[test]
@@ -744,25 +748,5 @@ fn naive_with_the_kv_unreachable_answers_in_bounded_time_and_bounded_work() {
 
     // Past the bound a request is refused at once.
     let extra = 5;
-    let mut c = Cluster::new(StrategyKind::Naive, 3, 0);
-    c.settle(Duration::from_secs(1));
-    c.drop_if = Box::new(|m| m.dest == "seq-kv");
-    for _ in 0..super::kv_calls::MAX_WAITING + extra {
-        c.request(0, Payload::Add { delta: 1 });
-    }
-    c.deliver_where(|m| m.src.starts_with('c'));
-    let refused = c
-        .net
-        .iter()
-        .filter(|m| {
-            matches!(
-                m.body.payload,
-                Payload::Error {
-                    code: ErrorCode::TEMPORARILY_UNAVAILABLE,
-                    ..
-                }
-            )
-        })
-        .count();
-    assert_eq!(refused, extra);
+    assert_eq!(refused_past_the_bound(StrategyKind::Naive, extra), extra);
 }

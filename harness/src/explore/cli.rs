@@ -103,8 +103,7 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
         "gcounter explore: every schedule within the bounds, by running the real nodes"
     )?;
     writeln!(out, "{bounds}")?;
-    let slowest = (StrategyKind::PerNode, KvKind::SeqKv);
-    if (bounds.strategy, bounds.kv) == slowest && bounds == Bounds::new(slowest.0, slowest.1) {
+    if bounds == Bounds::new(StrategyKind::PerNode, KvKind::SeqKv) {
         writeln!(out, "  note: {}", super::bounds::LARGEST)?;
     }
     writeln!(out, "  budget: {} s", args.budget)?;
@@ -167,7 +166,7 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
             Ok(()) => writeln!(out, "diagram: {}", args.svg.display())?,
             Err(e) => writeln!(out, "could not write {}: {e}", args.svg.display())?,
         }
-        stats(out, &report)?;
+        stats(out, &report, bounds.reduction)?;
         return Ok(1);
     }
     let explored = match report.states {
@@ -190,7 +189,7 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
             "explored {explored}, complete within bounds {}: every one valid",
             bounds.short()
         )?;
-        stats(out, &report)?;
+        stats(out, &report, bounds.reduction)?;
         Ok(0)
     } else {
         writeln!(
@@ -203,13 +202,13 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
             out,
             "raise --budget, or lower --adds, --timers, --losses or --node-count"
         )?;
-        stats(out, &report)?;
+        stats(out, &report, bounds.reduction)?;
         Ok(2)
     }
 }
 
-fn stats(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
-    write!(out, "by {}: ", searcher(r.by))?;
+fn stats(out: &mut impl Write, r: &Report, by: Reduction) -> std::io::Result<()> {
+    write!(out, "by {}: ", searcher(by))?;
     if let Some(states) = r.states {
         return writeln!(
             out,

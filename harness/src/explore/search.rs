@@ -80,9 +80,6 @@ pub struct Report {
     pub elapsed: Duration,
     /// The shortest failing schedule found, and how it ended.
     pub shortest: Option<(Vec<Event>, Leaf)>,
-    /// Which search found this: [`Reduction::States`] counts schedules
-    /// without running each, the others run them.
-    pub by: Reduction,
     /// For the search over states: the distinct states explored.
     pub states: Option<u64>,
     /// For the search over states: steps that reached a state already
@@ -91,8 +88,8 @@ pub struct Report {
 }
 
 impl Report {
-    /// Nothing found yet, by the search `by`.
-    pub fn new(by: Reduction) -> Self {
+    /// Nothing found yet, by the search `reduction` names.
+    pub fn new(reduction: Reduction) -> Self {
         Report {
             schedules: 0,
             failures: 0,
@@ -103,8 +100,7 @@ impl Report {
             complete: true,
             elapsed: Duration::ZERO,
             shortest: None,
-            by,
-            states: (by == Reduction::States).then_some(0),
+            states: (reduction == Reduction::States).then_some(0),
             revisits: 0,
         }
     }

@@ -123,10 +123,10 @@ pub fn explore(bounds: &Bounds, budget: Duration) -> Result<Report, SearchError>
         };
         top.next += 1;
         let last = top.next == top.enabled.len();
-        let mut world = match (last, &top.world) {
-            (true, _) => top.world.take(),
-            (false, Some(world)) => Some(world.clone()),
-            (false, None) => None,
+        let mut world = if last {
+            top.world.take()
+        } else {
+            top.world.clone()
         }
         .expect("a frame keeps its world until its last successor");
         world.apply(event).map_err(|why| {

@@ -51,7 +51,7 @@ use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
-#[derive(Debug, Clone, Hash)]
+#[derive(Debug, Clone)]
 enum Kv {
     Seq(SeqKv),
     Lin(LinKv),
