@@ -3,7 +3,7 @@
 without a sync write.
 
 This is one of the most common public solutions of Fly.io's "Gossip
-Glomers" challenge 4, in plain Python with no library, for `gcounter test
+Glomers" challenge 4, in plain Python (Maelstrom plumbing in maelstrom.py), for `gcounter test
 --bin`. It exists so that the test can be shown to catch it.
 
 How it works. Every node owns one key in `seq-kv`, `counter-<node_id>`, and
@@ -44,154 +44,70 @@ that changes a value always runs against the newest state and moves this
 node's position there, so the reads that follow cannot be older than it.
 """
 
-import json
-import sys
 import threading
-import time
 
-lock = threading.Lock()  # next_id, pending, total
-out_lock = threading.Lock()
-node_id = None
-node_ids = []
-next_id = 0
-pending = {}  # msg_id -> [threading.Event, reply body or None]
+from maelstrom import Node
+
+node = Node()
+lock = threading.Lock()
 total = 0  # our running total, acknowledged or about to be
 written = 0  # the last total seq-kv acknowledged for our key (flusher only)
 
 KV = "seq-kv"
-KV_TIMEOUT = 2.0
 FLUSH_INTERVAL = 0.05  # seconds between two writes of our total
 
 
-def log(text):
-    print(f"{node_id}: {text}", file=sys.stderr, flush=True)
+def key_of(n):
+    return f"counter-{n}"
 
 
-def key_of(node):
-    return f"counter-{node}"
+@node.on_init
+def start():
+    node.every(FLUSH_INTERVAL, flush)
 
 
-def send(dest, body):
-    with out_lock:
-        sys.stdout.write(json.dumps({"src": node_id, "dest": dest, "body": body}) + "\n")
-        sys.stdout.flush()
-
-
-def fresh_id():
-    global next_id
-    with lock:
-        next_id += 1
-        return next_id - 1
-
-
-def reply(msg, body):
-    body["msg_id"] = fresh_id()
-    body["in_reply_to"] = msg["body"]["msg_id"]
-    send(msg["src"], body)
-
-
-def rpc(dest, body, timeout=KV_TIMEOUT):
-    """Send a request and wait for its reply (None on timeout). The main
-    loop keeps reading stdin meanwhile and hands the reply over."""
-    msg_id = fresh_id()
-    slot = [threading.Event(), None]
-    with lock:
-        pending[msg_id] = slot
-    body["msg_id"] = msg_id
-    send(dest, body)
-    slot[0].wait(timeout)
-    with lock:
-        pending.pop(msg_id, None)
-    return slot[1]
-
-
-def kv_read_int(key):
-    """The value of `key`, 0 if it does not exist; None if seq-kv did not say."""
-    resp = rpc(KV, {"type": "read", "key": key})
-    if resp is None:
-        return None
-    if resp["type"] == "read_ok":
-        return resp["value"]
-    if resp["type"] == "error" and resp.get("code") == 20:
-        return 0
-    log(f"read {key}: {resp}")
-    return None
-
-
-def handle_add(msg):
+@node.handler("add")
+def add(msg):
     global total
     with lock:
         total += msg["body"]["delta"]
-    reply(msg, {"type": "add_ok"})
+    node.reply(msg, {"type": "add_ok"})
 
 
-def flush_forever():
-    """Write our running total to our key whenever it has grown. One
-    writer, so the writes land in order."""
+def flush():
+    """Write our running total to our key when it has grown. One writer,
+    so the writes land in order."""
     global written
-    while True:
-        time.sleep(FLUSH_INTERVAL)
-        with lock:
-            value = total
-        if value == written:
-            continue
-        resp = rpc(KV, {"type": "write", "key": key_of(node_id), "value": value})
-        if resp is not None and resp["type"] == "write_ok":
-            written = value
-        else:
-            log(f"write {value}: {resp}; again later")
+    with lock:
+        value = total
+    if value == written:
+        return
+    if node.kv_write(KV, key_of(node.id), value):
+        written = value
+    else:
+        node.log(f"write {value} failed; again later")
 
 
-def handle_read(msg):
+@node.handler("read")
+def read(msg):
     # BUG: no write of a fresh value first, so every one of these reads may
     # be served from a stale state of seq-kv.
     values = {}
 
-    def read_one(node):
-        values[node] = kv_read_int(key_of(node))
+    def read_one(n):
+        values[n] = node.kv_read(KV, key_of(n))
 
-    readers = [threading.Thread(target=read_one, args=(node,)) for node in node_ids]
+    readers = [threading.Thread(target=read_one, args=(n,)) for n in node.node_ids]
     for t in readers:
         t.start()
     for t in readers:
         t.join()
     missing = [key_of(n) for n, v in values.items() if v is None]
     if missing:
-        reply(msg, {"type": "error", "code": 11, "text": f"could not read {missing}"})
+        node.error(msg, 11, f"could not read {missing}")
     else:
-        reply(msg, {"type": "read_ok", "value": sum(values.values())})
-
-
-def spawn(handler, msg):
-    threading.Thread(target=handler, args=(msg,), daemon=True).start()
-
-
-def main():
-    global node_id, node_ids
-    for line in sys.stdin:
-        msg = json.loads(line)
-        body = msg["body"]
-        kind = body["type"]
-        if "in_reply_to" in body:
-            with lock:
-                slot = pending.get(body["in_reply_to"])
-            if slot is not None:
-                slot[1] = body
-                slot[0].set()
-            else:
-                log(f"late or unexpected reply {line.strip()}")
-        elif kind == "init":
-            node_id = body["node_id"]
-            node_ids = list(body["node_ids"])
-            reply(msg, {"type": "init_ok"})
-            threading.Thread(target=flush_forever, daemon=True).start()
-        elif kind == "add":
-            handle_add(msg)
-        elif kind == "read":
-            spawn(handle_read, msg)
-        else:
-            log(f"unexpected message {line.strip()}")
+        node.reply(msg, {"type": "read_ok", "value": sum(values.values())})
 
 
 if __name__ == "__main__":
-    main()
+    node.run()
