@@ -57,9 +57,12 @@ enum Request {
 /// Where `node` is: an address as given, or a node id looked up in the
 /// cluster's `cluster.json`; and the cluster's secret file, when the node
 /// was named by id (it is the operator's own cluster).
-fn resolve(node: &str, dir: Option<PathBuf>) -> Result<(String, Option<PathBuf>), String> {
+/// Where `--node` is (an address, or a member of the cluster in `dir`),
+/// the member's id when it names one (the handshake then checks that this
+/// node answered), and that cluster's secret file.
+fn resolve(node: &str, dir: Option<PathBuf>) -> Result<Resolved, String> {
     if let Ok(a) = addr(node) {
-        return Ok((a, None));
+        return Ok((a, None, None));
     }
     let dir = dir.unwrap_or_else(|| crate::cluster::default_dir(7400));
     let json = crate::cluster::read_description(&dir.join("cluster.json"))
@@ -72,8 +75,14 @@ fn resolve(node: &str, dir: Option<PathBuf>) -> Result<(String, Option<PathBuf>)
         .and_then(|m| m["addr"].as_str())
         .ok_or_else(|| format!("the cluster in {} has no member {node}", dir.display()))?;
     let secret = dir.join("cluster.secret");
-    Ok((addr.to_string(), secret.exists().then_some(secret)))
+    Ok((
+        addr.to_string(),
+        Some(node.to_string()),
+        secret.exists().then_some(secret),
+    ))
 }
+
+type Resolved = (String, Option<String>, Option<PathBuf>);
 
 /// What a person wants to see of a reply: a read's value, or `ok`.
 fn plain(reply: &Value) -> String {
@@ -91,7 +100,7 @@ pub fn run(args: Args) -> ExitCode {
             format!("--timeout {} is not a duration", args.timeout),
         );
     };
-    let (node, cluster_secret) = match resolve(&args.node, args.dir) {
+    let (node, member, cluster_secret) = match resolve(&args.node, args.dir) {
         Ok(found) => found,
         Err(e) => return fail(usage, format!("client: {e}")),
     };
@@ -113,6 +122,9 @@ pub fn run(args: Args) -> ExitCode {
     };
     let result = smol::block_on(async {
         let mut client = Client::connect(&node, id).await?;
+        if let Some(member) = member {
+            client = client.with_dest(member);
+        }
         if let Some(secret) = &secret {
             client.authenticate(secret, timeout).await?;
         }

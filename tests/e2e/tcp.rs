@@ -907,6 +907,89 @@ fn a_forged_gossip_from_an_outsider_is_refused_and_changes_nothing() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
+/// Issue 24, item 1: a process without the secret takes a down peer's
+/// port and, when n0 (or n1) dials "n2", relays its handshake to the other
+/// node and the answers back. Each MAC names both ends, so the dialer sees
+/// that n1 answered where it dialed n2 (and n1 would see a proof meant for
+/// n2): the relay never gets a `peer_proof_ok`, and its forged gossip "as
+/// n0" is refused. Before the fix, n1 answered `peer_proof_ok`.
+#[test]
+fn a_relay_without_the_secret_cannot_pass_as_another_peer() {
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    let mut setup = cluster("relay", 3, StrategyKind::Gossip, KvKind::SeqKv, &[]);
+    let c = &mut setup.cluster;
+    block_on(async { c.client("n0", "c1").await.unwrap().add(6, T).await.unwrap() });
+    assert_eq!(converge(c, T, |v| v == 6), [6, 6, 6]);
+    let n2 = c.node("n2").unwrap().addr;
+    c.kill("n2").unwrap();
+    let deadline = Instant::now() + T;
+    let listener = loop {
+        match TcpListener::bind(n2) {
+            Ok(l) => break l,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "n2's port stays taken: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    // n0 and n1 both dial "n2" again within their backoff (at most 2 s):
+    // whichever comes first is relayed to the other.
+    let (from_dialer, _) = listener.accept().unwrap();
+    from_dialer.set_read_timeout(Some(T)).unwrap();
+    let mut dialer_lines = BufReader::new(from_dialer.try_clone().unwrap());
+    let mut to_dialer = from_dialer;
+    let line = |r: &mut BufReader<TcpStream>| {
+        let mut l = String::new();
+        let _ = r.read_line(&mut l);
+        l
+    };
+    let hello = line(&mut dialer_lines);
+    assert!(hello.contains("peer_hello"), "the dialer sent {hello:?}");
+    let (dialer, other) = if hello.contains("\"src\":\"n0\"") {
+        ("n0", "n1")
+    } else {
+        ("n1", "n0")
+    };
+    let mut to_other = TcpStream::connect(c.node(other).unwrap().addr).unwrap();
+    to_other.set_read_timeout(Some(T)).unwrap();
+    let mut other_lines = BufReader::new(to_other.try_clone().unwrap());
+    // Readdressed, so that the other node does not refuse a hello meant
+    // for n2.
+    let hello = hello.replace("\"dest\":\"n2\"", &format!("\"dest\":\"{other}\""));
+    to_other.write_all(hello.as_bytes()).unwrap();
+    let hello_ok = line(&mut other_lines);
+    let _ = to_dialer.write_all(hello_ok.as_bytes());
+    let proof = line(&mut dialer_lines);
+    let _ = to_other.write_all(proof.as_bytes());
+    let proof_ok = line(&mut other_lines);
+    assert!(
+        hello_ok.contains("peer_hello_ok"),
+        "{other} answered {hello_ok:?}"
+    );
+    log_mentions(c, dialer, &format!("{other} answered where we dialed n2"));
+    assert!(
+        !proof_ok.contains("peer_proof_ok"),
+        "{other} took a relayed handshake as {dialer}'s: {hello_ok:?} {proof:?} {proof_ok:?}"
+    );
+    // Whatever the relay did, its connection speaks as nobody.
+    let forged = format!(
+        "{{\"src\":\"{dialer}\",\"dest\":\"{other}\",\"body\":{{\"type\":\"gossip\",\
+         \"counts\":{{\"{dialer}\":1000000000000}}}}}}\n"
+    );
+    let _ = to_other.write_all(forged.as_bytes());
+    drop((to_dialer, to_other, listener));
+    std::thread::sleep(Duration::from_millis(300));
+    let values = block_on(async {
+        let mut values = Vec::new();
+        for id in ["n0", "n1"] {
+            values.push(c.client(id, "c2").await.unwrap().read(T).await.unwrap());
+        }
+        values
+    });
+    assert_eq!(values, [6, 6], "the relay's forged gossip was taken");
+}
+
 // ----- back-pressure: a burst of replies is not a client that does not read
 
 /// Sends `n` adds of 1 on one connection as fast as it can, while reading

@@ -15,17 +15,21 @@
 //! acceptor -> {"src":"n1","dest":"n0","body":{"type":"peer_proof_ok"}}
 //! ```
 //!
-//! `MA` is HMAC-SHA256(secret, "accept", n0, ND, NA) and `MD` is
-//! HMAC-SHA256(secret, "dial", n0, NA, ND): each side answers a nonce the
+//! `MA` is HMAC-SHA256(secret, "accept", n0, n1, ND, NA) and `MD` is
+//! HMAC-SHA256(secret, "dial", n0, n1, NA, ND): each side answers a nonce the
 //! other just chose, so a recorded exchange cannot be replayed, and the
 //! secret itself never crosses the wire (peers may be on other hosts, with
-//! `--peers-file`). The dialer checks `MA` too: a process that took a down
-//! peer's port cannot feed it forged messages either. From then on the
+//! `--peers-file`). Both MACs name both ends, the dialer and the node it
+//! meant to reach, and each side checks them against the peer it knows it
+//! is talking to: a process without the secret that took a down peer's
+//! port (n2's, say) and relays n0's handshake to n1 gets nowhere, because
+//! n0 sees an answer for "n1" where it dialed n2, and n1 a proof meant for
+//! n2. So the dialer's check of `MA` means what it should: the process that
+//! answered on n2's port holds the secret and is n2. From then on the
 //! connection speaks only as `n0`.
 
-use crate::conn::MAX_LINE;
 use crate::control;
-use crate::lines::{read_line, ReadLine};
+use crate::lines::{read_line, ReadLine, MAX_LINE};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -131,11 +135,14 @@ impl Secret {
         }
     }
 
-    fn mac(&self, role: &str, dialer: &str, first: &str, second: &str) -> Hmac<Sha256> {
+    /// The MAC of one side's message: `role`, both ends (the dialer and
+    /// the node it meant to reach) and the two nonces in the order that
+    /// side saw them.
+    fn mac(&self, role: &str, ends: Ends<'_>, first: &str, second: &str) -> Hmac<Sha256> {
         // Any key length is fine for HMAC: this cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key");
         // Lengths first, so that no two different inputs run together.
-        for part in [role, dialer, first, second] {
+        for part in [role, ends.dialer, ends.acceptor, first, second] {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
         }
@@ -143,17 +150,17 @@ impl Secret {
     }
 
     /// What the acceptor sends: it holds the secret, for this exchange.
-    pub(crate) fn accept_mac(&self, dialer: &str, dialer_nonce: &str, nonce: &str) -> String {
+    pub(crate) fn accept_mac(&self, ends: Ends<'_>, dialer_nonce: &str, nonce: &str) -> String {
         hex(&self
-            .mac("accept", dialer, dialer_nonce, nonce)
+            .mac("accept", ends, dialer_nonce, nonce)
             .finalize()
             .into_bytes())
     }
 
     /// What the dialer sends: it holds the secret, for this exchange.
-    pub(crate) fn dial_mac(&self, dialer: &str, acceptor_nonce: &str, nonce: &str) -> String {
+    pub(crate) fn dial_mac(&self, ends: Ends<'_>, acceptor_nonce: &str, nonce: &str) -> String {
         hex(&self
-            .mac("dial", dialer, acceptor_nonce, nonce)
+            .mac("dial", ends, acceptor_nonce, nonce)
             .finalize()
             .into_bytes())
     }
@@ -165,23 +172,33 @@ impl Secret {
 
     pub(crate) fn verify_accept(
         &self,
-        dialer: &str,
+        ends: Ends<'_>,
         dialer_nonce: &str,
         nonce: &str,
         got: &str,
     ) -> bool {
-        self.verify(self.mac("accept", dialer, dialer_nonce, nonce), got)
+        self.verify(self.mac("accept", ends, dialer_nonce, nonce), got)
     }
 
     pub(crate) fn verify_dial(
         &self,
-        dialer: &str,
+        ends: Ends<'_>,
         acceptor_nonce: &str,
         nonce: &str,
         got: &str,
     ) -> bool {
-        self.verify(self.mac("dial", dialer, acceptor_nonce, nonce), got)
+        self.verify(self.mac("dial", ends, acceptor_nonce, nonce), got)
     }
+}
+
+/// The two ends of a handshake, as each side knows them: the dialer by the
+/// id it claims, the acceptor by its own id (acceptor side) or by the peer
+/// the dialer meant to reach (dialer side). Where the two sides disagree,
+/// the MACs do not match.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ends<'a> {
+    pub dialer: &'a str,
+    pub acceptor: &'a str,
 }
 
 /// Whether a nonce the other side sent has the shape ours have.
@@ -189,15 +206,17 @@ pub(crate) fn is_nonce(s: &str) -> bool {
     s.len() == 32 && unhex(s).is_some()
 }
 
-/// The dialer's half of the exchange, as `me` to `them`, on a fresh
-/// connection. The caller bounds it in time.
+/// The dialer's half of the exchange, as `me` on a fresh connection to
+/// `them` (the peer it meant to reach; `None` for an operator who dialed an
+/// address and takes whichever node answers). Returns the id of the node
+/// that proved it holds the secret. The caller bounds it in time.
 pub(crate) async fn prove<R, W>(
     reader: &mut R,
     writer: &mut W,
     secret: &Secret,
     me: &str,
-    them: &str,
-) -> io::Result<()>
+    them: Option<&str>,
+) -> io::Result<String>
 where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -206,40 +225,55 @@ where
     let mine = nonce()?;
     let hello = control::line(
         me,
-        them,
+        them.unwrap_or("node"),
         &[("type", PEER_HELLO.into()), ("nonce", mine.clone().into())],
     );
     writer.write_all(&hello).await?;
     writer.flush().await?;
-    let body = read_reply(reader).await?;
+    let (answered, body) = read_reply(reader).await?;
+    let acceptor = them.unwrap_or(&answered);
+    if answered != acceptor {
+        return Err(denied(format!(
+            "{answered} answered where we dialed {acceptor} (a relay, or the wrong address)"
+        )));
+    }
+    let ends = Ends {
+        dialer: me,
+        acceptor,
+    };
     let theirs = body["nonce"].as_str().unwrap_or_default().to_owned();
     let ok = body["type"] == "peer_hello_ok"
         && is_nonce(&theirs)
-        && secret.verify_accept(me, &mine, &theirs, body["mac"].as_str().unwrap_or_default());
+        && secret.verify_accept(
+            ends,
+            &mine,
+            &theirs,
+            body["mac"].as_str().unwrap_or_default(),
+        );
     if !ok {
         return Err(denied(format!(
-            "{them} did not prove it holds the cluster secret: {body}"
+            "{acceptor} did not prove it holds the cluster secret: {body}"
         )));
     }
     let proof = control::line(
         me,
-        them,
+        acceptor,
         &[
             ("type", PEER_PROOF.into()),
-            ("mac", secret.dial_mac(me, &theirs, &mine).into()),
+            ("mac", secret.dial_mac(ends, &theirs, &mine).into()),
         ],
     );
     writer.write_all(&proof).await?;
     writer.flush().await?;
-    let body = read_reply(reader).await?;
+    let (_, body) = read_reply(reader).await?;
     if body["type"] != "peer_proof_ok" {
-        return Err(denied(format!("{them} refused our proof: {body}")));
+        return Err(denied(format!("{acceptor} refused our proof: {body}")));
     }
-    Ok(())
+    Ok(acceptor.to_owned())
 }
 
-/// The body of the next line.
-async fn read_reply<R: AsyncBufRead + Unpin>(reader: &mut R) -> io::Result<Value> {
+/// The sender and the body of the next line.
+async fn read_reply<R: AsyncBufRead + Unpin>(reader: &mut R) -> io::Result<(String, Value)> {
     let mut buf = Vec::new();
     match read_line(reader, &mut buf, MAX_LINE).await? {
         ReadLine::Line => {}
@@ -252,26 +286,40 @@ async fn read_reply<R: AsyncBufRead + Unpin>(reader: &mut R) -> io::Result<Value
     }
     let mut msg: Value =
         serde_json::from_slice(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    Ok(msg.get_mut("body").map(Value::take).unwrap_or_default())
+    let src = msg["src"].as_str().unwrap_or_default().to_owned();
+    Ok((
+        src,
+        msg.get_mut("body").map(Value::take).unwrap_or_default(),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn ends<'a>(dialer: &'a str, acceptor: &'a str) -> Ends<'a> {
+        Ends { dialer, acceptor }
+    }
+
     #[test]
-    fn macs_bind_the_secret_the_role_the_dialer_and_both_nonces() {
+    fn macs_bind_the_secret_the_role_both_ends_and_both_nonces() {
         let s = Secret::generate().unwrap();
         let other = Secret::generate().unwrap();
         let (a, b) = (nonce().unwrap(), nonce().unwrap());
-        let mac = s.dial_mac("n0", &a, &b);
-        assert!(s.verify_dial("n0", &a, &b, &mac));
-        assert!(!other.verify_dial("n0", &a, &b, &mac));
-        assert!(!s.verify_dial("n1", &a, &b, &mac));
-        assert!(!s.verify_dial("n0", &b, &a, &mac));
+        let mac = s.dial_mac(ends("n0", "n2"), &a, &b);
+        assert!(s.verify_dial(ends("n0", "n2"), &a, &b, &mac));
+        assert!(!other.verify_dial(ends("n0", "n2"), &a, &b, &mac));
+        assert!(!s.verify_dial(ends("n1", "n2"), &a, &b, &mac));
+        // A proof meant for n2, relayed to n1 (issue 24, item 1).
+        assert!(!s.verify_dial(ends("n0", "n1"), &a, &b, &mac));
+        assert!(!s.verify_dial(ends("n0", "n2"), &b, &a, &mac));
         // A dialer's proof is no acceptor's answer (no reflection).
-        assert!(!s.verify_accept("n0", &a, &b, &mac));
-        assert!(!s.verify_dial("n0", &a, &b, "zz"));
+        assert!(!s.verify_accept(ends("n0", "n2"), &a, &b, &mac));
+        assert!(!s.verify_dial(ends("n0", "n2"), &a, &b, "zz"));
+        // n1's answer, relayed to a dialer that meant to reach n2.
+        let answer = s.accept_mac(ends("n0", "n1"), &a, &b);
+        assert!(s.verify_accept(ends("n0", "n1"), &a, &b, &answer));
+        assert!(!s.verify_accept(ends("n0", "n2"), &a, &b, &answer));
     }
 
     #[test]

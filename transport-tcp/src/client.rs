@@ -16,8 +16,8 @@
 //! # });
 //! ```
 
-use crate::conn::MAX_LINE;
 use crate::control;
+use crate::lines::MAX_LINE;
 use crate::lines::{read_line, ReadLine};
 use gcounter_core::ErrorCode;
 use serde_json::Value;
@@ -120,6 +120,10 @@ impl Reply {
 pub struct Client {
     id: String,
     dest: String,
+    /// `dest` names the node this connection meant to reach (set by
+    /// [`with_dest`](Client::with_dest)): the handshake then checks that
+    /// the node which answered is that one.
+    dest_known: bool,
     reader: BufReader<TcpStream>,
     writer: TcpStream,
     next_msg_id: u64,
@@ -150,6 +154,7 @@ impl Client {
             // A node answers whatever reaches its socket, whatever `dest`
             // says; `with_dest` names it for logs that care.
             dest: "node".into(),
+            dest_known: false,
             reader: BufReader::new(stream.clone()),
             writer: stream,
             next_msg_id: 1,
@@ -161,6 +166,7 @@ impl Client {
     /// Sets the `dest` of the requests (a node's id, or `cluster`).
     pub fn with_dest(mut self, dest: impl Into<String>) -> Self {
         self.dest = dest.into();
+        self.dest_known = true;
         self
     }
 
@@ -169,26 +175,23 @@ impl Client {
     }
 
     /// Proves to the node that this connection holds the cluster's secret
-    /// (see the `auth` module): needed for `partition` and `heal`.
+    /// (see the `auth` module): needed for `partition` and `heal`. Returns
+    /// the id of the node that proved it holds the secret too (the one
+    /// [`with_dest`](Client::with_dest) named, if it did).
     pub async fn authenticate(
         &mut self,
         secret: &crate::Secret,
         timeout: Duration,
-    ) -> Result<(), ClientError> {
+    ) -> Result<String, ClientError> {
+        let them = self.dest_known.then_some(self.dest.as_str());
         let proving = async {
-            crate::auth::prove(
-                &mut self.reader,
-                &mut self.writer,
-                secret,
-                &self.id,
-                &self.dest,
-            )
-            .await
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::PermissionDenied => ClientError::Unexpected(e.to_string()),
-                io::ErrorKind::ConnectionAborted => ClientError::Closed,
-                _ => ClientError::Io(e),
-            })
+            crate::auth::prove(&mut self.reader, &mut self.writer, secret, &self.id, them)
+                .await
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::PermissionDenied => ClientError::Unexpected(e.to_string()),
+                    io::ErrorKind::ConnectionAborted => ClientError::Closed,
+                    _ => ClientError::Io(e),
+                })
         };
         or(proving, async {
             Timer::after(timeout).await;

@@ -910,6 +910,7 @@ fn control_request(cluster: &mut Cluster, line: &[u8], notice: &mut impl FnMut(N
         );
         let req = Request {
             src: "?".into(),
+            dest: ME.into(),
             msg_id: None,
             ty: String::new(),
             body: Default::default(),

@@ -16,7 +16,7 @@
 //! backlog passes a hard cap).
 
 use crate::auth::{prove, Secret};
-use crate::lines::{read_line, ReadLine};
+use crate::lines::{read_line, ReadLine, MAX_LINE};
 use async_channel::{Receiver, Sender, TrySendError};
 use smol::future::or;
 use smol::io::{AsyncWriteExt, BufReader, BufWriter};
@@ -70,9 +70,6 @@ pub struct Limits {
     /// reconnecting) is dropped rather than delivered late.
     pub link_max_delay: Duration,
 }
-
-/// The longest line, 1 MiB: Maelstrom messages are well under a kilobyte.
-pub const MAX_LINE: usize = 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -654,20 +651,36 @@ async fn link_task(
         if let Some(hello) = &hello {
             let mut writer = stream.clone();
             let proving = async {
-                Some(prove(&mut reader, &mut writer, &hello.secret, &hello.me, &name).await)
+                let proven = prove(
+                    &mut reader,
+                    &mut writer,
+                    &hello.secret,
+                    &hello.me,
+                    Some(&name),
+                );
+                Some(proven.await.map(drop))
             };
             let timeout = async {
                 Timer::after(CONNECT_TIMEOUT).await;
                 None
             };
-            let why = match or(proving, timeout).await {
-                Some(Ok(())) => None,
-                Some(Err(e)) => Some(e.to_string()),
-                None => Some(format!("no handshake within {CONNECT_TIMEOUT:?}")),
+            let (why, forged) = match or(proving, timeout).await {
+                Some(Ok(())) => (None, false),
+                Some(Err(e)) => {
+                    let forged = e.kind() == io::ErrorKind::PermissionDenied;
+                    (Some(e.to_string()), forged)
+                }
+                None => (
+                    Some(format!("no handshake within {CONNECT_TIMEOUT:?}")),
+                    false,
+                ),
             };
             if let Some(why) = why {
                 failures += 1;
-                if failures == 1 {
+                // Whoever answered failed to prove it is the peer: worth a
+                // warning each time, not only after a run of successes
+                // (the backoff keeps it to one line in 2 s at most).
+                if failures == 1 || forged {
                     log::warn!("link to {name} at {addr}: handshake failed: {why}; retrying");
                 } else {
                     log::debug!("link to {name} at {addr}: handshake failed again: {why}");

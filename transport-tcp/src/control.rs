@@ -55,6 +55,8 @@ pub const STATUS: &str = "status";
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Request {
     pub src: String,
+    /// Whom the sender addressed (empty if it did not say).
+    pub dest: String,
     pub msg_id: Option<u64>,
     pub ty: String,
     pub body: Map<String, Value>,
@@ -66,6 +68,10 @@ impl Request {
     pub(crate) fn parse(line: &[u8], types: &[&str]) -> Option<Request> {
         let mut envelope: Map<String, Value> = serde_json::from_slice(line).ok()?;
         let src = envelope.remove("src")?.as_str()?.to_owned();
+        let dest = match envelope.remove("dest") {
+            Some(Value::String(dest)) => dest,
+            _ => String::new(),
+        };
         let Value::Object(mut body) = envelope.remove("body")? else {
             return None;
         };
@@ -76,6 +82,7 @@ impl Request {
         let msg_id = body.remove("msg_id").and_then(|id| id.as_u64());
         Some(Request {
             src,
+            dest,
             msg_id,
             ty,
             body,

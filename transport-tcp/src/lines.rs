@@ -3,6 +3,9 @@
 use smol::io::{AsyncBufRead, AsyncBufReadExt};
 use std::io;
 
+/// The longest line, 1 MiB: Maelstrom messages are well under a kilobyte.
+pub const MAX_LINE: usize = 1024 * 1024;
+
 /// What [`read_line`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadLine {

@@ -517,7 +517,19 @@ impl Owner {
             let Ok(mine) = auth::nonce() else {
                 return self.refuse(conn, "no random nonce for its handshake");
             };
-            let mac = secret.accept_mac(&req.src, &theirs, &mine);
+            // A hello meant for another node (relayed here by whoever
+            // took its port) would fail at the dialer anyway, since our
+            // MAC names us; refusing it says so in our log. (An operator
+            // who dialed an address names no node.)
+            if req.dest != self.me && self.node_ids.contains(&req.dest) {
+                let why = format!("a peer_hello for {} from {}", req.dest, req.src);
+                return self.refuse(conn, &why);
+            }
+            let ends = auth::Ends {
+                dialer: &req.src,
+                acceptor: &self.me,
+            };
+            let mac = secret.accept_mac(ends, &theirs, &mine);
             let reply = req.ok(
                 &self.me,
                 vec![("nonce", mine.clone().into()), ("mac", mac.into())],
@@ -528,7 +540,11 @@ impl Owner {
             return;
         }
         let proven = self.challenges.remove(&conn).filter(|(who, theirs, mine)| {
-            *who == req.src && secret.verify_dial(who, mine, theirs, field("mac"))
+            let ends = auth::Ends {
+                dialer: who,
+                acceptor: &self.me,
+            };
+            *who == req.src && secret.verify_dial(ends, mine, theirs, field("mac"))
         });
         match proven {
             Some((who, _, _)) => {
