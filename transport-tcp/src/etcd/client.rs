@@ -34,13 +34,26 @@ pub enum CallError {
     /// The request went out but no good answer came back in time: etcd
     /// may or may not have applied it.
     Unknown(String),
+    /// etcd answered that it will not apply the request (its space quota
+    /// is exhausted, the credentials lack the right, the request is
+    /// malformed): it did not happen.
+    Refused(String),
 }
+
+/// gRPC status codes (in the gateway's JSON error) with which etcd refuses
+/// a request before, or instead of, applying it: INVALID_ARGUMENT (3),
+/// PERMISSION_DENIED (7), RESOURCE_EXHAUSTED (8: "database space
+/// exceeded", "too many requests"), FAILED_PRECONDITION (9) and
+/// UNAUTHENTICATED (16). Anything else (UNAVAILABLE for no leader, a
+/// timeout inside the cluster) may have been applied.
+const REFUSALS: [u64; 5] = [3, 7, 8, 9, 16];
 
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::Unreachable(why) => write!(f, "etcd unreachable: {why}"),
             CallError::Unknown(why) => write!(f, "no answer from etcd: {why}"),
+            CallError::Refused(why) => write!(f, "etcd refused: {why}"),
         }
     }
 }
@@ -124,11 +137,19 @@ impl EtcdClient {
             return match exchange(conn, &addr, path, &body).await {
                 Ok((200, answer)) => Ok(answer),
                 Ok((status, answer)) => {
+                    let message = answer.get("message").and_then(Value::as_str).unwrap_or("");
+                    let code = answer.get("code").and_then(Value::as_u64);
+                    if code.is_some_and(|c| REFUSALS.contains(&c)) {
+                        // The cluster said no, and any member would: keep
+                        // the connection.
+                        return Err(Some(CallError::Refused(format!(
+                            "{addr}: HTTP {status} {message}"
+                        ))));
+                    }
                     // etcd answers a call it could not serve (no leader, a
                     // timeout inside the cluster) with an error status; a
                     // member that is cut off from the others keeps doing
                     // so, so the next call goes elsewhere.
-                    let message = answer.get("message").and_then(Value::as_str).unwrap_or("");
                     self.next_endpoint();
                     Err(Some(CallError::Unknown(format!(
                         "{addr}: HTTP {status} {message}"

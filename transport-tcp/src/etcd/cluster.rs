@@ -68,6 +68,8 @@ pub struct EtcdCluster {
     binary: PathBuf,
     token: String,
     members: Vec<EtcdMember>,
+    /// Flags given to every member after ours.
+    extra: Vec<String>,
 }
 
 impl EtcdCluster {
@@ -75,6 +77,17 @@ impl EtcdCluster {
     /// earlier cluster there is removed) and waits until the cluster
     /// serves a linearizable read.
     pub fn start(dir: &Path, count: usize, host: IpAddr) -> io::Result<EtcdCluster> {
+        Self::start_with(dir, count, host, &[])
+    }
+
+    /// [`start`](EtcdCluster::start), with more flags for every member
+    /// (such as a small `--quota-backend-bytes`).
+    pub fn start_with(
+        dir: &Path,
+        count: usize,
+        host: IpAddr,
+        extra: &[&str],
+    ) -> io::Result<EtcdCluster> {
         let binary = find_etcd().map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
         fs::create_dir_all(dir)?;
         let ports = crate::cluster::free_ports(host, 2 * count)?;
@@ -102,6 +115,7 @@ impl EtcdCluster {
             binary,
             token: format!("gcounter-{:x}", crate::kv::clock_seed()),
             members,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 0..count {
             cluster.start_member(i)?;
@@ -168,6 +182,19 @@ impl EtcdCluster {
             "zap".into(),
             "--log-outputs".into(),
             "stderr".into(),
+            // Every put is a new revision, and etcd keeps them all unless
+            // told: a long run at a few hundred writes a second would grow
+            // the database until etcd refuses writes ("database space
+            // exceeded"). Keep one minute of history, compacted every
+            // minute, so its space is reused. And snapshot every 10,000
+            // entries (not 100,000), so the WAL files kept behind a
+            // snapshot are purged sooner.
+            "--auto-compaction-mode".into(),
+            "periodic".into(),
+            "--auto-compaction-retention".into(),
+            "1m".into(),
+            "--snapshot-count".into(),
+            "10000".into(),
         ];
         // The watchdog: etcd in the background, and beside it a reader of
         // our pipe that SIGKILLs etcd when the pipe closes; the shell exits
@@ -181,6 +208,7 @@ impl EtcdCluster {
             .arg(script)
             .arg(&self.binary)
             .args(args)
+            .args(&self.extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));

@@ -16,7 +16,8 @@
 //!
 //! Values are stored as their JSON text. A missing key is error 20, a
 //! `from` that does not match error 22. When no etcd member can be
-//! reached the call did not happen: error 11. When a `write` or `cas` went
+//! reached, or etcd refuses the call (its space quota exhausted, say), the
+//! call did not happen: error 11, naming etcd's reason. When a `write` or `cas` went
 //! out but its outcome is unknown (a timeout, no leader) there is no
 //! reply, as when a network drops it: the core's RPC timeout handles that,
 //! and no definite error claims what is not known.
@@ -118,6 +119,7 @@ struct Worker {
 }
 
 /// What one call came to.
+#[derive(Debug)]
 enum Answer {
     Reply(Payload),
     /// The outcome is unknown: say nothing.
@@ -254,11 +256,11 @@ fn unavailable(e: CallError) -> Answer {
     ))
 }
 
-/// A write or cas that failed: definitely when it never left, silence
-/// when it may have been applied.
+/// A write or cas that failed: definitely when it never left or etcd
+/// refused it, silence when it may have been applied.
 fn not_applied(e: CallError) -> Answer {
     match e {
-        CallError::Unreachable(_) => unavailable(e),
+        CallError::Unreachable(_) | CallError::Refused(_) => unavailable(e),
         CallError::Unknown(_) => Answer::Silence(e.to_string()),
     }
 }
@@ -383,6 +385,55 @@ mod tests {
                         assert_eq!(value, serde_json::json!({"n1": 3}))
                     }
                     _ => panic!("no read_ok"),
+                }
+            }
+        });
+        drop(etcd);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Issue 24, item 7: past its space quota etcd refuses every put
+    /// (HTTP 429, "database space exceeded") and still serves ranges. The
+    /// refusal is a definite error the client sees as `fail`, not a
+    /// silence it must count as indeterminate; reads go on.
+    #[test]
+    fn a_write_past_etcds_quota_is_refused_definitely_and_reads_go_on() {
+        let dir = std::env::temp_dir().join(format!("gcounter-etcd-quota-{}", std::process::id()));
+        let etcd = EtcdCluster::start_with(
+            &dir,
+            1,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            &["--quota-backend-bytes", "100000"],
+        )
+        .unwrap_or_else(|e| panic!("etcd: {e}"));
+        let mut w = worker(etcd.endpoints());
+        smol::block_on(async {
+            let mut refused = None;
+            for i in 0..5000 {
+                let write = Payload::Write {
+                    key: format!("k{}", i % 50).into(),
+                    value: "x".repeat(200).into(),
+                };
+                match w.answer(&request("seq-kv", write)).await {
+                    Answer::Reply(Payload::WriteOk) => {}
+                    Answer::Reply(Payload::Error { code, text }) => {
+                        refused = Some((code, text));
+                        break;
+                    }
+                    other => panic!("write {i}: {other:?}"),
+                }
+            }
+            let (code, text) = refused.expect("etcd never refused a write past its quota");
+            assert_eq!(code, ErrorCode::TEMPORARILY_UNAVAILABLE, "{text}");
+            assert!(code.is_definite());
+            assert!(text.contains("database space exceeded"), "{text}");
+            let read = Payload::Read {
+                key: Some("k1".into()),
+            };
+            for kv in ["seq-kv", "lin-kv"] {
+                match w.answer(&request(kv, read.clone())).await {
+                    Answer::Reply(Payload::ReadOk { .. }) => {}
+                    other => panic!("{kv} read while writes are refused: {other:?}"),
                 }
             }
         });
