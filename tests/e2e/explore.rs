@@ -30,7 +30,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn explore_finds_naive_losing_an_add_and_draws_it_in_the_current_folder() {
+fn explore_finds_naive_losing_an_add_says_which_write_erased_it_and_draws_it_under_store() {
     let dir = scratch("naive");
     let (code, out, err) = explore(
         &["--strategy", "naive", "--adds", "1", "--timers", "0"],
@@ -41,8 +41,19 @@ fn explore_finds_naive_losing_an_add_and_draws_it_in_the_current_folder() {
     assert!(out.contains("bounds:"), "{out}");
     assert!(out.contains("1. c1 -> n0 add 1"), "{out}");
     assert!(out.contains("invalid: "), "{out}");
-    let svg = std::fs::read_to_string(dir.join("explore-failure.svg")).expect("the default SVG");
+    // Which write erased which add, and the read it was computed from.
+    assert!(out.contains("why: step "), "{out}");
+    assert!(out.contains("erasing acknowledged add"), "{out}");
+    assert!(out.contains("computed it from what it last heard"), "{out}");
+    // Schedule counts of many digits are grouped.
+    assert!(out.contains(" schedules in all fail"), "{out}");
+    assert!(out.contains(','), "{out}");
+    let svg = std::fs::read_to_string(dir.join("store/explore/naive-seq-kv.svg"))
+        .expect("the default SVG, under store/");
     assert!(svg.contains("<svg") && svg.contains("seq-kv"));
+    // The erasing write is drawn in red, with what it erased.
+    assert!(svg.contains(">erases +"), "{svg}");
+    assert!(!dir.join("explore-failure.svg").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -55,7 +66,11 @@ fn explore_exits_0_for_a_correct_strategy_64_for_a_usage_error_and_2_for_no_time
     );
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("complete within bounds"), "{out}");
-    assert!(!dir.join("explore-failure.svg").exists());
+    assert!(!dir.join("store").exists());
+    // gossip's bounds mention no KV service.
+    let (code, out, err) = explore(&["--strategy", "gossip", "--adds", "1"], &dir);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(!out.contains("seq-kv"), "{out}");
 
     let (code, _, err) = explore(&["--strategy", "paxos"], &dir);
     assert_eq!(code, Some(64), "{err}");

@@ -45,18 +45,19 @@ impl Reduction {
         }
     }
 
-    fn describe(self) -> &'static str {
-        match self {
-            Reduction::States => {
-                "each distinct state explored once; seq-kv answers that differ only in staleness merged"
-            }
-            Reduction::Dpor => {
-                "source-DPOR with sleep sets; seq-kv answers that differ only in staleness merged"
-            }
-            Reduction::SleepSets => {
-                "sleep sets only; seq-kv answers that differ only in staleness merged"
-            }
-            Reduction::None => "none: every interleaving, every seq-kv state",
+    /// In words; `seq_kv` says whether a `seq-kv` is in the search at all
+    /// (the bounds mention only what the strategy uses).
+    fn describe(self, seq_kv: bool) -> String {
+        let (what, merged) = match self {
+            Reduction::States => ("each distinct state explored once", true),
+            Reduction::Dpor => ("source-DPOR with sleep sets", true),
+            Reduction::SleepSets => ("sleep sets only", true),
+            Reduction::None => ("none: every interleaving", false),
+        };
+        match (seq_kv, merged) {
+            (false, _) => what.to_string(),
+            (true, true) => format!("{what}; seq-kv answers that differ only in staleness merged"),
+            (true, false) => format!("{what}, every seq-kv state"),
         }
     }
 }
@@ -167,9 +168,23 @@ impl Bounds {
     }
 }
 
-/// `1 add`, `2 adds`.
+/// `1 add`, `2 adds`, `16,859,278,561,250 schedules`.
 pub fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+/// `16859278561250` as `16,859,278,561,250`: schedule counts run to
+/// fourteen digits.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn secs(d: Duration) -> String {
@@ -178,12 +193,11 @@ fn secs(d: Duration) -> String {
 
 impl fmt::Display for Bounds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kv = if self.uses_kv() {
-            self.kv.name().to_string()
+        if self.uses_kv() {
+            writeln!(f, "strategy {}, kv {}", self.strategy, self.kv.name())?;
         } else {
-            format!("{} (unused: {} needs no service)", self.kv, self.strategy)
-        };
-        writeln!(f, "strategy {}, kv {kv}", self.strategy)?;
+            writeln!(f, "strategy {} (no KV service)", self.strategy)?;
+        }
         writeln!(f, "bounds:")?;
         writeln!(
             f,
@@ -224,9 +238,14 @@ impl fmt::Display for Bounds {
                 "node-to-node messages"
             )
         )?;
+        let timers = if self.uses_kv() {
+            "a KV retry or call deadline"
+        } else {
+            "a gossip round"
+        };
         writeln!(
             f,
-            "  up to {} per node (gossip, retry, call deadline), at any point while armed",
+            "  up to {} per node ({timers}), at any point while armed",
             count(u64::from(self.timers), "timer firing", "timer firings")
         )?;
         writeln!(
@@ -236,6 +255,7 @@ impl fmt::Display for Bounds {
             secs(RECOVERY),
             secs(CLIENT_TIMEOUT)
         )?;
-        write!(f, "  reduction: {}", self.reduction.describe())
+        let seq_kv = self.uses_kv() && self.kv == KvKind::SeqKv;
+        write!(f, "  reduction: {}", self.reduction.describe(seq_kv))
     }
 }

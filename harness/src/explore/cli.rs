@@ -3,7 +3,7 @@
 //! schedule valid, 1 a failing schedule found, 2 the budget ran out, 64 a
 //! usage error, 255 output that could not be written).
 
-use super::bounds::{count, Bounds, Reduction};
+use super::bounds::{count, thousands, Bounds, Reduction};
 use super::diagram::{self, Footnote};
 use super::event::Actor;
 use super::narrative;
@@ -42,9 +42,10 @@ pub struct ExploreArgs {
     /// Give up after this many seconds (exit 2, "incomplete").
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive)]
     pub budget: f64,
-    /// Where the diagram of a failing schedule goes.
-    #[arg(long, value_name = "PATH", default_value = "explore-failure.svg")]
-    pub svg: PathBuf,
+    /// Where the diagram of a failing schedule goes (default:
+    /// `store/explore/<strategy>-<kv>.svg`, beside `gcounter test`'s runs).
+    #[arg(long, value_name = "PATH")]
+    pub svg: Option<PathBuf>,
     /// How to skip equivalent schedules: states (each distinct state
     /// once), dpor (source-DPOR with sleep sets), sleep-sets (a
     /// cross-check), or none (every interleaving and every seq-kv state:
@@ -126,15 +127,16 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
             Some(states) => writeln!(
                 out,
                 "FAILED: {} of the {} schedules {} fail ({scope}; {} explored)",
-                report.failures,
-                report.schedules,
+                thousands(report.failures),
+                thousands(report.schedules),
                 if report.complete { "in all" } else { "counted" },
                 count(states, "distinct state", "distinct states"),
             )?,
             None => writeln!(
                 out,
                 "FAILED: {} of {} schedules explored fail ({scope})",
-                report.failures, report.schedules,
+                thousands(report.failures),
+                thousands(report.schedules),
             )?,
         }
         writeln!(
@@ -155,16 +157,39 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
         };
         write!(out, "{}", narrative::narrative(&trace, &replayed, &bounds))?;
         debug_assert_eq!(replayed.key, leaf.key);
+        let why = trace.why();
+        if let Some(why) = &why {
+            writeln!(out, "why: {}", why.text)?;
+        }
+        if bounds.adds > 1 {
+            writeln!(
+                out,
+                "for the smallest story, try --adds 1 (one add per client)"
+            )?;
+        }
         let title = format!(
             "gcounter explore: {} on {}, shortest failing schedule ({} steps)",
             bounds.strategy,
             bounds.kv,
             path.len()
         );
-        let svg = diagram::svg(&trace, &title, &footnotes(&replayed));
-        match std::fs::write(&args.svg, svg) {
-            Ok(()) => writeln!(out, "diagram: {}", args.svg.display())?,
-            Err(e) => writeln!(out, "could not write {}: {e}", args.svg.display())?,
+        let svg = diagram::svg(&trace, &title, &footnotes(&replayed), why.as_ref());
+        let file = args.svg.clone().unwrap_or_else(|| {
+            let kv = if bounds.uses_kv() {
+                bounds.kv.name()
+            } else {
+                "no-kv"
+            };
+            PathBuf::from("store/explore").join(format!("{}-{kv}.svg", bounds.strategy))
+        });
+        let written = match file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
+            _ => Ok(()),
+        }
+        .and_then(|()| std::fs::write(&file, svg));
+        match written {
+            Ok(()) => writeln!(out, "diagram: {}", file.display())?,
+            Err(e) => writeln!(out, "could not write {}: {e}", file.display())?,
         }
         stats(out, &report, bounds.reduction)?;
         return Ok(1);
@@ -178,7 +203,7 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
             } else {
                 " (at least"
             },
-            report.schedules,
+            thousands(report.schedules),
             if report.complete { "" } else { " covered)" },
         ),
         None => count(report.schedules, "schedule", "schedules"),
@@ -220,7 +245,7 @@ fn stats(out: &mut impl Write, r: &Report, by: Reduction) -> std::io::Result<()>
             ),
             count(states, "distinct state", "distinct states"),
             count(r.steps, "step", "steps"),
-            r.revisits,
+            thousands(r.revisits),
             count(r.max_depth as u64, "step", "steps"),
             r.elapsed.as_secs_f64()
         );

@@ -5,7 +5,7 @@
 //! results page's plots (see `page::svg`): it is lines and text.
 
 use super::event::{Actor, Event};
-use super::trace::{Fate, Trace};
+use super::trace::{Fate, Trace, Why};
 use crate::page::escape;
 use std::fmt::Write;
 
@@ -64,8 +64,9 @@ fn hex(name: &str) -> &'static str {
 }
 
 /// The diagram of `trace`, titled `title`, with `footnotes` under the
-/// client lines.
-pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote]) -> String {
+/// client lines; `why`'s message and step (the write that erased adds)
+/// drawn in red, as the results page draws an erasing write.
+pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote], why: Option<&Why>) -> String {
     let cols = columns(trace);
     let x = |a: Actor| {
         let i = cols.iter().position(|&c| c == a).unwrap_or(0);
@@ -116,11 +117,18 @@ pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote]) -> String {
     );
     for (i, step) in trace.steps.iter().enumerate() {
         let yy = y(i + 1);
+        let culprit = why.is_some_and(|w| w.step == i + 1);
         let _ = write!(
             out,
-            r##"<text x="{}" y="{}" text-anchor="end" fill="#888">{}<title>{}</title></text>"##,
+            r##"<text x="{}" y="{}" text-anchor="end" fill="{}"{}>{}<title>{}</title></text>"##,
             LEFT - 10.0,
             yy + 4.0,
+            if culprit { hex("red") } else { "#888" },
+            if culprit {
+                r#" font-weight="bold""#
+            } else {
+                ""
+            },
             i + 1,
             escape(&step.text)
         );
@@ -148,7 +156,9 @@ pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote]) -> String {
         }
     }
     // Messages.
-    for m in &trace.msgs {
+    let culprit = why.and_then(|w| w.msg);
+    for (index, m) in trace.msgs.iter().enumerate() {
+        let erasing = culprit == Some(index);
         let (x1, x2) = (x(m.src), x(m.dest));
         let mut y1 = y(m.sent);
         if matches!(m.src, Actor::Client(_)) && m.sent > 0 {
@@ -161,7 +171,8 @@ pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote]) -> String {
             Fate::Lost(d) => ((x1 + x2) / 2.0, y(d), true, true, " (lost)"),
             Fate::InFlight => (x2, bottom, false, true, " (never delivered)"),
         };
-        let name = colour(m.src, m.dest, lost);
+        let name = colour(m.src, m.dest, lost || erasing);
+        let width = if erasing { 2.6 } else { 1.3 };
         let dash = if dashed {
             r#" stroke-dasharray="4,3""#
         } else {
@@ -169,7 +180,7 @@ pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote]) -> String {
         };
         let _ = write!(
             out,
-            r#"<line x1="{x1:.1}" y1="{y1:.1}" x2="{x_end:.1}" y2="{y_end:.1}" stroke="{}" stroke-width="1.3"{dash} marker-end="url(#arrow-{name})"/>"#,
+            r#"<line x1="{x1:.1}" y1="{y1:.1}" x2="{x_end:.1}" y2="{y_end:.1}" stroke="{}" stroke-width="{width}"{dash} marker-end="url(#arrow-{name})"/>"#,
             hex(name)
         );
         if lost {
@@ -189,6 +200,17 @@ pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote]) -> String {
             escape(&m.label),
             note
         );
+        if let (true, Some(w)) = (erasing, why) {
+            // What it erased, under the arrow.
+            let erased: Vec<String> = w.erased.iter().map(|d| format!("+{d}")).collect();
+            let _ = write!(
+                out,
+                r#"<text x="{mx:.1}" y="{:.1}" text-anchor="middle" fill="{}" font-weight="bold" stroke="white" stroke-width="3" paint-order="stroke">erases {}</text>"#,
+                my + 13.0,
+                hex("red"),
+                erased.join(", ")
+            );
+        }
     }
     for f in footnotes {
         let xx = x(f.actor);
@@ -231,7 +253,7 @@ mod tests {
         t.ended(id(n0, n1, 0), Fate::Lost(2));
         t.begin(Event::Recover, "recovery".into(), Duration::from_secs(10));
         t.sent_and_delivered(n1, Actor::Client(1), "read_ok 1".into());
-        let svg = svg(&t, "a <test>", &[]);
+        let svg = svg(&t, "a <test>", &[], None);
         assert!(svg.contains("✕"), "a lost message is crossed out");
         assert!(svg.contains("(never delivered)"));
         assert!(svg.contains("timer (0.300 s)"));

@@ -18,7 +18,34 @@ pub struct Trace {
     /// Step `i + 1` of the schedule (step 0 is `init`).
     pub steps: Vec<StepRec>,
     pub msgs: Vec<MsgRec>,
+    /// Every change to the KV store, in order.
+    pub changes: Vec<KvChange>,
     index: HashMap<MsgId, usize>,
+}
+
+/// A request that changed the KV store: which key, and its value in the
+/// newest state before and after.
+#[derive(Debug, Clone)]
+pub struct KvChange {
+    /// The step that delivered the request.
+    pub step: usize,
+    /// The node that sent it.
+    pub node: Actor,
+    pub key: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+/// Where a failing schedule lost what it lost, in one line, and the
+/// message that did it (an index into [`Trace::msgs`]), for the diagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Why {
+    pub text: String,
+    pub msg: Option<usize>,
+    /// The step that did it.
+    pub step: usize,
+    /// The deltas of the adds it erased.
+    pub erased: Vec<u64>,
 }
 
 /// One step.
@@ -98,6 +125,72 @@ impl Trace {
             sent: step,
             fate: Fate::Delivered(step),
         });
+    }
+
+    pub(crate) fn changed(&mut self, change: KvChange) {
+        self.changes.push(change);
+    }
+
+    /// The message delivered to the service at `step`, if one was.
+    fn request_at(&self, step: usize) -> Option<usize> {
+        self.msgs
+            .iter()
+            .position(|m| m.dest == Actor::Service && m.fate == Fate::Delivered(step))
+    }
+
+    /// The last reply from the service that `node` took before `step`.
+    fn last_reply_to(&self, node: Actor, step: usize) -> Option<(usize, &MsgRec)> {
+        self.msgs.iter().rev().find_map(|m| match m.fate {
+            Fate::Delivered(d) if d < step && m.src == Actor::Service && m.dest == node => {
+                Some((d, m))
+            }
+            _ => None,
+        })
+    }
+
+    /// The first change to the store that erased adds: a value replaced
+    /// by one that lacks some of its powers of two (the explorer's deltas
+    /// are distinct powers of two, so a value names the adds it holds),
+    /// with the read its writer had taken last. `None` if no write erased
+    /// anything (a stale final read, say: the narrative's steps show it).
+    pub fn why(&self) -> Option<Why> {
+        let number = |v: &Option<serde_json::Value>| v.as_ref().and_then(|v| v.as_u64());
+        self.changes.iter().find_map(|c| {
+            let before = number(&c.before)?;
+            let after = number(&c.after).unwrap_or(0);
+            let erased = before & !after;
+            if erased == 0 {
+                return None;
+            }
+            let erased: Vec<u64> = (0..64)
+                .map(|b| 1u64 << b)
+                .filter(|d| erased & d != 0)
+                .collect();
+            let adds: Vec<String> = erased.iter().map(u64::to_string).collect();
+            let msg = self.request_at(c.step);
+            let what = msg.map_or_else(|| "its write".to_string(), |m| self.msgs[m].label.clone());
+            let mut text = format!(
+                "step {}: {}'s {what} replaced {} {before} with {after}, erasing acknowledged add{} {}",
+                c.step,
+                self.name(c.node),
+                c.key.trim_matches('"'),
+                if adds.len() == 1 { "" } else { "s" },
+                adds.join(", ")
+            );
+            if let Some((at, read)) = self.last_reply_to(c.node, c.step) {
+                text.push_str(&format!(
+                    "; {} computed it from what it last heard, at step {at}: {}",
+                    self.name(c.node),
+                    read.label
+                ));
+            }
+            Some(Why {
+                text,
+                msg,
+                step: c.step,
+                erased,
+            })
+        })
     }
 
     pub(crate) fn ended(&mut self, id: MsgId, fate: Fate) {

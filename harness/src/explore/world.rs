@@ -40,13 +40,14 @@
 
 use super::bounds::{Bounds, FORCED_FIRINGS, RECOVERY_ROUNDS};
 use super::event::{Actor, Event, Footprint, KvAccess, KvEffect, MsgId};
-use super::trace::{describe, served_note, Fate, Trace};
+use super::trace::{describe, served_note, Fate, KvChange, Trace};
 use crate::checker::{check, CheckResult, Verdict};
 use crate::history::{History, OpError, OpKind, Outcome};
 use crate::testcore::INIT_CLIENT;
 use crate::workload::{client_id, interpret, node_ids, CLIENT_TIMEOUT, RECOVERY};
 use gcounter_core::service::{apply, KvState, LinKv, SeqKv, Served};
 use gcounter_core::{Body, Envelope, Input, KvKind, Node, Output, Payload, Time};
+use serde_json::Value;
 use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
@@ -819,6 +820,10 @@ impl World {
     fn serve(&mut self, req: &Envelope, state: Option<u64>) -> Option<(Envelope, Served)> {
         self.kv_version += 1;
         let request_id = req.body.msg_id?;
+        let before = self
+            .trace
+            .is_some()
+            .then(|| self.newest_value(&req.body.payload));
         let (payload, served) = match &mut self.kv {
             Kv::Seq(kv) => {
                 let chosen = state.unwrap_or_else(|| *kv.window(&req.src).end());
@@ -832,6 +837,20 @@ impl World {
             }
             Kv::Lin(kv) => kv.serve(&req.body.payload),
         };
+        if let (Some((key, before)), true) = (before.flatten(), served.changed) {
+            let after = self.newest_value(&req.body.payload).and_then(|(_, v)| v);
+            let node = self.actor(&req.src).unwrap_or(Actor::Service);
+            if let Some(t) = self.trace.as_mut() {
+                let step = t.now_step();
+                t.changed(KvChange {
+                    step,
+                    node,
+                    key,
+                    before,
+                    after,
+                });
+            }
+        }
         // Unique per client rather than per service, for the same reason
         // as the reply's name: nodes never look at a reply's `msg_id`.
         let reply = Envelope {
@@ -844,6 +863,20 @@ impl World {
             },
         };
         Some((reply, served))
+    }
+
+    /// The key a write or cas names, and its value in the newest state of
+    /// the store (for the trace's account of what each write replaced).
+    fn newest_value(&self, request: &Payload) -> Option<(String, Option<Value>)> {
+        let key = match request {
+            Payload::Write { key, .. } | Payload::Cas { key, .. } => key,
+            _ => return None,
+        };
+        let state = match &self.kv {
+            Kv::Seq(kv) => kv.latest(),
+            Kv::Lin(kv) => kv.state(),
+        };
+        Some((key.to_string(), state.get(&key.to_string()).cloned()))
     }
 
     /// Hands node `i` an input and routes everything it sends.
