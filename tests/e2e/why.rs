@@ -128,6 +128,21 @@ fn runs_call_naive_invalid_with_a_cause_and_index_them() {
     }
     let index = std::fs::read_to_string(store.latest().join("index.html")).expect("index");
     assert!(index.contains(r#"href="run-01/index.html""#));
+    // Issue 20, item 5: the loss against what was acknowledged, the
+    // operations completed, a summary line, and replay lines that wrap
+    // between flags only.
+    for r in runs {
+        let (lost, acked) = (r["lost"].as_u64(), r["acknowledged"].as_u64());
+        assert!(lost.is_some_and(|l| acked.is_some_and(|a| l <= a)), "{r}");
+        assert!(r["completed"].as_u64().is_some_and(|c| c > 0), "{r}");
+        let shown = format!("{} of {}", lost.unwrap(), acked.unwrap());
+        assert!(stdout.contains(&shown), "{stdout}");
+    }
+    assert!(index.contains("2 runs: 0 valid, 2 invalid"), "{index}");
+    assert!(
+        index.contains(r#"<span class="flag">--strategy naive</span>"#),
+        "{index}"
+    );
 }
 
 /// No false alarm: eight short runs under varied timing and partitions.

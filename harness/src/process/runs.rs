@@ -59,9 +59,58 @@ struct Row {
     adversary: String,
     verdict: String,
     lost: Option<u64>,
+    /// The sum of the acknowledged adds' deltas: what `lost` is out of.
+    acknowledged: Option<u64>,
+    /// Operations that completed `ok`.
+    completed: Option<u64>,
     cause: String,
     dir: String,
     replay: String,
+}
+
+impl Row {
+    /// `14 of 15`: the loss against what was acknowledged.
+    fn lost_of(&self) -> String {
+        match (self.lost, self.acknowledged) {
+            (Some(l), Some(a)) => format!("{l} of {a}"),
+            _ => "-".into(),
+        }
+    }
+
+    fn completed(&self) -> String {
+        self.completed.map_or("-".into(), |c| c.to_string())
+    }
+}
+
+/// The counts of a series of runs in one line: `4 runs: 3 valid, ...`.
+fn tally(rows: &[Row]) -> String {
+    let count = |v: &str| rows.iter().filter(|r| r.verdict == v).count();
+    format!(
+        "{} runs: {} valid, {} invalid, {} unknown, {} could not run",
+        rows.len(),
+        count("valid"),
+        count("invalid"),
+        count("unknown"),
+        count("error")
+    )
+}
+
+/// A replay command as HTML that wraps between flags, never inside one
+/// (`--time-limit 20` stays on one line).
+fn unbroken_flags(replay: &str) -> String {
+    replay
+        .split(" --")
+        .enumerate()
+        .map(|(i, part)| {
+            let part = if i == 0 {
+                part.to_string()
+            } else {
+                format!("--{part}")
+            };
+            format!(r#"<span class="flag">{}</span>"#, escape(&part))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs the series; the exit status is 1 if any run is invalid, else 2 if
@@ -114,10 +163,11 @@ pub fn run(args: &TestArgs, self_exe: &Path, concurrency: usize, n: u64) -> Exit
         let (settings, result) = test_once(&one, self_exe, &common);
         let row = record(i + 1, &one, &dir, &batch, &settings, result);
         eprintln!(
-            "gcounter test: run {}/{n}: {} (lost {}){}",
+            "gcounter test: run {}/{n}: {} (lost {} acknowledged; {} operations completed){}",
             row.run,
             row.verdict,
-            row.lost.map_or("-".into(), |l| l.to_string()),
+            row.lost_of(),
+            row.completed(),
             if row.cause == "-" {
                 String::new()
             } else {
@@ -188,6 +238,13 @@ fn record(
                 adversary,
                 verdict: t.check.verdict.name().into(),
                 lost: Some(t.check.lost),
+                acknowledged: Some(t.check.definite_sum),
+                completed: Some(
+                    t.history
+                        .iter()
+                        .filter(|op| op.outcome == Some(crate::history::Outcome::Ok))
+                        .count() as u64,
+                ),
                 cause,
                 dir: rel,
                 replay,
@@ -202,6 +259,8 @@ fn record(
                 adversary,
                 verdict: "error".into(),
                 lost: None,
+                acknowledged: None,
+                completed: None,
                 cause: text,
                 dir: rel,
                 replay,
@@ -213,31 +272,27 @@ fn record(
 fn print_table(out: &mut impl std::io::Write, rows: &[Row], batch: &Path) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:>3}  {:>20}  {:<18}  {:<9}  {:<8}  {:>6}  main cause",
-        "run", "seed", "latency", "adversary", "verdict", "lost"
+        "{:>3}  {:>20}  {:<18}  {:<9}  {:<8}  {:>14}  {:>6}  main cause",
+        "run", "seed", "latency", "adversary", "verdict", "lost of acked", "ops ok"
     )?;
     for r in rows {
         writeln!(
             out,
-            "{:>3}  {:>20}  {:<18}  {:<9}  {:<8}  {:>6}  {}",
+            "{:>3}  {:>20}  {:<18}  {:<9}  {:<8}  {:>14}  {:>6}  {}",
             r.run,
             r.seed,
             r.latency,
             r.adversary,
             r.verdict,
-            r.lost.map_or("-".into(), |l| l.to_string()),
+            r.lost_of(),
+            r.completed(),
             r.cause
         )?;
     }
-    let count = |v: &str| rows.iter().filter(|r| r.verdict == v).count();
+    writeln!(out, "{}", tally(rows))?;
     writeln!(
         out,
-        "{} runs: {} valid, {} invalid, {} unknown, {} could not run",
-        rows.len(),
-        count("valid"),
-        count("invalid"),
-        count("unknown"),
-        count("error")
+        "  lost: the acknowledged increments the lowest final read lacks, of their sum"
     )?;
     writeln!(out, "  results: {}", batch.display())?;
     writeln!(out, "  open {}", batch.join("index.html").display())?;
@@ -255,23 +310,34 @@ fn write_index(batch: &Path, rows: &[Row]) -> std::io::Result<()> {
 body { font-family: sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .25em .7em; text-align: left; }
 .valid { color: #2e8b57; } .invalid { color: #c0392b; font-weight: bold; } .unknown, .error { color: #e0a000; }
+.flag { white-space: nowrap; }
 </style></head><body><h1>g-counter test: runs</h1>
-<table><tr><th>run</th><th>seed</th><th>latency</th><th>adversary</th><th>verdict</th><th>lost</th><th>main cause</th><th>replay</th></tr>
 "#,
+    );
+    let _ = writeln!(
+        page,
+        "<p>{}. <em>lost</em>: the acknowledged increments the lowest final read lacks, \
+         of their sum; <em>ops ok</em>: operations that completed.</p>",
+        escape(&tally(rows))
+    );
+    page.push_str(
+        "<table><tr><th>run</th><th>seed</th><th>latency</th><th>adversary</th><th>verdict</th>\
+         <th>lost of acknowledged</th><th>ops ok</th><th>main cause</th><th>replay</th></tr>\n",
     );
     for r in rows {
         let _ = writeln!(
             page,
-            r#"<tr><td><a href="{dir}/index.html">{run}</a></td><td>{seed}</td><td>{lat}</td><td>{adv}</td><td class="{v}">{v}</td><td>{lost}</td><td>{cause}</td><td><code>{replay}</code></td></tr>"#,
+            r#"<tr><td><a href="{dir}/index.html">{run}</a></td><td>{seed}</td><td>{lat}</td><td>{adv}</td><td class="{v}">{v}</td><td>{lost}</td><td>{ops}</td><td>{cause}</td><td><code>{replay}</code></td></tr>"#,
             dir = escape(&r.dir),
             run = r.run,
             seed = r.seed,
             lat = escape(&r.latency),
             adv = escape(&r.adversary),
             v = escape(&r.verdict),
-            lost = r.lost.map_or("-".into(), |l| l.to_string()),
+            lost = r.lost_of(),
+            ops = r.completed(),
             cause = escape(&r.cause),
-            replay = escape(&r.replay),
+            replay = unbroken_flags(&r.replay),
         );
     }
     page.push_str("</table></body></html>\n");
