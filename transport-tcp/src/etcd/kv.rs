@@ -393,7 +393,7 @@ mod tests {
     #[test]
     fn an_unreachable_etcd_is_unavailable() {
         // A port that was free a moment ago: nobody listens there.
-        let port = crate::cluster::free_ports(IpAddr::V4(Ipv4Addr::LOCALHOST), 1).unwrap()[0];
+        let port = crate::local::free_ports(IpAddr::V4(Ipv4Addr::LOCALHOST), 1).unwrap()[0];
         let mut w = worker(vec![format!("127.0.0.1:{port}")]);
         let write = Payload::Write {
             key: "k".into(),
