@@ -1,12 +1,14 @@
 //! etcd behind the KV strategies: real etcd members (the `etcd` binary on
 //! PATH, Debian's `etcd-server`; `.ci/run` installs it) on free loopback
-//! ports, in directories of their own, stopped when the test ends.
+//! ports, in directories of their own, stopped when the test ends. Without
+//! etcd, each test that needs it is skipped, or fails under
+//! `GCOUNTER_TEST_REQUIRE_ALL=1` ([`requires`]).
 //!
 //! Data goes under /dev/shm when there is one: etcd fsyncs every commit,
 //! and on a disk shared with builds one fsync can take seconds, which
 //! tests the disk rather than the counter.
 
-use crate::common::{self, assert_reports_lost_updates, describe, gcounter, Store};
+use crate::common::{self, assert_reports_lost_updates, describe, gcounter, requires, Store};
 use gcounter_core::StrategyKind;
 use gcounter_transport_tcp::{Client, Cluster, ClusterSpec, EtcdBackend};
 use std::path::PathBuf;
@@ -57,17 +59,20 @@ fn assert_valid_on_etcd(strategy: &str) {
 
 #[test]
 fn etcd_cas_is_valid_under_partitions() {
+    let Some(_) = requires::etcd() else { return };
     assert_valid_on_etcd("cas");
 }
 
 #[test]
 fn etcd_per_node_is_valid_under_partitions() {
+    let Some(_) = requires::etcd() else { return };
     assert_valid_on_etcd("per-node");
 }
 
 /// A read-then-write loses updates on a real database as on Maelstrom's.
 #[test]
 fn etcd_naive_loses_updates() {
+    let Some(_) = requires::etcd() else { return };
     let (store, out) = etcd_test("naive");
     assert_reports_lost_updates(&store, &out);
     assert!(store.results()["explanation"].is_object());
@@ -177,6 +182,7 @@ fn etcd_cluster(name: &str, strategy: StrategyKind) -> Setup {
 /// One member down, a majority up: the counter goes on and loses nothing.
 #[test]
 fn killing_one_etcd_member_loses_nothing() {
+    let Some(_) = requires::etcd() else { return };
     for strategy in [StrategyKind::PerNode, StrategyKind::Cas] {
         let mut s = etcd_cluster(&format!("etcd-kill-one-{strategy}"), strategy);
         let (a1, u1) = add_for(&s.cluster, Duration::from_millis(1000));
@@ -198,6 +204,7 @@ fn killing_one_etcd_member_loses_nothing() {
 /// back, everything acknowledged before is there and the counter goes on.
 #[test]
 fn losing_etcd_quorum_and_getting_it_back_loses_nothing_acknowledged() {
+    let Some(_) = requires::etcd() else { return };
     let mut s = etcd_cluster("etcd-quorum", StrategyKind::Cas);
     let (a1, u1) = add_for(&s.cluster, Duration::from_millis(1000));
     assert!(a1 > 0);

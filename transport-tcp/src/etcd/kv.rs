@@ -304,9 +304,17 @@ fn cas_outcome(txn: &Value) -> Answer {
     }
 }
 
+// The e2e tests' rule for a missing etcd (skip with one line, or fail under
+// GCOUNTER_TEST_REQUIRE_ALL=1), included by path: one rule for every test
+// that needs etcd, and no test-only code in this crate's API.
+#[cfg(test)]
+#[path = "../../../tests/e2e/common/requires.rs"]
+mod requires;
+
 /// Against a real one-member etcd (the `etcd` binary on PATH).
 #[cfg(test)]
 mod tests {
+    use super::requires;
     use super::*;
     use crate::etcd::EtcdCluster;
     use std::net::{IpAddr, Ipv4Addr};
@@ -342,6 +350,7 @@ mod tests {
 
     #[test]
     fn read_write_and_cas_keep_maelstrom_semantics() {
+        let Some(_) = requires::etcd() else { return };
         let dir = std::env::temp_dir().join(format!("gcounter-etcd-kv-{}", std::process::id()));
         let etcd = EtcdCluster::start(&dir, 1, IpAddr::V4(Ipv4Addr::LOCALHOST))
             .unwrap_or_else(|e| panic!("etcd: {e}"));
