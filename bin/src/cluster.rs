@@ -3,7 +3,7 @@
 //! `restart` / `kill` / `start` / `status` requests another terminal sends
 //! it.
 
-use crate::tcp_args::{endpoints, etcd_backend, fail, strategy, Consistency, KvBackendArg};
+use crate::tcp_args::{addr, etcd_backend, fail, strategy, Consistency, KvBackendArg};
 use gcounter_core::StrategyKind;
 use gcounter_transport_tcp::cluster::{self, Notice};
 use gcounter_transport_tcp::{Client, Cluster, ClusterSpec};
@@ -42,7 +42,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "seq-kv")]
     kv: KvBackendArg,
     /// A running etcd to use instead of starting one (with --kv etcd): its members' HOST:PORT, comma-separated
-    #[arg(long, value_name = "HOST:PORT,...", value_parser = endpoints)]
+    // Each address is one value (split at commas, parsed by `addr`): clap
+    // derive reads an `Option<Vec<T>>` as many values of `T`, so a parser
+    // returning the whole Vec<String> panicked when the flag was given.
+    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',', value_parser = addr)]
     etcd_endpoints: Option<Vec<String>>,
     /// The KV service listens on P, node n<i> on P+1+i, the control address on P+N+1 (0: free ports)
     #[arg(long, value_name = "P", default_value_t = 7400)]

@@ -99,3 +99,79 @@ fn init_logging() {
         .target(env_logger::Target::Stderr)
         .init();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, Command};
+    use clap::{CommandFactory, Parser};
+
+    /// clap checks a definition only when it builds the command, and a
+    /// value's type only when it is read: this catches the first for every
+    /// subcommand and flag at once.
+    #[test]
+    fn the_command_line_is_well_defined() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("gcounter").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// Every command that takes `--etcd-endpoints`, with the flag given, so
+    /// its value is read. `cluster`'s once panicked here ("Mismatch between
+    /// definition and access of `etcd_endpoints`"). (`gcounter node` names
+    /// etcd in `--kv etcd://...`, parsed below too.)
+    #[test]
+    fn etcd_endpoints_parse_wherever_they_are_taken() {
+        let cli = parse(&[
+            "cluster",
+            "--kv",
+            "etcd",
+            "--etcd-endpoints",
+            "127.0.0.1:2379,localhost:2381",
+        ]);
+        let Some(Command::Cluster(args)) = cli.command else {
+            panic!("not cluster")
+        };
+        assert!(
+            format!("{args:?}")
+                .contains(r#"etcd_endpoints: Some(["127.0.0.1:2379", "localhost:2381"])"#),
+            "{args:?}"
+        );
+        // A bare port is loopback, as everywhere else; a bad one is a usage error.
+        let cli = parse(&["cluster", "--kv", "etcd", "--etcd-endpoints", "2379"]);
+        assert!(
+            format!("{cli:?}").contains(r#"["127.0.0.1:2379"]"#),
+            "{cli:?}"
+        );
+        assert!(Cli::try_parse_from(["gcounter", "cluster", "--etcd-endpoints", "a:b"]).is_err());
+
+        let cli = parse(&[
+            "test",
+            "--transport",
+            "tcp",
+            "--kv",
+            "etcd",
+            "--etcd-endpoints",
+            "127.0.0.1:2379,127.0.0.1:2381",
+        ]);
+        let Some(Command::Test(args)) = cli.command else {
+            panic!("not test")
+        };
+        assert_eq!(args.etcd_endpoints, ["127.0.0.1:2379", "127.0.0.1:2381"]);
+
+        let cli = parse(&[
+            "node",
+            "--id",
+            "n0",
+            "--listen",
+            "7401",
+            "--strategy",
+            "cas",
+            "--kv",
+            "etcd://127.0.0.1:2379,127.0.0.1:2381/x/",
+        ]);
+        assert!(matches!(cli.command, Some(Command::Node(_))));
+    }
+}

@@ -104,11 +104,6 @@ pub fn kv_addr(s: &str) -> Result<String, String> {
     }
 }
 
-/// Parses a comma list of `HOST:PORT` (etcd's client addresses).
-pub fn endpoints(s: &str) -> Result<Vec<String>, String> {
-    s.split(',').map(addr).collect()
-}
-
 /// Parses `ID=ADDR` (`ADDR` as [`addr`]).
 pub fn peer(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {

@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end tests.
 
+pub mod requires;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,16 +1,21 @@
 //! etcd behind the KV strategies: real etcd members (the `etcd` binary on
 //! PATH, Debian's `etcd-server`; `.ci/run` installs it) on free loopback
-//! ports, in directories of their own, stopped when the test ends.
+//! ports, in directories of their own, stopped when the test ends. Without
+//! etcd, each test that needs it is skipped, or fails under
+//! `GCOUNTER_TEST_REQUIRE_ALL=1` ([`requires`]).
 //!
 //! Data goes under /dev/shm when there is one: etcd fsyncs every commit,
 //! and on a disk shared with builds one fsync can take seconds, which
 //! tests the disk rather than the counter.
 
-use crate::common::{self, assert_reports_lost_updates, describe, gcounter, Store};
+use crate::common::{self, assert_reports_lost_updates, describe, gcounter, requires, Store};
 use gcounter_core::StrategyKind;
-use gcounter_transport_tcp::{Client, Cluster, ClusterSpec, EtcdBackend};
+use gcounter_transport_tcp::etcd::EtcdClient;
+use gcounter_transport_tcp::{Client, Cluster, ClusterSpec, EtcdBackend, EtcdCluster};
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn scratch(name: &str) -> PathBuf {
@@ -57,17 +62,20 @@ fn assert_valid_on_etcd(strategy: &str) {
 
 #[test]
 fn etcd_cas_is_valid_under_partitions() {
+    let Some(_) = requires::etcd() else { return };
     assert_valid_on_etcd("cas");
 }
 
 #[test]
 fn etcd_per_node_is_valid_under_partitions() {
+    let Some(_) = requires::etcd() else { return };
     assert_valid_on_etcd("per-node");
 }
 
 /// A read-then-write loses updates on a real database as on Maelstrom's.
 #[test]
 fn etcd_naive_loses_updates() {
+    let Some(_) = requires::etcd() else { return };
     let (store, out) = etcd_test("naive");
     assert_reports_lost_updates(&store, &out);
     assert!(store.results()["explanation"].is_object());
@@ -84,6 +92,127 @@ fn a_missing_etcd_is_one_line_naming_the_package() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("etcd-server"), "{stderr}");
+}
+
+/// How many keys a running etcd holds, all prefixes together.
+fn etcd_keys(endpoints: &[String]) -> u64 {
+    let mut client = EtcdClient::new(endpoints.to_vec(), 0, Duration::from_secs(5));
+    // key = range_end = "\0" (base64 "AA=="): every key. etcd leaves
+    // `count` out when it is 0, and gives an int64 as a string.
+    let range = serde_json::json!({"key": "AA==", "range_end": "AA==", "count_only": true});
+    let answer = smol::block_on(client.call("/v3/kv/range", &range))
+        .unwrap_or_else(|e| panic!("etcd range: {e}"));
+    answer["count"]
+        .as_str()
+        .map_or(0, |n| n.parse().expect("count is an integer"))
+}
+
+/// A child process killed when dropped (a test that fails midway leaves
+/// no cluster running).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The README's `gcounter cluster --kv etcd --etcd-endpoints ...`, against
+/// an etcd that runs apart from the cluster: it starts, keeps the counter
+/// in that etcd, serves an add and a read, stops cleanly on SIGTERM and
+/// leaves the etcd running. The flag once panicked (exit 101, "Mismatch
+/// between definition and access of `etcd_endpoints`") for any address.
+#[test]
+fn the_cluster_command_uses_a_running_etcd_at_its_endpoints() {
+    let Some(_) = requires::etcd() else { return };
+    let dir = scratch("etcd-endpoints");
+    let etcd = EtcdCluster::start(&dir.join("etcd"), 1, IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .unwrap_or_else(|e| panic!("etcd: {e}"));
+    let endpoints = etcd.endpoints();
+    assert_eq!(etcd_keys(&endpoints), 0, "a fresh etcd holds no key");
+    let cluster_dir = dir.join("cluster");
+    let mut child = Command::new(gcounter())
+        .args(["cluster", "--kv", "etcd", "--etcd-endpoints"])
+        .arg(endpoints.join(","))
+        .args(["--strategy", "cas", "--nodes", "2", "--base-port", "0"])
+        .arg("--dir")
+        .arg(&cluster_dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut proc = Proc(child);
+    // The table ends with the control line.
+    let mut table = String::new();
+    let mut byte = [0u8; 1];
+    while !table.lines().any(|l| l.starts_with("control")) {
+        if stdout.read(&mut byte).unwrap() == 0 {
+            let mut err = String::new();
+            let _ = stderr.read_to_string(&mut err);
+            let status = proc.0.wait().unwrap();
+            panic!("the cluster exited ({status}) before serving:\n{table}\n{err}");
+        }
+        table.push(byte[0] as char);
+    }
+    assert!(
+        table.contains(&format!("etcd at {}", endpoints.join(","))),
+        "{table}"
+    );
+    let addr = |id: &str| -> String {
+        let row = table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("no {id} in {table}"));
+        row.split_whitespace().nth(1).unwrap().to_owned()
+    };
+    let run = |args: &[&str]| Command::new(gcounter()).args(args).output().unwrap();
+    let add = run(&["client", "--node", &addr("n0"), "add", "3"]);
+    assert_eq!(add.status.code(), Some(0), "{}", describe(&add));
+    // The other node reads it, through the same etcd.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let read = run(&["client", "--node", &addr("n1"), "read"]);
+        if read.status.success() && read.stdout == b"3\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", describe(&read));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The counter is in the etcd we started, not in one of the cluster's.
+    assert!(
+        etcd_keys(&endpoints) > 0,
+        "nothing written to {endpoints:?}"
+    );
+
+    // SIGTERM: the cluster stops its nodes and exits 0.
+    let pid = proc.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = proc.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the cluster did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    let _ = stderr.read_to_string(&mut err);
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!cluster_dir.join("cluster.json").exists());
+    // The etcd was not the cluster's to stop: it still serves, data and all.
+    assert!(etcd_keys(&endpoints) > 0);
+    drop(etcd);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Adds 1 on every node, each node's client one add at a time, all
@@ -177,6 +306,7 @@ fn etcd_cluster(name: &str, strategy: StrategyKind) -> Setup {
 /// One member down, a majority up: the counter goes on and loses nothing.
 #[test]
 fn killing_one_etcd_member_loses_nothing() {
+    let Some(_) = requires::etcd() else { return };
     for strategy in [StrategyKind::PerNode, StrategyKind::Cas] {
         let mut s = etcd_cluster(&format!("etcd-kill-one-{strategy}"), strategy);
         let (a1, u1) = add_for(&s.cluster, Duration::from_millis(1000));
@@ -198,6 +328,7 @@ fn killing_one_etcd_member_loses_nothing() {
 /// back, everything acknowledged before is there and the counter goes on.
 #[test]
 fn losing_etcd_quorum_and_getting_it_back_loses_nothing_acknowledged() {
+    let Some(_) = requires::etcd() else { return };
     let mut s = etcd_cluster("etcd-quorum", StrategyKind::Cas);
     let (a1, u1) = add_for(&s.cluster, Duration::from_millis(1000));
     assert!(a1 > 0);

@@ -1,7 +1,7 @@
 //! `gcounter test` through the binary: real node processes under the
 //! workload, partitions and checker, and the results a person opens.
 
-use crate::common::{self, assert_reports_lost_updates, describe, Store};
+use crate::common::{self, assert_reports_lost_updates, describe, requires, Store};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -240,11 +240,7 @@ fn short(out: &Output) -> String {
 /// The page a person opens, rendered by a real browser.
 #[test]
 fn index_html_shows_the_verdict_in_a_browser() {
-    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-    else {
-        eprintln!("SKIPPED: no chromium at /usr/bin/chromium; .ci/run installs it (apt-get install chromium)");
+    let Some(chromium) = requires::chromium() else {
         return;
     };
     let store = Store::new("browser");

@@ -44,6 +44,7 @@ use crate::client::{Client, ClientError};
 use crate::conn::{accept_loop, Conns, Event, Limits, Source};
 use crate::control::{self, Request};
 use crate::etcd::{EtcdCluster, EtcdTarget};
+use crate::local::{free_ports, log_tail};
 use gcounter_core::{ErrorCode, KvKind, StrategyKind};
 use serde_json::{json, Value};
 use smol::future::{or, Future};
@@ -51,7 +52,7 @@ use smol::net::TcpListener;
 use smol::Timer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
@@ -737,19 +738,6 @@ impl Drop for Cluster {
     }
 }
 
-/// `count` distinct ports that were free a moment ago.
-pub(crate) fn free_ports(host: IpAddr, count: usize) -> io::Result<Vec<u16>> {
-    // Held together so the system hands out distinct ports, then released
-    // for the members to bind.
-    let listeners = (0..count)
-        .map(|_| std::net::TcpListener::bind((host, 0)))
-        .collect::<io::Result<Vec<_>>>()?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
-}
-
 /// Waits until `member` accepts connections, or fails if it exits first.
 fn wait_listening(member: &mut Member) -> io::Result<()> {
     let deadline = Instant::now() + START_TIMEOUT;
@@ -781,20 +769,6 @@ fn wait_listening(member: &mut Member) -> io::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// The last few lines of a log, for error messages.
-pub fn log_tail(path: &Path) -> String {
-    const TAIL: u64 = 2000;
-    let mut text = String::new();
-    if let Ok(mut file) = File::open(path) {
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = file.seek(SeekFrom::Start(len.saturating_sub(TAIL)));
-        let mut bytes = Vec::new();
-        let _ = file.read_to_end(&mut bytes);
-        text = String::from_utf8_lossy(&bytes).into_owned();
-    }
-    text
 }
 
 /// What [`supervise`] was told to do, for the caller to report.

@@ -39,6 +39,7 @@
 
 mod conn;
 mod lines;
+mod local;
 
 pub mod auth;
 pub mod client;

@@ -90,7 +90,7 @@ impl EtcdCluster {
     ) -> io::Result<EtcdCluster> {
         let binary = find_etcd().map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
         fs::create_dir_all(dir)?;
-        let ports = crate::cluster::free_ports(host, 2 * count)?;
+        let ports = crate::local::free_ports(host, 2 * count)?;
         let members = (0..count)
             .map(|i| {
                 let name = format!("etcd{i}");
@@ -237,7 +237,7 @@ impl EtcdCluster {
                         "{} exited ({status}); the end of {}:\n{}",
                         m.name,
                         m.log.display(),
-                        crate::cluster::log_tail(&m.log)
+                        crate::local::log_tail(&m.log)
                     )));
                 }
                 if smol::block_on(client.call("/v3/kv/range", &probe)).is_ok() {

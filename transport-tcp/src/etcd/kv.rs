@@ -306,9 +306,17 @@ fn cas_outcome(txn: &Value) -> Answer {
     }
 }
 
+// The e2e tests' rule for a missing etcd (skip with one line, or fail under
+// GCOUNTER_TEST_REQUIRE_ALL=1), included by path: one rule for every test
+// that needs etcd, and no test-only code in this crate's API.
+#[cfg(test)]
+#[path = "../../../tests/e2e/common/requires.rs"]
+mod requires;
+
 /// Against a real one-member etcd (the `etcd` binary on PATH).
 #[cfg(test)]
 mod tests {
+    use super::requires;
     use super::*;
     use crate::etcd::EtcdCluster;
     use std::net::{IpAddr, Ipv4Addr};
@@ -344,6 +352,7 @@ mod tests {
 
     #[test]
     fn read_write_and_cas_keep_maelstrom_semantics() {
+        let Some(_) = requires::etcd() else { return };
         let dir = std::env::temp_dir().join(format!("gcounter-etcd-kv-{}", std::process::id()));
         let etcd = EtcdCluster::start(&dir, 1, IpAddr::V4(Ipv4Addr::LOCALHOST))
             .unwrap_or_else(|e| panic!("etcd: {e}"));
@@ -444,7 +453,7 @@ mod tests {
     #[test]
     fn an_unreachable_etcd_is_unavailable() {
         // A port that was free a moment ago: nobody listens there.
-        let port = crate::cluster::free_ports(IpAddr::V4(Ipv4Addr::LOCALHOST), 1).unwrap()[0];
+        let port = crate::local::free_ports(IpAddr::V4(Ipv4Addr::LOCALHOST), 1).unwrap()[0];
         let mut w = worker(vec![format!("127.0.0.1:{port}")]);
         let write = Payload::Write {
             key: "k".into(),
