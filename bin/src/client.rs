@@ -42,11 +42,16 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Request {
     /// Add DELTA to the counter
-    Add { delta: u64 },
+    Add {
+        /// How much to add: a whole number, 0 or more (a g-counter only grows)
+        #[arg(allow_negative_numbers = true, value_parser = delta)]
+        delta: u64,
+    },
     /// Read the counter
     Read,
     /// Cut the node off from these peers (replacing any earlier cut); the KV service is never cut off
     Partition {
+        /// The ids of the peers to cut the node off from (n1 n2 ...)
         #[arg(required = true, value_name = "ID")]
         peers: Vec<String>,
     },
@@ -54,9 +59,18 @@ enum Request {
     Heal,
 }
 
-/// Where `node` is: an address as given, or a node id looked up in the
-/// cluster's `cluster.json`; and the cluster's secret file, when the node
-/// was named by id (it is the operator's own cluster).
+/// An add's delta: a negative one is refused by name, not as a flag clap
+/// does not know or "invalid digit found in string".
+fn delta(s: &str) -> Result<u64, String> {
+    match s.parse::<i128>() {
+        Ok(d) if d < 0 => Err(format!(
+            "{d} is negative: a g-counter only grows, so an add's delta is 0 or more"
+        )),
+        Ok(d) => u64::try_from(d).map_err(|_| format!("{d} is more than a counter holds")),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
 /// Where `--node` is (an address, or a member of the cluster in `dir`),
 /// the member's id when it names one (the handshake then checks that this
 /// node answered), and that cluster's secret file.

@@ -29,9 +29,9 @@ DIR is refused). From another terminal:
 #[derive(Debug, clap::Args)]
 #[command(after_help = CLUSTER_HELP, args_conflicts_with_subcommands = true)]
 pub struct Args {
-    /// How many nodes (n0, n1, ...)
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    nodes: usize,
+    /// How many nodes (n0, n1, ...); `--nodes` is kept as another name
+    #[arg(long, alias = "nodes", value_name = "N", default_value_t = 3)]
+    node_count: usize,
     /// gossip | per-node | cas | naive
     #[arg(long, value_name = "S", default_value = "gossip", value_parser = strategy)]
     strategy: StrategyKind,
@@ -126,7 +126,7 @@ fn foreground(args: Args) -> ExitCode {
     };
     let dir = args.dir.unwrap_or_else(|| default_dir(args.base_port));
     let mut spec = ClusterSpec::new(program, &dir);
-    spec.nodes = args.nodes;
+    spec.nodes = args.node_count;
     spec.strategy = args.strategy;
     spec.kv = match args.kv.service(args.consistency) {
         Ok(kv) => kv,
@@ -141,7 +141,7 @@ fn foreground(args: Args) -> ExitCode {
         spec.seed = seed;
     }
     let control_port = match spec.base_port {
-        Some(base) => match u16::try_from(base as usize + args.nodes + 1) {
+        Some(base) => match u16::try_from(base as usize + args.node_count + 1) {
             Ok(port) => port,
             Err(_) => return fail(2, "cluster: --base-port is too high for that many nodes"),
         },
@@ -191,7 +191,12 @@ fn foreground(args: Args) -> ExitCode {
 
     let stop = async {
         if let Some(Ok(signal)) = signals.next().await {
-            eprintln!("gcounter cluster: {signal:?}: stopping every member");
+            let name = match signal {
+                async_signal::Signal::Int => "interrupted (Ctrl-C)",
+                async_signal::Signal::Term => "terminated",
+                _ => "signalled",
+            };
+            eprintln!("gcounter cluster: {name}: stopping every member");
         }
     };
     let notice = |n: Notice| {
@@ -292,6 +297,7 @@ fn request(dir: PathBuf, action: &str, node: Option<String>) -> ExitCode {
         Ok(control) => control,
         Err(e) => return fail(3, e),
     };
+    let fields_node = node.clone();
     let fields: Vec<(&str, Value)> = node.map(|n| ("node", n.into())).into_iter().collect();
     let result = smol::block_on(async {
         let mut client = Client::connect(&control, "ctl").await?.with_dest("cluster");
@@ -331,8 +337,20 @@ fn request(dir: PathBuf, action: &str, node: Option<String>) -> ExitCode {
                 s("log")
             );
         }
+    } else if reply.ty() == "error" {
+        let text = reply.body["text"].as_str().unwrap_or(reply.line.trim());
+        let _ = writeln!(out, "error: {text}");
     } else {
-        let _ = writeln!(out, "{}", reply.line);
+        // restart_ok, kill_ok, start_ok: what was done, in words.
+        let done = match action {
+            "restart" => "restarted",
+            "kill" => "killed",
+            "start" => "started",
+            other => other,
+        };
+        let who = reply.body["node"].as_str().map(str::to_owned);
+        let who = who.or_else(|| fields_node.clone()).unwrap_or_default();
+        let _ = writeln!(out, "{who} {done}");
     }
     if reply.ty() == "error" {
         ExitCode::from(1)

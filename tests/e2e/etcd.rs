@@ -135,7 +135,7 @@ fn the_cluster_command_uses_a_running_etcd_at_its_endpoints() {
     let mut child = Command::new(gcounter())
         .args(["cluster", "--kv", "etcd", "--etcd-endpoints"])
         .arg(endpoints.join(","))
-        .args(["--strategy", "cas", "--nodes", "2", "--base-port", "0"])
+        .args(["--strategy", "cas", "--node-count", "2", "--base-port", "0"])
         .arg("--dir")
         .arg(&cluster_dir)
         .env_remove("RUST_LOG")
