@@ -15,6 +15,7 @@ mod per_node;
 
 pub use cas::Cas;
 pub use gossip::Gossip;
+pub(crate) use gossip::check_saved as gossip_check_saved;
 pub use naive::Naive;
 pub use per_node::PerNode;
 
