@@ -95,7 +95,10 @@ fn reads_that_are_not_integers_are_taken_as_maelstroms_client_takes_them_with_a_
         "{warnings}"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("warning: ") && stdout.contains("1.8446744073709552e19"), "{stdout}");
+    assert!(
+        stdout.contains("warning: ") && stdout.contains("1.8446744073709552e+19"),
+        "{stdout}"
+    );
     // The final read, 0.5 above the total, reads as the total.
     let history = std::fs::read_to_string(store.latest().join("history.jsonl")).expect("history");
     assert!(!history.contains("is not an integer"), "{history}");
