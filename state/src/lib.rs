@@ -515,7 +515,10 @@ mod tests {
         let dir = temp_dir("damage");
         let kept = dir.join("n1.state.damaged");
         // A torn last line: what a crash leaves, no copy.
-        assert_eq!(read_numbers(&dir, b"1\n2\n3").unwrap().as_deref(), Some("2"));
+        assert_eq!(
+            read_numbers(&dir, b"1\n2\n3").unwrap().as_deref(),
+            Some("2")
+        );
         assert!(!kept.exists());
         for garbage in [&b"\0\0\0\n"[..], b"\xff\xfe\n", b"x\n", b"\n", b"x\ny\n7"] {
             let mut bytes = b"1\n2\n".to_vec();
@@ -529,7 +532,10 @@ mod tests {
             fs::remove_file(&kept).unwrap();
         }
         // Garbage before the newest state: that state stands, unread past.
-        assert_eq!(read_numbers(&dir, b"1\nx\n3\n").unwrap().as_deref(), Some("3"));
+        assert_eq!(
+            read_numbers(&dir, b"1\nx\n3\n").unwrap().as_deref(),
+            Some("3")
+        );
         assert!(!kept.exists());
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -565,7 +571,10 @@ mod tests {
         let e = lock_state(&dir, "n1").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         let e = e.to_string();
-        assert!(e.contains("n1.lock") && e.contains("another process"), "{e}");
+        assert!(
+            e.contains("n1.lock") && e.contains("another process"),
+            "{e}"
+        );
         assert!(e.contains(&format!("(pid {})", std::process::id())), "{e}");
         assert!(lock_state(&dir, "n2").is_ok(), "another id, another state");
         let file = StateFile::new(Some(&dir), "n1").holding(held);

@@ -128,7 +128,11 @@ fn a_file_cut_short_inside_its_first_line_refuses_to_start() {
     let before = fs::read(&path).expect("the state file");
     let out = run_command(node(&dir.0), format!("{INIT}\n{}\n", add(2, 1)).as_bytes());
     assert_eq!(out.status.code(), Some(2), "stderr: {}", out.stderr);
-    assert!(out.stdout.is_empty(), "{:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let last = out.stderr.lines().last().unwrap_or_default();
     assert!(
         last.contains(&format!("{}: line 1", path.display())),
@@ -169,7 +173,11 @@ fn a_second_process_on_the_same_state_is_refused() {
     assert_eq!(first.request(&add(2, 5))["type"], "add_ok");
     let out = run_command(node(&dir.0), format!("{INIT}\n{}\n", add(3, 7)).as_bytes());
     assert_eq!(out.status.code(), Some(2), "stderr: {}", out.stderr);
-    assert!(out.stdout.is_empty(), "{:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(
         out.stderr.contains("n0.lock") && out.stderr.contains("another process"),
         "{}",
@@ -181,5 +189,8 @@ fn a_second_process_on_the_same_state_is_refused() {
     let out = run_command(node(&dir.0), format!("{INIT}\n{}\n", read(2)).as_bytes());
     assert_eq!(out.status.code(), Some(0), "stderr: {}", out.stderr);
     let replies = crate::common::messages(&out.stdout);
-    assert!(replies.iter().any(|m| m["body"]["value"] == 6), "{replies:?}");
+    assert!(
+        replies.iter().any(|m| m["body"]["value"] == 6),
+        "{replies:?}"
+    );
 }
