@@ -194,3 +194,70 @@ fn a_second_process_on_the_same_state_is_refused() {
         "{replies:?}"
     );
 }
+
+/// The same for `gcounter node` (the TCP node of `gcounter cluster`): the
+/// second exits 2 naming the lock while the first serves on.
+#[test]
+fn a_second_tcp_node_on_the_same_state_is_refused() {
+    let dir = Store::new("damage-two-tcp");
+    let start = || {
+        let mut cmd = Command::new(crate::common::gcounter());
+        cmd.args([
+            "node",
+            "--id",
+            "n0",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
+        .arg(&dir.0)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        cmd.spawn().expect("gcounter node starts")
+    };
+    let mut first = start();
+    // The first holds the lock once it has written its incarnation.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !dir.0.join("n0.incarnation").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = start();
+    let second = wait_with_limit(second, std::time::Duration::from_secs(5));
+    let still_running = first.try_wait().expect("wait").is_none();
+    let _ = first.kill();
+    let _ = first.wait();
+    let (status, stderr) = second.expect("the second node exits");
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("n0.lock") && stderr.contains("another process"),
+        "{stderr}"
+    );
+    assert!(still_running, "the first node stopped");
+}
+
+/// Waits at most `limit` for `child` to exit: its status and stderr (if
+/// piped), or `None` after killing it.
+fn wait_with_limit(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> Option<(std::process::ExitStatus, String)> {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            return Some((status, stderr));
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
