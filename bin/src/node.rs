@@ -83,7 +83,11 @@ pub fn run(args: Args) -> ExitCode {
     // second process on the same state is refused before it takes an
     // incarnation or reads the state (see `gcounter_state::lock_state`).
     let _lock = match &args.state_dir {
-        Some(dir) => match gcounter_transport_tcp::lock_state(dir, &options.id) {
+        Some(dir) => match gcounter_transport_tcp::lock_state(
+            dir,
+            &options.id,
+            gcounter_transport_tcp::LOCK_WAIT,
+        ) {
             Ok(lock) => Some(lock),
             Err(e) => return fail(2, format!("node: {e}")),
         },

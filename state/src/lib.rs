@@ -244,9 +244,15 @@ pub struct StateLock {
     _file: File,
 }
 
-/// Takes node `id`'s state in `dir` (creating `dir`), or says which
-/// process holds it.
-pub fn lock_state(dir: &Path, id: &str) -> io::Result<StateLock> {
+/// How long a node waits for its state's lock before it gives up: a
+/// supervisor that kills a node and starts it again at once may start the
+/// new process before the kernel has finished with the old one (and
+/// released its lock); a second live process holds it far longer.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Takes node `id`'s state in `dir` (creating `dir`), waiting up to `wait`
+/// for a holder to go, or says which process holds it.
+pub fn lock_state(dir: &Path, id: &str, wait: std::time::Duration) -> io::Result<StateLock> {
     use rustix::fs::{flock, FlockOperation};
     use std::io::Read;
     check_id(id)?;
@@ -259,7 +265,16 @@ pub fn lock_state(dir: &Path, id: &str) -> io::Result<StateLock> {
         .truncate(false)
         .open(&path)
         .map_err(|e| at(&path, e))?;
-    if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
+    let deadline = std::time::Instant::now() + wait;
+    let locked = loop {
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other,
+        }
+    };
+    if let Err(e) = locked {
         if e != rustix::io::Errno::WOULDBLOCK {
             return Err(at(&path, io::Error::from(e)));
         }
@@ -562,13 +577,15 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    const NO_WAIT: std::time::Duration = std::time::Duration::ZERO;
+
     #[test]
     fn a_state_is_held_by_one_process_at_a_time() {
         let dir = temp_dir("lock");
-        let held = lock_state(&dir, "n1").unwrap();
+        let held = lock_state(&dir, "n1", NO_WAIT).unwrap();
         // flock locks belong to the open file, so a second open in the same
         // process is refused just as another process is.
-        let e = lock_state(&dir, "n1").unwrap_err();
+        let e = lock_state(&dir, "n1", NO_WAIT).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         let e = e.to_string();
         assert!(
@@ -576,12 +593,23 @@ mod tests {
             "{e}"
         );
         assert!(e.contains(&format!("(pid {})", std::process::id())), "{e}");
-        assert!(lock_state(&dir, "n2").is_ok(), "another id, another state");
+        assert!(
+            lock_state(&dir, "n2", NO_WAIT).is_ok(),
+            "another id, another state"
+        );
         let file = StateFile::new(Some(&dir), "n1").holding(held);
-        assert!(lock_state(&dir, "n1").is_err());
+        assert!(lock_state(&dir, "n1", NO_WAIT).is_err());
         drop(file);
-        assert!(lock_state(&dir, "n1").is_ok());
-        assert!(lock_state(&dir, "../n1").is_err());
+        assert!(lock_state(&dir, "n1", NO_WAIT).is_ok());
+        assert!(lock_state(&dir, "../n1", NO_WAIT).is_err());
+        // A holder that lets go within the wait is waited for.
+        let held = lock_state(&dir, "n1", NO_WAIT).unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(held);
+        });
+        assert!(lock_state(&dir, "n1", LOCK_WAIT).is_ok());
+        releaser.join().unwrap();
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -5,7 +5,7 @@
 use crate::Error;
 use gcounter_core::protocol::parse_incoming;
 use gcounter_core::{Node, Payload};
-use gcounter_state::{lock_state, next_incarnation, read_state, StateFile};
+use gcounter_state::{lock_state, next_incarnation, read_state, StateFile, LOCK_WAIT};
 use std::path::Path;
 
 /// What the owner does when `init` names the node.
@@ -45,7 +45,7 @@ pub(crate) fn new_life(
     // written: a second process on it is refused before it takes an
     // incarnation or reads a state the first is about to replace.
     let lock = match state_dir {
-        Some(dir) => Some(lock_state(dir, id).map_err(Error::State)?),
+        Some(dir) => Some(lock_state(dir, id, LOCK_WAIT).map_err(Error::State)?),
         None => None,
     };
     let incarnation = next_incarnation(state_dir, id).map_err(Error::State)?;

@@ -53,6 +53,6 @@ pub use client::{Client, ClientError, Reply};
 pub use cluster::{Cluster, ClusterSpec, EtcdBackend, Member};
 pub use conn::{Limits, MAX_LINE};
 pub use etcd::{EtcdCluster, EtcdTarget};
-pub use gcounter_state::{lock_state, read_state, state_path};
+pub use gcounter_state::{lock_state, read_state, state_path, LOCK_WAIT};
 pub use kv::{KvOptions, KvServer};
 pub use node::{next_incarnation, NodeOptions, NodeServer};

@@ -590,8 +590,11 @@ pub fn signal_pid(pid: u32, signal: rustix::process::Signal) {
     else {
         return;
     };
-    if let Err(e) = rustix::process::kill_process(pid, signal) {
-        log::warn!("cannot send {signal:?} to process {pid:?}: {e}");
+    match rustix::process::kill_process(pid, signal) {
+        // Gone, and reaped already (a node whose exit was noticed while
+        // its stdout stayed open): nothing to pause or resume.
+        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+        Err(e) => log::warn!("cannot send {signal:?} to process {pid:?}: {e}"),
     }
 }
 
