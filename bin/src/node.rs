@@ -79,6 +79,20 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(e) = options.check() {
         return fail(2, format!("node: {e}"));
     }
+    // Held until this function returns, that is for the node's life: a
+    // second process on the same state is refused before it takes an
+    // incarnation or reads the state (see `gcounter_state::lock_state`).
+    let _lock = match &args.state_dir {
+        Some(dir) => match gcounter_transport_tcp::lock_state(
+            dir,
+            &options.id,
+            gcounter_transport_tcp::LOCK_WAIT,
+        ) {
+            Ok(lock) => Some(lock),
+            Err(e) => return fail(2, format!("node: {e}")),
+        },
+        None => None,
+    };
     options.config.incarnation = match next_incarnation(args.state_dir.as_deref(), &options.id) {
         Ok(incarnation) => incarnation,
         Err(e) => return fail(1, format!("node: cannot record the incarnation: {e}")),

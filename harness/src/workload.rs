@@ -141,6 +141,8 @@ pub struct Workload {
     rng: fastrand::Rng,
     clients: Vec<Client>,
     history: History,
+    /// The read values that were not plain integers.
+    reads: ReadValues,
     phase: Phase,
     next_op_at: Time,
     recovery_until: Time,
@@ -176,6 +178,7 @@ impl Workload {
             rng,
             clients,
             history: History::default(),
+            reads: ReadValues::default(),
             phase: Phase::Main,
             next_op_at: Time::ZERO,
             recovery_until: Time::ZERO,
@@ -202,6 +205,12 @@ impl Workload {
 
     pub fn into_history(self) -> History {
         self.history
+    }
+
+    /// The read values that were not plain integers, and what became of
+    /// them.
+    pub fn read_values(&self) -> &ReadValues {
+        &self.reads
     }
 
     /// `(client, node)` for every client.
@@ -288,6 +297,9 @@ impl Workload {
         client.pending = None;
         if p.final_read {
             client.final_done = true;
+        }
+        if let Payload::ReadOk { value } = &msg.body.payload {
+            self.reads.count(value);
         }
         let (outcome, value, error) = interpret(p.kind, &msg.body.payload);
         self.history.complete(p.op, outcome, value, error, now);
@@ -396,14 +408,134 @@ impl Workload {
     }
 }
 
+/// A `read_ok`'s value as Maelstrom's client takes it: through Clojure's
+/// `long` (SPEC.md section 2). `clojure.lang.RT/longCast` truncates a
+/// floating-point number toward zero, and throws for one below
+/// `Long/MIN_VALUE` or above `Long/MAX_VALUE` (compared as doubles, so
+/// 2^63 itself passes and saturates) and for an integer that does not fit
+/// in 64 bits; a value that is not a number throws too. A client that
+/// throws leaves its operation `info`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ReadValue {
+    /// An integer that fits: taken as it is.
+    Integer(i64),
+    /// A number written with a fraction or an exponent: truncated.
+    Truncated(i64),
+    /// A number outside the 64-bit range: `long` throws.
+    OutOfRange,
+    /// Not a number at all: `long` throws.
+    NotANumber,
+}
+
+impl ReadValue {
+    pub(crate) fn of(value: &serde_json::Value) -> ReadValue {
+        let Some(n) = value.as_number() else {
+            return ReadValue::NotANumber;
+        };
+        if let Some(v) = n.as_i64() {
+            return ReadValue::Integer(v);
+        }
+        if n.is_u64() {
+            // Above i64::MAX: a BigInt or a long overflow for Clojure.
+            return ReadValue::OutOfRange;
+        }
+        // serde_json reads any other number (a fraction, an exponent, an
+        // integer beyond 64 bits) as a finite f64.
+        match n.as_f64() {
+            Some(f) if f >= i64::MIN as f64 && f <= i64::MAX as f64 => {
+                // `as` truncates toward zero and saturates, as Java's
+                // (long) cast does.
+                ReadValue::Truncated(f as i64)
+            }
+            _ => ReadValue::OutOfRange,
+        }
+    }
+}
+
+/// How many read values were not plain integers, by what Maelstrom's
+/// client makes of them, with the first of each kind: the verdict follows
+/// Maelstrom, and a warning says what it took.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReadValues {
+    /// Truncated toward zero (170.5 reads as 170), the read `ok`.
+    pub truncated: u64,
+    /// Outside the 64-bit range: the read `info`.
+    pub out_of_range: u64,
+    /// Not a number: the read `info`.
+    pub not_a_number: u64,
+    /// The first value of each kind, as received (at most 100 bytes).
+    pub first: [Option<String>; 3],
+}
+
+impl ReadValues {
+    fn count(&mut self, value: &serde_json::Value) {
+        let (kind, counter) = match ReadValue::of(value) {
+            ReadValue::Integer(_) => return,
+            ReadValue::Truncated(_) => (0, &mut self.truncated),
+            ReadValue::OutOfRange => (1, &mut self.out_of_range),
+            ReadValue::NotANumber => (2, &mut self.not_a_number),
+        };
+        *counter += 1;
+        if self.first[kind].is_none() {
+            let mut text = value.to_string();
+            if text.len() > 100 {
+                let mut end = 100;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+                text.push_str("...");
+            }
+            self.first[kind] = Some(text);
+        }
+    }
+
+    /// One line per kind seen, for the summary, results.json and the
+    /// page; empty when every value was an integer.
+    pub fn warnings(&self) -> Vec<String> {
+        let what = [
+            "truncated toward zero as Maelstrom's client does (Clojure's long)",
+            "outside the 64-bit range, made indeterminate (info) as Maelstrom's \
+             client does (Clojure's long throws)",
+            "not a number, made indeterminate (info) as Maelstrom's client does",
+        ];
+        let counts = [self.truncated, self.out_of_range, self.not_a_number];
+        (0..3)
+            .filter(|&k| counts[k] > 0)
+            .map(|k| {
+                let first = self.first[k].as_deref().unwrap_or("?");
+                let taken = match (
+                    k,
+                    serde_json::from_str(first).ok().map(|v| ReadValue::of(&v)),
+                ) {
+                    (0, Some(ReadValue::Truncated(v))) => format!(" read as {v}"),
+                    _ => String::new(),
+                };
+                format!(
+                    "{} read value{} {}; the first: {first}{taken}",
+                    counts[k],
+                    if counts[k] == 1 { "" } else { "s" },
+                    what[k]
+                )
+            })
+            .collect()
+    }
+}
+
 /// What a reply means for an operation of `kind`.
 pub(crate) fn interpret(kind: OpKind, reply: &Payload) -> (Outcome, Option<i64>, Option<OpError>) {
     match (kind, reply) {
         (OpKind::Add, Payload::AddOk) => (Outcome::Ok, None, None),
-        (OpKind::Read, Payload::ReadOk { value }) => match value.as_i64() {
-            Some(v) => (Outcome::Ok, Some(v), None),
-            None => {
-                let text = format!("read_ok value {value} is not an integer");
+        (OpKind::Read, Payload::ReadOk { value }) => match ReadValue::of(value) {
+            ReadValue::Integer(v) | ReadValue::Truncated(v) => (Outcome::Ok, Some(v), None),
+            ReadValue::OutOfRange => {
+                let text = format!(
+                    "read_ok value {value} is outside the 64-bit range (Clojure's long throws)"
+                );
+                (Outcome::Info, None, Some(OpError { code: None, text }))
+            }
+            ReadValue::NotANumber => {
+                let text = format!("read_ok value {value} is not a number");
                 (Outcome::Info, None, Some(OpError { code: None, text }))
             }
         },
@@ -562,6 +694,38 @@ mod tests {
         assert_eq!(
             interpret(OpKind::Read, &Payload::ReadOk { value: 4.into() }),
             (Outcome::Ok, Some(4), None)
+        );
+    }
+
+    #[test]
+    fn read_values_are_taken_through_clojures_long() {
+        let of = |text: &str| ReadValue::of(&serde_json::from_str(text).unwrap());
+        assert_eq!(of("170"), ReadValue::Integer(170));
+        assert_eq!(of("170.5"), ReadValue::Truncated(170));
+        assert_eq!(of("-170.9"), ReadValue::Truncated(-170));
+        assert_eq!(of("1e3"), ReadValue::Truncated(1000));
+        assert_eq!(of("9223372036854775807"), ReadValue::Integer(i64::MAX));
+        assert_eq!(of("9223372036854775808"), ReadValue::OutOfRange);
+        assert_eq!(of("18446744073709551733"), ReadValue::OutOfRange);
+        assert_eq!(of("-9223372036854775809"), ReadValue::Truncated(i64::MIN));
+        assert_eq!(of("-1e19"), ReadValue::OutOfRange);
+        assert_eq!(of("\"170\""), ReadValue::NotANumber);
+        assert_eq!(of("null"), ReadValue::NotANumber);
+        let mut reads = ReadValues::default();
+        for text in ["1", "170.5", "2.5", "18446744073709551733", "[1]"] {
+            reads.count(&serde_json::from_str(text).unwrap());
+        }
+        assert_eq!(
+            reads.warnings(),
+            [
+                "2 read values truncated toward zero as Maelstrom's client does \
+                 (Clojure's long); the first: 170.5 read as 170",
+                "1 read value outside the 64-bit range, made indeterminate (info) as \
+                 Maelstrom's client does (Clojure's long throws); the first: \
+                 1.8446744073709552e+19",
+                "1 read value not a number, made indeterminate (info) as Maelstrom's \
+                 client does; the first: [1]",
+            ]
         );
     }
 }

@@ -40,6 +40,16 @@
 //!
 //! Every error names the file it happened to: a node that cannot read what
 //! it stored must say where, and not start as if it had stored nothing.
+//! Lines that are not valid states are damage, not a crash's trace (see
+//! [`read_state`]): the last valid state before them is taken, and a file
+//! with none is refused, never replaced by a fresh one in silence.
+//!
+//! # One process per state
+//!
+//! `<id>.lock` beside the state is `flock`ed for a process's life
+//! ([`lock_state`]), before the incarnation is taken or the state read:
+//! a second process with the same directory and id is refused, naming the
+//! holder's pid.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -54,9 +64,34 @@ pub fn state_path(dir: &Path, id: &str) -> PathBuf {
 }
 
 /// The state node `id` stored in `dir` in an earlier life, if any: the
-/// last complete line of its file. Bytes that are not UTF-8 are handed on
-/// as they read lossily, for the core to refuse and say why.
-pub fn read_state(dir: &Path, id: &str) -> io::Result<Option<String>> {
+/// last complete line of its file that `check` takes for a state of
+/// `id`'s (the core's own test: the transports pass its strategy's
+/// `StrategyKind::check_stored`, so the core never refuses the state
+/// chosen here, and its first write, which holds that state, drops no
+/// valid one).
+///
+/// What our writer can leave behind, and is read without a fuss: a last
+/// line without its newline, a write that a crash cut short (nothing that
+/// followed that state was sent, so the line before it is the state).
+/// What it never leaves, and is therefore damage: an empty file (it
+/// writes a whole file aside and renames it), a complete line that is not
+/// a valid state (it stores only what the core built), a file with no
+/// complete line. So:
+///
+/// - complete lines that are not valid after the last valid one: that
+///   state is taken, with a warning naming the file and the lines, and a
+///   copy of the file is kept beside it (`<id>.state.damaged`) before the
+///   first write of this life starts the log afresh;
+/// - no valid complete line in a file that is not empty: an error naming
+///   the file and the line (the node must not start: a fresh start would
+///   lose the adds the file held, and its first write would rename over
+///   them);
+/// - an empty file: no state, with a warning.
+pub fn read_state(
+    dir: &Path,
+    id: &str,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> io::Result<Option<String>> {
     check_id(id)?;
     let path = state_path(dir, id);
     let bytes = match fs::read(&path) {
@@ -64,17 +99,215 @@ pub fn read_state(dir: &Path, id: &str) -> io::Result<Option<String>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(at(&path, e)),
     };
-    Ok(last_line(&bytes).map(|line| String::from_utf8_lossy(line).into_owned()))
+    if bytes.is_empty() {
+        log::warn!(
+            "{} is empty: no state to take up, starting without one (adds an earlier \
+             life acknowledged and no peer saw are lost)",
+            path.display()
+        );
+        return Ok(None);
+    }
+    let log = Log::of(&bytes, &check);
+    let Some((number, state)) = log.state else {
+        // The newest line that is not a state: what to look at first.
+        let (number, why) = log
+            .damaged
+            .first()
+            .cloned()
+            .or_else(|| log.torn.map(|(number, len)| (number, torn(len))))
+            .unwrap_or((1, "no line".into()));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: line {number}: {why}; no line of it is a complete, valid state, \
+                 so the node will not start without what it held (move the file \
+                 away to start afresh, losing those adds)",
+                path.display()
+            ),
+        ));
+    };
+    if let Some((line, len)) = log.torn {
+        // A cut-short append is the expected trace of a kill during a
+        // write; anything else there is worth a warning.
+        let tail = &bytes[bytes.len() - len..];
+        let plausible = std::str::from_utf8(tail).is_ok_and(|t| !t.contains(char::is_control));
+        if plausible {
+            log::info!(
+                "{}: line {line}: {}, ignored; taking line {number}",
+                path.display(),
+                torn(len)
+            );
+        } else {
+            log::warn!(
+                "{}: line {line}: {} that our writer could not have left \
+                 (not text), ignored; taking line {number}",
+                path.display(),
+                torn(len)
+            );
+        }
+    }
+    if !log.damaged.is_empty() {
+        let kept = path.with_extension("state.damaged");
+        let copied = match fs::copy(&path, &kept) {
+            Ok(_) => format!("a copy of the file is kept at {}", kept.display()),
+            Err(e) => format!("no copy could be kept at {}: {e}", kept.display()),
+        };
+        let lines: Vec<String> = log
+            .damaged
+            .iter()
+            .take(3)
+            .map(|(n, why)| format!("line {n}: {why}"))
+            .collect();
+        log::warn!(
+            "{} is damaged: {}{}; taking line {number}, the last valid state; {copied}",
+            path.display(),
+            lines.join("; "),
+            match log.damaged.len() {
+                n if n > 3 => format!(" (and {} more)", n - 3),
+                _ => String::new(),
+            },
+        );
+    }
+    Ok(Some(state.to_owned()))
 }
 
-/// The last line that has its newline, without it.
-fn last_line(bytes: &[u8]) -> Option<&[u8]> {
-    let end = bytes.iter().rposition(|&b| b == b'\n')?;
-    let start = bytes[..end]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    Some(&bytes[start..end])
+/// What a state file holds, read from its end.
+struct Log<'a> {
+    /// The last valid complete line: its number (from 1) and text.
+    state: Option<(usize, &'a str)>,
+    /// Complete lines after it that are not valid, newest first: number
+    /// and why.
+    damaged: Vec<(usize, String)>,
+    /// A last line without its newline: its number and length.
+    torn: Option<(usize, usize)>,
+}
+
+impl<'a> Log<'a> {
+    fn of(bytes: &'a [u8], check: &impl Fn(&str) -> Result<(), String>) -> Log<'a> {
+        let complete = match bytes.iter().rposition(|&b| b == b'\n') {
+            Some(end) => &bytes[..end],
+            None => &[][..],
+        };
+        let lines = if bytes.contains(&b'\n') {
+            memchr_count(complete) + 1
+        } else {
+            0
+        };
+        let tail = bytes.len() - complete.len() - usize::from(lines > 0);
+        let mut log = Log {
+            state: None,
+            damaged: Vec::new(),
+            torn: (tail > 0).then_some((lines + 1, tail)),
+        };
+        if lines == 0 {
+            return log;
+        }
+        // Newest first: the first valid line is the state, and lines
+        // before it are states it replaced, not worth parsing.
+        for (i, line) in complete.rsplit(|&b| b == b'\n').enumerate() {
+            let number = lines - i;
+            let valid = std::str::from_utf8(line)
+                .map_err(|e| format!("not UTF-8 ({e})"))
+                .and_then(|text| check(text).map(|()| text));
+            match valid {
+                Ok(text) => {
+                    log.state = Some((number, text));
+                    break;
+                }
+                Err(why) => log.damaged.push((number, why)),
+            }
+        }
+        log
+    }
+}
+
+fn memchr_count(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Where node `id` marks its state as taken: `<id>.lock` beside it.
+pub fn lock_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.lock"))
+}
+
+/// Node `id`'s state in a directory, taken by this process for as long as
+/// it holds this (drop it, or exit by any means, to let it go).
+///
+/// Two processes on one state would each rename a fresh log over the
+/// other's and go on appending to a file with no name: what one
+/// acknowledged, the other's next life would never see. The lock is the
+/// kernel's `flock` on a file beside the state (the state file itself is
+/// replaced by renames, so a lock on it would not last), so a process
+/// killed with `kill -9` lets go without anyone judging a stale pid.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+/// How long a node waits for its state's lock before it gives up: a
+/// supervisor that kills a node and starts it again at once may start the
+/// new process before the kernel has finished with the old one (and
+/// released its lock); a second live process holds it far longer.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Takes node `id`'s state in `dir` (creating `dir`), waiting up to `wait`
+/// for a holder to go, or says which process holds it.
+pub fn lock_state(dir: &Path, id: &str, wait: std::time::Duration) -> io::Result<StateLock> {
+    use rustix::fs::{flock, FlockOperation};
+    use std::io::Read;
+    check_id(id)?;
+    fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
+    let path = lock_path(dir, id);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| at(&path, e))?;
+    let deadline = std::time::Instant::now() + wait;
+    let locked = loop {
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other,
+        }
+    };
+    if let Err(e) = locked {
+        if e != rustix::io::Errno::WOULDBLOCK {
+            return Err(at(&path, io::Error::from(e)));
+        }
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{}: node {id}'s state in {} is held by another process{}: two \
+                 processes on one state would each replace what the other stored; \
+                 stop that one, or give this one another state directory",
+                path.display(),
+                dir.display(),
+                match holder {
+                    "" => String::new(),
+                    pid => format!(" (pid {pid})"),
+                }
+            ),
+        ));
+    }
+    // Who holds it, for the message above; the lock, not this, decides.
+    let pid = file
+        .set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()));
+    if let Err(e) = pid {
+        log::warn!("{}: cannot record this process's pid: {e}", path.display());
+    }
+    Ok(StateLock { _file: file })
+}
+
+fn torn(len: usize) -> String {
+    format!("{len} byte(s) without a newline (cut short)")
 }
 
 /// The incarnation for a node that is starting: one more than the last
@@ -151,6 +384,8 @@ pub struct StateFile {
     failing: bool,
     /// Whether the lack of a state directory has been logged.
     warned: bool,
+    /// The state, taken for this process's life ([`StateFile::holding`]).
+    lock: Option<StateLock>,
 }
 
 impl StateFile {
@@ -168,7 +403,14 @@ impl StateFile {
             max_log: MAX_LOG,
             failing: false,
             warned: false,
+            lock: None,
         }
+    }
+
+    /// The same, keeping `lock` for as long as it stores states.
+    pub fn holding(mut self, lock: StateLock) -> StateFile {
+        self.lock = Some(lock);
+        self
     }
 
     /// Takes a state to store; it replaces any not yet written.
@@ -265,8 +507,110 @@ mod tests {
         dir
     }
 
+    fn any(_: &str) -> Result<(), String> {
+        Ok(())
+    }
+
     fn stored(dir: &Path) -> Option<String> {
-        read_state(dir, "n1").unwrap()
+        read_state(dir, "n1", any).unwrap()
+    }
+
+    /// Lines that are numbers are states; others are not.
+    fn number(text: &str) -> Result<(), String> {
+        text.parse::<u64>().map(drop).map_err(|e| e.to_string())
+    }
+
+    fn read_numbers(dir: &Path, bytes: &[u8]) -> io::Result<Option<String>> {
+        fs::write(state_path(dir, "n1"), bytes).unwrap();
+        read_state(dir, "n1", number)
+    }
+
+    #[test]
+    fn the_last_valid_line_is_the_state_and_damage_after_it_is_kept_aside() {
+        let dir = temp_dir("damage");
+        let kept = dir.join("n1.state.damaged");
+        // A torn last line: what a crash leaves, no copy.
+        assert_eq!(
+            read_numbers(&dir, b"1\n2\n3").unwrap().as_deref(),
+            Some("2")
+        );
+        assert!(!kept.exists());
+        for garbage in [&b"\0\0\0\n"[..], b"\xff\xfe\n", b"x\n", b"\n", b"x\ny\n7"] {
+            let mut bytes = b"1\n2\n".to_vec();
+            bytes.extend_from_slice(garbage);
+            assert_eq!(
+                read_numbers(&dir, &bytes).unwrap().as_deref(),
+                Some("2"),
+                "{garbage:?}"
+            );
+            assert_eq!(fs::read(&kept).unwrap(), bytes);
+            fs::remove_file(&kept).unwrap();
+        }
+        // Garbage before the newest state: that state stands, unread past.
+        assert_eq!(
+            read_numbers(&dir, b"1\nx\n3\n").unwrap().as_deref(),
+            Some("3")
+        );
+        assert!(!kept.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_without_a_valid_line_is_an_error_naming_it_and_the_line() {
+        let dir = temp_dir("invalid");
+        let path = state_path(&dir, "n1").display().to_string();
+        for (bytes, line) in [
+            (&b"{\"slot\":"[..], "line 1: 8 byte(s) without a newline"),
+            (b"x\n", "line 1: invalid digit"),
+            (b"x\ny\nz\n1", "line 3: invalid digit"),
+            (b"\xff\n", "line 1: not UTF-8"),
+        ] {
+            let e = read_numbers(&dir, bytes).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+            let e = e.to_string();
+            assert!(e.starts_with(&format!("{path}: {line}")), "{e}");
+            // The file is left as it was, for whoever mends it.
+            assert_eq!(fs::read(state_path(&dir, "n1")).unwrap(), bytes);
+        }
+        // Empty: no state (with a warning), not an error.
+        assert_eq!(read_numbers(&dir, b"").unwrap(), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    const NO_WAIT: std::time::Duration = std::time::Duration::ZERO;
+
+    #[test]
+    fn a_state_is_held_by_one_process_at_a_time() {
+        let dir = temp_dir("lock");
+        let held = lock_state(&dir, "n1", NO_WAIT).unwrap();
+        // flock locks belong to the open file, so a second open in the same
+        // process is refused just as another process is.
+        let e = lock_state(&dir, "n1", NO_WAIT).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        let e = e.to_string();
+        assert!(
+            e.contains("n1.lock") && e.contains("another process"),
+            "{e}"
+        );
+        assert!(e.contains(&format!("(pid {})", std::process::id())), "{e}");
+        assert!(
+            lock_state(&dir, "n2", NO_WAIT).is_ok(),
+            "another id, another state"
+        );
+        let file = StateFile::new(Some(&dir), "n1").holding(held);
+        assert!(lock_state(&dir, "n1", NO_WAIT).is_err());
+        drop(file);
+        assert!(lock_state(&dir, "n1", NO_WAIT).is_ok());
+        assert!(lock_state(&dir, "../n1", NO_WAIT).is_err());
+        // A holder that lets go within the wait is waited for.
+        let held = lock_state(&dir, "n1", NO_WAIT).unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(held);
+        });
+        assert!(lock_state(&dir, "n1", LOCK_WAIT).is_ok());
+        releaser.join().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     fn store(file: &mut StateFile, state: &str) -> bool {
@@ -300,8 +644,10 @@ mod tests {
         let path = state_path(&dir, "n1");
         fs::write(&path, "one\ntwo\nthr").unwrap();
         assert_eq!(stored(&dir).as_deref(), Some("two"));
+        // A first line cut short is not what a crash leaves (the first
+        // write of a life is a rename of a whole file): refused.
         fs::write(&path, "on").unwrap();
-        assert_eq!(stored(&dir), None);
+        assert!(read_state(&dir, "n1", any).is_err());
         fs::write(&path, "one\ntwo\nthr").unwrap();
         let mut file = StateFile::new(Some(&dir), "n1");
         assert!(store(&mut file, "three"));
@@ -363,7 +709,7 @@ mod tests {
         let e = next_incarnation(Some(&dir), "n1").unwrap_err();
         assert!(e.to_string().contains("n1.incarnation"), "{e}");
         fs::create_dir(state_path(&dir, "n1")).unwrap();
-        let e = read_state(&dir, "n1").unwrap_err();
+        let e = read_state(&dir, "n1", any).unwrap_err();
         assert!(e.to_string().contains("n1.state"), "{e}");
         let file = dir.join("file");
         fs::write(&file, "").unwrap();
@@ -376,7 +722,7 @@ mod tests {
     fn an_id_that_is_not_a_file_name_is_refused() {
         let dir = temp_dir("ids");
         for id in ["", "../n1", "a/b", "a\\b", "a\0b"] {
-            assert!(read_state(&dir, id).is_err(), "{id:?}");
+            assert!(read_state(&dir, id, any).is_err(), "{id:?}");
             assert!(next_incarnation(Some(&dir), id).is_err(), "{id:?}");
         }
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);

@@ -22,10 +22,16 @@
 //! who it is only from `init`, so the transport acts when the first `init`
 //! the node will take arrives, before the node sees it:
 //!
-//! - With a state directory `DIR`: the node's incarnation is one more than
+//! - With a state directory `DIR`: the process first takes the state's
+//!   lock (`DIR/<id>.lock`, held for its life), so a second process with
+//!   the same directory and id is refused; then the node's incarnation is one more than
 //!   the last one recorded in `DIR/<id>.incarnation` (0 the first time; the
 //!   file is written first), and the last state stored in `DIR/<id>.state`
-//!   is given back to it ([`Config::restored`](gcounter_core::Config::restored)).
+//!   is given back to it ([`Config::restored`](gcounter_core::Config::restored)):
+//!   the last line that the strategy takes for a state of this node's
+//!   ([`StrategyKind::check_stored`](gcounter_core::StrategyKind::check_stored)),
+//!   with a warning if damaged lines follow it; a file with no such line
+//!   is an error (see [`gcounter_state::read_state`]).
 //!   From then on every state the node asks to store
 //!   ([`Output::Persist`]: for `gossip`, its slot and counts, after each
 //!   add) is appended to `DIR/<id>.state` before any message that follows

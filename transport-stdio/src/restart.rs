@@ -5,7 +5,7 @@
 use crate::Error;
 use gcounter_core::protocol::parse_incoming;
 use gcounter_core::{Node, Payload};
-use gcounter_state::{next_incarnation, read_state, StateFile};
+use gcounter_state::{lock_state, next_incarnation, read_state, StateFile, LOCK_WAIT};
 use std::path::Path;
 
 /// What the owner does when `init` names the node.
@@ -41,10 +41,20 @@ pub(crate) fn new_life(
     state_dir: Option<&Path>,
     id: &str,
 ) -> Result<Option<StateFile>, Error> {
-    let incarnation = next_incarnation(state_dir, id).map_err(Error::State)?;
-    let restored = match state_dir {
-        Some(dir) => read_state(dir, id).map_err(Error::State)?,
+    // The state is this process's before anything in it is read or
+    // written: a second process on it is refused before it takes an
+    // incarnation or reads a state the first is about to replace.
+    let lock = match state_dir {
+        Some(dir) => Some(lock_state(dir, id, LOCK_WAIT).map_err(Error::State)?),
         None => None,
+    };
+    let incarnation = next_incarnation(state_dir, id).map_err(Error::State)?;
+    let strategy = node.config_mut().map(|c| c.strategy);
+    let restored = match (state_dir, strategy) {
+        (Some(dir), Some(strategy)) => {
+            read_state(dir, id, |text| strategy.check_stored(text, id)).map_err(Error::State)?
+        }
+        _ => None,
     };
     log::info!(
         "{id}: incarnation {incarnation}, state in {} ({})",
@@ -62,5 +72,7 @@ pub(crate) fn new_life(
         // building states.
         config.persist = state_dir.is_some();
     }
-    Ok(state_dir.map(|dir| StateFile::new(Some(dir), id)))
+    Ok(state_dir
+        .zip(lock)
+        .map(|(dir, lock)| StateFile::new(Some(dir), id).holding(lock)))
 }

@@ -54,7 +54,7 @@ pub use client::{Client, ClientError, Reply};
 pub use cluster::{Cluster, ClusterSpec, EtcdBackend, Member};
 pub use conn::Limits;
 pub use etcd::{EtcdCluster, EtcdTarget};
-pub use gcounter_state::{read_state, state_path};
+pub use gcounter_state::{lock_state, read_state, state_path, LOCK_WAIT};
 pub use kv::{KvOptions, KvServer};
 pub use lines::MAX_LINE;
 pub use node::{next_incarnation, NodeOptions, NodeServer};

@@ -147,7 +147,9 @@ impl NodeServer {
         if let (Some(dir), None) = (&options.state_dir, &options.config.restored) {
             // A state that cannot be read is not the same as no state:
             // starting without it could lose acknowledged adds.
-            options.config.restored = read_state(dir, &options.id).map_err(|e| {
+            let (strategy, id) = (options.config.strategy, &options.id);
+            let restored = read_state(dir, id, |text| strategy.check_stored(text, id));
+            options.config.restored = restored.map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot read the stored state: {e}"))
             })?;
         }

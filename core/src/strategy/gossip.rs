@@ -76,6 +76,13 @@ impl Saved<'_> {
     }
 }
 
+/// Whether `text` is a state [`Gossip`] can take up as node `me`'s: what
+/// a transport checks each stored line against, so that the line it
+/// hands over is one the node will not refuse.
+pub(crate) fn check_saved(text: &str, me: &str) -> Result<(), String> {
+    Saved::restore(text, me).map(drop)
+}
+
 /// Whether `a` has every count of `b` (`a >= b` slot by slot).
 fn covers(a: &Counts, b: &Counts) -> bool {
     b.iter()

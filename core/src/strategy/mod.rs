@@ -14,6 +14,7 @@ mod naive;
 mod per_node;
 
 pub use cas::Cas;
+pub(crate) use gossip::check_saved as gossip_check_saved;
 pub use gossip::Gossip;
 pub use naive::Naive;
 pub use per_node::PerNode;

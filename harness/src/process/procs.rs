@@ -3,6 +3,13 @@
 //! nemesis' process faults (SIGKILL and a fresh start, SIGSTOP and
 //! SIGCONT).
 //!
+//! A node's end is noticed by its process, not by its stdout: a node may
+//! fork a child that inherits the pipe and outlives it, and the pipe then
+//! never closes ([`Procs::exits`]). Each node runs in a process group of
+//! its own, and the whole group is killed when the node is (by the
+//! nemesis) and when the run ends, so that nothing a node started outlives
+//! the runner.
+//!
 //! Each node runs in a working directory of its own, kept across kills as
 //! a disk would be, so a node that stores state in its working directory
 //! finds it again when it is started anew. Every start of a node is a new
@@ -33,6 +40,13 @@ pub const STALL_LIMIT: Duration = Duration::from_secs(10);
 /// The most input a node may leave unread, whatever the time: the runner
 /// holds it in memory.
 pub const MAX_BACKLOG: usize = 64 << 20;
+
+/// How long a node's process may have exited before the test is told,
+/// without its stdout closing: time for the lines it printed last, and
+/// the end of the pipe, to arrive first, so that what it said before it
+/// went is judged before its going. Past it, something the node started
+/// holds the pipe open, and waiting for it would wait for that process.
+pub const EXIT_GRACE: Duration = Duration::from_millis(500);
 
 /// What to run for each node.
 #[derive(Debug, Clone)]
@@ -129,7 +143,22 @@ pub struct Procs {
     stdins: Vec<Option<Stdin>>,
     paused: Vec<bool>,
     lives: Vec<u64>,
+    /// What the test knows of each node's current process's end.
+    ends: Vec<End>,
+    /// When [`Procs::exits`] last looked.
+    looked: Instant,
     pub logs: Vec<PathBuf>,
+}
+
+/// A node process's end, as far as the test has been told of it.
+#[derive(Debug, Clone)]
+enum End {
+    /// Running, or gone without anyone looking yet.
+    Unseen,
+    /// Seen gone (`status`) at `at`, its stdout still open.
+    Seen { at: Instant, status: String },
+    /// The test has been told.
+    Told,
 }
 
 impl Procs {
@@ -161,6 +190,8 @@ impl Procs {
             stdins: ids.iter().map(|_| None).collect(),
             paused: vec![false; ids.len()],
             lives: vec![0; ids.len()],
+            ends: vec![End::Unseen; ids.len()],
+            looked: Instant::now(),
             logs: ids
                 .iter()
                 .map(|id| dirs.logs.join(format!("{id}.log")))
@@ -223,6 +254,7 @@ impl Procs {
             .map(|pipe| Stdin::new(pipe, &self.ex))
             .transpose()?;
         self.paused[node] = false;
+        self.ends[node] = End::Unseen;
         self.children[node] = Some(child);
         Ok(())
     }
@@ -232,12 +264,13 @@ impl Procs {
         self.lives.get(event.node()) == Some(&event.life())
     }
 
-    /// SIGKILLs node `node`, as a crash would; it is reaped in the
-    /// background.
+    /// SIGKILLs node `node` and whatever it started (its process group),
+    /// as a crash of its machine would; it is reaped in the background.
     pub fn kill(&mut self, node: usize) {
         self.stdins[node] = None;
         self.paused[node] = false;
         if let Some(mut child) = self.children[node].take() {
+            kill_group(child.id());
             let _ = child.kill();
             self.ex
                 .spawn(async move {
@@ -339,14 +372,71 @@ impl Procs {
 
     /// How node `node` exited, or that its stdin closed.
     pub fn exit_status(&mut self, node: usize) -> String {
+        self.ends[node] = End::Told;
         self.children
             .get_mut(node)
             .and_then(|c| c.as_mut()?.try_status().ok().flatten())
             .map_or("stdin closed".into(), |s| s.to_string())
     }
 
+    /// What to tell the test when node `node`'s stdout closes: how it
+    /// exited, if it has, else that its stdout closed (it may have
+    /// closed it and run on).
+    pub fn closed_status(&mut self, node: usize) -> String {
+        self.ends[node] = End::Told;
+        self.children
+            .get_mut(node)
+            .and_then(|c| c.as_mut()?.try_status().ok().flatten())
+            .map_or("its stdout closed".into(), |s| s.to_string())
+    }
+
+    /// The nodes whose current process exited more than `grace` ago with
+    /// its stdout still open, and how, each told once. A node's end is
+    /// its process's: waiting for its stdout to close instead waited as
+    /// long as any child it forked held the pipe (the run ended
+    /// `unknown`, 14 s later, without a word of the exit).
+    pub fn exits(&mut self, grace: Duration) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        // A wait per node per event would cost: a tenth of a second is
+        // soon enough.
+        if self.looked.elapsed() < Duration::from_millis(100) {
+            return out;
+        }
+        self.looked = Instant::now();
+        for node in 0..self.children.len() {
+            let Some(child) = &mut self.children[node] else {
+                continue;
+            };
+            match &self.ends[node] {
+                End::Told => {}
+                End::Unseen => {
+                    if let Ok(Some(status)) = child.try_status() {
+                        self.ends[node] = End::Seen {
+                            at: Instant::now(),
+                            status: status.to_string(),
+                        };
+                    }
+                }
+                End::Seen { at, status } => {
+                    if at.elapsed() >= grace {
+                        out.push((
+                            node,
+                            format!(
+                                "{status}; its stdout is still open: a process it \
+                                 started holds it"
+                            ),
+                        ));
+                        self.ends[node] = End::Told;
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Closes every stdin (a node's cue to exit), waits up to `grace`, then
-    /// kills whatever is still running. Paused nodes are resumed first, so
+    /// kills whatever is still running, each node's process group whole:
+    /// what a node forked goes with it. Paused nodes are resumed first, so
     /// that they can see it.
     pub async fn shutdown(&mut self, grace: std::time::Duration) {
         for node in 0..self.children.len() {
@@ -360,9 +450,36 @@ impl Procs {
             {
                 smol::Timer::after(std::time::Duration::from_millis(10)).await;
             }
+            kill_group(child.id());
             let _ = child.kill();
             let _ = child.status().await;
         }
+    }
+}
+
+impl Drop for Procs {
+    /// Whatever way the run ends (an error, a panic), nothing it started
+    /// is left running: `kill_on_drop` reaches a node's own process only.
+    fn drop(&mut self) {
+        for child in self.children.iter().flatten() {
+            kill_group(child.id());
+        }
+    }
+}
+
+/// SIGKILLs process group `pgid`: a node and everything it started and
+/// did not move elsewhere (each node leads a group of its own). A group
+/// already empty is no error.
+fn kill_group(pgid: u32) {
+    let Some(pgid) = i32::try_from(pgid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    match rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+        Err(e) => log::warn!("cannot kill process group {pgid:?}: {e}"),
     }
 }
 
@@ -473,8 +590,11 @@ pub fn signal_pid(pid: u32, signal: rustix::process::Signal) {
     else {
         return;
     };
-    if let Err(e) = rustix::process::kill_process(pid, signal) {
-        log::warn!("cannot send {signal:?} to process {pid:?}: {e}");
+    match rustix::process::kill_process(pid, signal) {
+        // Gone, and reaped already (a node whose exit was noticed while
+        // its stdout stayed open): nothing to pause or resume.
+        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+        Err(e) => log::warn!("cannot send {signal:?} to process {pid:?}: {e}"),
     }
 }
 

@@ -6,7 +6,9 @@
 //! every line they print and every exit, carries out kills, starts, pauses
 //! and resumes on the processes, and tells the core the time.
 
-use super::procs::{events, NodeCommand, NodeDirs, ProcEvent, Procs, Stalled, STALL_LIMIT};
+use super::procs::{
+    events, NodeCommand, NodeDirs, ProcEvent, Procs, Stalled, EXIT_GRACE, STALL_LIMIT,
+};
 use crate::checker::CheckResult;
 use crate::choice::Adversaries;
 use crate::history::History;
@@ -250,10 +252,15 @@ async fn drive(
                 },
                 ProcEvent::Closed { node, .. } => Input::Exited {
                     node: *node,
-                    status: "its stdout closed".into(),
+                    status: procs.closed_status(*node),
                 },
             };
             core.handle(input, pace.now());
+        }
+        // A node whose stdout stays open after it exited (a child of its
+        // holds it) is gone all the same.
+        for (node, status) in procs.exits(EXIT_GRACE) {
+            core.handle(Input::Exited { node, status }, pace.now());
         }
         core.handle(Input::Tick, pace.now());
     }

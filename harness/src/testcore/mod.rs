@@ -698,6 +698,8 @@ impl TestCore {
         if let Some(e) = self.error {
             return Err(e);
         }
+        let mut replies = self.replies.counts();
+        replies.reads = self.workload.read_values().clone();
         let history = self.workload.into_history();
         let check = check(&history);
         let stats = Stats::compute(&history, &self.tally);
@@ -710,7 +712,7 @@ impl TestCore {
             dropped: self.dropped,
             lost_to_kills: self.lost_to_kills,
             undeliverable: self.undeliverable,
-            replies: self.replies.counts(),
+            replies,
             steps: self.steps,
             end: self.now,
             trace: self.trace,

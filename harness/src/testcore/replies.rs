@@ -27,6 +27,9 @@ pub struct ReplyCounts {
     pub late: u64,
     /// The first few duplicate and unsolicited replies, as lines.
     pub examples: Vec<String>,
+    /// Read values that were not plain integers (issue 24): taken as
+    /// Maelstrom's client takes them, and warned about.
+    pub reads: crate::workload::ReadValues,
 }
 
 impl ReplyCounts {
@@ -48,6 +51,7 @@ impl ReplyCounts {
                 if self.unsolicited == 1 { "y" } else { "ies" }
             ));
         }
+        out.extend(self.reads.warnings());
         out
     }
 }
