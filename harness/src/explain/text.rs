@@ -1,0 +1,130 @@
+//! The explanation in words: the lines printed after the verdict, and the
+//! main cause a table of runs shows.
+
+use super::{Cause, Explanation};
+
+impl Explanation {
+    /// The cause that accounts for the most lost increments, in a few
+    /// words (for a table of runs).
+    pub fn main_cause(&self) -> String {
+        // `lost` splits in two: what the store lost (the acknowledged sum
+        // minus the newest value) and how far the lowest final read fell
+        // short of the newest value. Erasures a later write restored count
+        // for neither, so the store's part is named by its largest cause
+        // only when it is the larger part.
+        let store_lost = self.lost.saturating_sub(self.final_shortfall);
+        if self.final_shortfall > 0 && self.final_shortfall >= store_lost {
+            return format!("stale final reads ({})", self.final_shortfall);
+        }
+        let erased = |c: Cause| -> i64 {
+            self.overwrites
+                .iter()
+                .filter(|o| o.cause == c)
+                .map(|o| o.lost)
+                .sum()
+        };
+        let mut causes: Vec<(i64, String)> = vec![
+            (
+                erased(Cause::StaleRead),
+                "overwrites after stale reads".into(),
+            ),
+            (erased(Cause::Concurrent), "concurrent overwrites".into()),
+            (
+                self.noop_writes.iter().filter_map(|n| n.lost).sum(),
+                "writes that never landed".into(),
+            ),
+            (
+                self.unwritten.iter().map(|u| u.missing).sum(),
+                "acknowledged adds never written".into(),
+            ),
+        ];
+        let unexplained = i64::try_from(self.unexplained).unwrap_or(i64::MAX);
+        let rest = if self.kills.is_empty() {
+            "unexplained".to_string()
+        } else {
+            format!("unexplained, around {} kill(s)", self.kills.len())
+        };
+        causes.push((unexplained, rest));
+        causes
+            .into_iter()
+            .filter(|(n, _)| *n > 0)
+            .max_by_key(|(n, _)| *n)
+            .map_or("-".into(), |(n, what)| format!("{what} ({n})"))
+    }
+
+    /// A few lines for the terminal, after the verdict.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "why: {} acknowledged increment(s) lost; {} explained, {} unexplained",
+            self.lost, self.explained, self.unexplained
+        )];
+        if !self.overwrites.is_empty() {
+            let count = |c| self.overwrites.iter().filter(|o| o.cause == c).count();
+            let erased: usize = self.overwrites.iter().map(|o| o.erased.len()).sum();
+            let sum: i64 = self.overwrites.iter().map(|o| o.lost).sum();
+            lines.push(format!(
+                "  {} overwrite(s) erased {erased} write(s), {sum} in all: {} after a stale read, {} concurrent",
+                self.overwrites.len(),
+                count(Cause::StaleRead),
+                count(Cause::Concurrent)
+            ));
+        }
+        if !self.noop_writes.is_empty() {
+            let sum: i64 = self.noop_writes.iter().filter_map(|n| n.lost).sum();
+            lines.push(format!(
+                "  {} write(s) acknowledged but never landed (the state they ran against already held their value): {sum}",
+                self.noop_writes.len()
+            ));
+        }
+        for u in &self.unwritten {
+            lines.push(format!(
+                "  {} acknowledged {} but its writes added only {}: {} never reached the store",
+                u.node, u.acknowledged_sum, u.written_sum, u.missing
+            ));
+        }
+        for s in self.stale_final_reads.iter().take(3) {
+            let worst = s.reads.iter().map(|r| r.behind).max().unwrap_or(0);
+            lines.push(format!(
+                "  final read of {} on {} was {} short: served up to {worst} state(s) behind the newest",
+                s.client, s.node, s.shortfall
+            ));
+        }
+        if self.overwrites.is_empty() && self.noop_writes.is_empty() && !self.per_node.is_empty() {
+            let accounts: Vec<String> = self
+                .per_node
+                .iter()
+                .map(|a| {
+                    let read = a
+                        .final_read
+                        .map_or("no final read".into(), |v| format!("final read {v}"));
+                    format!("{} acknowledged {} ({read})", a.node, a.acknowledged_sum)
+                })
+                .collect();
+            lines.push(format!(
+                "  no KV writes to follow; per node: {}",
+                accounts.join(", ")
+            ));
+        }
+        for k in &self.kills {
+            lines.push(format!("  {}", k.describe()));
+        }
+        if self.unexplained > 0 && !self.faults.is_empty() {
+            let shown: Vec<String> = self
+                .faults
+                .iter()
+                .map(|w| format!("{} ({:.1}-{:.1} s)", w.label, w.start, w.end))
+                .collect();
+            lines.push(format!("  faults during the run: {}", shown.join("; ")));
+        }
+        if let Some(example) = &self.example {
+            lines.push(format!("  e.g. {example}"));
+        }
+        for fix in &self.fixes {
+            lines.push(format!("  fix: {fix}"));
+        }
+        for note in &self.notes {
+            lines.push(format!("  note: {note}"));
+        }
+        lines
+    }
+}
