@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 
 /// Per node that changed a numeric key: what it acknowledged against what
 /// its changes added; the nodes that fell short.
+///
+/// Only when the store as a whole holds less than was acknowledged: one
+/// node's adds can reach the store inside another node's write (a count
+/// merged into someone else's key), so a node whose own changes fell short
+/// lost nothing unless the store's total did too.
 pub(super) fn unwritten<'a>(
     history: &History,
     ops: &'a [KvOp<'a>],
@@ -17,6 +22,26 @@ pub(super) fn unwritten<'a>(
     reads: &Reads<'a>,
     noops: &[NoopWrite],
 ) -> Vec<Unwritten> {
+    let acknowledged = |node: &str| -> u64 {
+        history
+            .iter()
+            .filter(|op| {
+                op.node == node && op.kind == OpKind::Add && op.outcome == Some(Outcome::Ok)
+            })
+            .filter_map(|op| op.delta)
+            .sum()
+    };
+    let all: u64 = history
+        .iter()
+        .filter(|op| op.kind == OpKind::Add && op.outcome == Some(Outcome::Ok))
+        .filter_map(|op| op.delta)
+        .sum();
+    if lineage
+        .store_total()
+        .is_some_and(|total| total >= i64::try_from(all).unwrap_or(i64::MAX))
+    {
+        return Vec::new();
+    }
     let mut written: BTreeMap<&str, i64> = BTreeMap::new();
     for op in ops {
         if !op.served.changed || !lineage.is_read(op) {
@@ -53,13 +78,7 @@ pub(super) fn unwritten<'a>(
     }
     let mut out = Vec::new();
     for (node, written_sum) in written {
-        let acknowledged_sum: u64 = history
-            .iter()
-            .filter(|op| {
-                op.node == node && op.kind == OpKind::Add && op.outcome == Some(Outcome::Ok)
-            })
-            .filter_map(|op| op.delta)
-            .sum();
+        let acknowledged_sum = acknowledged(node);
         let missing = i64::try_from(acknowledged_sum).unwrap_or(i64::MAX) - written_sum;
         if missing > 0 {
             out.push(Unwritten {
@@ -67,10 +86,38 @@ pub(super) fn unwritten<'a>(
                 acknowledged_sum,
                 written_sum,
                 missing,
+                acknowledged_in_flight: in_flight(history, ops, lineage, node),
             });
         }
     }
     out
+}
+
+/// How many adds `node` acknowledged while one of its own changes to a
+/// key that is read was in flight: an add that arrives then is not in that
+/// change, and a node that clears its buffer when the change is
+/// acknowledged drops it.
+fn in_flight<'a>(
+    history: &History,
+    ops: &'a [KvOp<'a>],
+    lineage: &Lineage<'a>,
+    node: &str,
+) -> usize {
+    let changes: Vec<(gcounter_core::Time, gcounter_core::Time)> = ops
+        .iter()
+        .filter(|op| op.node() == node && op.served.changed && lineage.is_read(op))
+        .map(|op| (op.req.sent, op.answered()))
+        .collect();
+    history
+        .iter()
+        .filter(|op| op.node == node && op.kind == OpKind::Add && op.outcome == Some(Outcome::Ok))
+        .filter_map(|op| op.complete)
+        .filter(|&done| {
+            changes
+                .iter()
+                .any(|&(sent, answered)| sent < done && done < answered)
+        })
+        .count()
 }
 
 /// Per node, the adds it acknowledged and its client's final read.

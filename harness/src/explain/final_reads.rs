@@ -1,7 +1,15 @@
-//! Final reads served by stale states.
+//! Final reads served by stale states, and the no-op syncs before them.
+//!
+//! A node that knows `seq-kv` may serve a stale state often "syncs" before
+//! reading, and a sync that changes nothing (a cas from v to v, a write of
+//! the value already there) syncs nothing: `seq-kv` answers an operation
+//! that would not change the state it drew from that state, and moves the
+//! client's position there, not to the newest. The trace shows it: the
+//! reply to the sync carries the state that served it and how far behind
+//! the newest that was.
 
 use super::lineage::{num, read_value, KvOp, Lineage};
-use super::{KvRead, StaleFinalRead};
+use super::{KvRead, NoopSync, StaleFinalRead};
 use crate::history::{History, OpKind, Outcome};
 
 /// The final reads that KV reads from stale states served.
@@ -18,7 +26,7 @@ pub(super) fn final_reads<'a>(
         let (Some(done), Some(value)) = (op.complete, op.value) else {
             continue;
         };
-        let reads: Vec<KvRead> = ops
+        let stale_ops: Vec<&KvOp<'a>> = ops
             .iter()
             .filter(|r| {
                 r.kind() == "read"
@@ -28,6 +36,9 @@ pub(super) fn final_reads<'a>(
                     && r.served.behind > 0
             })
             .filter(|r| read_value(r) != Some(lineage.value_at(r, r.served.newest)))
+            .collect();
+        let reads: Vec<KvRead> = stale_ops
+            .iter()
             .filter_map(|r| {
                 Some(KvRead {
                     key: r.key.to_string(),
@@ -41,6 +52,16 @@ pub(super) fn final_reads<'a>(
         if reads.is_empty() {
             continue;
         }
+        let first_stale = stale_ops.iter().map(|r| r.req.sent).min();
+        let noop_sync = ops
+            .iter()
+            .filter(|s| {
+                s.node() == op.node
+                    && s.req.sent >= op.invoke
+                    && first_stale.is_some_and(|t| s.answered() <= t)
+            })
+            .rev()
+            .find_map(|s| noop_sync(s, lineage));
         let shortfall = reads
             .iter()
             .filter_map(|r| Some(num(&r.newest_value)? - num(&r.value)?))
@@ -51,7 +72,40 @@ pub(super) fn final_reads<'a>(
             value,
             reads,
             shortfall,
+            noop_sync,
         });
     }
     stale
+}
+
+/// `s` as a sync that synced nothing: an acknowledged cas from v to v, or
+/// write of the value its state already held, answered from a state
+/// behind the newest. `None` for anything else (a read, a change that
+/// landed, a no-op that the newest state answered and so did bring the
+/// node up to date).
+fn noop_sync(s: &KvOp<'_>, lineage: &Lineage<'_>) -> Option<NoopSync> {
+    if s.served.changed || s.served.behind == 0 {
+        return None;
+    }
+    let value = match (s.kind(), s.reply.kind()) {
+        ("cas", "cas_ok") => {
+            let from = s.req.body.get("from")?;
+            (Some(from) == s.req.body.get("to")).then(|| from.clone())?
+        }
+        ("write", "write_ok") => s.req.body.get("value")?.clone(),
+        _ => return None,
+    };
+    // What the serving state held, from the key's lineage: for a write it
+    // is the value written (that is why nothing changed).
+    let held = lineage.value_at(s, s.served.state);
+    Some(NoopSync {
+        kind: s.kind().to_string(),
+        key: s.key.to_string(),
+        value,
+        held,
+        state: s.served.state,
+        newest: s.served.newest,
+        behind: s.served.behind,
+        trace_ids: vec![s.req.id, s.reply.id],
+    })
 }

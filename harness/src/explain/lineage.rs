@@ -45,12 +45,34 @@ pub(super) fn secs(t: Time) -> f64 {
 }
 
 /// A counter's value; a missing key (`Null`) counts as 0, as a counter
-/// that reads "key does not exist" starts from 0.
+/// that reads "key does not exist" starts from 0. A node may keep an
+/// object under its key (`{"counter": 7, "last_node": "n1"}`): its count
+/// is the object's one integer field, or, when it has several, the one
+/// named as counters are. Any other value is opaque: its lineage is still
+/// followed, but it adds nothing up.
 pub(super) fn num(v: &Value) -> Option<i64> {
-    if v.is_null() {
-        Some(0)
-    } else {
-        v.as_i64()
+    match v {
+        Value::Null => Some(0),
+        Value::Object(fields) => counter_field(fields),
+        _ => v.as_i64(),
+    }
+}
+
+/// The names a counter inside an object goes by, when the object has more
+/// than one integer field.
+const COUNTER_NAMES: [&str; 5] = ["counter", "count", "value", "total", "sum"];
+
+fn counter_field(fields: &serde_json::Map<String, Value>) -> Option<i64> {
+    let ints: Vec<(&String, i64)> = fields
+        .iter()
+        .filter_map(|(k, v)| Some((k, v.as_i64()?)))
+        .collect();
+    match ints.as_slice() {
+        [(_, only)] => Some(*only),
+        _ => ints
+            .iter()
+            .find(|(k, _)| COUNTER_NAMES.contains(&k.as_str()))
+            .map(|(_, v)| *v),
     }
 }
 
@@ -131,7 +153,7 @@ pub(super) struct Lineage<'a> {
     /// The keys anybody read. A key nobody reads (a key written only to
     /// bring a node's view of `seq-kv` up to date) holds no part of the
     /// counter, whatever its values.
-    read: HashSet<(&'a str, String)>,
+    pub(super) read: HashSet<(&'a str, String)>,
 }
 
 impl<'a> Lineage<'a> {
@@ -175,6 +197,17 @@ impl<'a> Lineage<'a> {
             .unwrap_or(Value::Null)
     }
 
+    /// What the keys anybody read held at the end, summed: the count the
+    /// store holds. `None` if a key's value is not a count.
+    pub(super) fn store_total(&self) -> Option<i64> {
+        self.changes
+            .iter()
+            .filter(|(key, _)| self.read.contains(key))
+            .filter_map(|(_, changes)| changes.last())
+            .map(|(_, op)| op.new_value().and_then(num))
+            .sum()
+    }
+
     /// Whether every change to `op`'s key was made by `op`'s node: a key of
     /// its own, which it writes from what it knows (a running total), not
     /// from what it read.
@@ -187,5 +220,22 @@ impl<'a> Lineage<'a> {
     pub(super) fn between(&self, op: &KvOp<'a>, after: u64, upto: u64) -> std::ops::Range<usize> {
         let changes = self.of_key(op);
         changes.partition_point(|(s, _)| *s <= after)..changes.partition_point(|(s, _)| *s <= upto)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::num;
+    use serde_json::json;
+
+    #[test]
+    fn a_count_is_found_inside_an_object_value() {
+        assert_eq!(num(&json!(null)), Some(0));
+        assert_eq!(num(&json!(12)), Some(12));
+        assert_eq!(num(&json!({"counter": 7, "last_node": "n1"})), Some(7));
+        assert_eq!(num(&json!({"value": 7, "version": 3})), Some(7));
+        // Two integers, neither named as a counter: opaque.
+        assert_eq!(num(&json!({"a": 7, "b": 3})), None);
+        assert_eq!(num(&json!("7")), None);
     }
 }

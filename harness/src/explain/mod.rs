@@ -54,6 +54,9 @@ pub struct Explanation {
     pub unwritten: Vec<Unwritten>,
     /// Final reads served by a stale state.
     pub stale_final_reads: Vec<StaleFinalRead>,
+    /// Final reads above every acceptable value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub over_count: Option<OverCount>,
     /// Per node, what it acknowledged: the account given when the trace
     /// has no KV writes to follow (a node that keeps its own counter).
     pub per_node: Vec<NodeAccount>,
@@ -168,6 +171,62 @@ pub struct Unwritten {
     /// its basis of each write, and what its no-op writes meant to add.
     pub written_sum: i64,
     pub missing: i64,
+    /// Adds it acknowledged while one of its changes was in flight (not
+    /// carried by that change): where a buffer cleared on the change's
+    /// success loses adds.
+    pub acknowledged_in_flight: usize,
+}
+
+/// Final reads above every acceptable value, and what the trace says of
+/// where the extra came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverCount {
+    /// The highest such read.
+    pub client: String,
+    pub node: String,
+    pub value: i64,
+    /// The highest acceptable value, and how far above it the read is.
+    pub highest_acceptable: u64,
+    pub above: u64,
+    /// How many final reads are above every acceptable value.
+    pub count: usize,
+    /// How much of `above` the causes below account for.
+    pub explained: u64,
+    /// What the read read: each key's last answer within it.
+    pub reads: Vec<KeyHeld>,
+    /// Its answer minus what those reads sum to, when not 0: what the
+    /// node added on top of what it read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_by_node: Option<i64>,
+    /// Nodes whose changes put more into the keys read than they
+    /// acknowledged (and may have added).
+    pub writers: Vec<OverWriter>,
+}
+
+/// One key as a final read found it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyHeld {
+    pub key: String,
+    pub value: Value,
+    pub state: u64,
+    /// The node whose change made that state (`None`: the key's first
+    /// state, or a change the trace does not hold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_by: Option<String>,
+}
+
+/// A node whose changes added more than it acknowledged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverWriter {
+    pub node: String,
+    /// What its changes added, in all and per key (each change's value
+    /// minus the value it replaced).
+    pub added: i64,
+    pub by_key: Vec<(String, i64)>,
+    pub acknowledged_sum: u64,
+    pub indeterminate_sum: u64,
+    /// `added` minus both sums.
+    pub extra: i64,
 }
 
 /// A final read some of whose KV reads a stale state served.
@@ -179,6 +238,30 @@ pub struct StaleFinalRead {
     pub reads: Vec<KvRead>,
     /// The newest values minus those read, over its KV reads.
     pub shortfall: i64,
+    /// The node's last attempt, within the final read, to bring its view
+    /// up to date, when it changed nothing and so synced nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noop_sync: Option<NoopSync>,
+}
+
+/// A "sync" that synced nothing: a cas from v to v, or a write of the
+/// value already there, which `seq-kv` answered from a stale state (an
+/// operation that changes nothing is answered from the state it drew, and
+/// the client's position moves there, not to the newest).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoopSync {
+    /// `cas` or `write`.
+    pub kind: String,
+    pub key: String,
+    /// The cas's `from` (and `to`), or the value written.
+    pub value: Value,
+    /// What the serving state held under the key.
+    pub held: Value,
+    pub state: u64,
+    pub newest: u64,
+    pub behind: u64,
+    /// The request and its reply, by id in messages.jsonl.
+    pub trace_ids: Vec<u64>,
 }
 
 /// One KV read and what the newest state held then.
@@ -215,13 +298,19 @@ mod accounts;
 mod final_reads;
 mod fixes;
 mod lineage;
+mod overcount;
+#[cfg(test)]
+mod tests;
 mod text;
+mod unknown;
 mod writes;
 
 use accounts::{accounts, unwritten};
 use final_reads::final_reads;
 use fixes::fixes;
 use lineage::{kv_ops, Lineage, Reads};
+pub use overcount::above_acceptable;
+pub use unknown::unknown_reason;
 use writes::{narrate, series, writes};
 
 /// The explanation of an invalid run; `None` for any other verdict.
@@ -240,6 +329,7 @@ pub fn explain(
     let (overwrites, noop_writes) = writes(&ops, &lineage, &reads);
     let unwritten = unwritten(history, &ops, &lineage, &reads, &noop_writes);
     let stale_final_reads = final_reads(history, &ops, &lineage);
+    let over_count = overcount::over_count(history, check, &ops, &lineage);
     let erased: i64 = overwrites.iter().map(|o| o.lost).sum();
     let dropped: i64 = noop_writes.iter().filter_map(|n| n.lost).sum();
     let never_written: i64 = unwritten.iter().map(|u| u.missing).sum();
@@ -297,6 +387,7 @@ pub fn explain(
         noop_writes,
         unwritten,
         stale_final_reads,
+        over_count,
         per_node,
         kills,
         faults: windows,

@@ -1,7 +1,8 @@
 //! The explanation in words: the lines printed after the verdict, and the
 //! main cause a table of runs shows.
 
-use super::{Cause, Explanation};
+use super::overcount::shown;
+use super::{Cause, Explanation, NoopSync, OverCount};
 
 impl Explanation {
     /// The cause that accounts for the most lost increments, in a few
@@ -12,9 +13,17 @@ impl Explanation {
         // short of the newest value. Erasures a later write restored count
         // for neither, so the store's part is named by its largest cause
         // only when it is the larger part.
+        if let Some(over) = self.over_count.as_ref().filter(|_| self.lost == 0) {
+            return format!("over-count ({})", over.above);
+        }
         let store_lost = self.lost.saturating_sub(self.final_shortfall);
         if self.final_shortfall > 0 && self.final_shortfall >= store_lost {
-            return format!("stale final reads ({})", self.final_shortfall);
+            let after = if self.stale_final_reads.iter().any(|s| s.noop_sync.is_some()) {
+                " after a no-op sync"
+            } else {
+                ""
+            };
+            return format!("stale final reads{after} ({})", self.final_shortfall);
         }
         let erased = |c: Cause| -> i64 {
             self.overwrites
@@ -54,10 +63,16 @@ impl Explanation {
 
     /// A few lines for the terminal, after the verdict.
     pub fn lines(&self) -> Vec<String> {
-        let mut lines = vec![format!(
-            "why: {} acknowledged increment(s) lost; {} explained, {} unexplained",
-            self.lost, self.explained, self.unexplained
-        )];
+        let mut lines = Vec::new();
+        if self.lost > 0 || self.over_count.is_none() {
+            lines.push(format!(
+                "why: {} acknowledged increment(s) lost; {} explained, {} unexplained",
+                self.lost, self.explained, self.unexplained
+            ));
+        }
+        if let Some(over) = &self.over_count {
+            over.lines(&mut lines);
+        }
         if !self.overwrites.is_empty() {
             let count = |c| self.overwrites.iter().filter(|o| o.cause == c).count();
             let erased: usize = self.overwrites.iter().map(|o| o.erased.len()).sum();
@@ -88,6 +103,9 @@ impl Explanation {
                 "  final read of {} on {} was {} short: served up to {worst} state(s) behind the newest",
                 s.client, s.node, s.shortfall
             ));
+            if let Some(sync) = &s.noop_sync {
+                lines.push(format!("    {}", sync.describe(&s.node)));
+            }
         }
         if self.overwrites.is_empty() && self.noop_writes.is_empty() && !self.per_node.is_empty() {
             let accounts: Vec<String> = self
@@ -126,5 +144,98 @@ impl Explanation {
             lines.push(format!("  note: {note}"));
         }
         lines
+    }
+}
+
+impl NoopSync {
+    /// What the sync was and why it synced nothing.
+    pub fn describe(&self, node: &str) -> String {
+        let key = plain_key(&self.key);
+        let what = if self.kind == "cas" {
+            format!("a cas of {key} from {0} to {0}", self.value)
+        } else {
+            format!(
+                "a write of {} to {key}, the value state {} already held",
+                self.value, self.state
+            )
+        };
+        format!(
+            "{node} synced with {what}, which changes nothing: seq-kv answered it from state {}, \
+             {} behind the newest ({}), and left {node}'s view there, so the reads after it were \
+             stale too",
+            self.state, self.behind, self.newest
+        )
+    }
+}
+
+impl OverCount {
+    fn lines(&self, lines: &mut Vec<String>) {
+        lines.push(format!(
+            "why: over-count: {} final read(s) above every acceptable value (at most {}), the \
+             highest {}'s {} on {}, {} over; {} explained, {} unexplained",
+            self.count,
+            self.highest_acceptable,
+            self.client,
+            self.value,
+            self.node,
+            self.above,
+            self.explained,
+            self.above.saturating_sub(self.explained)
+        ));
+        if !self.reads.is_empty() {
+            let parts: Vec<String> = self
+                .reads
+                .iter()
+                .map(|k| {
+                    let by = k
+                        .written_by
+                        .as_ref()
+                        .map_or(String::new(), |n| format!(" (written by {n})"));
+                    format!("{} = {}{by}", plain_key(&k.key), shown(&k.value))
+                })
+                .collect();
+            lines.push(format!(
+                "  {}'s final read of {} read {}",
+                self.node,
+                self.value,
+                parts.join(", ")
+            ));
+        }
+        if let Some(d) = self.added_by_node {
+            lines.push(format!(
+                "  {} answered {} where its reads sum to {}: {d:+} of its own",
+                self.node,
+                self.value,
+                self.value - d
+            ));
+        }
+        for w in &self.writers {
+            let keys: Vec<String> = w
+                .by_key
+                .iter()
+                .map(|(k, n)| format!("{} {n:+}", plain_key(k)))
+                .collect();
+            let indeterminate = if w.indeterminate_sum > 0 {
+                format!(" (and {} indeterminate)", w.indeterminate_sum)
+            } else {
+                String::new()
+            };
+            lines.push(format!(
+                "  {}'s changes added {} to the keys read ({}), more than the {} it acknowledged{indeterminate}: {} too many",
+                w.node,
+                w.added,
+                keys.join(", "),
+                w.acknowledged_sum,
+                w.extra
+            ));
+        }
+    }
+}
+
+/// A key as a person writes it: a string key without its JSON quotes.
+pub(super) fn plain_key(key: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(key) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => key.to_string(),
     }
 }
