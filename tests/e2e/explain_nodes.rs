@@ -22,7 +22,11 @@ fn test_node(store: &Store, node: &str, extra: &[&str]) -> std::process::Output 
 #[test]
 fn an_over_count_is_named_and_explained_from_the_trace() {
     let store = Store::new("explain-over");
-    let out = test_node(&store, "over_count_max_into_neighbour", &["--latency", "20"]);
+    let out = test_node(
+        &store,
+        "over_count_max_into_neighbour",
+        &["--latency", "20"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let results = store.results();
@@ -45,7 +49,10 @@ fn an_over_count_is_named_and_explained_from_the_trace() {
         stdout.contains("to the keys read (counter-") && stdout.contains("too many"),
         "{stdout}"
     );
-    assert!(stdout.contains("fix: count each add in one place"), "{stdout}");
+    assert!(
+        stdout.contains("fix: count each add in one place"),
+        "{stdout}"
+    );
     // The node has no buffer: no fix for one.
     assert!(!stdout.contains("buffer"), "{stdout}");
 }
@@ -59,10 +66,16 @@ fn object_values_are_followed_through_their_counter_field() {
     let e = &results["explanation"];
     let lost = results["workload"]["lost"].as_u64().unwrap();
     assert_eq!(results["workload"]["indeterminate_adds"], 0, "{results}");
-    assert_eq!((e["explained"].as_u64(), e["unexplained"].as_u64()), (Some(lost), Some(0)), "{e}");
+    assert_eq!(
+        (e["explained"].as_u64(), e["unexplained"].as_u64()),
+        (Some(lost), Some(0)),
+        "{e}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains(&format!("why: {lost} acknowledged increment(s) lost; {lost} explained, 0 unexplained")),
+        stdout.contains(&format!(
+            "why: {lost} acknowledged increment(s) lost; {lost} explained, 0 unexplained"
+        )),
         "{stdout}"
     );
     // The overwrites' erased increments are the `counter` fields'.
@@ -98,11 +111,15 @@ fn a_crashed_node_shows_why_above_its_goroutine_dump() {
     assert_eq!(shown.last(), Some(&"  | exit status 2"), "{stderr}");
     // The page and results.json have the reason too.
     let results = store.results();
-    let tails: Vec<&Value> = results["stderr_tails"].as_object().unwrap().values().collect();
+    let tails: Vec<&Value> = results["stderr_tails"]
+        .as_object()
+        .unwrap()
+        .values()
+        .collect();
     assert!(
-        tails
-            .iter()
-            .any(|t| t.as_str().is_some_and(|t| t.starts_with("panic: runtime error"))),
+        tails.iter().any(|t| t
+            .as_str()
+            .is_some_and(|t| t.starts_with("panic: runtime error"))),
         "{results}"
     );
 }
@@ -113,7 +130,16 @@ fn an_unknown_run_says_what_maelstrom_would_call_it() {
     let out = test_node(
         &store,
         "silent_when_idle",
-        &["--node-count", "1", "--runs", "1", "--time-limit", "2", "--recovery", "2"],
+        &[
+            "--node-count",
+            "1",
+            "--runs",
+            "1",
+            "--time-limit",
+            "2",
+            "--recovery",
+            "2",
+        ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);

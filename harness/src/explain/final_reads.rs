@@ -11,6 +11,7 @@
 use super::lineage::{num, read_value, KvOp, Lineage};
 use super::{KvRead, NoopSync, StaleFinalRead};
 use crate::history::{History, OpKind, Outcome};
+use std::collections::BTreeMap;
 
 /// The final reads that KV reads from stale states served.
 pub(super) fn final_reads<'a>(
@@ -26,15 +27,25 @@ pub(super) fn final_reads<'a>(
         let (Some(done), Some(value)) = (op.complete, op.value) else {
             continue;
         };
-        let stale_ops: Vec<&KvOp<'a>> = ops
+        // The answer comes from the last read of each key: an earlier
+        // read of the same key (before a sync, say) does not count.
+        let mut last: BTreeMap<String, &KvOp<'a>> = BTreeMap::new();
+        let mut window: Vec<&KvOp<'a>> = ops
             .iter()
             .filter(|r| {
                 r.kind() == "read"
                     && r.node() == op.node
                     && r.req.sent >= op.invoke
                     && r.answered() <= done
-                    && r.served.behind > 0
             })
+            .collect();
+        window.sort_by_key(|r| r.answered());
+        for r in window {
+            last.insert(r.key.to_string(), r);
+        }
+        let stale_ops: Vec<&KvOp<'a>> = last
+            .into_values()
+            .filter(|r| r.served.behind > 0)
             .filter(|r| read_value(r) != Some(lineage.value_at(r, r.served.newest)))
             .collect();
         let reads: Vec<KvRead> = stale_ops
@@ -52,13 +63,14 @@ pub(super) fn final_reads<'a>(
         if reads.is_empty() {
             continue;
         }
-        let first_stale = stale_ops.iter().map(|r| r.req.sent).min();
+        // The sync that should have made the last stale read current.
+        let last_stale = stale_ops.iter().map(|r| r.req.sent).max();
         let noop_sync = ops
             .iter()
             .filter(|s| {
                 s.node() == op.node
                     && s.req.sent >= op.invoke
-                    && first_stale.is_some_and(|t| s.answered() <= t)
+                    && last_stale.is_some_and(|t| s.answered() <= t)
             })
             .rev()
             .find_map(|s| noop_sync(s, lineage));

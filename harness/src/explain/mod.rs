@@ -380,7 +380,7 @@ pub fn explain(
         lost: check.lost,
         explained: explained.min(check.lost),
         unexplained: check.lost.saturating_sub(explained),
-        example: overwrites.first().map(|o| narrate(o, &ops)),
+        example: example_overwrite(&overwrites).map(|o| narrate(o, &ops)),
         series,
         fixes: Vec::new(),
         overwrites,
@@ -396,4 +396,13 @@ pub fn explain(
     };
     e.fixes = fixes(&e);
     Some(e)
+}
+
+/// The overwrite to tell as the example: the first that erased
+/// something (an overwrite of an add of 0 erased nothing worth telling).
+pub fn example_overwrite(overwrites: &[Overwrite]) -> Option<&Overwrite> {
+    overwrites
+        .iter()
+        .find(|o| o.lost > 0)
+        .or_else(|| overwrites.first())
 }

@@ -91,11 +91,11 @@ fn composition<'a>(
     answered.sort_by_key(|r| r.answered());
     for r in answered {
         let Some(value) = read_value(r) else { continue };
-        let written_by = lineage
-            .of_key(r)
-            .iter()
-            .find(|(state, _)| *state == r.served.state)
-            .map(|(_, c)| c.node().to_string());
+        // States are numbered over the whole store: the key's value in
+        // the serving state is its last change at or before it.
+        let changes = lineage.of_key(r);
+        let upto = changes.partition_point(|(state, _)| *state <= r.served.state);
+        let written_by = upto.checked_sub(1).map(|i| changes[i].1.node().to_string());
         last.insert(
             r.key.to_string(),
             KeyHeld {

@@ -134,7 +134,10 @@ fn shared_counter(sync: impl FnOnce(&mut Run)) -> Run {
 
 #[test]
 fn a_cas_from_v_to_v_before_a_stale_final_read_is_named_a_no_op_sync() {
+    // As a real node did it: read (stale), cas from what it read to the
+    // same (answered from the same stale state), read again (still stale).
     let run = shared_counter(|run| {
+        run.kv("n0", read("counter"), read_ok(5), served(1, 2), 101);
         run.kv(
             "n0",
             json!({"type": "cas", "key": "counter", "from": 5, "to": 5}),
@@ -145,6 +148,12 @@ fn a_cas_from_v_to_v_before_a_stale_final_read_is_named_a_no_op_sync() {
     });
     let lines = run.lines();
     let text = lines.join("\n");
+    // Short by n1's 3 once: the answer is the last read's, not the sum
+    // over both stale reads.
+    assert!(
+        text.contains("final read of c1 on n0 was 3 short"),
+        "{text}"
+    );
     assert!(
         text.contains("n0 synced with a cas of counter from 5 to 5, which changes nothing: seq-kv answered it from state 1, 1 behind the newest (2)"),
         "{text}"

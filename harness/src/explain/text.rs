@@ -84,8 +84,11 @@ impl Explanation {
                 count(Cause::Concurrent)
             ));
         }
-        if !self.noop_writes.is_empty() {
-            let sum: i64 = self.noop_writes.iter().filter_map(|n| n.lost).sum();
+        let noop_lost: i64 = self.noop_writes.iter().filter_map(|n| n.lost).sum();
+        // Writes that meant to add nothing (an add of 0, a sync) and lost
+        // nothing are no cause: results.json still lists them.
+        if noop_lost != 0 {
+            let sum = noop_lost;
             lines.push(format!(
                 "  {} write(s) acknowledged but never landed (the state they ran against already held their value): {sum}",
                 self.noop_writes.len()

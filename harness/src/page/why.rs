@@ -127,7 +127,7 @@ pub fn why_section(e: &Explanation, trace: &Trace) -> String {
             value_chart(series)
         );
     }
-    if let Some(first) = e.overwrites.first() {
+    if let Some(first) = crate::explain::example_overwrite(&e.overwrites) {
         let _ = write!(
             out,
             "<h3>The messages around the first loss</h3><figure>{}<figcaption>Time goes down; each arrow is a message, from when it was sent to when it arrived. The erasing write is red.</figcaption></figure>",
