@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 /// it is above the highest acceptable one.
 pub fn above_acceptable(check: &CheckResult) -> Option<(&FinalRead, u64)> {
     let highest = check.acceptable.last()?[1];
-    let read = check.errors.iter().max_by_key(|r| r.value)?;
+    // The first of the highest, in history order (`max_by_key` keeps the
+    // last of equals).
+    let read = check.errors.iter().rev().max_by_key(|r| r.value)?;
     let above = u64::try_from(read.value).ok()?.checked_sub(highest)?;
     (above > 0).then_some((read, above))
 }

@@ -220,3 +220,51 @@ fn a_sync_that_changed_the_store_is_not_blamed() {
     let text = run.lines().join("\n");
     assert!(!text.contains("synced with"), "{text}");
 }
+
+#[test]
+fn a_count_written_into_another_nodes_key_is_named_an_over_count() {
+    let mut run = Run::default();
+    let cas = |key: &str, from: i64, to: i64| json!({"type": "cas", "key": key, "from": from, "to": to, "create_if_not_exists": true});
+    run.add("c1", "n0", 5, 10);
+    run.kv(
+        "n0",
+        cas("counter-n0", 0, 5),
+        json!({"type": "cas_ok"}),
+        changed(1),
+        11,
+    );
+    run.add("c2", "n1", 2, 20);
+    run.kv(
+        "n1",
+        cas("counter-n1", 0, 2),
+        json!({"type": "cas_ok"}),
+        changed(2),
+        21,
+    );
+    // n0 raises n1's key to its own count.
+    run.kv("n0", read("counter-n1"), read_ok(2), served(2, 2), 30);
+    run.kv(
+        "n0",
+        cas("counter-n1", 2, 5),
+        json!({"type": "cas_ok"}),
+        changed(3),
+        32,
+    );
+    for (client, node, at) in [("c1", "n0", 100), ("c2", "n1", 120)] {
+        run.kv(node, read("counter-n0"), read_ok(5), served(3, 3), at + 1);
+        run.kv(node, read("counter-n1"), read_ok(5), served(3, 3), at + 3);
+        run.final_read(client, node, 10, at, at + 10);
+    }
+    let text = run.lines().join("\n");
+    assert!(!text.contains("why: 0 acknowledged"), "{text}");
+    for expected in [
+        "why: over-count: 2 final read(s) above every acceptable value (at most 7), the highest c1's 10 on n0, 3 over; 3 explained, 0 unexplained",
+        "n0's final read of 10 read counter-n0 = 5 (written by n0), counter-n1 = 5 (written by n0)",
+        "n0's changes added 8 to the keys read (counter-n0 +5, counter-n1 +3), more than the 5 it acknowledged: 3 too many",
+        "fix: count each add in one place: n0 put its count into 2 keys",
+    ] {
+        assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+    }
+    // n1 acknowledged 2 and its change added 2: nothing never written.
+    assert!(!text.contains("never reached the store"), "{text}");
+}

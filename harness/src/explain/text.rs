@@ -232,6 +232,16 @@ impl OverCount {
                 w.extra
             ));
         }
+        let extras: i64 = self.writers.iter().map(|w| w.extra).sum();
+        if u64::try_from(extras).is_ok_and(|e| e > self.above) {
+            // The rest of the lineage's account: the sum over all nodes
+            // of added minus acknowledged is what the store holds too much.
+            lines.push(format!(
+                "  note: those add up to {extras}, more than the {} over: other nodes' changes \
+                 added less than they acknowledged",
+                self.above
+            ));
+        }
     }
 }
 
