@@ -86,7 +86,7 @@ pub(super) fn unwritten<'a>(
                 acknowledged_sum,
                 written_sum,
                 missing,
-                acknowledged_in_flight: in_flight(history, ops, lineage, node),
+                acknowledged_in_flight: in_flight(history, ops, lineage, reads, node),
             });
         }
     }
@@ -94,19 +94,24 @@ pub(super) fn unwritten<'a>(
 }
 
 /// How many adds `node` acknowledged while one of its own changes to a
-/// key that is read was in flight: an add that arrives then is not in that
-/// change, and a node that clears its buffer when the change is
-/// acknowledged drops it.
+/// key that is read was in flight (from the read its value was computed
+/// from to its reply): an add that arrives then is not in that change,
+/// and a node that clears its buffer when the change is acknowledged
+/// drops it.
 fn in_flight<'a>(
     history: &History,
     ops: &'a [KvOp<'a>],
     lineage: &Lineage<'a>,
+    reads: &Reads<'a>,
     node: &str,
 ) -> usize {
     let changes: Vec<(gcounter_core::Time, gcounter_core::Time)> = ops
         .iter()
         .filter(|op| op.node() == node && op.served.changed && lineage.is_read(op))
-        .map(|op| (op.req.sent, op.answered()))
+        .map(|op| {
+            let from = reads.basis(op).map_or(op.req.sent, |(r, _)| r.answered());
+            (from, op.answered())
+        })
         .collect();
     history
         .iter()
