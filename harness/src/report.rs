@@ -145,7 +145,9 @@ impl RunReport {
         )?;
         writeln!(w)?;
         writeln!(w, "verdict: {}", self.verdict.name().to_uppercase())?;
-        if let Some(note) = &c.note {
+        if let Some(reason) = crate::explain::unknown_reason(c) {
+            writeln!(w, "  ({reason})")?;
+        } else if let Some(note) = &c.note {
             writeln!(w, "  ({note})")?;
         }
         writeln!(w, "  definite sum {} (acknowledged adds)", c.definite_sum)?;
@@ -184,6 +186,13 @@ impl RunReport {
             )?;
         }
         writeln!(w, "  lost: {} (a sum of increments)", c.lost)?;
+        if let Some((read, above)) = crate::explain::above_acceptable(c) {
+            writeln!(
+                w,
+                "  over: {above} ({}'s final read of {} on {} is above every acceptable value)",
+                read.client, read.value, read.node
+            )?;
+        }
         if let Some(e) = &self.explanation {
             for line in e.lines() {
                 writeln!(w, "  {line}")?;

@@ -59,7 +59,7 @@ pub fn why_section(e: &Explanation, trace: &Trace) -> String {
         out.push_str("</table>");
     }
     if !e.stale_final_reads.is_empty() {
-        out.push_str("<h3>Stale final reads</h3><table><tr><th>client</th><th>node</th><th>answered</th><th>KV reads: key, state, behind, read, newest</th><th>short by</th></tr>");
+        out.push_str("<h3>Stale final reads</h3><table><tr><th>client</th><th>node</th><th>answered</th><th>KV reads: key, state, behind, read, newest</th><th>short by</th><th>its sync</th></tr>");
         for s in &e.stale_final_reads {
             let reads: Vec<String> = s
                 .reads
@@ -71,14 +71,36 @@ pub fn why_section(e: &Explanation, trace: &Trace) -> String {
                     )
                 })
                 .collect();
+            let sync = s
+                .noop_sync
+                .as_ref()
+                .map_or(String::new(), |n| n.describe(&s.node));
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&s.client),
                 escape(&s.node),
                 s.value,
                 escape(&reads.join("; ")),
-                s.shortfall
+                s.shortfall,
+                escape(&sync)
+            );
+        }
+        out.push_str("</table>");
+    }
+    if let Some(over) = e.over_count.as_ref().filter(|o| !o.writers.is_empty()) {
+        out.push_str("<h3>Nodes that added more than they acknowledged</h3><table><tr><th>node</th><th>its changes added</th><th>per key</th><th>acknowledged</th><th>indeterminate</th><th>too many</th></tr>");
+        for w in &over.writers {
+            let keys: Vec<String> = w.by_key.iter().map(|(k, n)| format!("{k} {n:+}")).collect();
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&w.node),
+                w.added,
+                escape(&keys.join(", ")),
+                w.acknowledged_sum,
+                w.indeterminate_sum,
+                w.extra
             );
         }
         out.push_str("</table>");
@@ -105,7 +127,7 @@ pub fn why_section(e: &Explanation, trace: &Trace) -> String {
             value_chart(series)
         );
     }
-    if let Some(first) = e.overwrites.first() {
+    if let Some(first) = crate::explain::example_overwrite(&e.overwrites) {
         let _ = write!(
             out,
             "<h3>The messages around the first loss</h3><figure>{}<figcaption>Time goes down; each arrow is a message, from when it was sent to when it arrived. The erasing write is red.</figcaption></figure>",

@@ -483,10 +483,8 @@ fn finish(
             // What the nodes said last is usually why: show a few lines
             // here, more on the page.
             for (node, tail) in super::store::log_tails(&dir.join("node-logs")) {
-                let text = tail.as_str().unwrap_or_default();
-                let last: Vec<&str> = text.lines().rev().take(5).collect();
                 eprintln!("{node}'s stderr ends:");
-                for line in last.into_iter().rev() {
+                for line in super::store::excerpt(tail.as_str().unwrap_or_default(), 5) {
                     eprintln!("  | {line}");
                 }
             }
@@ -613,6 +611,16 @@ pub fn print_summary(
         )?;
     }
     writeln!(out, "  lost: {} (a sum of increments)", c.lost)?;
+    if let Some((read, above)) = crate::explain::above_acceptable(c) {
+        writeln!(
+            out,
+            "  over: {above} ({}'s final read of {} on {} is above every acceptable value)",
+            read.client, read.value, read.node
+        )?;
+    }
+    if let Some(reason) = crate::explain::unknown_reason(c) {
+        writeln!(out, "  unknown: {reason}")?;
+    }
     if run.nemesis.is_empty() && !settings["nemesis"].is_null() {
         writeln!(out, "  faults: none (the nemesis never acted)")?;
     }

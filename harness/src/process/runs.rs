@@ -18,7 +18,7 @@ use super::cli::{run_dir, test_once, Common, TestArgs, Transport};
 use super::run::TestRun;
 use super::store::{write_error, write_results};
 use crate::choice::{Adversaries, Adversary};
-use crate::explain::explain;
+use crate::explain::{explain, unknown_reason};
 use crate::nemesis::LatencyDist;
 use crate::page::escape;
 use serde::Serialize;
@@ -229,8 +229,12 @@ fn record(
             if let Err(e) = write_results(dir, &t, settings, &nodes) {
                 eprintln!("gcounter test: writing results to {}: {e}", dir.display());
             }
+            // An unknown run has no loss to explain, but a reason: say it
+            // (and what Maelstrom would have called it).
             let cause = explain(&t.history, &t.check, &t.trace, &t.nemesis)
-                .map_or("-".into(), |e| e.main_cause());
+                .map(|e| e.main_cause())
+                .or_else(|| unknown_reason(&t.check))
+                .unwrap_or_else(|| "-".into());
             Row {
                 run,
                 seed,

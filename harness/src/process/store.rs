@@ -252,6 +252,20 @@ pub fn write_results(
         ("acceptable final values".into(), acceptable),
         ("final reads".into(), finals.join("; ")),
         ("lost".into(), c.lost.to_string()),
+    ];
+    if let Some((read, above)) = crate::explain::above_acceptable(c) {
+        figures.push((
+            "over".into(),
+            format!(
+                "{above} ({}'s final read of {} on {} is above every acceptable value)",
+                read.client, read.value, read.node
+            ),
+        ));
+    }
+    if let Some(reason) = crate::explain::unknown_reason(c) {
+        figures.push(("why unknown".into(), reason));
+    }
+    figures.extend([
         ("faults".into(), fault_summary(&windows)),
         (
             "operations ok / info / fail".into(),
@@ -277,7 +291,7 @@ pub fn write_results(
             "files".into(),
             "results.json, history.jsonl, messages.jsonl, latency-raw.svg, latency-quantiles.svg, rate.svg".into(),
         ),
-    ];
+    ]);
     let warnings = run.replies.warnings();
     if !warnings.is_empty() {
         let mut text = warnings.join("; ");
@@ -388,10 +402,75 @@ pub(super) fn log_tails(logs: &Path) -> Vec<(String, Value)> {
         .into_iter()
         .filter_map(|path| {
             let node = path.file_stem()?.to_string_lossy().into_owned();
-            let tail = tail(&path).ok()?;
+            let tail = with_reason(&path, tail(&path).ok()?);
             (!tail.is_empty()).then_some((node, Value::String(tail)))
         })
         .collect()
+}
+
+/// What stands for the lines left out between a crash's reason and the
+/// end of the log.
+const ELIDED: &str = "...";
+
+/// The index of the last line of `lines` that says why a program died,
+/// and how many lines it takes: Go's `panic: ...` or `fatal error: ...`
+/// (above the goroutine dump that fills the end of the log), Rust's
+/// `thread '...' panicked at <place>:` (the message is on the next line)
+/// and Java's `Exception in thread ...`. Python's reason is the last line
+/// of its traceback, which the end of the log shows anyway.
+fn reason_at(lines: &[&str]) -> Option<(usize, usize)> {
+    let i = lines.iter().rposition(|l| {
+        l.starts_with("panic: ")
+            || l.starts_with("fatal error: ")
+            || l.starts_with("Exception in thread ")
+            || (l.starts_with("thread '") && l.contains(" panicked at "))
+    })?;
+    let rust_message_below = lines[i].starts_with("thread '") && lines[i].ends_with(':');
+    Some((
+        i,
+        if rust_message_below && i + 1 < lines.len() {
+            2
+        } else {
+            1
+        },
+    ))
+}
+
+/// `tail`, with the line that says why the node died (and the line after
+/// it, for Rust) put above it when the tail does not hold it: a long
+/// goroutine dump pushes Go's `panic:` line out of any short tail.
+fn with_reason(path: &Path, tail: String) -> String {
+    let lines: Vec<&str> = tail.lines().collect();
+    if reason_at(&lines).is_some() {
+        return tail;
+    }
+    let Ok(text) = std::fs::read(path) else {
+        return tail;
+    };
+    let text = String::from_utf8_lossy(&text);
+    let all: Vec<&str> = text.lines().collect();
+    match reason_at(&all) {
+        Some((i, n)) => format!("{}\n{ELIDED}\n{tail}", all[i..i + n].join("\n")),
+        None => tail,
+    }
+}
+
+/// The last `last` lines of a log's tail, with the line that says why the
+/// node died above them when it is further up.
+pub(super) fn excerpt(text: &str, last: usize) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(last);
+    let mut out = Vec::new();
+    if let Some((i, n)) = reason_at(&lines).filter(|(i, _)| *i < start) {
+        let end = (i + n).min(start);
+        out.extend(&lines[i..end]);
+        // One marker for the gap (it covers `with_reason`'s own, if any).
+        if end < start {
+            out.push(ELIDED);
+        }
+    }
+    out.extend(&lines[start..]);
+    out
 }
 
 /// The most of a log's end [`log_tails`] reads.
@@ -418,6 +497,49 @@ fn tail(path: &Path) -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crash_shows_the_line_that_says_why_above_the_tail() {
+        let dir = std::env::temp_dir().join(format!("gcounter-panic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut log = String::from(
+            "n0: started\npanic: runtime error: index out of range [3] with length 3\n\n",
+        );
+        for g in 0..200 {
+            log.push_str(&format!("goroutine {g} [running]:\n\tmain.go:{g} +0x1d\n"));
+        }
+        log.push_str("exit status 2\n");
+        std::fs::write(dir.join("n0.log"), &log).unwrap();
+        let tails = log_tails(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = tails[0].1.as_str().unwrap();
+        assert!(text.starts_with("panic: runtime error"), "{text}");
+        assert_eq!(
+            excerpt(text, 3),
+            [
+                "panic: runtime error: index out of range [3] with length 3",
+                "...",
+                "goroutine 199 [running]:",
+                "\tmain.go:199 +0x1d",
+                "exit status 2"
+            ]
+        );
+        // Rust's message is on the line after its place.
+        let rust =
+            "thread 'main' panicked at src/main.rs:3:5:\nattempt to add with overflow\na\nb\nc";
+        assert_eq!(
+            excerpt(rust, 2),
+            [
+                "thread 'main' panicked at src/main.rs:3:5:",
+                "attempt to add with overflow",
+                "...",
+                "b",
+                "c"
+            ]
+        );
+        // A reason among the last lines is shown once, in place.
+        assert_eq!(excerpt("x\npanic: boom\ny", 2), ["panic: boom", "y"]);
+    }
 
     #[test]
     fn a_log_tail_is_the_end_of_the_log_in_whole_lines() {
