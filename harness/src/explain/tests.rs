@@ -52,6 +52,7 @@ impl Run {
             dest: dest.into(),
             sent: ms(at),
             delivered: Some(ms(at)),
+            arrived: None,
             fate: Fate::Delivered,
             body,
             kv,
