@@ -6,7 +6,7 @@
 //! what `history.jsonl` holds (one [`Operation`] per line).
 
 use gcounter_core::Time;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 /// What a client asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -79,9 +79,9 @@ pub struct Operation {
     /// One of the reads of the final phase, which the checker judges.
     #[serde(rename = "final", skip_serializing_if = "std::ops::Not::not")]
     pub final_read: bool,
-    #[serde(rename = "invoke_ns", serialize_with = "nanos")]
+    #[serde(rename = "invoke_ns", serialize_with = "crate::nanos::ser")]
     pub invoke: Time,
-    #[serde(rename = "complete_ns", serialize_with = "opt_nanos")]
+    #[serde(rename = "complete_ns", serialize_with = "crate::nanos::ser_opt")]
     pub complete: Option<Time>,
     /// `None` while the operation is still outstanding.
     #[serde(rename = "type")]
@@ -100,17 +100,6 @@ impl Operation {
     /// `info`, or never completed.
     pub fn is_indeterminate(&self) -> bool {
         matches!(self.outcome, None | Some(Outcome::Info))
-    }
-}
-
-fn nanos<S: Serializer>(t: &Time, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
-}
-
-fn opt_nanos<S: Serializer>(t: &Option<Time>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => nanos(t, s),
-        None => s.serialize_none(),
     }
 }
 

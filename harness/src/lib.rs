@@ -84,6 +84,7 @@ pub mod explore;
 pub mod faults;
 pub mod history;
 pub mod legality;
+mod nanos;
 pub mod nemesis;
 pub mod page;
 pub mod params;

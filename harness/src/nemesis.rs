@@ -364,7 +364,7 @@ impl fmt::Display for NemesisEvent {
 /// A nemesis event and when it happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NemesisRecord {
-    #[serde(rename = "time_ns", serialize_with = "crate::report::ser_nanos")]
+    #[serde(rename = "time_ns", serialize_with = "crate::nanos::ser")]
     pub time: Time,
     #[serde(flatten)]
     pub event: NemesisEvent,

@@ -8,13 +8,9 @@ use crate::sim::{SimConfig, SimError, SimRun};
 use crate::stats::{LatencyStats, OpCounts, OpStats, Stats};
 use crate::workload::WorkloadConfig;
 use gcounter_core::Time;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-
-pub(crate) fn ser_nanos<S: Serializer>(t: &Time, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
-}
 
 /// The settings of a test, as reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,7 +102,7 @@ pub struct RunReport {
     pub explanation: Option<crate::explain::Explanation>,
     pub undeliverable: u64,
     pub steps: u64,
-    #[serde(rename = "end_ns", serialize_with = "ser_nanos")]
+    #[serde(rename = "end_ns", serialize_with = "crate::nanos::ser")]
     pub end: Time,
 }
 

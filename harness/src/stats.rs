@@ -159,7 +159,7 @@ pub enum NetEventKind {
 /// One entry of a network journal (Maelstrom's `net-journal`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetEvent {
-    #[serde(rename = "time_ns", serialize_with = "crate::report::ser_nanos")]
+    #[serde(rename = "time_ns", serialize_with = "crate::nanos::ser")]
     pub time: Time,
     #[serde(rename = "type")]
     pub kind: NetEventKind,

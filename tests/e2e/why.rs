@@ -94,6 +94,7 @@ fn runs_call_naive_invalid_with_a_cause_and_index_them() {
             "naive",
             "--runs",
             "2",
+            "--keep-going",
             "--time-limit",
             "2",
             "--recovery",
@@ -143,6 +144,27 @@ fn runs_call_naive_invalid_with_a_cause_and_index_them() {
         index.contains(r#"<span class="flag">--strategy naive</span>"#),
         "{index}"
     );
+    // Without --keep-going the hunt ends at the first invalid run.
+    let hunt = Store::new("why-runs-hunt");
+    let out = common::gcounter_test(
+        &hunt,
+        &[
+            "--strategy",
+            "naive",
+            "--runs",
+            "3",
+            "--time-limit",
+            "2",
+            "--recovery",
+            "1",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 runs: 0 valid, 1 invalid"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the hunt stops here"), "{stderr}");
 }
 
 /// No false alarm: eight short runs under varied timing and partitions.

@@ -99,9 +99,14 @@ pub struct TestArgs {
     /// single zero-latency run keeps shut; unless --adversary is given,
     /// run 1 keeps Maelstrom's random choices and runs 2, 3 and 4 take
     /// the adversaries stale, slow-kv and reorder in turn, so `--runs 4`
-    /// tries each once. Exit 1 if any run is invalid.
+    /// tries each once. A hunt: it stops at the first invalid run (exit
+    /// 1), unless --keep-going.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub runs: Option<u64>,
+    /// With --runs: run all N even after one is invalid (to see how often
+    /// a node fails, rather than whether it does).
+    #[arg(long, requires = "runs")]
+    pub keep_going: bool,
     /// stdio: node processes on stdin/stdout, as Maelstrom runs them. tcp:
     /// a local TCP cluster of this binary (`gcounter cluster`'s), started
     /// by the test, partitioned through the nodes' control messages; no
@@ -260,11 +265,10 @@ impl TestArgs {
     }
 }
 
-/// Runs `gcounter test`; `self_exe` is the node to run without `--bin`
-/// (and the cluster's binary with `--transport tcp`).
-/// Exit status as Maelstrom's: 0 valid, 1 invalid, 2 unknown; 255 when the
-/// test could not run (a node broke the protocol, exited, or never started).
-pub fn run(args: &TestArgs, self_exe: &Path) -> ExitCode {
+/// Checks what `gcounter test` was asked (a usage error, exit 64, names
+/// the problem), warns of what it cannot honour, and watches for Ctrl-C;
+/// the number of clients.
+pub(super) fn prepare(args: &TestArgs, self_exe: &Path) -> Result<usize, ExitCode> {
     super::interrupt::watch();
     let checked = args
         .params
@@ -275,15 +279,18 @@ pub fn run(args: &TestArgs, self_exe: &Path) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("gcounter test: {e}");
-            return ExitCode::from(crate::USAGE);
+            return Err(ExitCode::from(crate::USAGE));
         }
     };
     for w in warnings(&args.params) {
         eprintln!("gcounter test: warning: {w}");
     }
-    if let Some(n) = args.runs {
-        return super::runs::run(args, self_exe, concurrency, n);
-    }
+    Ok(concurrency)
+}
+
+/// One run of `gcounter test` (not `--runs`), with `concurrency` clients,
+/// after [`prepare`].
+pub(super) fn run_one(args: &TestArgs, self_exe: &Path, concurrency: usize) -> ExitCode {
     let seed = args.params.seed.unwrap_or_else(|| fastrand::u64(..));
     let dir = match run_dir(args) {
         Ok(d) => d,

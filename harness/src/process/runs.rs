@@ -113,7 +113,8 @@ fn unbroken_flags(replay: &str) -> String {
         .join(" ")
 }
 
-/// Runs the series; the exit status is 1 if any run is invalid, else 2 if
+/// Runs the series, stopping at the first invalid run unless
+/// `--keep-going`; the exit status is 1 if any run is invalid, else 2 if
 /// any is unknown, else 255 if any could not run, else 0.
 pub fn run(args: &TestArgs, self_exe: &Path, concurrency: usize, n: u64) -> ExitCode {
     let first = args.params.seed.unwrap_or_else(|| fastrand::u64(..));
@@ -174,8 +175,20 @@ pub fn run(args: &TestArgs, self_exe: &Path, concurrency: usize, n: u64) -> Exit
                 format!(": {}", row.cause)
             }
         );
+        let invalid = row.verdict == "invalid";
         rows.push(row);
         if super::interrupt::requested() {
+            break;
+        }
+        // A hunt ends when it finds: the node is wrong, and the runs left
+        // would only say how often.
+        if invalid && !args.keep_going && i + 1 < n {
+            eprintln!(
+                "gcounter test: run {} is invalid: the hunt stops here ({} of {n} runs; \
+                 --keep-going runs them all)",
+                i + 1,
+                i + 1
+            );
             break;
         }
     }

@@ -9,10 +9,9 @@
 //! messages and counts the rest: a run at a high rate must not hold every
 //! message in memory, and an explanation of a cut trace says so.
 
-use crate::report::ser_nanos;
 use gcounter_core::service::Served;
 use gcounter_core::Time;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use serde_json::Value;
 use std::io::{self, Write};
 
@@ -70,16 +69,16 @@ pub struct TraceEntry {
     pub id: u64,
     pub src: String,
     pub dest: String,
-    #[serde(rename = "sent_ns", serialize_with = "ser_nanos")]
+    #[serde(rename = "sent_ns", serialize_with = "crate::nanos::ser")]
     pub sent: Time,
-    #[serde(rename = "delivered_ns", serialize_with = "opt_nanos")]
+    #[serde(rename = "delivered_ns", serialize_with = "crate::nanos::ser_opt")]
     pub delivered: Option<Time>,
     pub fate: Fate,
     /// When a message dropped by a partition or lost with a killed node
     /// reached its destination: what shows it was lost by the rules.
     #[serde(
         rename = "arrived_ns",
-        serialize_with = "opt_nanos",
+        serialize_with = "crate::nanos::ser_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub arrived: Option<Time>,
@@ -100,13 +99,6 @@ impl TraceEntry {
 
     pub fn in_reply_to(&self) -> Option<u64> {
         self.body.get("in_reply_to").and_then(Value::as_u64)
-    }
-}
-
-fn opt_nanos<S: Serializer>(t: &Option<Time>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => ser_nanos(t, s),
-        None => s.serialize_none(),
     }
 }
 
