@@ -366,6 +366,35 @@ fn a_restarted_gossip_node_counts_on_top_of_its_old_count() {
     converge(c, T, |v| v == 21);
 }
 
+/// Issue 20, item 7: after `restart`, a node never reads lower than it
+/// answered before, even when what it answered came from its peers and
+/// they cannot reach it after the restart (it stays cut off).
+#[test]
+fn a_restarted_gossip_node_never_reads_lower_than_before() {
+    let mut setup = cluster("restart-lower", 3, StrategyKind::Gossip, KvKind::SeqKv, &[]);
+    let c = &mut setup.cluster;
+    block_on(async {
+        for id in ["n0", "n2"] {
+            let mut a = c.client(id, "c1").await.unwrap();
+            for _ in 0..4 {
+                a.add(3, T).await.unwrap();
+            }
+        }
+    });
+    let before = converge(c, T, |v| v == 24)[1];
+    let groups = vec![
+        vec!["n1".to_string()],
+        vec!["n0".to_string(), "n2".to_string()],
+    ];
+    block_on(c.partition(&groups)).unwrap();
+    c.restart("n1").unwrap();
+    let after = block_on(async { c.client("n1", "c2").await.unwrap().read(T).await.unwrap() });
+    assert!(
+        after >= before,
+        "n1 read {after} after its restart, {before} before"
+    );
+}
+
 /// A node started again comes back under the cut it was under.
 #[test]
 fn a_restarted_node_stays_partitioned_until_healed() {

@@ -27,6 +27,13 @@
 //! its incarnation ([`Ctx::slot`]), so its new adds are never swallowed
 //! by what the peers already hold of an old slot; what it had not yet
 //! gossiped is then lost.
+//!
+//! A read may answer more than the node's own adds: counts merged from
+//! peers. So that a node restarted from its state never reads lower than
+//! it answered before it stopped (a counter going backwards on one
+//! node), a read whose value is above the stored state's stores the state
+//! first. That costs a write per gossip round that raised the value, not
+//! per read.
 
 use super::{checked_sum, checked_total, share_limit, Ctx, Request, Strategy, Timer};
 use crate::error::ErrorCode;
@@ -44,6 +51,10 @@ pub struct Gossip {
     /// Where this node counts its own adds: the slot of the state it
     /// restarted from, or [`Ctx::slot`]. Set by `on_start`.
     slot: String,
+    /// The value of the state last stored (or restored): a read that
+    /// would answer more stores the state first, so that a node
+    /// restarted from it never reads lower than it answered.
+    stored: u64,
 }
 
 /// What is stored to survive a crash: `{"slot": .., "counts": {..}}`.
@@ -131,6 +142,7 @@ impl Gossip {
             Ok(saved) => {
                 merge(&mut self.counts, &saved.counts);
                 self.slot = saved.slot.into_owned();
+                self.stored = self.value();
                 log::info!(
                     "restored: counting on in slot {} from {}, total {}",
                     self.slot,
@@ -148,10 +160,11 @@ impl Gossip {
 
     /// Stores the slot and every count, before anything that follows;
     /// nothing if the transport stores nothing (`config.persist`).
-    fn persist(&self, ctx: &mut Ctx<'_>) {
+    fn persist(&mut self, ctx: &mut Ctx<'_>) {
         if !ctx.config.persist {
             return;
         }
+        self.stored = self.value();
         let saved = Saved {
             slot: Cow::Borrowed(&self.slot),
             counts: Cow::Borrowed(&self.counts),
@@ -210,6 +223,9 @@ impl Strategy for Gossip {
     }
 
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
+        if self.value() > self.stored {
+            self.persist(ctx);
+        }
         ctx.answer(
             req,
             Payload::ReadOk {
