@@ -188,6 +188,14 @@ fn foreground(args: Args) -> ExitCode {
         return fail(1, format!("cluster: cannot write {}: {e}", state.display()));
     }
     print_table(&cluster, &control_addr.to_string());
+    if !cluster.started_over().is_empty() {
+        eprintln!(
+            "gcounter cluster: starting over: {} held the state of an earlier cluster's {}, \
+             now removed (a new cluster is a new counter, on an empty KV service)",
+            cluster.spec().dir.display(),
+            cluster.started_over().join(", ")
+        );
+    }
 
     let stop = async {
         if let Some(Ok(signal)) = signals.next().await {

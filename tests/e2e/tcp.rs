@@ -395,6 +395,35 @@ fn a_restarted_gossip_node_never_reads_lower_than_before() {
     );
 }
 
+/// Issue 20, item 7: a new cluster in a directory where an earlier one
+/// left its nodes' state starts a new counter, and says so (`gcounter
+/// cluster` prints "starting over" with the nodes whose state it removed).
+#[test]
+fn a_new_cluster_in_an_old_clusters_directory_says_it_starts_over() {
+    let dir = TestDir::new("start-over");
+    let spec = || {
+        let mut spec = ClusterSpec::new(gcounter(), &dir.0);
+        spec.nodes = 2;
+        spec.strategy = StrategyKind::Gossip;
+        spec
+    };
+    let first = Cluster::start(spec()).unwrap();
+    assert!(first.started_over().is_empty());
+    block_on(async {
+        first
+            .client("n0", "c1")
+            .await
+            .unwrap()
+            .add(4, T)
+            .await
+            .unwrap()
+    });
+    drop(first);
+    let second = Cluster::start(spec()).unwrap();
+    assert_eq!(second.started_over(), ["n0".to_string()]);
+    assert_eq!(converge(&second, T, |v| v == 0), [0, 0]);
+}
+
 /// A node started again comes back under the cut it was under.
 #[test]
 fn a_restarted_node_stays_partitioned_until_healed() {

@@ -190,6 +190,9 @@ pub struct Cluster {
     _lock: File,
     /// What its nodes, and its nemesis, prove they belong with.
     secret: crate::Secret,
+    /// Nodes whose state an earlier cluster in this directory left, and
+    /// which this one removed at start: a new cluster is a new counter.
+    started_over: Vec<String>,
 }
 
 /// The lock file that marks a directory as a running cluster's.
@@ -335,6 +338,7 @@ impl Cluster {
             cuts: BTreeMap::new(),
             _lock: lock.try_clone()?,
             secret: crate::Secret::generate()?,
+            started_over: Vec::new(),
         };
         // A new cluster, a new secret: nodes of an earlier cluster in this
         // directory, or anyone who read its secret, are strangers to it.
@@ -348,8 +352,9 @@ impl Cluster {
         // directory stored. Restarted nodes do (see `start_node`).
         for node in &cluster.nodes {
             match fs::remove_file(crate::state_path(&cluster.spec.dir, &node.id)) {
+                Ok(()) => cluster.started_over.push(node.id.clone()),
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
+                Err(_) => {}
             }
         }
         // A cluster that fails half way is dropped here, killing what ran.
@@ -360,6 +365,13 @@ impl Cluster {
             cluster.spawn(Some(i))?;
         }
         Ok(cluster)
+    }
+
+    /// The nodes whose state, left in the directory by an earlier
+    /// cluster, this one removed at start (it starts a new counter: its
+    /// KV service starts empty), for the operator to be told.
+    pub fn started_over(&self) -> &[String] {
+        &self.started_over
     }
 
     pub fn spec(&self) -> &ClusterSpec {
