@@ -12,6 +12,57 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+/// The verdict and what it rests on, in the same words for `gcounter
+/// sim` and `gcounter test`: the acknowledged sum, the indeterminate adds,
+/// the acceptable values and the final reads, then what is lost, over or
+/// unknown. `ran` (the run's settings) goes under the verdict.
+pub fn write_check(w: &mut impl Write, c: &CheckResult, ran: Option<&str>) -> io::Result<()> {
+    writeln!(w, "verdict: {}", c.verdict.name())?;
+    if let Some(ran) = ran {
+        writeln!(w, "  ran: {ran}")?;
+    }
+    let finals: Vec<String> = c
+        .final_reads
+        .iter()
+        .map(|r| format!("{} {}", r.node, r.value))
+        .collect();
+    writeln!(
+        w,
+        "  acknowledged sum {}, {} indeterminate add(s) (deltas summing to {}); acceptable {}; \
+         final reads: {}",
+        c.definite_sum,
+        c.indeterminate_adds,
+        c.indeterminate_sum,
+        ranges(&c.acceptable),
+        if finals.is_empty() {
+            "none".into()
+        } else {
+            finals.join(", ")
+        }
+    )?;
+    if !c.missing_final_reads.is_empty() {
+        writeln!(
+            w,
+            "  no final read from: {}",
+            c.missing_final_reads.join(", ")
+        )?;
+    }
+    writeln!(w, "  lost: {} (a sum of increments)", c.lost)?;
+    if let Some((read, above)) = crate::explain::above_acceptable(c) {
+        writeln!(
+            w,
+            "  over: {above} ({}'s final read of {} on {} is above every acceptable value)",
+            read.client, read.value, read.node
+        )?;
+    }
+    if let Some(reason) = crate::explain::unknown_reason(c) {
+        writeln!(w, "  unknown: {reason}")?;
+    } else if let (Verdict::Unknown, Some(note)) = (c.verdict, &c.note) {
+        writeln!(w, "  unknown: {note}")?;
+    }
+    Ok(())
+}
+
 /// The settings of a test, as reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settings {
@@ -140,55 +191,7 @@ impl RunReport {
             self.settings.describe()
         )?;
         writeln!(w)?;
-        writeln!(w, "verdict: {}", self.verdict.name().to_uppercase())?;
-        if let Some(reason) = crate::explain::unknown_reason(c) {
-            writeln!(w, "  ({reason})")?;
-        } else if let Some(note) = &c.note {
-            writeln!(w, "  ({note})")?;
-        }
-        writeln!(w, "  definite sum {} (acknowledged adds)", c.definite_sum)?;
-        writeln!(
-            w,
-            "  indeterminate adds: {} (deltas summing to {})",
-            c.indeterminate_adds, c.indeterminate_sum
-        )?;
-        writeln!(w, "  acceptable final values: {}", ranges(&c.acceptable))?;
-        let reads: Vec<String> = c
-            .final_reads
-            .iter()
-            .map(|r| format!("{}@{} = {}", r.client, r.node, r.value))
-            .collect();
-        writeln!(
-            w,
-            "  final reads: {}",
-            if reads.is_empty() {
-                "none".into()
-            } else {
-                reads.join(", ")
-            }
-        )?;
-        for r in &c.errors {
-            writeln!(
-                w,
-                "  NOT ACCEPTABLE: {}@{} read {}",
-                r.client, r.node, r.value
-            )?;
-        }
-        if !c.missing_final_reads.is_empty() {
-            writeln!(
-                w,
-                "  no final read from: {}",
-                c.missing_final_reads.join(", ")
-            )?;
-        }
-        writeln!(w, "  lost: {} (a sum of increments)", c.lost)?;
-        if let Some((read, above)) = crate::explain::above_acceptable(c) {
-            writeln!(
-                w,
-                "  over: {above} ({}'s final read of {} on {} is above every acceptable value)",
-                read.client, read.value, read.node
-            )?;
-        }
+        write_check(w, c, None)?;
         if let Some(e) = &self.explanation {
             for line in e.lines() {
                 writeln!(w, "  {line}")?;

@@ -26,8 +26,10 @@ fn one_seed_gives_a_full_report() {
     assert_eq!(code, 0, "{out}");
     for needle in [
         "seed 3",
-        "verdict: VALID",
-        "final reads: c1@n0 = ",
+        // The words of `gcounter test`'s summary (issue 20, item 6).
+        "verdict: valid",
+        "acknowledged sum ",
+        "; final reads: n0 ",
         "lost: 0",
         "msgs/op",
         "p99",
@@ -65,7 +67,7 @@ fn invalid_runs_exit_1_and_name_a_seed_to_replay() {
         .expect(&out);
     let (code, out) = sim(replay);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("verdict: INVALID"), "{out}");
+    assert!(out.contains("verdict: invalid"), "{out}");
 }
 
 #[test]

@@ -78,7 +78,7 @@ impl Explanation {
             let erased: usize = self.overwrites.iter().map(|o| o.erased.len()).sum();
             let sum: i64 = self.overwrites.iter().map(|o| o.lost).sum();
             lines.push(format!(
-                "  {} overwrite(s) erased {erased} write(s), {sum} in all: {} after a stale read, {} concurrent",
+                "  {} overwrite(s) erased {erased} write(s), {sum} increment(s) in all: {} after a stale read, {} concurrent",
                 self.overwrites.len(),
                 count(Cause::StaleRead),
                 count(Cause::Concurrent)
@@ -90,7 +90,7 @@ impl Explanation {
         if noop_lost != 0 {
             let sum = noop_lost;
             lines.push(format!(
-                "  {} write(s) acknowledged but never landed (the state they ran against already held their value): {sum}",
+                "  {} write(s) acknowledged but never landed (the state they ran against already held their value): {sum} increment(s)",
                 self.noop_writes.len()
             ));
         }

@@ -594,40 +594,7 @@ pub fn print_summary(
 ) -> std::io::Result<()> {
     let c = &run.check;
     let s = &run.stats;
-    writeln!(out, "verdict: {}", c.verdict.name())?;
-    writeln!(out, "  ran: {}", describe(settings))?;
-    let finals: Vec<String> = c
-        .final_reads
-        .iter()
-        .map(|r| format!("{} {}", r.node, r.value))
-        .collect();
-    let acceptable = crate::report::ranges(&c.acceptable);
-    writeln!(
-        out,
-        "  acknowledged sum {}, {} indeterminate add(s); acceptable {}; final reads: {}",
-        c.definite_sum,
-        c.indeterminate_adds,
-        acceptable,
-        finals.join(", ")
-    )?;
-    if !c.missing_final_reads.is_empty() {
-        writeln!(
-            out,
-            "  no final read from: {}",
-            c.missing_final_reads.join(", ")
-        )?;
-    }
-    writeln!(out, "  lost: {} (a sum of increments)", c.lost)?;
-    if let Some((read, above)) = crate::explain::above_acceptable(c) {
-        writeln!(
-            out,
-            "  over: {above} ({}'s final read of {} on {} is above every acceptable value)",
-            read.client, read.value, read.node
-        )?;
-    }
-    if let Some(reason) = crate::explain::unknown_reason(c) {
-        writeln!(out, "  unknown: {reason}")?;
-    }
+    crate::report::write_check(out, c, Some(&describe(settings)))?;
     if run.nemesis.is_empty() && !settings["nemesis"].is_null() {
         writeln!(out, "  faults: none (the nemesis never acted)")?;
     }
