@@ -42,17 +42,26 @@ pub enum Adversary {
     /// Node<->node messages are delayed and overtaken; a few sent during
     /// the main phase arrive, oldest last, just before the final reads.
     Reorder,
+    /// Each client's first operation is an add, so that every node's first
+    /// request meets a store others have already changed.
+    AddsFirst,
 }
 
 impl Adversary {
     /// In the order `--runs` tries them.
-    pub const ALL: [Adversary; 3] = [Adversary::Stale, Adversary::SlowKv, Adversary::Reorder];
+    pub const ALL: [Adversary; 4] = [
+        Adversary::Stale,
+        Adversary::SlowKv,
+        Adversary::Reorder,
+        Adversary::AddsFirst,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Adversary::Stale => "stale",
             Adversary::SlowKv => "slow-kv",
             Adversary::Reorder => "reorder",
+            Adversary::AddsFirst => "adds-first",
         }
     }
 
@@ -83,6 +92,13 @@ impl Adversary {
                  probability under Maelstrom's exponential latency; nothing is dropped but by a \
                  partition, on delivery, as Maelstrom does"
             }
+            Adversary::AddsFirst => {
+                "each client's first operation is an add (its delta still drawn as Maelstrom \
+                 draws it); Maelstrom's generator draws add or read at random for every \
+                 operation, so any order of them has positive probability. With stale, a node \
+                 whose first request is a read-modify-write sees the store as it was before \
+                 the others changed it"
+            }
         }
     }
 }
@@ -105,6 +121,14 @@ impl Adversaries {
         Adversaries(Vec::new())
     }
 
+    /// These adversaries together.
+    pub fn of(set: &[Adversary]) -> Self {
+        let mut set = set.to_vec();
+        set.sort();
+        set.dedup();
+        Adversaries(set)
+    }
+
     pub fn one(a: Adversary) -> Self {
         Adversaries(vec![a])
     }
@@ -120,7 +144,10 @@ impl Adversaries {
                 .into_iter()
                 .find(|a| a.name() == name)
                 .ok_or_else(|| {
-                    format!("unknown adversary `{name}` (valid: none, stale, slow-kv, reorder)")
+                    format!(
+                        "unknown adversary `{name}` (valid: none, stale, slow-kv, reorder, \
+                         adds-first)"
+                    )
                 })?;
             set.push(a);
         }

@@ -199,7 +199,7 @@ mod tests {
     fn every_adversary_stays_inside_the_rules() {
         let sets = Adversary::ALL.into_iter().map(Adversaries::one).chain([
             Adversaries::none(),
-            Adversaries::parse("stale,slow-kv,reorder").unwrap(),
+            Adversaries::parse("stale,slow-kv,reorder,adds-first").unwrap(),
         ]);
         for set in sets {
             for strategy in [

@@ -64,6 +64,7 @@ impl RunParams {
             time_limit: Duration::from_secs_f64(self.time_limit),
             recovery: Duration::from_secs_f64(self.recovery),
             client_timeout: CLIENT_TIMEOUT,
+            adds_first: self.adversaries().has(crate::choice::Adversary::AddsFirst),
         }
     }
 

@@ -50,6 +50,9 @@ pub fn is_client(id: &str) -> bool {
     id.starts_with('c')
 }
 
+/// The `msg_id` of a client's first request.
+const FIRST_MSG_ID: u64 = 1;
+
 /// The workload's parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkloadConfig {
@@ -65,6 +68,10 @@ pub struct WorkloadConfig {
     /// How long a client waits for a reply.
     #[serde(with = "secs")]
     pub client_timeout: Duration,
+    /// Each client's first operation is an add (the `adds-first`
+    /// adversary); otherwise each is drawn as Maelstrom draws it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adds_first: bool,
 }
 
 impl Default for WorkloadConfig {
@@ -74,6 +81,7 @@ impl Default for WorkloadConfig {
             time_limit: Duration::from_secs(20),
             recovery: RECOVERY,
             client_timeout: CLIENT_TIMEOUT,
+            adds_first: false,
         }
     }
 }
@@ -167,7 +175,7 @@ impl Workload {
             .map(|i| Client {
                 id: client_id(i),
                 node: nodes[i % nodes.len()].clone(),
-                next_msg_id: 1,
+                next_msg_id: FIRST_MSG_ID,
                 pending: None,
                 final_issued: false,
                 final_done: false,
@@ -346,7 +354,13 @@ impl Workload {
             .filter(|&i| self.clients[i].pending.is_none())
             .collect();
         let &client = idle.get(self.rng.usize(..idle.len().max(1)))?;
-        let (kind, delta) = self.draw();
+        let (mut kind, mut delta) = self.draw();
+        if self.cfg.adds_first && self.clients[client].next_msg_id == FIRST_MSG_ID {
+            // Its first operation: an add, with a delta drawn as an add's.
+            while kind != OpKind::Add {
+                (kind, delta) = self.draw();
+            }
+        }
         let dt = 1.0 / self.cfg.rate;
         self.next_op_at = now + Duration::from_secs_f64(self.rng.f64() * 2.0 * dt);
         Some(self.issue(client, kind, delta, false, now))
@@ -631,6 +645,28 @@ mod tests {
         assert_eq!(finals.len(), 3);
         assert!(finals.iter().all(|op| op.invoke == Duration::from_secs(30)));
         assert!(h.iter().all(|op| op.outcome == Some(Outcome::Ok)));
+    }
+
+    /// The `adds-first` adversary: every client's first operation is an
+    /// add; the rest are drawn as before.
+    #[test]
+    fn adds_first_makes_each_clients_first_operation_an_add() {
+        for seed in 0..20 {
+            let cfg = WorkloadConfig {
+                time_limit: Duration::from_secs(2),
+                adds_first: true,
+                ..Default::default()
+            };
+            let (h, _) = run_perfect(cfg, seed);
+            for client in ["c1", "c2", "c3"] {
+                let first = h.iter().find(|op| op.client == client).expect("an op");
+                assert_eq!(first.kind, OpKind::Add, "seed {seed}, {client}");
+            }
+            let reads = h
+                .iter()
+                .filter(|op| op.kind == OpKind::Read && !op.final_read);
+            assert!(reads.count() > 50, "seed {seed}: the rest is still a mix");
+        }
     }
 
     #[test]

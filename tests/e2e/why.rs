@@ -114,7 +114,7 @@ fn runs_call_naive_invalid_with_a_cause_and_index_them() {
     // Maelstrom's random choices first, then the first adversary; each
     // replay line says which.
     assert_eq!(runs[0]["adversary"], "none");
-    assert_eq!(runs[1]["adversary"], "stale");
+    assert_eq!(runs[1]["adversary"], "stale,adds-first");
     assert!(stdout.contains("adversary"), "{stdout}");
     assert!(runs[1]["replay"]
         .as_str()
