@@ -128,6 +128,16 @@ fn foreground(args: Args) -> ExitCode {
     let mut spec = ClusterSpec::new(program, &dir);
     spec.nodes = args.node_count;
     spec.strategy = args.strategy;
+    if args.kv == KvBackendArg::Etcd && !args.strategy.uses_kv() {
+        let s = args.strategy;
+        return fail(
+            gcounter_harness::USAGE,
+            format!(
+                "cluster: --kv etcd with --strategy {s}: {s} keeps the counter without a KV \
+                 service and would never touch etcd; use --strategy per-node, cas or naive"
+            ),
+        );
+    }
     spec.kv = match args.kv.service(args.consistency) {
         Ok(kv) => kv,
         Err(e) => return fail(gcounter_harness::USAGE, format!("cluster: {e}")),

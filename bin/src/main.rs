@@ -169,7 +169,7 @@ mod tests {
             "7401",
             "--strategy",
             "cas",
-            "--kv",
+            "--kv-addr",
             "etcd://127.0.0.1:2379,127.0.0.1:2381/x/",
         ]);
         assert!(matches!(cli.command, Some(Command::Node(_))));

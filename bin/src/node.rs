@@ -21,10 +21,10 @@ pub struct Args {
     /// The cluster's nodes from a file, one ID=HOST:PORT a line (blank lines and # comments skipped); this node's own line is skipped, so every host can be given the same file
     #[arg(long, value_name = "FILE")]
     peers_file: Option<PathBuf>,
-    /// The KV service's address, or etcd's members as etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (keys go under PREFIX, default gcounter/; --consistency lin reads linearizably, seq serializably) (needed by every strategy but gossip)
-    #[arg(long, value_name = "ADDR", value_parser = kv_addr)]
+    /// Where the KV service is: `gcounter kv`'s address, or etcd's members as etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (keys go under PREFIX, default gcounter/; --consistency lin reads linearizably, seq serializably) (needed by every strategy but gossip). `--kv` is kept as another name; elsewhere `--kv` names a kind of service, not an address
+    #[arg(long = "kv-addr", alias = "kv", value_name = "ADDR", value_parser = kv_addr)]
     kv: Option<String>,
-    /// Which KV service runs at --kv (its name is the dest of KV requests)
+    /// Which KV service runs at --kv-addr (its name is the dest of KV requests)
     #[arg(long, value_enum, default_value = "seq")]
     consistency: Consistency,
     /// gossip | per-node | cas | naive

@@ -103,7 +103,15 @@ fn etcd_naive_loses_updates() {
 #[test]
 fn a_missing_etcd_is_one_line_naming_the_package() {
     let out = Command::new(gcounter())
-        .args(["cluster", "--kv", "etcd", "--base-port", "0"])
+        .args([
+            "cluster",
+            "--kv",
+            "etcd",
+            "--strategy",
+            "cas",
+            "--base-port",
+            "0",
+        ])
         .env("PATH", "/nonexistent")
         .output()
         .unwrap();
@@ -111,6 +119,21 @@ fn a_missing_etcd_is_one_line_naming_the_package() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("etcd-server"), "{stderr}");
+}
+
+/// `--kv etcd` with a strategy that keeps no counter in a KV service is
+/// refused (issue 20, item 2: it ran gossip and printed "kv etcd").
+#[test]
+fn etcd_with_a_strategy_that_never_touches_it_is_refused() {
+    for args in [
+        &["test", "--transport", "tcp", "--kv", "etcd"][..],
+        &["cluster", "--kv", "etcd", "--base-port", "0"][..],
+    ] {
+        let out = Command::new(gcounter()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("would never touch etcd"), "{stderr}");
+    }
 }
 
 /// How many keys a running etcd holds, all prefixes together.

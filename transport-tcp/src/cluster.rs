@@ -506,7 +506,7 @@ impl Cluster {
             me.id.clone(),
             "--listen".into(),
             me.addr.to_string(),
-            "--kv".into(),
+            "--kv-addr".into(),
             match &self.etcd_target {
                 Some(target) => target.url(),
                 None => self.kv.addr.to_string(),

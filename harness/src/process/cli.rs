@@ -149,6 +149,13 @@ impl TestArgs {
             }
             return Ok(());
         }
+        let strategy = self.strategy.unwrap_or(StrategyKind::Gossip);
+        if self.kv == Some(KvChoice::Etcd) && !strategy.uses_kv() {
+            return Err(format!(
+                "--kv etcd with --strategy {strategy}: {strategy} keeps the counter without a \
+                 KV service and would never touch etcd; use --strategy per-node, cas or naive"
+            ));
+        }
         if let Some(EtcdBackend::Local { .. }) = self.etcd() {
             gcounter_transport_tcp::etcd::cluster::find_etcd()?;
         }
