@@ -6,6 +6,7 @@ mod common;
 mod etcd;
 mod explore;
 mod faults;
+mod gallery;
 mod recorded;
 mod restart;
 mod runner;
