@@ -55,7 +55,9 @@ def add(msg):
     delta = msg["body"]["delta"]
     while True:
         current = counter()
-        if current is not None and node.kv_cas(KV, KEY, current, current + delta):
+        if current is not None and node.kv_cas(
+            KV, KEY, current, current + delta
+        ):
             break
         # A stale read, or another node got there first: read again.
     node.reply(msg, {"type": "add_ok"})
