@@ -64,6 +64,7 @@ impl SimArgs {
             latency: self.params.latency(),
             persist: self.persist,
             concurrency: self.params.concurrency().ok(),
+            adversary: self.params.adversaries(),
             ..SimConfig::default()
         }
     }
@@ -180,6 +181,7 @@ fn store_run(
         "nemesis": cfg.nemesis,
         "latency": cfg.latency,
         "persist": cfg.persist,
+        "adversary": cfg.adversary,
         "seed": run.seed,
         "replay": args.replay_command(run.seed),
     });

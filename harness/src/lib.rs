@@ -77,11 +77,13 @@
 //! ```
 
 pub mod checker;
+pub mod choice;
 pub mod cli;
 pub mod explain;
 pub mod explore;
 pub mod faults;
 pub mod history;
+pub mod legality;
 pub mod nemesis;
 pub mod page;
 pub mod params;

@@ -1,6 +1,7 @@
 //! The flags `gcounter sim` and `gcounter test` share, named as Maelstrom
 //! names them, and what they mean for the workload, nemesis and network.
 
+use crate::choice::Adversaries;
 use crate::nemesis::{Fault, Latency, LatencyDist, NemesisConfig};
 use crate::workload::{WorkloadConfig, CLIENT_TIMEOUT};
 use gcounter_core::StrategyKind;
@@ -39,6 +40,16 @@ pub struct RunParams {
     /// Clients: a number, or `Nn` for N per node (default: one per node).
     #[arg(long, value_name = "N|Nn")]
     pub concurrency: Option<String>,
+    /// Make the worst choices Maelstrom could make, on purpose, so a race
+    /// a node has shows in one run: a comma list of `stale` (seq-kv serves
+    /// the stalest state the client's window allows), `slow-kv` (20 ms to
+    /// 1 s, heavy-tailed, on node<->service links), `reorder`
+    /// (node<->node messages delayed and overtaken, a few held until just
+    /// before the final reads), or `none` (Maelstrom's random choices, the
+    /// default). Each stays inside Maelstrom's rules: see the README's "Why
+    /// did it fail, and was it luck?".
+    #[arg(long, value_name = "NAME,...", value_parser = Adversaries::parse)]
+    pub adversary: Option<Adversaries>,
     /// The seed of the workload, nemesis and services (`gcounter sim`: of a
     /// single run, or with --seeds the first seed). Without it, a random
     /// seed, printed so the run can be replayed.
@@ -62,6 +73,11 @@ impl RunParams {
             faults: faults.0.clone(),
             ..NemesisConfig::default()
         })
+    }
+
+    /// The adversaries asked for (none: Maelstrom's random choices).
+    pub fn adversaries(&self) -> Adversaries {
+        self.adversary.clone().unwrap_or_default()
     }
 
     pub fn latency(&self) -> Latency {
@@ -114,6 +130,9 @@ impl RunParams {
                 " --latency {} --latency-dist {}",
                 self.latency, self.latency_dist
             );
+        }
+        if let Some(a) = &self.adversary {
+            cmd += &format!(" --adversary {a}");
         }
         cmd += &format!(" --recovery {} --seed {seed}", self.recovery);
         cmd

@@ -30,6 +30,9 @@ pub struct Settings {
     pub latency: Latency,
     /// Whether killed nodes keep what they stored.
     pub persist: bool,
+    /// The adversaries that made the run's choices (empty: Maelstrom's
+    /// random ones).
+    pub adversary: crate::choice::Adversaries,
 }
 
 impl Settings {
@@ -43,6 +46,7 @@ impl Settings {
             nemesis: cfg.nemesis.clone(),
             latency: cfg.latency,
             persist: cfg.persist,
+            adversary: cfg.adversary.clone(),
         }
     }
 
@@ -68,7 +72,7 @@ impl Settings {
             format!(" ({} clients)", self.concurrency)
         };
         format!(
-            "{}, {} nodes{clients}, {}, {} ops/s, {} s + {} s recovery, {nemesis}{kept}, latency {} ms {}",
+            "{}, {} nodes{clients}, {}, {} ops/s, {} s + {} s recovery, {nemesis}{kept}, latency {} ms {}, adversary {}",
             self.strategy,
             self.node_count,
             self.kv,
@@ -77,6 +81,7 @@ impl Settings {
             w.recovery.as_secs_f64(),
             self.latency.mean.as_secs_f64() * 1000.0,
             self.latency.dist,
+            self.adversary,
         )
     }
 }

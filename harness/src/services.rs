@@ -3,8 +3,9 @@
 //! network needs. The simulator and the process runner both host them.
 
 use gcounter_core::service::{Served, Service};
-use gcounter_core::{Envelope, Payload};
+use gcounter_core::{Body, Envelope, Payload};
 use serde::Serialize;
+use std::ops::RangeInclusive;
 
 /// The services every test offers, by the ids nodes send to: all of
 /// Maelstrom's.
@@ -57,7 +58,43 @@ impl ServiceHost {
     /// [`handle`](ServiceHost::handle), saying which state of a KV store
     /// served it.
     pub fn serve(&mut self, msg: &Envelope) -> Option<(Envelope, Option<Served>)> {
-        let (reply, served) = self.service.answer_served(msg, self.next_msg_id)?;
+        self.serve_from(msg, None)
+    }
+
+    /// The states a request from `client` may run against first, for a
+    /// store that chooses (`seq-kv`): its choice point's legal options.
+    pub fn window(&self, client: &str) -> Option<RangeInclusive<u64>> {
+        match &self.service {
+            Service::SeqKv(kv) => Some(kv.window(client)),
+            _ => None,
+        }
+    }
+
+    /// [`serve`](ServiceHost::serve), run first against state `chosen` of
+    /// the client's [`window`](ServiceHost::window) when a policy chose
+    /// one; `None`: the service's own seeded draw.
+    pub fn serve_from(
+        &mut self,
+        msg: &Envelope,
+        chosen: Option<u64>,
+    ) -> Option<(Envelope, Option<Served>)> {
+        let (reply, served) = match (&mut self.service, chosen) {
+            (Service::SeqKv(kv), Some(chosen)) => {
+                let request_id = msg.body.msg_id?;
+                let (payload, served) = kv.serve_from(&msg.src, &msg.body.payload, chosen);
+                let reply = Envelope {
+                    src: msg.dest.clone(),
+                    dest: msg.src.clone(),
+                    body: Body {
+                        msg_id: Some(self.next_msg_id),
+                        in_reply_to: Some(request_id),
+                        payload,
+                    },
+                };
+                (reply, Some(served))
+            }
+            _ => self.service.answer_served(msg, self.next_msg_id)?,
+        };
         self.next_msg_id += 1;
         self.counts.requests += 1;
         if let (Service::SeqKv(kv), Payload::Read { key: Some(key) }) =
@@ -117,7 +154,6 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gcounter_core::Body;
 
     fn request(src: &str, msg_id: u64, payload: Payload) -> Envelope {
         Envelope {

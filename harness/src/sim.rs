@@ -15,6 +15,7 @@
 //! instant ([`SimConfig::max_steps_per_instant`]) and events in all
 //! ([`SimConfig::max_steps`]).
 
+use crate::choice::Adversaries;
 use crate::nemesis::{Latency, NemesisConfig};
 use crate::testcore::{self, CoreConfig, CoreError, FaultAction, Msg, StepLimits, TestCore};
 use crate::workload::WorkloadConfig;
@@ -48,6 +49,9 @@ pub struct SimConfig {
     pub trace: usize,
     /// Clients (`None`: one per node).
     pub concurrency: Option<usize>,
+    /// Who makes the test's choices (`--adversary`; empty: Maelstrom's
+    /// random draws).
+    pub adversary: Adversaries,
 }
 
 impl Default for SimConfig {
@@ -63,6 +67,7 @@ impl Default for SimConfig {
             persist: false,
             trace: 0,
             concurrency: None,
+            adversary: Adversaries::none(),
         }
     }
 }
@@ -169,7 +174,21 @@ impl SimRun {
 
 /// Runs one test.
 pub fn run(cfg: &SimConfig, seed: u64) -> Result<SimRun, SimError> {
-    let mut core = TestCore::new(cfg.core(seed));
+    run_core(cfg, seed, TestCore::new(cfg.core(seed)))
+}
+
+/// Runs one test whose choices `policy` makes instead of
+/// `cfg.adversary`'s (a model of some other runner, or a test's
+/// deliberately illegal one).
+pub fn run_with_policy(
+    cfg: &SimConfig,
+    seed: u64,
+    policy: Box<dyn crate::choice::Policy>,
+) -> Result<SimRun, SimError> {
+    run_core(cfg, seed, TestCore::with_policy(cfg.core(seed), policy))
+}
+
+fn run_core(cfg: &SimConfig, seed: u64, mut core: TestCore) -> Result<SimRun, SimError> {
     let mut nodes = Nodes::new(cfg);
     let mut now = Time::ZERO;
     loop {
@@ -209,6 +228,7 @@ impl SimConfig {
             }),
             trace: self.trace,
             concurrency: self.concurrency.unwrap_or(self.node_count),
+            adversary: self.adversary.clone(),
             ..CoreConfig::simulated(self.node_count, seed)
         }
     }

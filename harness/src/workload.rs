@@ -190,6 +190,12 @@ impl Workload {
         self.phase
     }
 
+    /// When the final reads are due, once the final heal has set it.
+    pub fn final_reads_at(&self) -> Option<Time> {
+        matches!(self.phase, Phase::Recovery | Phase::Final | Phase::Done)
+            .then_some(self.recovery_until)
+    }
+
     pub fn history(&self) -> &History {
         &self.history
     }

@@ -96,7 +96,10 @@ pub struct TestArgs {
     /// (a page per run and an index page over them). Unless --latency is
     /// given, the runs cycle through network latencies from 0 to 200 ms,
     /// constant, uniform and exponential, which open the race windows a
-    /// single zero-latency run keeps shut. Exit 1 if any run is invalid.
+    /// single zero-latency run keeps shut; unless --adversary is given,
+    /// run 1 keeps Maelstrom's random choices and runs 2, 3 and 4 take
+    /// the adversaries stale, slow-kv and reorder in turn, so `--runs 4`
+    /// tries each once. Exit 1 if any run is invalid.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub runs: Option<u64>,
     /// stdio: node processes on stdin/stdout, as Maelstrom runs them. tcp:
@@ -155,6 +158,19 @@ impl TestArgs {
             return Err(
                 "--latency cannot apply with --transport tcp: the nodes talk over \
                  real loopback sockets, which the test does not delay"
+                    .into(),
+            );
+        }
+        if self
+            .params
+            .adversary
+            .as_ref()
+            .is_some_and(|a| !a.is_empty())
+        {
+            return Err(
+                "--adversary is not supported with --transport tcp: the servers talk on \
+                 sockets of their own and `gcounter kv` draws its own states, so the test \
+                 has no choice to make (use the default --transport stdio, or gcounter sim)"
                     .into(),
             );
         }
@@ -344,6 +360,7 @@ fn stdio_test(
         work_dir: dir.join("nodes"),
         log_stderr: args.log_stderr,
         init_timeout: Duration::from_secs(10),
+        adversary: args.params.adversaries(),
     };
     let mut settings = json!({
         "workload": args.workload,
@@ -354,6 +371,7 @@ fn stdio_test(
         "workload_config": cfg.workload,
         "nemesis": cfg.nemesis,
         "latency": cfg.latency,
+        "adversary": cfg.adversary,
         "seed": seed,
         "replay": args.replay(seed, &ran),
         "warnings": warnings(&args.params),
@@ -548,6 +566,20 @@ fn quantiles(q: &Option<Quantiles>) -> String {
     })
 }
 
+/// After a valid run on Maelstrom's random choices, what to run to try
+/// the worst legal ones: one random run rarely opens a race.
+fn adversary_hint(run: &TestRun, settings: &Value) -> Option<String> {
+    let none = settings["adversary"]
+        .as_array()
+        .is_some_and(|a| a.is_empty());
+    (none && run.check.verdict == crate::Verdict::Valid && !run.interrupted).then(|| {
+        "note: this run used Maelstrom's random choices, which rarely open a race; \
+         try the worst legal ones: `gcounter test --runs 4` (each adversary once) \
+         or --adversary stale,slow-kv,reorder"
+            .to_string()
+    })
+}
+
 /// The short human summary printed at the end.
 pub fn print_summary(
     out: &mut impl Write,
@@ -644,6 +676,9 @@ pub fn print_summary(
              client messages: {}",
             s.net.clients.msg_count
         )?,
+    }
+    if let Some(hint) = adversary_hint(run, settings) {
+        writeln!(out, "  {hint}")?;
     }
     writeln!(out, "  add latency: {}", quantiles(&s.latency_ms.add))?;
     writeln!(out, "  read latency: {}", quantiles(&s.latency_ms.read))?;

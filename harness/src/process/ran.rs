@@ -198,6 +198,16 @@ pub fn describe(settings: &Value) -> String {
         Value::String(s) => s.clone(),
         _ => "none".to_string(),
     };
+    // Recorded by the transports that take --adversary (stdio, the
+    // simulator); none: Maelstrom's random choices.
+    let adversary = match settings["adversary"].as_array() {
+        Some(a) if a.is_empty() => "; adversary none".to_string(),
+        Some(a) => {
+            let names: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+            format!("; adversary {}", names.join(","))
+        }
+        None => String::new(),
+    };
     let bin = settings["bin"]
         .as_array()
         .map(|b| {
@@ -207,7 +217,7 @@ pub fn describe(settings: &Value) -> String {
         .unwrap_or_default();
     format!(
         "strategy {}, kv {}; {} node(s){bin} over {}, {} client(s); rate {}/s, time limit {} s, \
-         recovery {} s; nemesis {nemesis}; latency {latency}; seed {}",
+         recovery {} s; nemesis {nemesis}; latency {latency}{adversary}; seed {}",
         choice("strategy"),
         choice("kv"),
         settings["node_count"],

@@ -8,6 +8,7 @@
 
 use super::procs::{events, NodeCommand, NodeDirs, ProcEvent, Procs, Stalled, STALL_LIMIT};
 use crate::checker::CheckResult;
+use crate::choice::Adversaries;
 use crate::history::History;
 use crate::nemesis::{Latency, NemesisConfig, NemesisRecord};
 use crate::stats::Stats;
@@ -46,6 +47,9 @@ pub struct TestConfig {
     pub log_stderr: bool,
     /// How long a node may take to answer `init`.
     pub init_timeout: Duration,
+    /// Who makes the test's choices (`--adversary`; empty: Maelstrom's
+    /// random draws).
+    pub adversary: Adversaries,
 }
 
 /// Why a test could not be judged: a node could not be started, or the
@@ -161,6 +165,7 @@ impl TestConfig {
             }),
             limits: None,
             trace: crate::testcore::trace::DEFAULT_CAP,
+            adversary: self.adversary.clone(),
         }
     }
 }

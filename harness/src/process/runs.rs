@@ -7,10 +7,17 @@
 //! anything else can happen, so races a node has stay shut; latency of a
 //! few to a few hundred milliseconds, and its jitter (uniform, exponential)
 //! reorders messages and opens them. The set below spans both.
+//!
+//! Why cycle adversaries: random choices open a race only now and then;
+//! each adversary ([`crate::choice`]) makes the worst legal choice at one
+//! kind of choice point every time. Unless `--adversary` is given, run 1
+//! keeps Maelstrom's random choices and runs 2 to 4 take one adversary
+//! each, so `--runs 4` tries every one.
 
 use super::cli::{run_dir, test_once, Common, TestArgs, Transport};
 use super::run::TestRun;
 use super::store::{write_error, write_results};
+use crate::choice::{Adversaries, Adversary};
 use crate::explain::explain;
 use crate::nemesis::LatencyDist;
 use crate::page::escape;
@@ -33,12 +40,23 @@ pub const TIMINGS: [(f64, LatencyDist); 8] = [
     (30.0, LatencyDist::Uniform),
 ];
 
+/// The adversaries `--runs` cycles through, after a run with Maelstrom's
+/// random choices.
+fn cycled_adversary(i: u64) -> Adversaries {
+    let cycle = Adversary::ALL.len() as u64 + 1;
+    match (i % cycle) as usize {
+        0 => Adversaries::none(),
+        k => Adversaries::one(Adversary::ALL[k - 1]),
+    }
+}
+
 /// One run of the series, as the table shows it.
 #[derive(Debug, Clone, Serialize)]
 struct Row {
     run: u64,
     seed: u64,
     latency: String,
+    adversary: String,
     verdict: String,
     lost: Option<u64>,
     cause: String,
@@ -55,12 +73,18 @@ pub fn run(args: &TestArgs, self_exe: &Path, concurrency: usize, n: u64) -> Exit
         Err(code) => return code,
     };
     let vary = args.params.latency == 0.0 && args.transport == Transport::Stdio;
+    let cycle = args.params.adversary.is_none() && args.transport == Transport::Stdio;
     eprintln!(
-        "gcounter test: {n} runs, seeds {first}.., {}; results in {}",
+        "gcounter test: {n} runs, seeds {first}.., {}, {}; results in {}",
         if vary {
             "latency varied from 0 to 200 ms"
         } else {
             "the same network timing each run"
+        },
+        if cycle {
+            "Maelstrom's random choices then each adversary in turn"
+        } else {
+            "the same choices each run"
         },
         batch.display()
     );
@@ -73,6 +97,9 @@ pub fn run(args: &TestArgs, self_exe: &Path, concurrency: usize, n: u64) -> Exit
             let (ms, dist) = TIMINGS[(i as usize) % TIMINGS.len()];
             one.params.latency = ms;
             one.params.latency_dist = dist;
+        }
+        if cycle {
+            one.params.adversary = Some(cycled_adversary(i));
         }
         let dir = batch.join(format!("run-{:02}", i + 1));
         if let Err(e) = std::fs::create_dir_all(&dir) {
@@ -142,6 +169,10 @@ fn record(
     let rel = dir.strip_prefix(batch).unwrap_or(dir).display().to_string();
     let replay = settings["replay"].as_str().unwrap_or_default().to_string();
     let seed = args.params.seed.unwrap_or_default();
+    let adversary = match args.transport {
+        Transport::Tcp => "-".to_string(),
+        Transport::Stdio => args.params.adversaries().to_string(),
+    };
     let nodes = crate::workload::node_ids(args.params.node_count as usize);
     match result {
         Ok(t) => {
@@ -154,6 +185,7 @@ fn record(
                 run,
                 seed,
                 latency,
+                adversary,
                 verdict: t.check.verdict.name().into(),
                 lost: Some(t.check.lost),
                 cause,
@@ -167,6 +199,7 @@ fn record(
                 run,
                 seed,
                 latency,
+                adversary,
                 verdict: "error".into(),
                 lost: None,
                 cause: text,
@@ -180,16 +213,17 @@ fn record(
 fn print_table(out: &mut impl std::io::Write, rows: &[Row], batch: &Path) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:>3}  {:>20}  {:<18}  {:<8}  {:>6}  main cause",
-        "run", "seed", "latency", "verdict", "lost"
+        "{:>3}  {:>20}  {:<18}  {:<9}  {:<8}  {:>6}  main cause",
+        "run", "seed", "latency", "adversary", "verdict", "lost"
     )?;
     for r in rows {
         writeln!(
             out,
-            "{:>3}  {:>20}  {:<18}  {:<8}  {:>6}  {}",
+            "{:>3}  {:>20}  {:<18}  {:<9}  {:<8}  {:>6}  {}",
             r.run,
             r.seed,
             r.latency,
+            r.adversary,
             r.verdict,
             r.lost.map_or("-".into(), |l| l.to_string()),
             r.cause
@@ -222,17 +256,18 @@ body { font-family: sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .25em .7em; text-align: left; }
 .valid { color: #2e8b57; } .invalid { color: #c0392b; font-weight: bold; } .unknown, .error { color: #e0a000; }
 </style></head><body><h1>g-counter test: runs</h1>
-<table><tr><th>run</th><th>seed</th><th>latency</th><th>verdict</th><th>lost</th><th>main cause</th><th>replay</th></tr>
+<table><tr><th>run</th><th>seed</th><th>latency</th><th>adversary</th><th>verdict</th><th>lost</th><th>main cause</th><th>replay</th></tr>
 "#,
     );
     for r in rows {
         let _ = writeln!(
             page,
-            r#"<tr><td><a href="{dir}/index.html">{run}</a></td><td>{seed}</td><td>{lat}</td><td class="{v}">{v}</td><td>{lost}</td><td>{cause}</td><td><code>{replay}</code></td></tr>"#,
+            r#"<tr><td><a href="{dir}/index.html">{run}</a></td><td>{seed}</td><td>{lat}</td><td>{adv}</td><td class="{v}">{v}</td><td>{lost}</td><td>{cause}</td><td><code>{replay}</code></td></tr>"#,
             dir = escape(&r.dir),
             run = r.run,
             seed = r.seed,
             lat = escape(&r.latency),
+            adv = escape(&r.adversary),
             v = escape(&r.verdict),
             lost = r.lost.map_or("-".into(), |l| l.to_string()),
             cause = escape(&r.cause),

@@ -282,6 +282,9 @@ impl TcpRunner {
             init: None,
             limits: None,
             trace: crate::testcore::trace::DEFAULT_CAP,
+            // The servers' traffic does not pass through the core, and
+            // `gcounter kv` draws its own states: no choice to make here.
+            adversary: crate::choice::Adversaries::none(),
         });
         let ids: Vec<String> = core.servers().map(str::to_string).collect();
         let conns = core

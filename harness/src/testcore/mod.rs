@@ -94,6 +94,7 @@ pub use replies::ReplyCounts;
 pub use trace::{Fate, Trace, TraceEntry};
 
 use crate::checker::{check, CheckResult};
+use crate::choice::{self, Adversaries, Delay, Link, Policy};
 use crate::history::History;
 use crate::nemesis::{
     Latency, Nemesis, NemesisConfig, NemesisEvent, NemesisRecord, Network, Partition,
@@ -166,6 +167,9 @@ pub struct CoreConfig {
     pub limits: Option<StepLimits>,
     /// How many messages the trace keeps (0: no trace).
     pub trace: usize,
+    /// Who makes the test's choices: Maelstrom's random draws (empty), or
+    /// these adversaries' worst legal ones ([`crate::choice`]).
+    pub adversary: Adversaries,
 }
 
 impl CoreConfig {
@@ -189,6 +193,7 @@ impl CoreConfig {
                 per_instant: 100_000,
             }),
             trace: 0,
+            adversary: Adversaries::none(),
         }
     }
 }
@@ -493,6 +498,12 @@ pub struct TestCore {
     workload_due: bool,
     workload_wake: Option<Time>,
     services: Services,
+    /// Answers the choices: which state `seq-kv` serves, how long a
+    /// message takes.
+    policy: Box<dyn Policy>,
+    /// Messages the policy holds until just before the final reads, in
+    /// the order sent.
+    held_for_final: Vec<(u64, Msg)>,
     tally: NetTally,
     trace: Trace,
     out: VecDeque<Output>,
@@ -507,7 +518,16 @@ pub struct TestCore {
 }
 
 impl TestCore {
+    /// The test, its choices made by `cfg.adversary`'s policy.
     pub fn new(cfg: CoreConfig) -> Self {
+        let policy = choice::policy(&cfg.adversary, cfg.seed);
+        Self::with_policy(cfg, policy)
+    }
+
+    /// The test, its choices made by `policy` (whatever it answers: the
+    /// legality check, [`crate::legality`], is what holds a policy to the
+    /// rules).
+    pub fn with_policy(cfg: CoreConfig, policy: Box<dyn Policy>) -> Self {
         let mut rng = fastrand::Rng::with_seed(cfg.seed);
         let servers = node_ids(cfg.node_count);
         let workload =
@@ -545,6 +565,8 @@ impl TestCore {
             workload_due: true,
             workload_wake: None,
             services,
+            policy,
+            held_for_final: Vec::new(),
             tally: NetTally::default(),
             trace: Trace::new(cfg.trace),
             out: VecDeque::new(),
@@ -799,6 +821,7 @@ impl TestCore {
             }
             Step::Heal => {
                 self.final_heal();
+                self.release_held();
                 self.workload_due = true;
             }
             Step::Wait(at) => self.workload_wake = at,
@@ -944,8 +967,33 @@ impl TestCore {
             );
             return;
         }
-        let at = self.now + self.net.delay(msg.src(), msg.dest(), &mut self.rng);
-        self.queue.push(at, id, msg);
+        // The network's draw is made whatever the policy answers, so the
+        // rest of the run draws what it would under Maelstrom's choices.
+        let sampled = self.net.delay(msg.src(), msg.dest(), &mut self.rng);
+        let delay = match Link::of(msg.src(), msg.dest()) {
+            // Client traffic has no latency: there is nothing to choose.
+            Link::Client => Delay::After(sampled),
+            link => self.policy.delay(link, self.workload.phase(), sampled),
+        };
+        match delay {
+            Delay::After(d) => self.queue.push(self.now + d, id, msg),
+            Delay::UntilFinalReads => self.held_for_final.push((id, msg)),
+        }
+    }
+
+    /// Messages held for the final reads go on their way, to arrive 1 ms
+    /// before them, the oldest last: each overtaken by everything sent
+    /// after it.
+    fn release_held(&mut self) {
+        let (Some(t0), Some(at)) = (self.t0, self.workload.final_reads_at()) else {
+            return;
+        };
+        let at = (t0 + at)
+            .saturating_sub(Duration::from_millis(1))
+            .max(self.now);
+        while let Some((id, msg)) = self.held_for_final.pop() {
+            self.queue.push(at, id, msg);
+        }
     }
 
     /// Delivers a message that is due: to a node, as the output to hand
@@ -1010,13 +1058,14 @@ impl TestCore {
     }
 
     /// A service's answer, and which state served it; a request it cannot
-    /// parse gets error 12.
+    /// parse gets error 12. A store that chooses a state (`seq-kv`) offers
+    /// the client's window and the policy picks.
     fn serve(&mut self, msg: Msg) -> Option<(Envelope, Option<Served>)> {
         let service = self.services.get_mut(msg.dest())?;
-        match msg {
-            Msg::Typed(m) => service.serve(&m),
+        let m = match msg {
+            Msg::Typed(m) => m,
             Msg::Raw { src, dest, line } => match parse_line(&line) {
-                Ok(m) => service.serve(&m),
+                Ok(m) => m,
                 Err(err) => {
                     log::warn!("{src} sent {dest} a bad request: {}", err.text);
                     let (client, msg_id) = err.reply_to?;
@@ -1029,10 +1078,20 @@ impl TestCore {
                             payload: Payload::error(err.code, err.text),
                         },
                     };
-                    Some((reply, None))
+                    return Some((reply, None));
                 }
             },
+        };
+        let chosen = service
+            .window(&m.src)
+            .and_then(|window| self.policy.kv_state(&m.src, window));
+        let (reply, served) = service.serve_from(&m, chosen)?;
+        if served.is_some() {
+            let failed_stale = matches!(reply.body.payload, Payload::Error { .. })
+                && served.is_some_and(|s| !s.changed && s.state < s.newest);
+            self.policy.kv_answered(&m.src, failed_stale);
         }
+        Some((reply, served))
     }
 
     fn on_init_reply(&mut self, msg: Msg) {

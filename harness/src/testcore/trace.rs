@@ -75,6 +75,14 @@ pub struct TraceEntry {
     #[serde(rename = "delivered_ns", serialize_with = "opt_nanos")]
     pub delivered: Option<Time>,
     pub fate: Fate,
+    /// When a message dropped by a partition or lost with a killed node
+    /// reached its destination: what shows it was lost by the rules.
+    #[serde(
+        rename = "arrived_ns",
+        serialize_with = "opt_nanos",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub arrived: Option<Time>,
     pub body: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kv: Option<KvServed>,
@@ -139,6 +147,7 @@ impl Trace {
             sent: at,
             delivered: None,
             fate: Fate::InFlight,
+            arrived: None,
             body,
             kv: None,
         });
@@ -153,8 +162,10 @@ impl Trace {
     pub(super) fn fate(&mut self, id: u64, fate: Fate, at: Time) {
         if let Some(e) = self.entry(id) {
             e.fate = fate;
-            if fate == Fate::Delivered {
-                e.delivered = Some(at);
+            match fate {
+                Fate::Delivered => e.delivered = Some(at),
+                Fate::Dropped | Fate::Lost => e.arrived = Some(at),
+                Fate::InFlight | Fate::Undeliverable => {}
             }
         }
     }
