@@ -11,6 +11,8 @@
 # at once), SETTINGS (the flags of every run but --nemesis, --seed and
 # --adversary), NODES (a subset of the gallery by file name), GCOUNTER (the
 # binary), OUT (where the runs' stores and logs go; a temporary directory).
+# A run whose exit status is already in OUT is not run again, so a sweep
+# can be resumed, or done in parts and tabled at the end with the same OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +40,7 @@ NODES=${NODES:-$(cut -d'|' -f1 <<<"$GALLERY" | tr '\n' ' ')}
 one() {
     local node=$1 nemesis=$2 mode=$3 seed=$4 dir adversary=()
     dir="$OUT/$node/$mode/$seed"
+    [ -f "$dir/exit" ] && return 0
     mkdir -p "$dir"
     [ "$mode" = random ] || adversary=(--adversary "$mode")
     # shellcheck disable=SC2086
