@@ -62,21 +62,28 @@ done | xargs -P "$JOBS" -L 1 bash -c 'one "$@"' _
 
 echo "settings: $SETTINGS; seeds 1..$SEEDS; runs in $OUT"
 echo
-echo "| node | bug class | nemesis | choices | invalid | valid | other exits |"
-echo "|---|---|---|---|---|---|---|"
+header="| node | bug class | nemesis |" rule="|---|---|---|"
+for mode in $MODES; do header="$header $mode |" rule="$rule---|"; done
+echo "$header"
+echo "$rule"
+others=""
 for node in $NODES; do
     class=$(grep "^$node|" <<<"$GALLERY" | cut -d'|' -f2)
     nemesis=$(grep "^$node|" <<<"$GALLERY" | cut -d'|' -f3)
+    row="| \`$node.py\` | $class | $nemesis |"
     for mode in $MODES; do
-        invalid=0 valid=0 other=""
+        invalid=0
         for seed in $(seq 1 "$SEEDS"); do
             code=$(cat "$OUT/$node/$mode/$seed/exit")
             case $code in
                 1) invalid=$((invalid + 1)) ;;
-                0) valid=$((valid + 1)) ;;
-                *) other="$other seed $seed: $code;" ;;
+                0) ;;
+                *) others="$others $node $mode seed $seed: exit $code;" ;;
             esac
         done
-        echo "| \`$node.py\` | $class | $nemesis | $mode | $invalid / $SEEDS | $valid | ${other:-none} |"
+        row="$row $invalid / $SEEDS |"
     done
+    echo "$row"
 done
+echo
+echo "(invalid runs of $SEEDS; runs that ended neither valid nor invalid:${others:- none})"
