@@ -1,6 +1,5 @@
 #!/usr/bin/env python3
-"""Bug class: a cas counter that "syncs" before reading with a cas from v
-to v.
+"""Bug class: a cas counter that "syncs" with a cas from v to v.
 
 A wrong node on purpose, for `gcounter test --bin` (a public Go solution
 of Fly.io's challenge 4 does this; plumbing in maelstrom.py).

@@ -1,6 +1,5 @@
 #!/usr/bin/env python3
-"""Bug class: a gossip that keeps the last count received instead of the
-max.
+"""Bug class: a gossip that keeps the last count received, not the max.
 
 A wrong node on purpose, for `gcounter test --bin` (plumbing in
 maelstrom.py).
