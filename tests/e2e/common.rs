@@ -330,9 +330,28 @@ pub fn gcounter_test_with_env(
         // counts.
         .env_remove("GCOUNTER_STATE_DIR")
         .env_remove("RUST_LOG")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .envs(env.iter().copied());
+    run_with_limit(cmd, limit)
+}
+
+/// `gcounter test` with exactly `args` (no [`SHORT_RUN`]: Maelstrom's
+/// defaults stand unless `args` says otherwise), its results in `store`;
+/// killed (and so its nodes) after `limit`.
+pub fn gcounter_test_exact(store: &Store, args: &[&str], limit: Duration) -> std::process::Output {
+    let mut cmd = Command::new(gcounter());
+    cmd.arg("test")
+        .arg("--store")
+        .arg(&store.0)
+        .args(args)
+        .env_remove("GCOUNTER_STRATEGY")
+        .env_remove("GCOUNTER_STATE_DIR")
+        .env_remove("RUST_LOG");
+    run_with_limit(cmd, limit)
+}
+
+/// Runs `cmd` to the end, its output captured; SIGKILLs it after `limit`.
+fn run_with_limit(mut cmd: Command, limit: Duration) -> std::process::Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().expect("gcounter test starts");
     let pid = child.id();
     let deadline = Instant::now() + limit;

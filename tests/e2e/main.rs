@@ -7,6 +7,7 @@ mod etcd;
 mod explain_nodes;
 mod explore;
 mod faults;
+mod gallery;
 mod recorded;
 mod restart;
 mod runner;

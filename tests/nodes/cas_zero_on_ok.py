@@ -1,43 +1,30 @@
 #!/usr/bin/env python3
-"""A deliberately buggy grow-only counter: one shared key in seq-kv, fed by
-a buffered compare-and-swap loop that zeroes its buffer on success.
+"""Bug class: a buffered cas that zeroes its buffer on cas_ok.
 
-This is a classic public solution of Fly.io's "Gossip Glomers" challenge 4,
-with its classic bug, in plain Python (Maelstrom plumbing in maelstrom.py), for `gcounter test
---bin`. It exists so that the test can be shown to catch it.
+A wrong node on purpose, for `gcounter test --bin` (a classic public
+solution of Fly.io's challenge 4; plumbing in maelstrom.py).
 
-How it works. All nodes share one key, `counter`, in `seq-kv`. An `add` is
-acknowledged at once and its delta added to a local buffer. A background
-loop wakes every FLUSH_INTERVAL seconds and, if the buffer is not empty,
-reads `counter` (a missing key counts as 0), then asks `cas from=value
-to=value+buffer` with `create_if_not_exists`. A stale read just makes the
-cas fail (precondition-failed), and the loop tries again at its next
-wake-up with the buffer intact. A `read` first writes a fresh random value
-to a key of its own, `sync-<node_id>` (a write that changes a value runs
-against seq-kv's newest state and brings this node's view up to date), then
-reads `counter`; so reads are not stale, and the lost adds below are the
-only thing wrong.
+How it works. All nodes share one key, `counter`, in `seq-kv`. An `add`
+is acknowledged at once and its delta added to a local buffer. Every
+FLUSH_INTERVAL seconds a loop reads `counter` (missing counts as 0) and
+asks `cas from=value to=value+buffer` with `create_if_not_exists`; a stale
+read just makes the cas fail, and the next round tries again with the
+buffer intact. A `read` first writes a fresh value to `sync-<node_id>`
+(which brings the node's view up to date), then reads `counter`.
 
-The bug. On `cas_ok` the loop sets the buffer to ZERO instead of
-subtracting the amount that cas carried. An `add` acknowledged while the
-cas was in flight went into the buffer after the cas was built, was not
-part of it, and is then wiped: an acknowledged increment that no read will
-ever see. The final reads all agree, and are all short.
+The bug. On `cas_ok` the loop sets the buffer to zero instead of
+subtracting what that cas carried. An add acknowledged while the cas was
+in flight was not part of it, and is wiped: every final read agrees, and
+every one is short.
 
-Why a single run often passes. An add is lost only if it reaches this node
-in the window between building the cas and its `cas_ok`: one round trip to
-`seq-kv`, a fraction of a millisecond on a local machine without latency,
-against ~11 adds per second per node, and a fifth of the adds are of 0
-anyway. With FLUSH_INTERVAL at 250 ms a zero-latency run has a few hundred
-such windows and, in our runs, usually lost nothing (2 of 7 invalid, each
-a few increments short); with a 100 ms flush more windows open and 5 of 7
-zero-latency runs lost an add or two. With message latency the window is a
-round trip of it, tens of milliseconds, and every run we tried lost adds,
-often dozens.
+Why a random run often misses it. An add is lost only if it arrives
+between building the cas and its `cas_ok`: one round trip to `seq-kv`,
+microseconds without latency, against ~11 adds a second per node (a fifth
+of them of 0). In our zero-latency runs 2 of 7 were invalid; with message
+latency the window is tens of milliseconds and every run lost adds.
 
-The fix. Remember what the cas carried and, on `cas_ok`, subtract exactly
-that (`buffer -= delta`), so that adds that arrived in between stay in the
-buffer for the next round.
+The fix. Remember what the cas carried and subtract exactly that on
+`cas_ok` (`buffer -= delta`), so later adds stay for the next round.
 """
 
 import random

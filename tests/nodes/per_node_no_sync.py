@@ -1,47 +1,32 @@
 #!/usr/bin/env python3
-"""A deliberately buggy grow-only counter: per-node keys in seq-kv, summed
-without a sync write.
+"""Bug class: per-node keys summed without a sync write.
 
-This is one of the most common public solutions of Fly.io's "Gossip
-Glomers" challenge 4, in plain Python (Maelstrom plumbing in maelstrom.py), for `gcounter test
---bin`. It exists so that the test can be shown to catch it.
+A wrong node on purpose, for `gcounter test --bin` (one of the most common
+public solutions of Fly.io's challenge 4; plumbing in maelstrom.py).
 
-How it works. Every node owns one key in `seq-kv`, `counter-<node_id>`, and
-is the only node that writes it. An `add` is added to the node's local
-running total and acknowledged at once; a background loop writes the total
-to the node's key every FLUSH_INTERVAL seconds when it has grown (one
-writer, so the writes land in order and none is lost; a node killed between
-an add and the next flush would forget the add, but partitions kill
-nobody). A `read` reads every node's key from `seq-kv`, all at once (a
-missing key counts as 0), and answers the sum.
+How it works. Every node owns one key in `seq-kv`, `counter-<node_id>`,
+and is its only writer. An `add` goes into the node's running total and is
+acknowledged at once; every FLUSH_INTERVAL seconds a loop writes the total
+to the node's key if it has grown (one writer: the writes land in order).
+A `read` reads every node's key (a missing key counts as 0) and answers
+the sum.
 
-The bug. `seq-kv` is only sequentially consistent: a read may be served
-from an older state than the newest, anywhere between the newest state this
-node has already observed and the newest of all. The node's own key is
-always current to itself (its own writes moved it forward), but the other
-nodes' keys may be read as they were a few states ago. Nothing forces the
-node's view forward before a `read`, so the sum can miss adds that other
-nodes have long acknowledged and written -- and this holds for the final
-reads too: once the workload stops nobody changes `seq-kv` any more, so a
-node whose view is behind stays behind, however long the recovery.
+The bug. `seq-kv` may serve a read from any state between the newest this
+node has observed and the newest of all. The node's own key is current to
+itself, but the others' keys may be read as they were a few states ago,
+and nothing moves the node's view forward before a `read`. Once the
+workload stops nobody changes `seq-kv`, so a node whose view is behind
+stays behind: its final read misses adds that were acknowledged long ago.
 
-Why a single run often passes. A final read is short only if another node
-changed its key after this node last talked to `seq-kv` -- in practice, a
-node still had an unwritten add when the workload stopped, and its last
-flush landed after the others' last reads -- and the random state seq-kv
-picks for this node's read of that key predates that write. Both are
-chance: in our runs (3 nodes, rate 100, 20 s, partitions, FLUSH_INTERVAL
-50 ms) about one run in four was invalid at zero latency and about one in
-three with latency, each time one final read a few increments short while
-the others were right. The flush interval moves the odds: writing on every
-add keeps each node's view close to the newest state (about one run in five
-was invalid), while a 100 ms flush made every zero-latency run we tried
-invalid.
+Why a random run often misses it. A final read is short only if another
+node's last flush landed after this node last talked to `seq-kv`, and the
+state drawn for the read predates it. In our runs (3 nodes, rate 100,
+20 s, partitions, 50 ms flush) about one run in four was invalid at zero
+latency and one in three with latency.
 
-The fix. Before reading the keys, write a fresh, unique value (a counter or
-a random number) to a key of the node's own, e.g. `sync-<node_id>`: a write
-that changes a value always runs against the newest state and moves this
-node's position there, so the reads that follow cannot be older than it.
+The fix. Before reading, write a fresh unique value to a key of the
+node's own (`sync-<node_id>`): a write that changes a value runs against
+the newest state and moves the node's position there.
 """
 
 import threading

@@ -1,0 +1,82 @@
+//! The gallery of wrong nodes (`tests/nodes/`, one per bug class that
+//! public solutions of Fly.io's challenge 4 have): `gcounter test --runs 4`
+//! with default settings calls each one invalid, and our correct Python
+//! node valid. Each test takes four default runs (about 30 s each), so they
+//! are slow; they run in parallel with the rest of this binary.
+
+use crate::common::{describe, gcounter_test_exact, Store};
+use std::path::Path;
+use std::time::Duration;
+
+/// Four default runs with margin for a loaded machine.
+const LIMIT: Duration = Duration::from_secs(900);
+
+/// `gcounter test --runs 4 [extra...] --bin python3 tests/nodes/<node>.py`
+/// exits with `code`.
+fn runs_exit(node: &str, extra: &[&str], code: i32) {
+    let store = Store::new(&format!("gallery-{node}"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/nodes")
+        .join(format!("{node}.py"));
+    let script = script.to_string_lossy();
+    let mut args = vec!["--runs", "4"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--bin", "python3", &script]);
+    let out = gcounter_test_exact(&store, &args, LIMIT);
+    assert_eq!(out.status.code(), Some(code), "{node}: {}", describe(&out));
+}
+
+fn caught(node: &str) {
+    runs_exit(node, &[], 1);
+}
+
+#[test]
+fn gallery_per_node_keys_summed_without_a_sync_write() {
+    caught("per_node_no_sync");
+}
+
+#[test]
+fn gallery_cas_counter_with_a_plain_seq_kv_read() {
+    caught("cas_unsynced_read");
+}
+
+#[test]
+fn gallery_cas_counter_synced_by_a_cas_from_v_to_v() {
+    caught("cas_noop_sync");
+}
+
+#[test]
+fn gallery_buffered_cas_zeroed_on_cas_ok() {
+    caught("cas_zero_on_ok");
+}
+
+/// The bug fires only when a node's FIRST request to `seq-kv` is an
+/// add's read served from before the counter existed: `stale` alone
+/// catches it only when two nodes' first operations are adds (7 of 20
+/// single runs), so `--runs` pairs it with `adds-first` (each client's
+/// first operation an add, a draw Maelstrom's generator makes with
+/// positive probability).
+#[test]
+fn gallery_blind_write_0_when_the_key_is_missing() {
+    caught("blind_write_zero");
+}
+
+#[test]
+fn gallery_gossip_keeping_the_last_count_received() {
+    caught("gossip_last_count");
+}
+
+#[test]
+fn gallery_add_ok_sent_before_the_add_is_stored() {
+    caught("ack_before_store");
+}
+
+#[test]
+fn gallery_count_only_in_memory_under_kill() {
+    runs_exit("memory_only_gossip", &["--nemesis", "kill"], 1);
+}
+
+#[test]
+fn gallery_no_false_alarm_in_a_correct_python_node() {
+    runs_exit("gossip_counter", &[], 0);
+}
