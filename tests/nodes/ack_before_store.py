@@ -26,7 +26,6 @@ The fix. Answer `add_ok` only after `cas_ok`, and keep retrying (the
 client's own timeout makes a slow add indeterminate, which is allowed).
 """
 
-import random
 import time
 
 from maelstrom import Node
@@ -55,14 +54,10 @@ def add(msg):
 
 @node.handler("read")
 def read(msg):
-    if not node.kv_write(KV, f"sync-{node.id}", random.getrandbits(62)):
+    if not node.kv_sync(KV):
         node.error(msg, 11, "could not sync")
         return
-    value = node.kv_read(KV, KEY)
-    if value is None:
-        node.error(msg, 11, f"could not read {KEY}")
-    else:
-        node.reply(msg, {"type": "read_ok", "value": value})
+    node.reply_read(msg, node.kv_read(KV, KEY), KEY)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ with `create_if_not_exists` creates a missing key and fails (to be read
 again) if the key exists, whatever this node saw.
 """
 
-import random
 
 from maelstrom import Node
 
@@ -65,7 +64,7 @@ def add(msg):
 
 @node.handler("read")
 def read(msg):
-    if not node.kv_write(KV, f"sync-{node.id}", random.getrandbits(62)):
+    if not node.kv_sync(KV):
         node.error(msg, 11, "could not sync")
         return
     value = counter()

@@ -27,7 +27,6 @@ The fix. Remember what the cas carried and subtract exactly that on
 `cas_ok` (`buffer -= delta`), so later adds stay for the next round.
 """
 
-import random
 import threading
 
 from maelstrom import Node
@@ -75,14 +74,10 @@ def add(msg):
 def read(msg):
     # seq-kv may serve a stale state; a write that changes a value runs
     # against the newest state and brings this node's view up to date.
-    if not node.kv_write(KV, f"sync-{node.id}", random.getrandbits(62)):
+    if not node.kv_sync(KV):
         node.error(msg, 11, "could not sync")
         return
-    value = node.kv_read(KV, KEY)
-    if value is None:
-        node.error(msg, 11, f"could not read {KEY}")
-    else:
-        node.reply(msg, {"type": "read_ok", "value": value})
+    node.reply_read(msg, node.kv_read(KV, KEY), KEY)
 
 
 if __name__ == "__main__":

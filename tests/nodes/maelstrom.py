@@ -19,6 +19,7 @@ line at a time under a lock: a node prints nothing but messages there.
 """
 
 import json
+import random
 import sys
 import threading
 import time
@@ -117,6 +118,33 @@ class Node:
             body["create_if_not_exists"] = True
         resp = self.rpc(kv, body)
         return resp is not None and resp["type"] == "cas_ok"
+
+    def kv_sync(self, kv):
+        """Brings this node's view of `kv` up to date, the correct way: a
+        write that changes a value (a fresh random one, to a key of this
+        node's own) runs against the newest state and moves the node's
+        position there, so the reads that follow are not older. Whether
+        the service acknowledged it."""
+        return self.kv_write(kv, f"sync-{self.id}", random.getrandbits(62))
+
+    def kv_add(self, kv, key, delta):
+        """Adds `delta` to the number at `key`, the correct way: read, then
+        compare-and-set (creating a missing key), again until it lands."""
+        while True:
+            current = self.kv_read(kv, key)
+            if current is not None and self.kv_cas(
+                kv, key, current, current + delta, create=True
+            ):
+                return
+            # A stale read, or another node got there first: read again.
+
+    def reply_read(self, msg, value, what):
+        """`read_ok` with `value`, or error 11 naming `what` could not be
+        read when `value` is None."""
+        if value is None:
+            self.error(msg, 11, f"could not read {what}")
+        else:
+            self.reply(msg, {"type": "read_ok", "value": value})
 
     def spawn(self, f, *args):
         threading.Thread(target=f, args=args, daemon=True).start()

@@ -23,7 +23,6 @@ The fix. A cas from the object read to the new object, retried on
 precondition-failed (or per-node keys, or gossip).
 """
 
-import random
 
 from maelstrom import Node
 
@@ -49,7 +48,7 @@ def add(msg):
 
 @node.handler("read")
 def read(msg):
-    if not node.kv_write(KV, f"sync-{node.id}", random.getrandbits(62)):
+    if not node.kv_sync(KV):
         node.error(msg, 11, "could not sync")
         return
     current = node.kv_read(KV, KEY, missing={"counter": 0, "last_node": None})

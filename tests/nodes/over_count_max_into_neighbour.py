@@ -24,7 +24,6 @@ is too high by the difference.
 The fix. Write a node's count to its own key only.
 """
 
-import random
 import threading
 
 from maelstrom import Node
@@ -80,7 +79,7 @@ def add(msg):
 
 @node.handler("read")
 def read(msg):
-    if not node.kv_write(KV, f"sync-{node.id}", random.getrandbits(62)):
+    if not node.kv_sync(KV):
         node.error(msg, 11, "could not sync")
         return
     values = [node.kv_read(KV, key_of(n)) for n in node.node_ids]
