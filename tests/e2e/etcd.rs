@@ -345,6 +345,61 @@ fn etcd_cluster(name: &str, strategy: StrategyKind) -> Setup {
     Setup { cluster, dir }
 }
 
+/// Issue 24, item 7: past etcd's space quota every write is refused, no
+/// add is acknowledged, and reads go on: `per-node` and `cas` read without
+/// their sync write when etcd refuses it.
+#[test]
+fn past_etcds_quota_no_add_is_acknowledged_and_reads_go_on() {
+    let Some(_) = requires::etcd() else { return };
+    for strategy in [StrategyKind::PerNode, StrategyKind::Cas] {
+        let dir = scratch(&format!("etcd-quota-{strategy}"));
+        let etcd = EtcdCluster::start_with(
+            &dir.join("etcd"),
+            1,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            &["--quota-backend-bytes", "200000"],
+        )
+        .unwrap_or_else(|e| panic!("etcd: {e}"));
+        let mut spec = ClusterSpec::new(gcounter(), dir.join("cluster"));
+        spec.strategy = strategy;
+        spec.nodes = 2;
+        spec.etcd = Some(EtcdBackend::External(etcd.endpoints()));
+        let mut cluster = Cluster::start(spec).unwrap_or_else(|e| panic!("cluster: {e}"));
+        let t = Duration::from_secs(5);
+        let before = smol::block_on(async {
+            let mut c = cluster.client("n0", "c1").await.unwrap();
+            c.add(5, t).await.unwrap();
+            c.read(t).await.unwrap()
+        });
+        // Fill etcd past its quota beside the counter's keys: 400-byte
+        // values ("eHh4..." is "xxx..." in base64) under 64 keys.
+        let mut filler = EtcdClient::new(etcd.endpoints(), 0, t);
+        let value = "eHh4".repeat(100);
+        let refused = (0..5000).any(|i| {
+            let key = format!("Zm9v{:04}", i % 64); // "foo" and digits: valid base64
+            let put = serde_json::json!({"key": key, "value": value});
+            smol::block_on(filler.call("/v3/kv/put", &put)).is_err()
+        });
+        assert!(refused, "etcd never refused a write past its quota");
+        smol::block_on(async {
+            let mut c = cluster.client("n1", "c2").await.unwrap();
+            // Not acknowledged. (Its outcome is indeterminate: the node
+            // answers before it knows that every retry of its write will
+            // be refused too.)
+            let add = c.add(1, t).await;
+            assert!(add.is_err(), "{strategy}: an add past the quota gave {add:?}");
+            let read = c.read(t).await;
+            assert!(
+                read.as_ref().is_ok_and(|v| *v >= before),
+                "{strategy}: a read while etcd refuses writes gave {read:?}"
+            );
+        });
+        cluster.stop();
+        drop(etcd);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// One member down, a majority up: the counter goes on and loses nothing.
 #[test]
 fn killing_one_etcd_member_loses_nothing() {

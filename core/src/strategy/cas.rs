@@ -288,6 +288,14 @@ impl Strategy for Cas {
                 ReadResult::Retry => self.calls.retry_later(ctx, Call::Reread),
             },
             (Call::RoundSync, Payload::WriteOk) => self.issue(ctx, Call::RoundRead),
+            // The store said no (etcd past its space quota refuses every
+            // write): read without the sync rather than not at all, so
+            // reads go on while writes cannot, possibly behind. Maelstrom's
+            // services never refuse a write.
+            (Call::RoundSync, Payload::Error { code, .. }) if code.is_definite() => {
+                log::warn!("cas: sync write refused ({code}): reading without it");
+                self.issue(ctx, Call::RoundRead)
+            }
             (Call::RoundSync, other) => {
                 log::warn!("cas: sync write refused: {other:?}");
                 self.calls.retry_later(ctx, Call::RoundSync);

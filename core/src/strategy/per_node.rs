@@ -384,6 +384,14 @@ impl Strategy for PerNode {
             Call::RecoverSync | Call::RoundSync => match reply {
                 Payload::WriteOk if call == Call::RecoverSync => self.issue(ctx, Call::RecoverRead),
                 Payload::WriteOk => self.round_synced(ctx),
+                // The store said no (etcd past its space quota refuses
+                // every write): read without the sync rather than not at
+                // all, so reads go on while writes cannot, possibly
+                // behind. Maelstrom's services never refuse a write.
+                Payload::Error { code, .. } if call == Call::RoundSync && code.is_definite() => {
+                    log::warn!("per-node: sync write refused ({code}): reading without it");
+                    self.round_synced(ctx)
+                }
                 other => {
                     log::warn!("per-node: sync write refused: {other:?}");
                     self.calls.retry_later(ctx, call);
