@@ -391,3 +391,25 @@ pub fn assert_reports_lost_updates(store: &Store, out: &std::process::Output) {
     assert!(lost > 0, "{results}");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("lost: {lost}")));
 }
+
+/// Lines for one stdio node, n0 of a cluster whose n1 is absent (gossip
+/// goes to stdout, unanswered), as the restart and state tests feed it.
+pub mod n0 {
+    use std::path::Path;
+
+    pub const INIT: &str = r#"{"src":"c0","dest":"n0","body":{"type":"init","msg_id":1,"node_id":"n0","node_ids":["n0","n1"]}}"#;
+
+    pub fn add(msg_id: u64, delta: u64) -> String {
+        format!(
+            r#"{{"src":"c1","dest":"n0","body":{{"type":"add","msg_id":{msg_id},"delta":{delta}}}}}"#
+        )
+    }
+
+    pub fn read(msg_id: u64) -> String {
+        format!(r#"{{"src":"c1","dest":"n0","body":{{"type":"read","msg_id":{msg_id}}}}}"#)
+    }
+
+    pub fn utf8(dir: &Path) -> &str {
+        dir.to_str().expect("the temp dir is UTF-8")
+    }
+}

@@ -387,7 +387,10 @@ fn past_etcds_quota_no_add_is_acknowledged_and_reads_go_on() {
             // answers before it knows that every retry of its write will
             // be refused too.)
             let add = c.add(1, t).await;
-            assert!(add.is_err(), "{strategy}: an add past the quota gave {add:?}");
+            assert!(
+                add.is_err(),
+                "{strategy}: an add past the quota gave {add:?}"
+            );
             let read = c.read(t).await;
             assert!(
                 read.as_ref().is_ok_and(|v| *v >= before),

@@ -5,25 +5,9 @@
 
 use crate::common::{gcounter, node_command, run_command, LiveNode, Store};
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 
-/// n0 of a cluster whose n1 is absent: gossip goes to stdout, unanswered.
-const INIT: &str = r#"{"src":"c0","dest":"n0","body":{"type":"init","msg_id":1,"node_id":"n0","node_ids":["n0","n1"]}}"#;
-
-fn add(msg_id: u64, delta: u64) -> String {
-    format!(
-        r#"{{"src":"c1","dest":"n0","body":{{"type":"add","msg_id":{msg_id},"delta":{delta}}}}}"#
-    )
-}
-
-fn read(msg_id: u64) -> String {
-    format!(r#"{{"src":"c1","dest":"n0","body":{{"type":"read","msg_id":{msg_id}}}}}"#)
-}
-
-fn utf8(dir: &Path) -> &str {
-    dir.to_str().expect("the temp dir is UTF-8")
-}
+use crate::common::n0::{add, read, utf8, INIT};
 
 /// One life of n0: init, then `requests`, then SIGKILL. Returns the
 /// reply to each request: its type and, for a read, its value.

@@ -30,17 +30,7 @@ pub(super) fn final_reads<'a>(
         // The answer comes from the last read of each key: an earlier
         // read of the same key (before a sync, say) does not count.
         let mut last: BTreeMap<String, &KvOp<'a>> = BTreeMap::new();
-        let mut window: Vec<&KvOp<'a>> = ops
-            .iter()
-            .filter(|r| {
-                r.kind() == "read"
-                    && r.node() == op.node
-                    && r.req.sent >= op.invoke
-                    && r.answered() <= done
-            })
-            .collect();
-        window.sort_by_key(|r| r.answered());
-        for r in window {
+        for r in reads_during(ops, &op.node, op.invoke, done) {
             last.insert(r.key.to_string(), r);
         }
         let stale_ops: Vec<&KvOp<'a>> = last
@@ -95,6 +85,24 @@ pub(super) fn final_reads<'a>(
 /// behind the newest. `None` for anything else (a read, a change that
 /// landed, a no-op that the newest state answered and so did bring the
 /// node up to date).
+/// The KV reads `node` made while a client's read on it was open (sent
+/// from `invoke`, answered by `done`), in the order they were answered.
+pub(super) fn reads_during<'o, 'a>(
+    ops: &'o [KvOp<'a>],
+    node: &str,
+    invoke: gcounter_core::Time,
+    done: gcounter_core::Time,
+) -> Vec<&'o KvOp<'a>> {
+    let mut window: Vec<&KvOp<'a>> = ops
+        .iter()
+        .filter(|r| {
+            r.kind() == "read" && r.node() == node && r.req.sent >= invoke && r.answered() <= done
+        })
+        .collect();
+    window.sort_by_key(|r| r.answered());
+    window
+}
+
 fn noop_sync(s: &KvOp<'_>, lineage: &Lineage<'_>) -> Option<NoopSync> {
     if s.served.changed || s.served.behind == 0 {
         return None;

@@ -81,17 +81,7 @@ fn composition<'a>(
         return Vec::new();
     };
     let mut last: BTreeMap<String, KeyHeld> = BTreeMap::new();
-    let mut answered: Vec<&KvOp<'a>> = ops
-        .iter()
-        .filter(|r| {
-            r.kind() == "read"
-                && r.node() == op.node
-                && r.req.sent >= op.invoke
-                && r.answered() <= done
-        })
-        .collect();
-    answered.sort_by_key(|r| r.answered());
-    for r in answered {
+    for r in super::final_reads::reads_during(ops, &op.node, op.invoke, done) {
         let Some(value) = read_value(r) else { continue };
         // States are numbered over the whole store: the key's value in
         // the serving state is its last change at or before it.
