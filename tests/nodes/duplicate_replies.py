@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""A single-node counter that answers correctly but too often: its first
+"""Bug class: duplicate and unsolicited replies.
+
+A single-node counter that answers correctly but too often: its first
 five client requests are each answered twice, and after the seventh it
 sends one reply to a msg_id its client never used. The verdict stays valid
 (clients ignore what they do not wait for); `gcounter test` must count and

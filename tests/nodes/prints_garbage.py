@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""A broken Maelstrom node: it answers init, then prints a line that is not
+"""Bug class: a node that prints something other than a message on stdout.
+
+A broken Maelstrom node: it answers init, then prints a line that is not
 JSON. `gcounter test` must fail and name the node and the line."""
 
 import json

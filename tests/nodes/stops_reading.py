@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""A broken Maelstrom node: it answers init, then asks seq-kv for a large
+"""Bug class: a node that stops reading its stdin.
+
+A broken Maelstrom node: it answers init, then asks seq-kv for a large
 value again and again and never reads its stdin again, so the replies
 fill the pipe. `gcounter test` must end with an error naming the node,
 not wait on the pipe forever."""
