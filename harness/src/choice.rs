@@ -45,15 +45,18 @@ pub enum Adversary {
     /// Each client's first operation is an add, so that every node's first
     /// request meets a store others have already changed.
     AddsFirst,
+    /// A kill strikes just after one of its nodes acknowledged an add.
+    KillAfterAck,
 }
 
 impl Adversary {
     /// In the order `--runs` tries them.
-    pub const ALL: [Adversary; 4] = [
+    pub const ALL: [Adversary; 5] = [
         Adversary::Stale,
         Adversary::SlowKv,
         Adversary::Reorder,
         Adversary::AddsFirst,
+        Adversary::KillAfterAck,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Adversary {
             Adversary::SlowKv => "slow-kv",
             Adversary::Reorder => "reorder",
             Adversary::AddsFirst => "adds-first",
+            Adversary::KillAfterAck => "kill-after-ack",
         }
     }
 
@@ -98,6 +102,12 @@ impl Adversary {
                  operation, so any order of them has positive probability. With stale, a node \
                  whose first request is a read-modify-write sees the store as it was before \
                  the others changed it"
+            }
+            Adversary::KillAfterAck => {
+                "with --nemesis kill: a kill the nemesis draws waits (at most 2 s) until one of \
+                 its nodes has just acknowledged an add, and strikes then, before the node's \
+                 next step. Maelstrom's nemesis strikes at a random time, so every instant, \
+                 this one included, has positive probability"
             }
         }
     }
@@ -146,7 +156,7 @@ impl Adversaries {
                 .ok_or_else(|| {
                     format!(
                         "unknown adversary `{name}` (valid: none, stale, slow-kv, reorder, \
-                         adds-first)"
+                         adds-first, kill-after-ack)"
                     )
                 })?;
             set.push(a);
@@ -232,7 +242,17 @@ pub trait Policy: fmt::Debug + Send {
     fn delay(&mut self, _link: Link, _phase: Phase, sampled: Duration) -> Delay {
         Delay::After(sampled)
     }
+
+    /// How long a kill the nemesis has drawn may wait for one of its nodes
+    /// to acknowledge an add, to strike just after it; `None`: at once, as
+    /// Maelstrom's nemesis strikes.
+    fn kill_hold(&self) -> Option<Duration> {
+        None
+    }
 }
+
+/// How long `kill-after-ack` holds a kill for an acknowledgement at most.
+pub const KILL_HOLD: Duration = Duration::from_secs(2);
 
 /// Maelstrom's random choices.
 #[derive(Debug, Clone, Copy, Default)]
@@ -289,6 +309,10 @@ impl Adversarial {
 }
 
 impl Policy for Adversarial {
+    fn kill_hold(&self) -> Option<Duration> {
+        self.set.has(Adversary::KillAfterAck).then_some(KILL_HOLD)
+    }
+
     fn kv_state(&mut self, client: &str, window: RangeInclusive<u64>) -> Option<u64> {
         if !self.set.has(Adversary::Stale) {
             return None;

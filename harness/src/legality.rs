@@ -225,6 +225,38 @@ mod tests {
         }
     }
 
+    /// `kill-after-ack`: a kill strikes the instant an add_ok from one of
+    /// its nodes reaches a client (unless the hold runs out first).
+    #[test]
+    fn kill_after_ack_strikes_just_after_an_acknowledgement() {
+        let set = Adversaries::one(Adversary::KillAfterAck);
+        for seed in 1..4 {
+            let run = sim::run(
+                &traced(StrategyKind::Gossip, &[Fault::Kill], set.clone()),
+                seed,
+            )
+            .expect("the run completes");
+            let kills: Vec<_> = run
+                .nemesis
+                .iter()
+                .filter_map(|r| match &r.event {
+                    crate::nemesis::NemesisEvent::Kill { nodes } => Some((r.time, nodes)),
+                    _ => None,
+                })
+                .collect();
+            assert!(!kills.is_empty(), "seed {seed}: no kill");
+            let after_ack = kills
+                .iter()
+                .filter(|(t, nodes)| {
+                    run.trace.entries.iter().any(|e| {
+                        e.kind() == "add_ok" && nodes.contains(&e.src) && e.delivered == Some(*t)
+                    })
+                })
+                .count();
+            assert_eq!(after_ack, kills.len(), "seed {seed}: {kills:?}");
+        }
+    }
+
     /// Serves from before the client's position: what no seq-kv may do.
     #[derive(Debug)]
     struct Backwards;

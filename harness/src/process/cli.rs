@@ -98,8 +98,8 @@ pub struct TestArgs {
     /// constant, uniform and exponential, which open the race windows a
     /// single zero-latency run keeps shut; unless --adversary is given,
     /// run 1 keeps Maelstrom's random choices and runs 2, 3 and 4 take
-    /// the adversaries stale,adds-first, slow-kv and reorder in turn, so
-    /// `--runs 4` tries each once. A hunt: it stops at the first invalid run (exit
+    /// the adversaries stale,adds-first, slow-kv and
+    /// reorder,kill-after-ack in turn, so `--runs 4` tries each once. A hunt: it stops at the first invalid run (exit
     /// 1), unless --keep-going.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub runs: Option<u64>,

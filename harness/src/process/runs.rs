@@ -44,11 +44,12 @@ pub const TIMINGS: [(f64, LatencyDist); 8] = [
 /// adversaries, so that `--runs 4` tries each. `adds-first` goes with
 /// `stale`: alone it only fixes the order of operations, and it is the
 /// stalest view that a node's first read-modify-write then acts on.
+/// `kill-after-ack` acts only on kills, so it rides with `reorder`.
 const CYCLE: [&[Adversary]; 4] = [
     &[],
     &[Adversary::Stale, Adversary::AddsFirst],
     &[Adversary::SlowKv],
-    &[Adversary::Reorder],
+    &[Adversary::Reorder, Adversary::KillAfterAck],
 ];
 
 fn cycled_adversary(i: u64) -> Adversaries {

@@ -465,6 +465,8 @@ enum Event {
     Deliver,
     Wake(usize),
     Nemesis,
+    /// A kill held for an acknowledgement ran out of time.
+    HeldKill,
     Workload,
     InitDue,
 }
@@ -501,6 +503,10 @@ pub struct TestCore {
     /// Answers the choices: which state `seq-kv` serves, how long a
     /// message takes.
     policy: Box<dyn Policy>,
+    /// A kill the nemesis drew that waits, until the given time at most,
+    /// for one of its nodes to acknowledge an add (the `kill-after-ack`
+    /// adversary).
+    held_kill: Option<(NemesisEvent, Time)>,
     /// Messages the policy holds until just before the final reads, in
     /// the order sent.
     held_for_final: Vec<(u64, Msg)>,
@@ -566,6 +572,7 @@ impl TestCore {
             workload_wake: None,
             services,
             policy,
+            held_kill: None,
             held_for_final: Vec::new(),
             tally: NetTally::default(),
             trace: Trace::new(cfg.trace),
@@ -682,9 +689,18 @@ impl TestCore {
                 Event::Nemesis => {
                     let t = self.test_time();
                     if let Some(event) = self.nemesis.as_mut().and_then(|n| n.poll(t)) {
-                        self.apply(event);
+                        // Whatever comes next (the restart of those nodes,
+                        // say) comes after the kill that was held.
+                        self.release_kill();
+                        match (&event, self.policy.kill_hold()) {
+                            (NemesisEvent::Kill { .. }, Some(hold)) => {
+                                self.held_kill = Some((event, self.now + hold));
+                            }
+                            _ => self.apply(event),
+                        }
                     }
                 }
+                Event::HeldKill => self.release_kill(),
                 Event::Workload => self.workload_due = true,
                 Event::InitDue => self.check_init(),
             }
@@ -847,6 +863,7 @@ impl TestCore {
                 consider(node.wake, Event::Wake(i));
             }
         }
+        consider(self.held_kill.as_ref().map(|(_, at)| *at), Event::HeldKill);
         if let Some(t0) = self.t0 {
             let nemesis = self.nemesis.as_ref().and_then(Nemesis::next_at);
             consider(nemesis.map(|t| t0 + t), Event::Nemesis);
@@ -1053,6 +1070,14 @@ impl TestCore {
                         log::warn!("{:?}: {kind:?} reply: {}", self.now, shown(&line))
                     }
                 }
+            } else if msg.body.payload == Payload::AddOk {
+                // A held kill strikes the moment one of its nodes has
+                // acknowledged an add: before that node's next step.
+                let strikes = matches!(&self.held_kill,
+                    Some((NemesisEvent::Kill { nodes }, _)) if nodes.contains(&msg.src));
+                if strikes {
+                    self.release_kill();
+                }
             }
             self.workload_due = true;
         }
@@ -1179,7 +1204,15 @@ impl TestCore {
     }
 
     /// The final phase begins: every fault in force ends, and no more start.
+    /// Applies the kill held for an acknowledgement, if one is.
+    fn release_kill(&mut self) {
+        if let Some((event, _)) = self.held_kill.take() {
+            self.apply(event);
+        }
+    }
+
     fn final_heal(&mut self) {
+        self.release_kill();
         if let Some(nemesis) = self.nemesis.as_mut() {
             for event in nemesis.stop() {
                 self.apply(event);
