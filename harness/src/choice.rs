@@ -45,7 +45,8 @@ pub enum Adversary {
     /// Each client's first operation is an add, so that every node's first
     /// request meets a store others have already changed.
     AddsFirst,
-    /// A kill strikes just after one of its nodes acknowledged an add.
+    /// A kill strikes just after one of its nodes acknowledged an add of
+    /// more than 0.
     KillAfterAck,
 }
 
@@ -105,8 +106,8 @@ impl Adversary {
             }
             Adversary::KillAfterAck => {
                 "with --nemesis kill: a kill the nemesis draws waits (at most 2 s) until one of \
-                 its nodes has just acknowledged an add, and strikes then, before the node's \
-                 next step. Maelstrom's nemesis strikes at a random time, so every instant, \
+                 its nodes has just acknowledged an add of more than 0, and strikes then, before \
+                 the node's next step. Maelstrom's nemesis strikes at a random time, so every instant, \
                  this one included, has positive probability"
             }
         }

@@ -72,9 +72,9 @@ fn gallery_add_ok_sent_before_the_add_is_stored() {
 }
 
 /// Its class needs kills, and a loss needs an add taken just before one:
-/// no adversary times kills yet (14 of 20 single runs at best), so the
-/// kills come every ~2 s, not ~10 (5 of 6 single runs invalid), to keep
-/// `--runs 4` from missing it about once in 50.
+/// `--runs`' fourth run times a kill so (`kill-after-ack`, 19 of 20 single
+/// runs), and the kills come every ~2 s, not ~10 (5 of 6 single runs
+/// invalid without an adversary), so the other three runs catch it too.
 #[test]
 fn gallery_count_only_in_memory_under_kill() {
     runs_exit(

@@ -1072,8 +1072,18 @@ impl TestCore {
                 }
             } else if msg.body.payload == Payload::AddOk {
                 // A held kill strikes the moment one of its nodes has
-                // acknowledged an add: before that node's next step.
-                let strikes = matches!(&self.held_kill,
+                // acknowledged an add that counts (more than 0): before
+                // that node's next step.
+                let counted = self
+                    .workload
+                    .history()
+                    .ops
+                    .iter()
+                    .rev()
+                    .find(|op| op.client == msg.dest)
+                    .is_some_and(|op| op.delta.is_some_and(|d| d > 0));
+                let strikes = counted
+                    && matches!(&self.held_kill,
                     Some((NemesisEvent::Kill { nodes }, _)) if nodes.contains(&msg.src));
                 if strikes {
                     self.release_kill();
