@@ -253,18 +253,55 @@ pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Takes node `id`'s state in `dir` (creating `dir`), waiting up to `wait`
 /// for a holder to go, or says which process holds it.
 pub fn lock_state(dir: &Path, id: &str, wait: std::time::Duration) -> io::Result<StateLock> {
-    use rustix::fs::{flock, FlockOperation};
-    use std::io::Read;
     check_id(id)?;
     fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
     let path = lock_path(dir, id);
+    match pid_lock(&path, wait).map_err(|e| at(&path, e))? {
+        PidLock::Taken(mut file) => {
+            // Who holds it, for the message below; the lock, not this,
+            // decides.
+            if let Err(e) = record_pid(&mut file) {
+                log::warn!("{}: cannot record this process's pid: {e}", path.display());
+            }
+            Ok(StateLock { _file: file })
+        }
+        PidLock::Held { pid } => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{}: node {id}'s state in {} is held by another process{}: two \
+                 processes on one state would each replace what the other stored; \
+                 stop that one, or give this one another state directory",
+                path.display(),
+                dir.display(),
+                pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+/// What [`pid_lock`] found.
+#[derive(Debug)]
+pub enum PidLock {
+    /// The lock is this process's for as long as the file stays open.
+    Taken(File),
+    /// Another process holds it: the pid it recorded, if any.
+    Held { pid: Option<String> },
+}
+
+/// Takes the `flock` on the file at `path` (created if need be), waiting
+/// up to `wait` for a holder to go. The lock is the kernel's, so a holder
+/// that dies by any means, `kill -9` included, frees it without anyone
+/// deciding whether a recorded pid is stale; the pid in the file
+/// ([`record_pid`]) only names the holder in a message.
+pub fn pid_lock(path: &Path, wait: std::time::Duration) -> io::Result<PidLock> {
+    use rustix::fs::{flock, FlockOperation};
+    use std::io::Read;
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .map_err(|e| at(&path, e))?;
+        .open(path)?;
     let deadline = std::time::Instant::now() + wait;
     let locked = loop {
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
@@ -274,36 +311,24 @@ pub fn lock_state(dir: &Path, id: &str, wait: std::time::Duration) -> io::Result
             other => break other,
         }
     };
-    if let Err(e) = locked {
-        if e != rustix::io::Errno::WOULDBLOCK {
-            return Err(at(&path, io::Error::from(e)));
+    match locked {
+        Ok(()) => Ok(PidLock::Taken(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            Ok(PidLock::Held {
+                pid: (!holder.is_empty()).then(|| holder.to_string()),
+            })
         }
-        let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
-        let holder = holder.trim();
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!(
-                "{}: node {id}'s state in {} is held by another process{}: two \
-                 processes on one state would each replace what the other stored; \
-                 stop that one, or give this one another state directory",
-                path.display(),
-                dir.display(),
-                match holder {
-                    "" => String::new(),
-                    pid => format!(" (pid {pid})"),
-                }
-            ),
-        ));
+        Err(e) => Err(io::Error::from(e)),
     }
-    // Who holds it, for the message above; the lock, not this, decides.
-    let pid = file
-        .set_len(0)
-        .and_then(|()| writeln!(file, "{}", std::process::id()));
-    if let Err(e) = pid {
-        log::warn!("{}: cannot record this process's pid: {e}", path.display());
-    }
-    Ok(StateLock { _file: file })
+}
+
+/// Writes this process's pid into a lock file [`pid_lock`] took.
+pub fn record_pid(file: &mut File) -> io::Result<()> {
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())
 }
 
 fn torn(len: usize) -> String {

@@ -52,7 +52,7 @@ use smol::net::TcpListener;
 use smol::Timer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
@@ -202,37 +202,20 @@ pub const LOCK_FILE: &str = "cluster.lock";
 /// cluster that dies by any means, `kill -9` included, frees its
 /// directory without anyone deciding whether a recorded pid is stale.
 pub fn lock_dir(dir: &Path) -> io::Result<File> {
-    use rustix::fs::{flock, FlockOperation};
-    let path = dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)?;
-    if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        if e != rustix::io::Errno::WOULDBLOCK {
-            return Err(io::Error::from(e));
+    match gcounter_state::pid_lock(&dir.join(LOCK_FILE), Duration::ZERO)? {
+        gcounter_state::PidLock::Taken(mut file) => {
+            gcounter_state::record_pid(&mut file)?;
+            Ok(file)
         }
-        let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
-        let holder = holder.trim();
-        return Err(io::Error::new(
+        gcounter_state::PidLock::Held { pid } => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             format!(
                 "{} is in use by a running cluster{}: give another directory, or stop that cluster",
                 dir.display(),
-                if holder.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (pid {holder})")
-                }
+                pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
             ),
-        ));
+        )),
     }
-    file.set_len(0)?;
-    writeln!(file, "{}", std::process::id())?;
-    Ok(file)
 }
 
 fn other(text: String) -> io::Error {
