@@ -35,18 +35,6 @@ impl StrategyKind {
     pub fn uses_kv(self) -> bool {
         self != StrategyKind::Gossip
     }
-
-    /// Whether `text`, a line of a state file, is a state this strategy
-    /// would take up as node `me`'s ([`Config::restored`]), and if not,
-    /// why. A transport reading a state file keeps the last line that
-    /// passes, so the node is never handed a state it would drop. Only
-    /// `gossip` stores states; the others ignore what is stored.
-    pub fn check_stored(self, text: &str, me: &str) -> Result<(), String> {
-        match self {
-            StrategyKind::Gossip => crate::strategy::gossip_check_saved(text, me),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// Which of Maelstrom's KV services the KV strategies talk to.

@@ -64,6 +64,7 @@
 
 pub mod config;
 pub mod error;
+mod io;
 pub mod node;
 pub mod protocol;
 pub mod service;

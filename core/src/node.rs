@@ -3,10 +3,12 @@
 
 use crate::config::Config;
 use crate::error::ErrorCode;
+pub use crate::io::Output;
+use crate::io::{Io, Pending, Request, Timer};
 use crate::protocol::{parse_incoming, Body, Envelope, ParseError, Payload};
-use crate::strategy::{self, Ctx, Request, Strategy, Tag, Timer, MAX_TOTAL};
+use crate::strategy::{self, Ctx, Strategy, MAX_TOTAL};
 use crate::Time;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -19,157 +21,6 @@ pub enum Input<'a> {
     Message(Envelope),
     /// The wake-up time the node asked for has come.
     Timeout,
-}
-
-/// What the node wants done, drained with [`Node::poll_output`], in order.
-#[derive(Debug, Clone, PartialEq, Hash)]
-pub enum Output {
-    /// Send this message.
-    Send(Envelope),
-    /// Store this state (one line of text) durably, replacing the last
-    /// one stored, before sending anything that follows it: any message
-    /// after it may reveal or acknowledge what it holds. A restarted node
-    /// is given the last state stored in [`Config::restored`]. A transport
-    /// that keeps nothing across restarts may ignore it, and its restarted
-    /// node then lacks what the state held.
-    Persist(String),
-    /// Nothing more to send now: call back with [`Input::Timeout`] at this
-    /// time (or never, if `None`) unless input arrives first.
-    Wait(Option<Time>),
-}
-
-/// A KV call waiting for its reply.
-#[derive(Debug, Clone, Hash)]
-struct Pending {
-    tag: Tag,
-    deadline: Time,
-}
-
-/// The node's side effects, shared with the strategy through [`Ctx`].
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Io {
-    /// Only `Send` and `Persist`, in the order they were made.
-    outbox: VecDeque<Output>,
-    next_msg_id: u64,
-    pending: BTreeMap<u64, Pending>,
-    /// The deadlines of `pending`, soonest first: scanning every call
-    /// after each input made a node with thousands of calls open (a gone
-    /// service) pay for all of them on every request.
-    deadlines: BTreeSet<(Time, u64)>,
-    pub(crate) timers: BTreeMap<Timer, Time>,
-    /// Names of sent messages that the transport gave back
-    /// ([`Node::recycle`]), emptied, for the names of the next ones: a
-    /// request and its reply then allocate nothing for them. Not part of
-    /// the node's state (the fingerprint leaves it out).
-    spare: Vec<String>,
-}
-
-/// At most this many names are kept for reuse: a few per message the
-/// node sends for one input.
-const SPARE_NAMES: usize = 16;
-
-/// Names with more capacity than this are not kept for reuse.
-const SPARE_NAME_BYTES: usize = 64;
-
-impl Io {
-    fn take_msg_id(&mut self) -> u64 {
-        let id = self.next_msg_id;
-        self.next_msg_id += 1;
-        id
-    }
-
-    /// `name` as a `String`, in a kept one if there is one.
-    pub(crate) fn name(&mut self, name: &str) -> String {
-        match self.spare.pop() {
-            Some(mut kept) => {
-                kept.push_str(name);
-                kept
-            }
-            None => name.to_owned(),
-        }
-    }
-
-    /// Keeps `name`'s buffer for [`Io::name`], if there is room.
-    fn keep(&mut self, mut name: String) {
-        if self.spare.len() < SPARE_NAMES && name.capacity() <= SPARE_NAME_BYTES {
-            name.clear();
-            self.spare.push(name);
-        }
-    }
-
-    pub(crate) fn send(
-        &mut self,
-        src: &str,
-        dest: &str,
-        msg_id: Option<u64>,
-        in_reply_to: Option<u64>,
-        payload: Payload,
-    ) {
-        let dest = self.name(dest);
-        self.send_to(src, dest, msg_id, in_reply_to, payload);
-    }
-
-    /// [`send`](Io::send) with `dest` already a `String`.
-    fn send_to(
-        &mut self,
-        src: &str,
-        dest: String,
-        msg_id: Option<u64>,
-        in_reply_to: Option<u64>,
-        payload: Payload,
-    ) {
-        let src = self.name(src);
-        self.outbox.push_back(Output::Send(Envelope {
-            src,
-            dest,
-            body: Body {
-                msg_id,
-                in_reply_to,
-                payload,
-            },
-        }));
-    }
-
-    /// Queues a state to store. Two in a row with nothing between them
-    /// are one: the later state holds the earlier one.
-    pub(crate) fn persist(&mut self, state: String) {
-        match self.outbox.back_mut() {
-            Some(Output::Persist(last)) => *last = state,
-            _ => self.outbox.push_back(Output::Persist(state)),
-        }
-    }
-
-    pub(crate) fn reply(&mut self, src: &str, dest: &str, in_reply_to: u64, payload: Payload) {
-        let id = self.take_msg_id();
-        self.send(src, dest, Some(id), Some(in_reply_to), payload);
-    }
-
-    /// [`reply`](Io::reply) to a request taken whole: its client's name
-    /// becomes the reply's `dest`.
-    pub(crate) fn answer(&mut self, src: &str, req: Request, payload: Payload) {
-        let id = self.take_msg_id();
-        self.send_to(src, req.client, Some(id), Some(req.msg_id), payload);
-    }
-
-    pub(crate) fn call(
-        &mut self,
-        src: &str,
-        dest: &str,
-        payload: Payload,
-        tag: Tag,
-        deadline: Time,
-    ) {
-        let id = self.take_msg_id();
-        self.pending.insert(id, Pending { tag, deadline });
-        self.deadlines.insert((deadline, id));
-        self.send(src, dest, Some(id), None, payload);
-    }
-
-    fn next_deadline(&self) -> Option<Time> {
-        let timers = self.timers.values().copied();
-        let calls = self.deadlines.first().map(|&(at, _)| at);
-        timers.chain(calls).min()
-    }
 }
 
 #[derive(Debug, Clone)]

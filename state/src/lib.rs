@@ -66,7 +66,7 @@ pub fn state_path(dir: &Path, id: &str) -> PathBuf {
 /// The state node `id` stored in `dir` in an earlier life, if any: the
 /// last complete line of its file that `check` takes for a state of
 /// `id`'s (the core's own test: the transports pass its strategy's
-/// `StrategyKind::check_stored`, so the core never refuses the state
+/// `gcounter_core::strategy::check_stored`, so the core never refuses the state
 /// chosen here, and its first write, which holds that state, drops no
 /// valid one).
 ///

@@ -29,7 +29,7 @@
 //!   file is written first), and the last state stored in `DIR/<id>.state`
 //!   is given back to it ([`Config::restored`](gcounter_core::Config::restored)):
 //!   the last line that the strategy takes for a state of this node's
-//!   ([`StrategyKind::check_stored`](gcounter_core::StrategyKind::check_stored)),
+//!   ([`strategy::check_stored`](gcounter_core::strategy::check_stored)),
 //!   with a warning if damaged lines follow it; a file with no such line
 //!   is an error (see [`gcounter_state::read_state`]).
 //!   From then on every state the node asks to store

@@ -51,9 +51,10 @@ pub(crate) fn new_life(
     let incarnation = next_incarnation(state_dir, id).map_err(Error::State)?;
     let strategy = node.config_mut().map(|c| c.strategy);
     let restored = match (state_dir, strategy) {
-        (Some(dir), Some(strategy)) => {
-            read_state(dir, id, |text| strategy.check_stored(text, id)).map_err(Error::State)?
-        }
+        (Some(dir), Some(strategy)) => read_state(dir, id, |text| {
+            gcounter_core::strategy::check_stored(strategy, text, id)
+        })
+        .map_err(Error::State)?,
         _ => None,
     };
     log::info!(

@@ -148,7 +148,9 @@ impl NodeServer {
             // A state that cannot be read is not the same as no state:
             // starting without it could lose acknowledged adds.
             let (strategy, id) = (options.config.strategy, &options.id);
-            let restored = read_state(dir, id, |text| strategy.check_stored(text, id));
+            let restored = read_state(dir, id, |text| {
+                gcounter_core::strategy::check_stored(strategy, text, id)
+            });
             options.config.restored = restored.map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot read the stored state: {e}"))
             })?;

@@ -14,14 +14,14 @@ mod naive;
 mod per_node;
 
 pub use cas::Cas;
-pub(crate) use gossip::check_saved as gossip_check_saved;
 pub use gossip::Gossip;
 pub use naive::Naive;
 pub use per_node::PerNode;
 
 use crate::config::{Config, StrategyKind};
 use crate::error::ErrorCode;
-use crate::node::Io;
+use crate::io::Io;
+pub use crate::io::{Request, Tag, Timer};
 use crate::protocol::Payload;
 use crate::Time;
 use std::fmt::Debug;
@@ -51,28 +51,17 @@ pub fn share_limit(nodes: usize) -> u64 {
     MAX_TOTAL / nodes.max(1) as u64
 }
 
-/// A client request waiting for its answer: where the reply goes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Request {
-    pub client: String,
-    pub msg_id: u64,
+/// Whether `text`, a line of a state file, is a state `kind` would take
+/// up as node `me`'s ([`Config::restored`]), and if not, why. A transport
+/// reading a state file keeps the last line that passes, so the node is
+/// never handed a state it would drop. Only `gossip` stores states; the
+/// others ignore what is stored.
+pub fn check_stored(kind: StrategyKind, text: &str, me: &str) -> Result<(), String> {
+    match kind {
+        StrategyKind::Gossip => gossip::check_saved(text, me),
+        _ => Ok(()),
+    }
 }
-
-/// The timers a strategy may arm; one deadline per name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Timer {
-    /// Time to spread state to peers.
-    Gossip,
-    /// Time to retry KV work after a failure, without hammering the service.
-    KvRetry,
-    /// Time for `cas` to try again after losing a race for the key.
-    Backoff,
-    /// Time to back up a KV call that is slow to be answered.
-    Hedge,
-}
-
-/// Identifies, to the strategy that made it, which KV call a reply is for.
-pub type Tag = u64;
 
 /// What a strategy may do. Borrowed from the node for one event.
 #[derive(Debug)]
