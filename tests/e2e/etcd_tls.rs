@@ -45,6 +45,7 @@ fn refused_cluster(dir: &Path, endpoints: &str, flags: &[&str], env: &[(&str, &s
         .arg("--dir")
         .arg(dir.join("cluster"))
         .env_remove(PASSWORD_ENV)
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null());
     for (k, v) in env {
         command.env(k, v);

@@ -181,3 +181,39 @@ fn read_certs(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>, S
     }
     Ok(certs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_that_cannot_work_are_refused_naming_the_flag() {
+        let err = |creds: EtcdCreds, tls: bool| creds.load(tls).unwrap_err();
+        let https = EtcdCreds::default();
+        assert!(err(https, true).contains("need --cacert"));
+        let plain_with_ca = EtcdCreds {
+            cacert: Some("ca.pem".into()),
+            ..EtcdCreds::default()
+        };
+        assert!(err(plain_with_ca, false).contains("are for https:// endpoints"));
+        let missing = EtcdCreds {
+            cacert: Some("/nonexistent/ca.pem".into()),
+            ..EtcdCreds::default()
+        };
+        assert!(err(missing, true).starts_with("--cacert /nonexistent/ca.pem: "));
+        let orphan = EtcdCreds {
+            password_file: Some("p".into()),
+            ..EtcdCreds::default()
+        };
+        assert!(err(orphan, false).contains("without --user"));
+        // The password never shows in a debug print.
+        let security = Security {
+            tls: None,
+            login: Some(Login {
+                user: "u".into(),
+                password: "hunter2".into(),
+            }),
+        };
+        assert!(!format!("{security:?}").contains("hunter2"));
+    }
+}
