@@ -3,7 +3,7 @@
 //! `restart` / `kill` / `start` / `status` requests another terminal sends
 //! it.
 
-use crate::tcp_args::{addr, etcd_backend, fail, strategy, Consistency, KvBackendArg};
+use crate::tcp_args::{etcd_backend, etcd_endpoint, fail, strategy, Consistency, KvBackendArg};
 use gcounter_core::StrategyKind;
 use gcounter_transport_tcp::cluster::{self, Notice};
 use gcounter_transport_tcp::{Client, Cluster, ClusterSpec};
@@ -41,12 +41,18 @@ pub struct Args {
     /// Where the KV strategies keep the counter: seq-kv or lin-kv (a `gcounter kv` modelling that service) or etcd (3 local members, logs and data in DIR, on free ports)
     #[arg(long, value_enum, default_value = "seq-kv")]
     kv: KvBackendArg,
-    /// A running etcd to use instead of starting one (with --kv etcd): its members' HOST:PORT, comma-separated
-    // Each address is one value (split at commas, parsed by `addr`): clap
-    // derive reads an `Option<Vec<T>>` as many values of `T`, so a parser
-    // returning the whole Vec<String> panicked when the flag was given.
-    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',', value_parser = addr)]
+    /// A running etcd to use instead of starting one (with --kv etcd): its members' [https://]HOST:PORT, comma-separated, as etcdctl --endpoints
+    // Each address is one value (split at commas, parsed by
+    // `etcd_endpoint`): clap derive reads an `Option<Vec<T>>` as many
+    // values of `T`, so a parser returning the whole Vec<String> panicked
+    // when the flag was given.
+    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',', value_parser = etcd_endpoint)]
     etcd_endpoints: Option<Vec<String>>,
+    /// With --kv etcd and no --etcd-endpoints: start the members on plain http without users, for a quick look (by default they run with TLS, client certificates and authentication, certificates in DIR/pki)
+    #[arg(long)]
+    insecure: bool,
+    #[command(flatten)]
+    etcd_creds: gcounter_harness::process::EtcdCredArgs,
     /// The KV service listens on P, node n<i> on P+1+i, the control address on P+N+1 (0: free ports)
     #[arg(long, value_name = "P", default_value_t = 7400)]
     base_port: u16,
@@ -142,7 +148,12 @@ fn foreground(args: Args) -> ExitCode {
         Ok(kv) => kv,
         Err(e) => return fail(gcounter_harness::USAGE, format!("cluster: {e}")),
     };
-    spec.etcd = match etcd_backend(args.kv, args.etcd_endpoints) {
+    spec.etcd = match etcd_backend(
+        args.kv,
+        args.etcd_endpoints,
+        args.etcd_creds.creds(),
+        args.insecure,
+    ) {
         Ok(etcd) => etcd,
         Err(e) => return fail(2, format!("cluster: {e}")),
     };
@@ -280,11 +291,18 @@ fn print_table(cluster: &Cluster, control: &str) {
         );
     }
     if let Some(target) = cluster.etcd_target() {
+        let user = cluster.etcd_creds().and_then(|c| c.user.as_deref());
         let _ = writeln!(
             out,
-            "etcd at {}, keys under {}",
+            "etcd at {}, keys under {}{}{}",
             target.endpoints.join(","),
-            target.prefix
+            target.prefix,
+            if target.tls {
+                ", over TLS"
+            } else {
+                ", plain http"
+            },
+            user.map_or(String::new(), |u| format!(", as user {u}")),
         );
     }
     for m in cluster.etcd().into_iter().flat_map(|e| e.members()) {

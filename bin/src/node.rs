@@ -21,7 +21,7 @@ pub struct Args {
     /// The cluster's nodes from a file, one ID=HOST:PORT a line (blank lines and # comments skipped); this node's own line is skipped, so every host can be given the same file
     #[arg(long, value_name = "FILE")]
     peers_file: Option<PathBuf>,
-    /// Where the KV service is: `gcounter kv`'s address, or etcd's members as etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (keys go under PREFIX, default gcounter/; --consistency lin reads linearizably, seq serializably) (needed by every strategy but gossip). `--kv` is kept as another name; elsewhere `--kv` names a kind of service, not an address
+    /// Where the KV service is: `gcounter kv`'s address, or etcd's members as etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (etcds:// over TLS, with --cacert; keys go under PREFIX, default gcounter/; --consistency lin reads linearizably, seq serializably) (needed by every strategy but gossip). `--kv` is kept as another name; elsewhere `--kv` names a kind of service, not an address
     #[arg(long = "kv-addr", alias = "kv", value_name = "ADDR", value_parser = kv_addr)]
     kv: Option<String>,
     /// Which KV service runs at --kv-addr (its name is the dest of KV requests)
@@ -39,6 +39,8 @@ pub struct Args {
     /// Start cut off from this peer, as after `partition` (repeat for each)
     #[arg(long, value_name = "ID")]
     cut: Vec<String>,
+    #[command(flatten)]
+    etcd_creds: gcounter_harness::process::EtcdCredArgs,
     #[command(flatten)]
     limits: LimitArgs,
     /// Exit when standard input closes (supervisors use this so nodes never outlive them)
@@ -60,6 +62,18 @@ pub fn run(args: Args) -> ExitCode {
     }
     let mut options = NodeOptions::new(args.id, args.listen);
     options.peers = peers;
+    if let Some(target) = args
+        .kv
+        .as_deref()
+        .and_then(|kv| gcounter_transport_tcp::EtcdTarget::parse(kv).ok().flatten())
+    {
+        match args.etcd_creds.creds().load(target.tls) {
+            Ok(security) => options.etcd_security = security,
+            Err(e) => return fail(2, format!("node: {e}")),
+        }
+    } else if !args.etcd_creds.creds().is_empty() {
+        return fail(2, "node: --cacert, --cert, --key and --user are for etcd (--kv-addr etcd://... or etcds://...)");
+    }
     options.kv = args.kv;
     options.config = Config {
         strategy: args.strategy,

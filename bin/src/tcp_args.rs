@@ -57,22 +57,53 @@ impl KvBackendArg {
     }
 }
 
-/// The etcd a cluster uses, from `--kv` and `--etcd-endpoints`.
+/// The etcd a cluster uses, from `--kv`, `--etcd-endpoints`, the
+/// credential flags and `--insecure`.
 pub fn etcd_backend(
     kv: KvBackendArg,
     endpoints: Option<Vec<String>>,
+    creds: gcounter_transport_tcp::EtcdCreds,
+    insecure: bool,
 ) -> Result<Option<gcounter_transport_tcp::EtcdBackend>, String> {
     use gcounter_transport_tcp::EtcdBackend;
+    if kv != KvBackendArg::Etcd && (!creds.is_empty() || insecure) {
+        return Err("--cacert, --cert, --key, --user and --insecure need --kv etcd".into());
+    }
     match (kv, endpoints) {
         (KvBackendArg::SeqKv | KvBackendArg::LinKv, None) => Ok(None),
         (KvBackendArg::SeqKv | KvBackendArg::LinKv, Some(_)) => {
             Err("--etcd-endpoints needs --kv etcd".into())
         }
-        (KvBackendArg::Etcd, Some(endpoints)) => Ok(Some(EtcdBackend::External(endpoints))),
+        (KvBackendArg::Etcd, Some(_)) if insecure => Err(
+            "--insecure is for the etcd the cluster starts: a running etcd's scheme \
+             (http:// or https://) is in --etcd-endpoints"
+                .into(),
+        ),
+        (KvBackendArg::Etcd, Some(endpoints)) => {
+            Ok(Some(EtcdBackend::External { endpoints, creds }))
+        }
+        (KvBackendArg::Etcd, None) if !creds.is_empty() => Err(
+            "--cacert, --cert, --key and --user are for a running etcd (--etcd-endpoints); \
+             the etcd the cluster starts makes its own"
+                .into(),
+        ),
         (KvBackendArg::Etcd, None) => {
             gcounter_transport_tcp::etcd::cluster::find_etcd()?;
-            Ok(Some(EtcdBackend::Local { members: 3 }))
+            Ok(Some(EtcdBackend::Local {
+                members: 3,
+                secure: !insecure,
+            }))
         }
+    }
+}
+
+/// Parses one of `--etcd-endpoints`, as `etcdctl --endpoints` takes it:
+/// `https://HOST:PORT`, `http://HOST:PORT`, or [`addr`].
+pub fn etcd_endpoint(s: &str) -> Result<String, String> {
+    match (s.strip_prefix("https://"), s.strip_prefix("http://")) {
+        (Some(rest), _) => Ok(format!("https://{}", addr(rest.trim_end_matches('/'))?)),
+        (_, Some(rest)) => addr(rest.trim_end_matches('/')),
+        _ => addr(s),
     }
 }
 

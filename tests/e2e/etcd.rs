@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let shm = PathBuf::from("/dev/shm");
     let base = if shm.is_dir() {
         shm
@@ -59,6 +59,14 @@ fn assert_valid_on_etcd(strategy: &str) {
     // The members' logs are kept with the run's, and their data is not
     // (issue 20, item 7: hundreds of MB of preallocated WAL a run).
     assert!(store.latest().join("node-logs/etcd0.log").is_file());
+    // The members ran as etcd runs outside a laptop (issue 23, item 2):
+    // TLS with client certificates, and authentication on.
+    let cluster = store.latest().join("cluster");
+    let args = std::fs::read_to_string(cluster.join("etcd0.args")).unwrap();
+    assert!(args.contains("--client-cert-auth"), "{args}");
+    assert!(args.contains("--listen-client-urls https://"), "{args}");
+    let auth = std::fs::read_to_string(cluster.join("pki/auth.txt")).unwrap();
+    assert!(auth.contains("auth enable"), "{auth}");
     let data: Vec<String> = walk(&store.0)
         .into_iter()
         .filter(|p| p.ends_with(".data"))
@@ -259,7 +267,7 @@ fn the_cluster_command_uses_a_running_etcd_at_its_endpoints() {
 
 /// Adds 1 on every node, each node's client one add at a time, all
 /// nodes at once, for `during`: `(acknowledged, indeterminate)` sums.
-fn add_for(cluster: &Cluster, during: Duration) -> (u64, u64) {
+pub(crate) fn add_for(cluster: &Cluster, during: Duration) -> (u64, u64) {
     let ex = smol::LocalExecutor::new();
     smol::block_on(ex.run(async {
         let end = Instant::now() + during;
@@ -290,7 +298,7 @@ fn add_for(cluster: &Cluster, during: Duration) -> (u64, u64) {
 
 /// Reads every node until each read is within `lo..=hi`, or panics after
 /// `within` with the last values.
-fn converge(cluster: &Cluster, lo: u64, hi: u64, within: Duration) {
+pub(crate) fn converge(cluster: &Cluster, lo: u64, hi: u64, within: Duration) {
     let deadline = Instant::now() + within;
     smol::block_on(async {
         loop {
@@ -320,8 +328,8 @@ fn converge(cluster: &Cluster, lo: u64, hi: u64, within: Duration) {
 }
 
 /// Cluster and directory; the cluster goes first.
-struct Setup {
-    cluster: Cluster,
+pub(crate) struct Setup {
+    pub(crate) cluster: Cluster,
     dir: PathBuf,
 }
 
@@ -336,11 +344,15 @@ impl Drop for Setup {
     }
 }
 
-fn etcd_cluster(name: &str, strategy: StrategyKind) -> Setup {
+pub(crate) fn etcd_cluster(name: &str, strategy: StrategyKind) -> Setup {
     let dir = scratch(name);
     let mut spec = ClusterSpec::new(gcounter(), &dir);
     spec.strategy = strategy;
-    spec.etcd = Some(EtcdBackend::Local { members: 3 });
+    // The tested path is the secure one: TLS, client certificates, users.
+    spec.etcd = Some(EtcdBackend::Local {
+        members: 3,
+        secure: true,
+    });
     let cluster = Cluster::start(spec).unwrap_or_else(|e| panic!("cluster start: {e}"));
     Setup { cluster, dir }
 }
@@ -363,7 +375,10 @@ fn past_etcds_quota_no_add_is_acknowledged_and_reads_go_on() {
         let mut spec = ClusterSpec::new(gcounter(), dir.join("cluster"));
         spec.strategy = strategy;
         spec.nodes = 2;
-        spec.etcd = Some(EtcdBackend::External(etcd.endpoints()));
+        spec.etcd = Some(EtcdBackend::External {
+            endpoints: etcd.endpoints(),
+            creds: Default::default(),
+        });
         let mut cluster = Cluster::start(spec).unwrap_or_else(|e| panic!("cluster: {e}"));
         let t = Duration::from_secs(5);
         let before = smol::block_on(async {

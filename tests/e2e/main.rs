@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod etcd;
+mod etcd_tls;
 mod explain_nodes;
 mod explore;
 mod faults;

@@ -43,7 +43,7 @@
 use crate::client::{Client, ClientError};
 use crate::conn::{accept_loop, Conns, Event, Limits, Source};
 use crate::control::{self, Request};
-use crate::etcd::{EtcdCluster, EtcdTarget};
+use crate::etcd::{EtcdCluster, EtcdCreds, EtcdTarget};
 use crate::local::{free_ports, log_tail};
 use gcounter_core::{ErrorCode, KvKind, StrategyKind};
 use serde_json::{json, Value};
@@ -100,10 +100,17 @@ pub struct ClusterSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EtcdBackend {
     /// Members started by the cluster, in `<dir>/etcd<i>.data`, logging to
-    /// `<dir>/etcd<i>.log`.
-    Local { members: usize },
-    /// A running etcd, by its members' client addresses.
-    External(Vec<String>),
+    /// `<dir>/etcd<i>.log`; `secure`: with TLS, client certificates and
+    /// authentication (certificates and the nodes' password in
+    /// `<dir>/pki/`), as etcd is run outside a laptop.
+    Local { members: usize, secure: bool },
+    /// A running etcd, by its members' client addresses as `etcdctl
+    /// --endpoints` takes them (`https://` for TLS), and what the nodes
+    /// prove themselves with.
+    External {
+        endpoints: Vec<String>,
+        creds: EtcdCreds,
+    },
 }
 
 impl ClusterSpec {
@@ -181,8 +188,9 @@ pub struct Cluster {
     kv: Member,
     /// The local etcd members, when the cluster started them.
     etcd: Option<EtcdCluster>,
-    /// Where the nodes find etcd: endpoints and this cluster's prefix.
-    etcd_target: Option<EtcdTarget>,
+    /// Where the nodes find etcd (endpoints and this cluster's prefix),
+    /// and what they prove themselves with.
+    etcd_target: Option<(EtcdTarget, EtcdCreds)>,
     nodes: Vec<Member>,
     /// Per node, the peers it is cut off from.
     cuts: BTreeMap<String, BTreeSet<String>>,
@@ -264,6 +272,16 @@ impl Cluster {
             };
             match Cluster::start_on(spec.clone(), &ports, &lock) {
                 Ok(cluster) => return Ok(cluster),
+                // Credentials or flags that etcd refused: other ports
+                // will not help.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::InvalidInput | io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    return Err(e)
+                }
                 Err(e) => {
                     if attempt < attempts {
                         log::warn!("cluster start failed ({e}); trying other ports");
@@ -288,13 +306,22 @@ impl Cluster {
         let (etcd, etcd_target) = match &spec.etcd {
             None => (None, None),
             Some(backend) => {
-                let (etcd, endpoints) = match backend {
-                    EtcdBackend::Local { members } => {
-                        let etcd = EtcdCluster::start(&spec.dir, *members, spec.host)?;
+                let (etcd, endpoints, tls, creds) = match backend {
+                    EtcdBackend::Local { members, secure } => {
+                        let etcd = if *secure {
+                            EtcdCluster::start_secure(&spec.dir, *members, spec.host, &[])?
+                        } else {
+                            EtcdCluster::start(&spec.dir, *members, spec.host)?
+                        };
                         let endpoints = etcd.endpoints();
-                        (Some(etcd), endpoints)
+                        let creds = etcd.node_creds();
+                        (Some(etcd), endpoints, *secure, creds)
                     }
-                    EtcdBackend::External(endpoints) => (None, endpoints.clone()),
+                    EtcdBackend::External { endpoints, creds } => {
+                        let (tls, endpoints) = crate::etcd::parse_endpoints(endpoints)
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                        (None, endpoints, tls, creds.clone())
+                    }
                 };
                 kv.id = "etcd".into();
                 if let Some(addr) = endpoints
@@ -306,7 +333,11 @@ impl Cluster {
                 // A new cluster is a new counter: its keys go under a
                 // prefix no earlier cluster used, in a shared etcd too.
                 let prefix = format!("gcounter/{:x}/", crate::kv::clock_seed());
-                (etcd, Some(EtcdTarget::new(endpoints, prefix)))
+                let target = EtcdTarget::new(endpoints, prefix).with_tls(tls);
+                // Bad credentials are one line now, not every node's
+                // KV calls failing later.
+                check_etcd(&target, &creds)?;
+                (etcd, Some((target, creds)))
             }
         };
         let nodes = (0..spec.nodes)
@@ -385,7 +416,12 @@ impl Cluster {
 
     /// Where the nodes find etcd, if they use it.
     pub fn etcd_target(&self) -> Option<&EtcdTarget> {
-        self.etcd_target.as_ref()
+        self.etcd_target.as_ref().map(|(target, _)| target)
+    }
+
+    /// What the nodes prove themselves to etcd with, if they use it.
+    pub fn etcd_creds(&self) -> Option<&EtcdCreds> {
+        self.etcd_target.as_ref().map(|(_, creds)| creds)
     }
 
     /// The nodes, `n0` first.
@@ -491,7 +527,7 @@ impl Cluster {
             me.addr.to_string(),
             "--kv-addr".into(),
             match &self.etcd_target {
-                Some(target) => target.url(),
+                Some((target, _)) => target.url(),
                 None => self.kv.addr.to_string(),
             },
             "--consistency".into(),
@@ -504,6 +540,9 @@ impl Cluster {
             self.secret_file().display().to_string(),
             "--stop-on-stdin-eof".into(),
         ];
+        if let Some((_, creds)) = &self.etcd_target {
+            args.extend(creds.args());
+        }
         for peer in self.nodes.iter().filter(|m| m.id != me.id) {
             args.push("--peer".into());
             args.push(format!("{}={}", peer.id, peer.addr));
@@ -711,10 +750,10 @@ impl Cluster {
                 "restarts": 0,
             })
         }));
-        let etcd = self
-            .etcd_target
-            .as_ref()
-            .map(|t| json!({"endpoints": t.endpoints, "prefix": t.prefix}));
+        let etcd = self.etcd_target.as_ref().map(|(t, creds)| {
+            json!({"endpoints": t.endpoints, "prefix": t.prefix, "tls": t.tls,
+                       "user": creds.user})
+        });
         json!({
             "strategy": self.spec.strategy.name(),
             "kv": self.spec.kv.name(),
@@ -922,4 +961,28 @@ fn control_request(cluster: &mut Cluster, line: &[u8], notice: &mut impl FnMut(N
             req.error(ME, code, &e.to_string())
         }
     }
+}
+
+/// One call to etcd as a node would make it (TLS, login, a read under the
+/// counter's keys): a wrong CA, password or scheme is refused here, in
+/// one line, instead of in every node's KV calls.
+fn check_etcd(target: &EtcdTarget, creds: &EtcdCreds) -> io::Result<()> {
+    let security = creds
+        .load(target.tls)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut client = crate::etcd::EtcdClient::new(
+        target.endpoints.clone(),
+        0,
+        crate::etcd::cluster::HEALTHY_TIMEOUT / 4,
+    )
+    .with_security(&security);
+    let key = crate::etcd::base64::encode(format!("{}check", target.prefix).as_bytes());
+    smol::block_on(client.call("/v3/kv/range", &json!({ "key": key })))
+        .map(|_| ())
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("cannot use etcd at {}: {e}", target.endpoints.join(",")),
+            )
+        })
 }

@@ -53,7 +53,7 @@ pub use auth::Secret;
 pub use client::{Client, ClientError, Reply};
 pub use cluster::{Cluster, ClusterSpec, EtcdBackend, Member};
 pub use conn::Limits;
-pub use etcd::{EtcdCluster, EtcdTarget};
+pub use etcd::{EtcdCluster, EtcdCreds, EtcdTarget};
 pub use gcounter_state::{lock_state, read_state, state_path, LOCK_WAIT};
 pub use kv::{KvOptions, KvServer};
 pub use lines::MAX_LINE;

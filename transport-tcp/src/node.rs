@@ -55,6 +55,8 @@ pub struct NodeOptions {
     /// The KV service's address, or etcd's as `etcd://HOST:PORT[,...][/PREFIX]`;
     /// required by every strategy but `gossip`.
     pub kv: Option<String>,
+    /// How to reach etcd (TLS, a login), from etcdctl-style flags.
+    pub etcd_security: etcd::Security,
     /// Strategy, KV kind (the service's name), intervals, incarnation.
     /// [`NodeServer::bind`] fills in `restored` from `state_dir`.
     pub config: Config,
@@ -79,6 +81,7 @@ impl NodeOptions {
             listen: listen.into(),
             peers: Vec::new(),
             kv: None,
+            etcd_security: etcd::Security::default(),
             config: Config::default(),
             state_dir: None,
             cut: Vec::new(),
@@ -117,7 +120,17 @@ impl NodeOptions {
             return Err(format!("cannot cut off {bad}: not a peer"));
         }
         if let Some(kv) = &self.kv {
-            EtcdTarget::parse(kv)?;
+            match EtcdTarget::parse(kv)? {
+                Some(t) if t.tls && self.etcd_security.tls.is_none() => {
+                    return Err(format!("{kv} speaks TLS: give --cacert"))
+                }
+                Some(t) if !t.tls && self.etcd_security.tls.is_some() => {
+                    return Err(format!(
+                        "--cacert is for TLS etcd (etcds://...), and {kv} is plain http"
+                    ))
+                }
+                _ => {}
+            }
         }
         if self.config.strategy.uses_kv() && self.kv.is_none() {
             return Err(format!(
@@ -274,6 +287,7 @@ impl Owner {
                     links.len(),
                     &name,
                     &etcd,
+                    &options.etcd_security,
                     &options.id,
                     events.clone(),
                     options.limits.link_queue,

@@ -118,20 +118,31 @@ pub struct TestArgs {
     /// passed through, default seq-kv) or etcd (--transport tcp only).
     #[arg(long, value_enum, value_name = "KV")]
     pub kv: Option<KvChoice>,
-    /// With --kv etcd: a running etcd's members (HOST:PORT,...) instead of
-    /// three started for the test.
+    /// With --kv etcd: a running etcd's members ([https://]HOST:PORT,...)
+    /// instead of three started for the test.
     #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
     pub etcd_endpoints: Vec<String>,
+    /// With --kv etcd and no --etcd-endpoints: start the etcd members on
+    /// plain http without authentication, for a quick look (by default
+    /// they run with TLS, client certificates and users).
+    #[arg(long)]
+    pub insecure: bool,
+    #[command(flatten)]
+    pub etcd_creds: super::EtcdCredArgs,
 }
 
 impl TestArgs {
     /// The etcd the TCP cluster uses, if any.
     pub(super) fn etcd(&self) -> Option<EtcdBackend> {
         match (self.kv, self.etcd_endpoints.is_empty()) {
-            (Some(KvChoice::Etcd), true) => Some(EtcdBackend::Local { members: 3 }),
-            (Some(KvChoice::Etcd), false) => {
-                Some(EtcdBackend::External(self.etcd_endpoints.clone()))
-            }
+            (Some(KvChoice::Etcd), true) => Some(EtcdBackend::Local {
+                members: 3,
+                secure: !self.insecure,
+            }),
+            (Some(KvChoice::Etcd), false) => Some(EtcdBackend::External {
+                endpoints: self.etcd_endpoints.clone(),
+                creds: self.etcd_creds.creds(),
+            }),
             _ => None,
         }
     }
@@ -140,6 +151,18 @@ impl TestArgs {
     fn check_transport(&self) -> Result<(), String> {
         if !self.etcd_endpoints.is_empty() && self.kv != Some(KvChoice::Etcd) {
             return Err("--etcd-endpoints needs --kv etcd".into());
+        }
+        if !self.etcd_creds.creds().is_empty() && self.etcd_endpoints.is_empty() {
+            return Err("--cacert, --cert, --key and --user are for a running etcd \
+                        (--etcd-endpoints); the etcd a test starts makes its own"
+                .into());
+        }
+        if self.insecure && (self.kv != Some(KvChoice::Etcd) || !self.etcd_endpoints.is_empty()) {
+            return Err(
+                "--insecure is for the etcd the test starts (--kv etcd without \
+                        --etcd-endpoints)"
+                    .into(),
+            );
         }
         if self.transport != Transport::Tcp {
             if self.kv == Some(KvChoice::Etcd) {
@@ -432,8 +455,15 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
     if let Some(k) = args.kv {
         replay += &format!(" --kv {}", k.name());
     }
-    if let Some(EtcdBackend::External(endpoints)) = &cfg.etcd {
-        replay += &format!(" --etcd-endpoints {}", endpoints.join(","));
+    match &cfg.etcd {
+        Some(EtcdBackend::External { endpoints, creds }) => {
+            replay += &format!(" --etcd-endpoints {}", endpoints.join(","));
+            for arg in creds.args() {
+                replay += &format!(" {}", shell_word(&arg));
+            }
+        }
+        Some(EtcdBackend::Local { secure: false, .. }) => replay += " --insecure",
+        _ => {}
     }
     let mut settings = json!({
         "workload": args.workload,

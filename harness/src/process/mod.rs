@@ -17,7 +17,7 @@ pub use cli::{print_summary, TestArgs, Transport};
 pub use procs::{events, NodeCommand, NodeDirs, ProcEvent, Procs, MAX_LINE};
 pub use run::{run_test, NetObserved, TestConfig, TestError, TestRun};
 pub use store::{new_run_dir, op_views, results_json, write_error, write_results};
-pub use tcp::{run_tcp_test, TcpTestConfig, TcpTestError};
+pub use tcp::{run_tcp_test, EtcdCredArgs, TcpTestConfig, TcpTestError};
 
 use std::path::Path;
 use std::process::ExitCode;

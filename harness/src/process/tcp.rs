@@ -53,6 +53,40 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// etcdctl's credential flags, for every command that reaches etcd
+/// (`gcounter node`, `cluster` and `test`): see
+/// [`gcounter_transport_tcp::etcd::creds`].
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EtcdCredArgs {
+    /// etcd's CA certificate (PEM), for https:// endpoints, as etcdctl --cacert
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// A client certificate (PEM) for etcd's --client-cert-auth, with --key
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// etcd user to log in as; the password comes from --password-file or GCOUNTER_ETCD_PASSWORD, never the command line
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// A file whose first line is the --user's password
+    #[arg(long, value_name = "FILE", requires = "user")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl EtcdCredArgs {
+    pub fn creds(&self) -> gcounter_transport_tcp::EtcdCreds {
+        gcounter_transport_tcp::EtcdCreds {
+            cacert: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            user: self.user.clone(),
+            password_file: self.password_file.clone(),
+        }
+    }
+}
+
 /// Everything one test against a TCP cluster needs.
 #[derive(Debug, Clone)]
 pub struct TcpTestConfig {
@@ -144,7 +178,7 @@ pub fn run_tcp_test(
     spec.kv = cfg.kv;
     let mut ids = vec![spec.kv.name().to_string()];
     ids.extend(node_ids(cfg.node_count));
-    if let Some(EtcdBackend::Local { members }) = cfg.etcd {
+    if let Some(EtcdBackend::Local { members, .. }) = cfg.etcd {
         ids.extend((0..members).map(|i| format!("etcd{i}")));
     }
     let result = match Cluster::start(spec) {

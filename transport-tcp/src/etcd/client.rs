@@ -12,15 +12,28 @@
 //! call did not happen, so it is tried there); a call that was sent but
 //! got no good answer in time also moves it on, for the next call, and is
 //! reported as of unknown outcome, since etcd may have applied it.
+//!
+//! With [`Security`] it speaks TLS (rustls, through futures-rustls on
+//! smol's sockets) and logs in: a token from `/v3/auth/authenticate`,
+//! sent as the `Authorization` header. etcd forgets a token when its TTL
+//! passes unused or when users or roles change; a call refused for that
+//! was not applied, so it is made again, once, with a new token.
 
-use serde_json::Value;
+use super::creds::{Login, Security};
+use serde_json::{json, Value};
 use smol::future::or;
-use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use smol::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use smol::net::TcpStream;
 use smol::Timer;
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A connection to etcd: plain TCP or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
+type Conn = BufReader<Box<dyn Io>>;
 
 /// A response body larger than this is refused: the counter's values are
 /// numbers and small maps.
@@ -59,12 +72,25 @@ impl fmt::Display for CallError {
 }
 
 /// A client of one etcd cluster, given by its members' `host:port`.
-#[derive(Debug)]
 pub struct EtcdClient {
     endpoints: Vec<String>,
     current: usize,
-    conn: Option<BufReader<TcpStream>>,
+    conn: Option<Conn>,
     timeout: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    login: Option<Login>,
+    /// etcd's token for `login`, once obtained.
+    token: Option<String>,
+}
+
+impl fmt::Debug for EtcdClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdClient")
+            .field("endpoint", &self.endpoint())
+            .field("tls", &self.tls.is_some())
+            .field("user", &self.login.as_ref().map(|l| &l.user))
+            .finish()
+    }
 }
 
 impl EtcdClient {
@@ -78,7 +104,17 @@ impl EtcdClient {
             current,
             conn: None,
             timeout,
+            tls: None,
+            login: None,
+            token: None,
         }
+    }
+
+    /// The client speaks TLS and logs in as `security` says.
+    pub fn with_security(mut self, security: &Security) -> EtcdClient {
+        self.tls = security.tls.clone();
+        self.login = security.login.clone();
+        self
     }
 
     /// The endpoint the next call goes to first.
@@ -116,16 +152,90 @@ impl EtcdClient {
     }
 
     async fn call_untimed(&mut self, path: &str, body: &Value) -> Result<Value, Option<CallError>> {
+        if self.login.is_some() && self.token.is_none() {
+            self.authenticate().await?;
+        }
+        match self.post(path, body).await {
+            Err(Some(CallError::Refused(why))) if self.login.is_some() && token_rejected(&why) => {
+                // Refused, so not applied: safe to make again.
+                log::info!("etcd no longer takes our token ({why}): logging in again");
+                self.token = None;
+                self.authenticate().await?;
+                self.post(path, body).await
+            }
+            other => other,
+        }
+    }
+
+    /// Obtains a token for the login. The call it precedes has not gone
+    /// out, so a failure here means that call did not happen.
+    async fn authenticate(&mut self) -> Result<(), Option<CallError>> {
+        let login = self.login.clone().expect("only called with a login");
+        let request = json!({"name": login.user, "password": login.password});
+        let answer = self
+            .post("/v3/auth/authenticate", &request)
+            .await
+            .map_err(|e| {
+                e.map(|e| match e {
+                    CallError::Refused(why) => CallError::Refused(format!(
+                        "cannot log in as {}: {why}{}",
+                        login.user,
+                        hint(&why)
+                    )),
+                    CallError::Unreachable(why) | CallError::Unknown(why) => {
+                        CallError::Unreachable(why)
+                    }
+                })
+            })?;
+        match answer.get("token").and_then(Value::as_str) {
+            Some(token) => {
+                self.token = Some(token.to_owned());
+                Ok(())
+            }
+            None => Err(Some(CallError::Unreachable(format!(
+                "{}: no token in etcd's answer to logging in as {}",
+                self.endpoint(),
+                login.user
+            )))),
+        }
+    }
+
+    async fn connect(&self, addr: &str) -> io::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            return Ok(BufReader::new(Box::new(stream) as Box<dyn Io>));
+        };
+        let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| bad(format!("`{host}` is not a TLS server name: {e}")))?;
+        let stream = futures_rustls::TlsConnector::from(tls.clone())
+            .connect(name, stream)
+            .await
+            .map_err(|e| {
+                let why = e.to_string();
+                io::Error::new(
+                    e.kind(),
+                    format!("TLS handshake failed: {why}{}", hint(&why)),
+                )
+            })?;
+        Ok(BufReader::new(Box::new(stream) as Box<dyn Io>))
+    }
+
+    async fn post(&mut self, path: &str, body: &Value) -> Result<Value, Option<CallError>> {
         let body = serde_json::to_vec(body).expect("JSON values serialize");
+        let token = match path {
+            "/v3/auth/authenticate" => None,
+            _ => self.token.clone(),
+        };
         let mut refused = Vec::new();
         while refused.len() < self.endpoints.len() {
             let addr = self.endpoint().to_owned();
-            if self.conn.is_none() {
-                match TcpStream::connect(addr.as_str()).await {
-                    Ok(stream) => {
-                        let _ = stream.set_nodelay(true);
-                        self.conn = Some(BufReader::new(stream));
-                    }
+            let fresh = self.conn.is_none();
+            if fresh {
+                match self.connect(&addr).await {
+                    Ok(conn) => self.conn = Some(conn),
                     Err(e) => {
                         refused.push(format!("{addr}: {e}"));
                         self.next_endpoint();
@@ -134,7 +244,7 @@ impl EtcdClient {
                 }
             }
             let conn = self.conn.as_mut().expect("connected above");
-            return match exchange(conn, &addr, path, &body).await {
+            return match exchange(conn, &addr, path, token.as_deref(), &body).await {
                 Ok((200, answer)) => Ok(answer),
                 Ok((status, answer)) => {
                     let message = answer.get("message").and_then(Value::as_str).unwrap_or("");
@@ -143,7 +253,8 @@ impl EtcdClient {
                         // The cluster said no, and any member would: keep
                         // the connection.
                         return Err(Some(CallError::Refused(format!(
-                            "{addr}: HTTP {status} {message}"
+                            "{addr}: HTTP {status} {message}{}",
+                            hint(message)
                         ))));
                     }
                     // etcd answers a call it could not serve (no leader, a
@@ -153,6 +264,27 @@ impl EtcdClient {
                     self.next_endpoint();
                     Err(Some(CallError::Unknown(format!(
                         "{addr}: HTTP {status} {message}"
+                    ))))
+                }
+                Err(e) if e.to_string().contains(PLAIN_TO_TLS) => {
+                    // etcd's TLS listener turned the request away unread.
+                    self.next_endpoint();
+                    Err(Some(CallError::Unreachable(format!(
+                        "{addr} speaks TLS and refused a plain http request: give its \
+                         endpoints as https:// with --cacert"
+                    ))))
+                }
+                Err(e)
+                    if fresh && self.tls.is_none() && e.kind() == io::ErrorKind::UnexpectedEof =>
+                {
+                    // What etcd's TLS port does with plain http (it does
+                    // not answer as Go's own HTTPS server would). Still of
+                    // unknown outcome: a plain etcd that died would look
+                    // the same.
+                    self.next_endpoint();
+                    Err(Some(CallError::Unknown(format!(
+                        "{addr} closed a new connection without answering: does it speak \
+                         TLS? then give its endpoints as https:// with --cacert"
                     ))))
                 }
                 Err(e) => {
@@ -165,17 +297,47 @@ impl EtcdClient {
     }
 }
 
+/// What Go's TLS server answers a plain HTTP request with.
+const PLAIN_TO_TLS: &str = "HTTP request to an HTTPS server";
+
+/// Whether etcd refused a call for its token (forgotten after its TTL, or
+/// outdated by a change of users or roles) rather than for its content.
+fn token_rejected(why: &str) -> bool {
+    why.contains("invalid auth token") || why.contains("revision of auth store is old")
+}
+
+/// A few words on what to do about an error etcd or TLS names.
+fn hint(why: &str) -> &'static str {
+    if why.contains("UnknownIssuer") || why.contains("BadSignature") {
+        " (is --cacert the CA that signed etcd's certificate?)"
+    } else if why.contains("invalid user ID or password") {
+        " (check --user and the password)"
+    } else if why.contains("permission denied") {
+        " (no --user given, or its role does not reach the counter's keys)"
+    } else if why.contains("user name is empty") {
+        " (etcd requires authentication: give --user and a password)"
+    } else if why.contains("CorruptMessage") || why.contains("InvalidContentType") {
+        " (does etcd speak TLS there? a plain http etcd needs http:// endpoints)"
+    } else if why.contains("CertificateRequired") || why.contains("BadCertificate") {
+        " (etcd wants a client certificate it trusts: --cert and --key)"
+    } else {
+        ""
+    }
+}
+
 /// One request and its response on a kept-alive connection: the status
 /// and the body as JSON.
 async fn exchange(
-    conn: &mut BufReader<TcpStream>,
+    conn: &mut Conn,
     host: &str,
     path: &str,
+    token: Option<&str>,
     body: &[u8],
 ) -> io::Result<(u16, Value)> {
+    let authorization = token.map_or(String::new(), |t| format!("Authorization: {t}\r\n"));
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
+         {authorization}Content-Length: {}\r\n\r\n",
         body.len()
     );
     let mut request = head.into_bytes();
@@ -219,10 +381,24 @@ async fn exchange(
             body
         }
         (false, Some(n)) => return Err(bad(format!("a body of {n} bytes is too large"))),
-        (false, None) => return Err(bad("a response without a length")),
+        (false, None) => {
+            // HTTP/1.0 style: the body runs to the end of the connection
+            // (as in Go's answer to plain HTTP on a TLS port).
+            let mut body = Vec::new();
+            (&mut *conn)
+                .take(MAX_BODY as u64)
+                .read_to_end(&mut body)
+                .await?;
+            body
+        }
     };
-    let value = serde_json::from_slice(&body)
-        .map_err(|e| bad(format!("the body is not JSON ({e}) (HTTP {status})")))?;
+    let value = serde_json::from_slice(&body).map_err(|e| {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        bad(format!(
+            "the body is not JSON ({e}) (HTTP {status}: {:?})",
+            text.trim()
+        ))
+    })?;
     Ok((status, value))
 }
 
@@ -231,7 +407,7 @@ fn bad(text: impl Into<String>) -> io::Error {
 }
 
 /// Reads one header line into `line`, without its CRLF.
-async fn read_head_line(conn: &mut BufReader<TcpStream>, line: &mut String) -> io::Result<()> {
+async fn read_head_line(conn: &mut Conn, line: &mut String) -> io::Result<()> {
     line.clear();
     let n = conn.read_line(line).await?;
     if n == 0 {
@@ -249,7 +425,7 @@ async fn read_head_line(conn: &mut BufReader<TcpStream>, line: &mut String) -> i
     Ok(())
 }
 
-async fn read_chunked(conn: &mut BufReader<TcpStream>, line: &mut String) -> io::Result<Vec<u8>> {
+async fn read_chunked(conn: &mut Conn, line: &mut String) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     loop {
         read_head_line(conn, line).await?;

@@ -7,10 +7,18 @@
 //! dropped the cluster, or died by any means, SIGKILL included) the
 //! watchdog SIGKILLs etcd. So no member outlives its cluster, and
 //! [`EtcdCluster::kill`] is a crash, not a clean shutdown.
+//!
+//! [`EtcdCluster::start_secure`] runs them as etcd is run in production:
+//! TLS on client and peer ports with certificates made at start
+//! ([`super::pki`]), `--client-cert-auth`, and authentication on, with a
+//! `root` user for setup and a user for the nodes whose role reaches only
+//! the counter's keys (`gcounter/`).
 
 use super::base64;
-use super::client::EtcdClient;
-use serde_json::json;
+use super::client::{CallError, EtcdClient};
+use super::creds::{EtcdCreds, Login, Security};
+use super::pki::{write_private, Pki};
+use serde_json::{json, Value};
 use std::fs::{self, File};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +31,11 @@ pub const MISSING_ETCD: &str =
     "etcd is not installed: no `etcd` on PATH (on Debian: apt-get install etcd-server)";
 /// How long a cluster may take to elect a leader and serve a read.
 pub const HEALTHY_TIMEOUT: Duration = Duration::from_secs(20);
+/// The etcd user the nodes log in as, and its role.
+pub const NODE_USER: &str = "gcounter";
+/// The keys the nodes' role may read and write: every cluster's prefix
+/// starts so.
+pub const NODE_KEYS: &str = "gcounter/";
 
 /// Finds `etcd` on PATH, or says how to install it.
 pub fn find_etcd() -> Result<PathBuf, String> {
@@ -70,6 +83,18 @@ pub struct EtcdCluster {
     members: Vec<EtcdMember>,
     /// Flags given to every member after ours.
     extra: Vec<String>,
+    /// With TLS and authentication: the certificates and the logins.
+    secure: Option<Secured>,
+    /// Authentication is on: calls need a login.
+    auth_enabled: bool,
+}
+
+#[derive(Debug)]
+struct Secured {
+    pki: Pki,
+    root: Login,
+    /// The nodes' password, in an owner-only file.
+    node_password_file: PathBuf,
 }
 
 impl EtcdCluster {
@@ -87,6 +112,28 @@ impl EtcdCluster {
         count: usize,
         host: IpAddr,
         extra: &[&str],
+    ) -> io::Result<EtcdCluster> {
+        Self::start_inner(dir, count, host, extra, false)
+    }
+
+    /// [`start_with`](EtcdCluster::start_with), with TLS, client
+    /// certificates and authentication (see the module's comment); the
+    /// certificates and the nodes' password go in `<dir>/pki/`.
+    pub fn start_secure(
+        dir: &Path,
+        count: usize,
+        host: IpAddr,
+        extra: &[&str],
+    ) -> io::Result<EtcdCluster> {
+        Self::start_inner(dir, count, host, extra, true)
+    }
+
+    fn start_inner(
+        dir: &Path,
+        count: usize,
+        host: IpAddr,
+        extra: &[&str],
+        secure: bool,
     ) -> io::Result<EtcdCluster> {
         let binary = find_etcd().map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
         fs::create_dir_all(dir)?;
@@ -116,12 +163,143 @@ impl EtcdCluster {
             token: format!("gcounter-{:x}", crate::kv::clock_seed()),
             members,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            secure: None,
+            auth_enabled: false,
         };
+        if secure {
+            let pki_dir = dir.join("pki");
+            cluster.secure = Some(Secured {
+                pki: Pki::generate(&pki_dir, host)?,
+                root: Login {
+                    user: "root".into(),
+                    password: crate::auth::nonce()?,
+                },
+                node_password_file: pki_dir.join("node-password"),
+            });
+        }
         for i in 0..count {
             cluster.start_member(i)?;
         }
         cluster.wait_healthy(HEALTHY_TIMEOUT)?;
+        if cluster.secure.is_some() {
+            cluster.enable_auth()?;
+        }
         Ok(cluster)
+    }
+
+    /// Adds the root user and the nodes' user and role, then turns
+    /// authentication on (as `etcdctl user add`, `role add`, `role
+    /// grant-permission --prefix`, `user grant-role`, `auth enable`).
+    fn enable_auth(&mut self) -> io::Result<()> {
+        let secured = self.secure.as_ref().expect("a secure cluster");
+        let node_password = crate::auth::nonce()?;
+        write_private(&secured.node_password_file, &format!("{node_password}\n"))?;
+        let mut client = self.client_as(None, Duration::from_secs(5))?;
+        let end = {
+            let mut end = NODE_KEYS.as_bytes().to_vec();
+            *end.last_mut().expect("a prefix") += 1;
+            end
+        };
+        let root = &secured.root;
+        let calls: [(&str, Value); 7] = [
+            (
+                "/v3/auth/user/add",
+                json!({"name": root.user, "password": root.password}),
+            ),
+            (
+                "/v3/auth/user/grant",
+                json!({"user": root.user, "role": "root"}),
+            ),
+            ("/v3/auth/role/add", json!({"name": NODE_USER})),
+            (
+                "/v3/auth/role/grant",
+                json!({"name": NODE_USER, "perm": {"permType": "READWRITE",
+                        "key": base64::encode(NODE_KEYS.as_bytes()),
+                        "range_end": base64::encode(&end)}}),
+            ),
+            (
+                "/v3/auth/user/add",
+                json!({"name": NODE_USER, "password": node_password}),
+            ),
+            (
+                "/v3/auth/user/grant",
+                json!({"user": NODE_USER, "role": NODE_USER}),
+            ),
+            ("/v3/auth/enable", json!({})),
+        ];
+        for (path, body) in calls {
+            smol::block_on(client.call(path, &body))
+                .map_err(|e| io::Error::other(format!("setting up etcd's users ({path}): {e}")))?;
+        }
+        self.auth_enabled = true;
+        // What was done, for whoever looks at the directory (the password
+        // files hold the secrets, not this).
+        let record = format!(
+            "user add root (password in memory only); user grant-role root root\n\
+             role add {NODE_USER}; role grant-permission {NODE_USER} readwrite --prefix {NODE_KEYS}\n\
+             user add {NODE_USER} (password in {}); user grant-role {NODE_USER} {NODE_USER}\n\
+             auth enable\n",
+            secured.node_password_file.display()
+        );
+        let dir = secured.node_password_file.parent().expect("in pki/");
+        fs::write(dir.join("auth.txt"), record)?;
+        Ok(())
+    }
+
+    /// Whether the members speak TLS and require logins.
+    pub fn is_secure(&self) -> bool {
+        self.secure.is_some()
+    }
+
+    /// What a node is given to reach the cluster: the CA, the client
+    /// certificate, and the nodes' user with its password file. Empty for
+    /// a plain cluster.
+    pub fn node_creds(&self) -> EtcdCreds {
+        match &self.secure {
+            None => EtcdCreds::default(),
+            Some(s) => EtcdCreds {
+                cacert: Some(s.pki.ca.clone()),
+                cert: Some(s.pki.client_cert.clone()),
+                key: Some(s.pki.client_key.clone()),
+                user: Some(NODE_USER.into()),
+                password_file: Some(s.node_password_file.clone()),
+            },
+        }
+    }
+
+    /// The certificates, for a secure cluster.
+    pub fn pki(&self) -> Option<&Pki> {
+        self.secure.as_ref().map(|s| &s.pki)
+    }
+
+    /// What the root user connects with (TLS and its login), for setup and
+    /// tests; `Security::default()` for a plain cluster.
+    pub fn root_security(&self) -> io::Result<Security> {
+        let Some(s) = &self.secure else {
+            return Ok(Security::default());
+        };
+        let mut creds = self.node_creds();
+        creds.user = None;
+        creds.password_file = None;
+        let mut security = creds.load(true).map_err(io::Error::other)?;
+        security.login = Some(s.root.clone());
+        Ok(security)
+    }
+
+    /// A client of every member, as root when authentication is on.
+    pub fn root_client(&self, timeout: Duration) -> io::Result<EtcdClient> {
+        Ok(EtcdClient::new(self.endpoints(), 0, timeout).with_security(&self.root_security()?))
+    }
+
+    /// A client of `endpoint` (of every member: `None`) with TLS if the
+    /// cluster has it, and root's login once authentication is on.
+    fn client_as(&self, endpoint: Option<String>, timeout: Duration) -> io::Result<EtcdClient> {
+        let endpoints = endpoint.map_or_else(|| self.endpoints(), |e| vec![e]);
+        let mut security = self.root_security()?;
+        if !self.auth_enabled {
+            security.login = None;
+        }
+        Ok(EtcdClient::new(endpoints, 0, timeout).with_security(&security))
     }
 
     pub fn members(&self) -> &[EtcdMember] {
@@ -144,10 +322,15 @@ impl EtcdCluster {
     /// Starts member `i` (again, on its data directory). It does not wait:
     /// a lone member cannot serve until a quorum is up.
     pub fn start_member(&mut self, i: usize) -> io::Result<()> {
+        let scheme = if self.secure.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let initial: Vec<String> = self
             .members
             .iter()
-            .map(|m| format!("{}=http://{}", m.name, m.peer_addr))
+            .map(|m| format!("{}={scheme}://{}", m.name, m.peer_addr))
             .collect();
         let m = &mut self.members[i];
         if m.child.is_some() {
@@ -157,9 +340,9 @@ impl EtcdCluster {
             .append(true)
             .create(true)
             .open(&m.log)?;
-        let client_url = format!("http://{}", m.client_addr);
-        let peer_url = format!("http://{}", m.peer_addr);
-        let args = [
+        let client_url = format!("{scheme}://{}", m.client_addr);
+        let peer_url = format!("{scheme}://{}", m.peer_addr);
+        let mut args: Vec<String> = vec![
             "--name".into(),
             m.name.clone(),
             "--data-dir".into(),
@@ -196,6 +379,33 @@ impl EtcdCluster {
             "--snapshot-count".into(),
             "10000".into(),
         ];
+        if let Some(secured) = &self.secure {
+            let pki = &secured.pki;
+            let path = |p: &Path| p.display().to_string();
+            // Clients and peers alike must show a certificate our CA
+            // signed; members present the one server certificate.
+            args.extend([
+                "--cert-file".into(),
+                path(&pki.server_cert),
+                "--key-file".into(),
+                path(&pki.server_key),
+                "--trusted-ca-file".into(),
+                path(&pki.ca),
+                "--client-cert-auth".into(),
+                "--peer-cert-file".into(),
+                path(&pki.server_cert),
+                "--peer-key-file".into(),
+                path(&pki.server_key),
+                "--peer-trusted-ca-file".into(),
+                path(&pki.ca),
+                "--peer-client-cert-auth".into(),
+            ]);
+        }
+        // Beside its log, for whoever wants to see how the member runs
+        // (TLS, --client-cert-auth) without reading its log.
+        let mut line = vec![self.binary.display().to_string()];
+        line.extend(args.iter().chain(&self.extra).cloned());
+        fs::write(m.log.with_extension("args"), line.join(" ") + "\n")?;
         // The watchdog: etcd in the background, and beside it a reader of
         // our pipe that SIGKILLs etcd when the pipe closes; the shell exits
         // with etcd, so an exit on its own shows as the child's. (A
@@ -225,10 +435,13 @@ impl EtcdCluster {
     /// `timeout` naming the member and the end of its log.
     pub fn wait_healthy(&mut self, timeout: Duration) -> io::Result<()> {
         let deadline = Instant::now() + timeout;
-        for m in &mut self.members {
+        let clients = self
+            .members
+            .iter()
+            .map(|m| self.client_as(Some(m.client_addr.to_string()), Duration::from_secs(1)))
+            .collect::<io::Result<Vec<_>>>()?;
+        for (m, mut client) in self.members.iter_mut().zip(clients) {
             let Some(child) = &mut m.child else { continue };
-            let mut client =
-                EtcdClient::new(vec![m.client_addr.to_string()], 0, Duration::from_secs(1));
             let probe = json!({"key": base64::encode(b"gcounter-health")});
             loop {
                 if let Some(status) = child.try_wait()? {
@@ -240,8 +453,13 @@ impl EtcdCluster {
                         crate::local::log_tail(&m.log)
                     )));
                 }
-                if smol::block_on(client.call("/v3/kv/range", &probe)).is_ok() {
-                    break;
+                match smol::block_on(client.call("/v3/kv/range", &probe)) {
+                    Ok(_) => break,
+                    // A bad certificate or login will not get better.
+                    Err(CallError::Refused(why)) => {
+                        return Err(io::Error::other(format!("{}: {why}", m.name)))
+                    }
+                    Err(_) => {}
                 }
                 if Instant::now() >= deadline {
                     return Err(io::Error::other(format!(

@@ -26,7 +26,7 @@
 //! goes to the same worker, so calls on one key keep their order.
 
 use super::client::{CallError, EtcdClient};
-use super::{base64, EtcdTarget};
+use super::{base64, EtcdTarget, Security};
 use crate::conn::{Event, Link, LinkId, Source};
 use async_channel::{Receiver, Sender};
 use gcounter_core::protocol::{parse_line, write_line};
@@ -51,6 +51,7 @@ pub(crate) fn spawn_link(
     id: LinkId,
     name: &str,
     target: &EtcdTarget,
+    security: &Security,
     node: &str,
     events: Sender<Event>,
     queue_len: usize,
@@ -60,7 +61,8 @@ pub(crate) fn spawn_link(
     let workers = (0..WORKERS)
         .map(|w| {
             let (tx, rx) = async_channel::bounded(WORKER_QUEUE);
-            let client = EtcdClient::new(target.endpoints.clone(), first + w, CALL_TIMEOUT);
+            let client = EtcdClient::new(target.endpoints.clone(), first + w, CALL_TIMEOUT)
+                .with_security(security);
             let worker = Worker {
                 id,
                 client,
