@@ -26,8 +26,9 @@
 //! they run one after another; the other blocks run beside them.
 //! "A cluster across machines" runs on one machine: 10.0.0.1-3 become the
 //! loopback addresses 127.0.0.1-3 (all of 127.0.0.0/8 is loopback on
-//! Linux), as the README says. Blocks that run etcd are skipped, in one
-//! line, without it (see `common::requires`).
+//! Linux), as the README says. Blocks that run etcd, or make a secret
+//! with openssl, are skipped, in one line, without it (see
+//! `common::requires`).
 
 use crate::common::{gcounter, requires, run_with_limit};
 use std::io::{Read, Write};
@@ -83,6 +84,10 @@ impl Block {
                 || c.text.contains("--kv etcd")
                 || c.text.contains("etcd://")
         })
+    }
+
+    fn uses_openssl(&self) -> bool {
+        self.cmds.iter().any(|c| c.text.contains("openssl "))
     }
 
     fn holds_ports(&self) -> bool {
@@ -504,10 +509,14 @@ fn every_readme_command_block_runs_as_written() {
             "the exception `{text}` is no longer in README.md: remove it"
         );
     }
-    let mut etcd: Option<bool> = None;
+    // Asked once each, so a skip is one line.
+    let (mut etcd, mut openssl) = (None, None);
     let mut runnable = Vec::new();
     for block in blocks {
         if block.uses_etcd() && !*etcd.get_or_insert_with(|| requires::etcd().is_some()) {
+            continue;
+        }
+        if block.uses_openssl() && !*openssl.get_or_insert_with(|| requires::openssl().is_some()) {
             continue;
         }
         runnable.push(block);
