@@ -349,8 +349,9 @@ pub fn gcounter_test_exact(store: &Store, args: &[&str], limit: Duration) -> std
     run_with_limit(cmd, limit)
 }
 
-/// Runs `cmd` to the end, its output captured; SIGKILLs it after `limit`.
-fn run_with_limit(mut cmd: Command, limit: Duration) -> std::process::Output {
+/// Runs `cmd` to the end, its output captured; SIGKILLs it after `limit`,
+/// and its process group too when it leads one (a shell's children).
+pub fn run_with_limit(mut cmd: Command, limit: Duration) -> std::process::Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().expect("gcounter test starts");
     let pid = child.id();
@@ -362,6 +363,11 @@ fn run_with_limit(mut cmd: Command, limit: Duration) -> std::process::Output {
                 return;
             }
         }
+        // `-PID` names a group only if the child leads one; else it fails.
+        let _ = Command::new("kill")
+            .args(["-9", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
         let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
     });
     let out = child.wait_with_output().expect("gcounter test finishes");

@@ -1,4 +1,5 @@
-//! What a test needs beyond Rust, git and python3: etcd and Chromium.
+//! What a test needs beyond Rust, git and python3: etcd, Chromium and,
+//! for the README's secrets, openssl.
 //!
 //! `cargo test --workspace --locked` must pass on a machine with Rust, git
 //! and python3 only (the README's second command), so a test whose
@@ -32,6 +33,16 @@ pub fn etcd() -> Option<PathBuf> {
     match on_path(OsStr::new("etcd")) {
         Some(etcd) => Some(etcd),
         None => missing("etcd", "etcd-server", "no `etcd` on PATH"),
+    }
+}
+
+/// The `openssl` binary on PATH, with which the README's examples make a
+/// cluster's secret (`tests/e2e/readme.rs`); `None` when the test is to be
+/// skipped.
+pub fn openssl() -> Option<PathBuf> {
+    match on_path(OsStr::new("openssl")) {
+        Some(openssl) => Some(openssl),
+        None => missing("openssl", "openssl", "no `openssl` on PATH"),
     }
 }
 
