@@ -208,6 +208,20 @@ fn foreground(args: Args) -> ExitCode {
     if let Err(e) = write_state(&cluster) {
         return fail(1, format!("cluster: cannot write {}: {e}", state.display()));
     }
+    if let Some(target) = cluster.etcd_target() {
+        // etcdctl's --endpoints form, for pointing another command (or
+        // etcdctl) at the cluster's etcd with the files of DIR/pki.
+        let scheme = if target.tls { "https" } else { "http" };
+        let endpoints: Vec<String> = target
+            .endpoints
+            .iter()
+            .map(|e| format!("{scheme}://{e}"))
+            .collect();
+        let file = dir.join("etcd-endpoints");
+        if let Err(e) = std::fs::write(&file, endpoints.join(",") + "\n") {
+            return fail(1, format!("cluster: cannot write {}: {e}", file.display()));
+        }
+    }
     print_table(&cluster, &control_addr.to_string());
     if !cluster.started_over().is_empty() {
         eprintln!(
