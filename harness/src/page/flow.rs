@@ -11,6 +11,7 @@
 //! arrow.
 
 use super::escape;
+use super::place::{first_free, Segment, TextBox, TEXT_H};
 use crate::explain::{Change, Overwrite};
 use crate::testcore::{Fate, Trace, TraceEntry};
 use std::fmt::Write;
@@ -28,91 +29,6 @@ const TOP: f64 = 50.0;
 /// Room right of the last lane for the "erased here" mark, before the
 /// column of labels.
 const MARK_ROOM: f64 = 130.0;
-/// An 11 px sans-serif character is at most about this wide, and a line
-/// of text this high: the boxes the layout keeps arrows out of.
-const CHAR_W: f64 = 6.5;
-const TEXT_H: f64 = 14.0;
-/// The half width of an arrow's head and stroke: a box this close to a
-/// segment touches it.
-const STROKE: f64 = 3.0;
-
-/// A box of text, `x`/`y` its top left corner.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct TextBox {
-    pub x: f64,
-    pub y: f64,
-    pub w: f64,
-    pub h: f64,
-}
-
-impl TextBox {
-    fn of(text: &str, x: f64, y: f64) -> TextBox {
-        TextBox {
-            x,
-            y,
-            w: text.chars().count() as f64 * CHAR_W + 4.0,
-            h: TEXT_H,
-        }
-    }
-
-    fn overlaps(&self, o: &TextBox) -> bool {
-        self.x < o.x + o.w && o.x < self.x + self.w && self.y < o.y + o.h && o.y < self.y + self.h
-    }
-
-    /// Whether the segment passes within [`STROKE`] of the box.
-    pub(super) fn hit_by(&self, s: &Segment) -> bool {
-        let b = TextBox {
-            x: self.x - STROKE,
-            y: self.y - STROKE,
-            w: self.w + 2.0 * STROKE,
-            h: self.h + 2.0 * STROKE,
-        };
-        let inside = |x: f64, y: f64| x >= b.x && x <= b.x + b.w && y >= b.y && y <= b.y + b.h;
-        if inside(s.x1, s.y1) || inside(s.x2, s.y2) {
-            return true;
-        }
-        let (l, r, t, bo) = (b.x, b.x + b.w, b.y, b.y + b.h);
-        [(l, t, r, t), (r, t, r, bo), (r, bo, l, bo), (l, bo, l, t)]
-            .iter()
-            .any(|&(x1, y1, x2, y2)| crosses(s, &Segment { x1, y1, x2, y2 }))
-    }
-}
-
-/// An arrow's line, from its tail to its head.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Segment {
-    pub x1: f64,
-    pub y1: f64,
-    pub x2: f64,
-    pub y2: f64,
-}
-
-/// Whether two segments intersect (touching counts).
-fn crosses(a: &Segment, b: &Segment) -> bool {
-    let orient = |px: f64, py: f64, qx: f64, qy: f64, rx: f64, ry: f64| {
-        let v = (qx - px) * (ry - py) - (qy - py) * (rx - px);
-        if v.abs() < 1e-9 {
-            0
-        } else if v > 0.0 {
-            1
-        } else {
-            -1
-        }
-    };
-    let on = |px: f64, py: f64, qx: f64, qy: f64, rx: f64, ry: f64| {
-        rx >= px.min(qx) && rx <= px.max(qx) && ry >= py.min(qy) && ry <= py.max(qy)
-    };
-    let o1 = orient(a.x1, a.y1, a.x2, a.y2, b.x1, b.y1);
-    let o2 = orient(a.x1, a.y1, a.x2, a.y2, b.x2, b.y2);
-    let o3 = orient(b.x1, b.y1, b.x2, b.y2, a.x1, a.y1);
-    let o4 = orient(b.x1, b.y1, b.x2, b.y2, a.x2, a.y2);
-    (o1 != o2 && o3 != o4)
-        || (o1 == 0 && on(a.x1, a.y1, a.x2, a.y2, b.x1, b.y1))
-        || (o2 == 0 && on(a.x1, a.y1, a.x2, a.y2, b.x2, b.y2))
-        || (o3 == 0 && on(b.x1, b.y1, b.x2, b.y2, a.x1, a.y1))
-        || (o4 == 0 && on(b.x1, b.y1, b.x2, b.y2, a.x2, a.y2))
-}
-
 /// What an arrow stands for in the story.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -236,8 +152,8 @@ fn lane_order(id: &str) -> (u8, String) {
     (rank, id.to_string())
 }
 
-/// Places `text` near `(x, y)` where no arrow passes and no other label
-/// is: the first free place among a few around the point.
+/// Places `text` near `(x, y)` (an arrow's tail, where the erasing
+/// write landed) where no arrow passes and no other label is.
 fn place(
     text: &str,
     x: f64,
@@ -245,6 +161,8 @@ fn place(
     arrows: &[(Segment, &'static str)],
     taken: &[(TextBox, String, &'static str)],
 ) -> Option<TextBox> {
+    let segments: Vec<Segment> = arrows.iter().map(|(s, _)| *s).collect();
+    let boxes: Vec<TextBox> = taken.iter().map(|(b, _, _)| *b).collect();
     let w = TextBox::of(text, 0.0, 0.0).w;
     let candidates = [
         (x + 6.0, y - TEXT_H - 2.0),
@@ -255,15 +173,9 @@ fn place(
         (x - w - 6.0, y - TEXT_H / 2.0),
         (x + 6.0, y - 2.0 * TEXT_H - 2.0),
         (x - w - 6.0, y - 2.0 * TEXT_H - 2.0),
-    ];
-    candidates.into_iter().find_map(|(bx, by)| {
-        let b = TextBox::of(text, bx, by);
-        let free = b.x >= 0.0
-            && b.y >= TOP - 10.0
-            && !arrows.iter().any(|(s, _)| b.hit_by(s))
-            && !taken.iter().any(|(t, _, _)| t.overlaps(&b));
-        free.then_some(b)
-    })
+    ]
+    .map(|(bx, by)| TextBox::of(text, bx, by));
+    first_free(&candidates, &segments, &boxes).filter(|b| b.x >= 0.0 && b.y >= TOP - 10.0)
 }
 
 /// Lays the story out.
@@ -441,7 +353,7 @@ pub(super) fn render(l: &Layout) -> String {
     for (b, text, colour) in &l.labels {
         let _ = write!(
             out,
-            r#"<text class="label" x="{:.1}" y="{:.1}" fill="{colour}">{}</text>"#,
+            r#"<text class="label" x="{:.1}" y="{:.1}" fill="{colour}" stroke="white" stroke-width="3" paint-order="stroke">{}</text>"#,
             b.x + 2.0,
             b.y + TEXT_H - 3.0,
             escape(text)
@@ -466,26 +378,6 @@ mod tests {
         let (run, e) = super::super::naive_run(seed);
         let o = example_overwrite(&e?.overwrites)?.clone();
         Some((o, run.outcome.trace))
-    }
-
-    #[test]
-    fn crossing_segments_are_found_and_parallel_ones_are_not() {
-        let s = |x1, y1, x2, y2| Segment { x1, y1, x2, y2 };
-        assert!(crosses(&s(0.0, 0.0, 10.0, 10.0), &s(0.0, 10.0, 10.0, 0.0)));
-        assert!(!crosses(&s(0.0, 0.0, 10.0, 0.0), &s(0.0, 1.0, 10.0, 1.0)));
-        assert!(crosses(&s(0.0, 0.0, 10.0, 0.0), &s(5.0, 0.0, 20.0, 0.0)));
-        let b = TextBox {
-            x: 10.0,
-            y: 10.0,
-            w: 20.0,
-            h: 10.0,
-        };
-        // Straight through, ending inside, passing by within the stroke.
-        assert!(b.hit_by(&s(0.0, 15.0, 40.0, 15.0)));
-        assert!(b.hit_by(&s(0.0, 0.0, 15.0, 15.0)));
-        assert!(b.hit_by(&s(0.0, 8.0, 40.0, 8.0)));
-        assert!(!b.hit_by(&s(0.0, 0.0, 40.0, 0.0)));
-        assert!(!b.hit_by(&s(0.0, 30.0, 9.0, 40.0)));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod flow;
 mod html;
+pub mod place;
 mod svg;
 mod why;
 
