@@ -50,6 +50,7 @@ td, th {{ border: 1px solid #ccc; padding: .25em .7em; text-align: left; }}
 figure {{ margin: 1em 0; }}
 .timeline {{ overflow-x: auto; border: 1px solid #ddd; }}
 tr.warning td {{ background: #fff3cd; }}
+#glossary dt {{ font-weight: bold; margin-top: .4em; }}
 #why pre {{ white-space: pre-wrap; background: #fbeeee; padding: .6em; border-left: 4px solid #c0392b; }}
 </style></head><body>
 <h1>{title}</h1>
