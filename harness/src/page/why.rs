@@ -186,15 +186,26 @@ fn told(o: &Overwrite) -> String {
         1 => "1 state behind the newest".to_string(),
         n => format!("{n} states behind the newest"),
     };
-    let own = match (o.wrote.as_i64(), o.basis.value.as_i64()) {
+    // A read of a key not yet written answers nothing: the node counts
+    // from 0.
+    let basis = o
+        .basis
+        .value
+        .as_i64()
+        .or(o.basis.value.is_null().then_some(0));
+    let read = if o.basis.value.is_null() {
+        "nothing (the key did not exist yet)".to_string()
+    } else {
+        o.basis.value.to_string()
+    };
+    let own = match (o.wrote.as_i64(), basis) {
         (Some(w), Some(b)) if w == b => ", added nothing of its own".to_string(),
         (Some(w), Some(b)) if w > b => format!(", added its client's +{}", w - b),
         _ => String::new(),
     };
     let erased: Vec<String> = o.erased.iter().map(erased_change).collect();
     format!(
-        "read {} from {} at {:.3} s (state {}, {behind}){own} and wrote {} over {} (state {}) of {}: it erased {}",
-        o.basis.value,
+        "read {read} from {} at {:.3} s (state {}, {behind}){own} and wrote {} over {} (state {}) of {}: it erased {}",
         plain_key(&o.key),
         o.basis.read_at_s,
         o.basis.state,
@@ -353,6 +364,40 @@ mod tests {
             "none: it put back 2 increments an earlier overwrite had erased"
         );
         assert_eq!(net(1), "1 increment");
+    }
+
+    #[test]
+    fn an_overwrite_from_a_read_of_no_key_counts_from_zero() {
+        let o = Overwrite {
+            key: "\"counter\"".into(),
+            node: "n2".into(),
+            time_s: 0.2,
+            wrote: Value::from(3),
+            basis: crate::explain::Basis {
+                state: 0,
+                value: Value::Null,
+                behind: 1,
+                read_at_s: 0.1,
+            },
+            replaced_state: 1,
+            replaced_value: Value::from(2),
+            cause: crate::explain::Cause::StaleRead,
+            erased: vec![Change {
+                state: 1,
+                node: "n1".into(),
+                time_s: 0.15,
+                value: Value::from(2),
+                increment: Some(2),
+            }],
+            lost: 2,
+            trace_ids: Vec::new(),
+        };
+        assert_eq!(
+            told(&o),
+            "read nothing (the key did not exist yet) from counter at 0.100 s (state 0, 1 state \
+             behind the newest), added its client's +3 and wrote 3 over 2 (state 1) of counter: \
+             it erased n1's +2 (written at 0.150 s)"
+        );
     }
 
     #[test]
