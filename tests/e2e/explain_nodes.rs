@@ -39,14 +39,16 @@ fn an_over_count_is_named_and_explained_from_the_trace() {
     assert!(stdout.contains(&format!("  over: {above} (")), "{stdout}");
     assert!(
         stdout.contains("why: over-count: ")
-            && stdout.contains(&format!(" over; {above} explained, 0 unexplained")),
+            && stdout.contains(&format!(
+                " increment(s) over; {above} explained, 0 unexplained"
+            )),
         "{stdout}"
     );
     assert!(!stdout.contains("why: 0 acknowledged"), "{stdout}");
     // Which keys the read summed, who wrote them, and who added too much.
     assert!(stdout.contains("counter-n1 = "), "{stdout}");
     assert!(
-        stdout.contains("to the keys read (counter-") && stdout.contains("too many"),
+        stdout.contains("increment(s) to the keys read (counter-") && stdout.contains("too many"),
         "{stdout}"
     );
     assert!(

@@ -152,11 +152,11 @@ fn a_cas_from_v_to_v_before_a_stale_final_read_is_named_a_no_op_sync() {
     // Short by n1's 3 once: the answer is the last read's, not the sum
     // over both stale reads.
     assert!(
-        text.contains("final read of c1 on n0 was 3 short"),
+        text.contains("final read of c1 on n0 was 3 increment(s) short"),
         "{text}"
     );
     assert!(
-        text.contains("n0 synced with a cas of counter from 5 to 5, which changes nothing: seq-kv answered it from state 1, 1 behind the newest (2)"),
+        text.contains("n0 synced with a cas of counter from 5 to 5, which changes nothing: seq-kv answered it from state 1, 1 state(s) behind the newest (state 2)"),
         "{text}"
     );
     assert!(text.contains("fix: a sync must change the store"), "{text}");
@@ -181,7 +181,7 @@ fn a_write_of_the_value_already_there_before_a_stale_final_read_is_named_a_no_op
     });
     let text = run.lines().join("\n");
     assert!(
-        text.contains("n0 synced with a write of 5 to counter, the value state 1 already held, which changes nothing: seq-kv answered it from state 1, 1 behind the newest (2)"),
+        text.contains("n0 synced with a write of 5 to counter, the value state 1 already held, which changes nothing: seq-kv answered it from state 1, 1 state(s) behind the newest (state 2)"),
         "{text}"
     );
     assert!(text.contains("fix: a sync must change the store"), "{text}");
@@ -193,7 +193,7 @@ fn a_write_of_the_value_already_there_before_a_stale_final_read_is_named_a_no_op
 fn a_stale_final_read_without_a_sync_gets_the_generic_fix() {
     let text = shared_counter(|_| {}).lines().join("\n");
     assert!(
-        text.contains("final read of c1 on n0 was 3 short"),
+        text.contains("final read of c1 on n0 was 3 increment(s) short"),
         "{text}"
     );
     assert!(!text.contains("synced with"), "{text}");
@@ -259,9 +259,9 @@ fn a_count_written_into_another_nodes_key_is_named_an_over_count() {
     let text = run.lines().join("\n");
     assert!(!text.contains("why: 0 acknowledged"), "{text}");
     for expected in [
-        "why: over-count: 2 final read(s) above every acceptable value (at most 7), the highest c1's 10 on n0, 3 over; 3 explained, 0 unexplained",
+        "why: over-count: 2 final read(s) above every acceptable value (at most 7), the highest c1's 10 on n0, 3 increment(s) over; 3 explained, 0 unexplained",
         "n0's final read of 10 read counter-n0 = 5 (written by n0), counter-n1 = 5 (written by n0)",
-        "n0's changes added 8 to the keys read (counter-n0 +5, counter-n1 +3), more than the 5 it acknowledged: 3 too many",
+        "n0's changes added 8 increment(s) to the keys read (counter-n0 +5, counter-n1 +3), more than the 5 it acknowledged: 3 too many",
         "fix: count each add in one place: n0 put its count into 2 keys",
     ] {
         assert!(text.contains(expected), "no `{expected}` in:\n{text}");

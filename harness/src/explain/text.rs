@@ -78,7 +78,7 @@ impl Explanation {
             let erased: usize = self.overwrites.iter().map(|o| o.erased.len()).sum();
             let sum: i64 = self.overwrites.iter().map(|o| o.lost).sum();
             lines.push(format!(
-                "  {} overwrite(s) erased {erased} write(s), {sum} increment(s) in all: {} after a stale read, {} concurrent",
+                "  {} overwrite(s) erased {erased} write(s), {sum} increment(s) in all: {} overwrite(s) after a stale read, {} concurrent",
                 self.overwrites.len(),
                 count(Cause::StaleRead),
                 count(Cause::Concurrent)
@@ -96,14 +96,14 @@ impl Explanation {
         }
         for u in &self.unwritten {
             lines.push(format!(
-                "  {} acknowledged {} but its writes added only {}: {} never reached the store",
+                "  {} acknowledged {} increment(s) but its writes added only {}: {} increment(s) never reached the store",
                 u.node, u.acknowledged_sum, u.written_sum, u.missing
             ));
         }
         for s in self.stale_final_reads.iter().take(3) {
             let worst = s.reads.iter().map(|r| r.behind).max().unwrap_or(0);
             lines.push(format!(
-                "  final read of {} on {} was {} short: served up to {worst} state(s) behind the newest",
+                "  final read of {} on {} was {} increment(s) short: served up to {worst} state(s) behind the newest",
                 s.client, s.node, s.shortfall
             ));
             if let Some(sync) = &s.noop_sync {
@@ -118,7 +118,10 @@ impl Explanation {
                     let read = a
                         .final_read
                         .map_or("no final read".into(), |v| format!("final read {v}"));
-                    format!("{} acknowledged {} ({read})", a.node, a.acknowledged_sum)
+                    format!(
+                        "{} acknowledged {} increment(s) ({read})",
+                        a.node, a.acknowledged_sum
+                    )
                 })
                 .collect();
             lines.push(format!(
@@ -164,7 +167,7 @@ impl NoopSync {
         };
         format!(
             "{node} synced with {what}, which changes nothing: seq-kv answered it from state {}, \
-             {} behind the newest ({}), and left {node}'s view there, so the reads after it were \
+             {} state(s) behind the newest (state {}), and left {node}'s view there, so the reads after it were \
              stale too",
             self.state, self.behind, self.newest
         )
@@ -175,7 +178,7 @@ impl OverCount {
     fn lines(&self, lines: &mut Vec<String>) {
         lines.push(format!(
             "why: over-count: {} final read(s) above every acceptable value (at most {}), the \
-             highest {}'s {} on {}, {} over; {} explained, {} unexplained",
+             highest {}'s {} on {}, {} increment(s) over; {} explained, {} unexplained",
             self.count,
             self.highest_acceptable,
             self.client,
@@ -224,7 +227,7 @@ impl OverCount {
                 String::new()
             };
             lines.push(format!(
-                "  {}'s changes added {} to the keys read ({}), more than the {} it acknowledged{indeterminate}: {} too many",
+                "  {}'s changes added {} increment(s) to the keys read ({}), more than the {} it acknowledged{indeterminate}: {} too many",
                 w.node,
                 w.added,
                 keys.join(", "),
@@ -237,7 +240,7 @@ impl OverCount {
             // The rest of the lineage's account: the sum over all nodes
             // of added minus acknowledged is what the store holds too much.
             lines.push(format!(
-                "  note: those add up to {extras}, more than the {} over: other nodes' changes \
+                "  note: those add up to {extras} increment(s), more than the {} over: other nodes' changes \
                  added less than they acknowledged",
                 self.above
             ));

@@ -7,6 +7,7 @@
 use super::event::{Actor, Event};
 use super::trace::{Fate, Trace, Why};
 use crate::page::escape;
+use crate::page::place::{beside, first_free, Segment, TextBox, TEXT_H};
 use std::fmt::Write;
 
 const COL: f64 = 170.0;
@@ -115,6 +116,8 @@ pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote], why: Option<&Why>
         LEFT - 10.0,
         y(0) + 4.0
     );
+    // Text drawn with the steps, which message labels must not cover.
+    let mut fixed: Vec<TextBox> = Vec::new();
     for (i, step) in trace.steps.iter().enumerate() {
         let yy = y(i + 1);
         let culprit = why.is_some_and(|w| w.step == i + 1);
@@ -134,6 +137,11 @@ pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote], why: Option<&Why>
         );
         match step.event {
             Event::Recover => {
+                fixed.push(TextBox::of(
+                    "recovery: time jumps to 10.0 s",
+                    LEFT + 4.0,
+                    yy - 4.0 - TEXT_H + 3.0,
+                ));
                 let _ = write!(
                     out,
                     r##"<line x1="{LEFT}" y1="{yy}" x2="{width}" y2="{yy}" stroke="#e0a000" stroke-dasharray="6,4"/><text x="{}" y="{}" fill="#b07800">recovery: time jumps to {:.1} s</text>"##,
@@ -144,6 +152,11 @@ pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote], why: Option<&Why>
             }
             Event::Fire { node } => {
                 let xx = x(Actor::Node(node));
+                fixed.push(TextBox::of(
+                    "timer (0.000 s)",
+                    xx + 9.0,
+                    yy - 6.0 - TEXT_H + 3.0,
+                ));
                 let _ = write!(
                     out,
                     r##"<circle cx="{xx}" cy="{yy}" r="6" fill="#f5c542" stroke="#b07800"/><text x="{}" y="{}" fill="#b07800">timer ({:.3} s)</text>"##,
@@ -155,8 +168,12 @@ pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote], why: Option<&Why>
             _ => {}
         }
     }
-    // Messages.
+    // Messages: every arrow first, then each label where no arrow
+    // crosses it (see `page::place`); a label with no free place beside
+    // its arrow goes to a column right of every lifeline, at its height.
     let culprit = why.and_then(|w| w.msg);
+    let mut segments = Vec::new();
+    let mut labels: Vec<(String, &'static str, bool, Segment)> = Vec::new();
     for (index, m) in trace.msgs.iter().enumerate() {
         let erasing = culprit == Some(index);
         let (x1, x2) = (x(m.src), x(m.dest));
@@ -191,26 +208,58 @@ pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote], why: Option<&Why>
                 hex("red")
             );
         }
-        let (mx, my) = ((x1 + x_end) / 2.0, (y1 + y_end) / 2.0);
+        let seg = Segment {
+            x1,
+            y1,
+            x2: x_end,
+            y2: y_end,
+        };
+        segments.push(seg);
+        labels.push((format!("{}{note}", m.label), hex(name), false, seg));
+        if let (true, Some(w)) = (erasing, why) {
+            let erased: Vec<String> = w.erased.iter().map(|d| format!("+{d}")).collect();
+            labels.push((
+                format!("erases {}", erased.join(", ")),
+                hex("red"),
+                true,
+                seg,
+            ));
+        }
+    }
+    let column = LEFT + cols.len() as f64 * COL + 10.0;
+    let mut taken: Vec<TextBox> = fixed;
+    let mut right = width;
+    for (text, fill, bold, seg) in &labels {
+        let b = first_free(
+            &beside(text, seg.x1, seg.y1, seg.x2, seg.y2),
+            &segments,
+            &taken,
+        )
+        .unwrap_or_else(|| {
+            let mut b = TextBox::of(text, column, seg.y1 - TEXT_H / 2.0);
+            while taken.iter().any(|t| t.overlaps(&b)) {
+                b.y += TEXT_H;
+            }
+            b
+        });
+        taken.push(b);
+        right = right.max(b.x + b.w + 10.0);
         let _ = write!(
             out,
-            r#"<text x="{mx:.1}" y="{:.1}" text-anchor="middle" fill="{}" stroke="white" stroke-width="3" paint-order="stroke">{}{}</text>"#,
-            my - 3.0,
-            hex(name),
-            escape(&m.label),
-            note
+            r#"<text class="label" x="{:.1}" y="{:.1}" fill="{fill}" stroke="white" stroke-width="3" paint-order="stroke"{}>{}</text>"#,
+            b.x + 2.0,
+            b.y + TEXT_H - 3.0,
+            if *bold { r#" font-weight="bold""# } else { "" },
+            escape(text)
         );
-        if let (true, Some(w)) = (erasing, why) {
-            // What it erased, under the arrow.
-            let erased: Vec<String> = w.erased.iter().map(|d| format!("+{d}")).collect();
-            let _ = write!(
-                out,
-                r#"<text x="{mx:.1}" y="{:.1}" text-anchor="middle" fill="{}" font-weight="bold" stroke="white" stroke-width="3" paint-order="stroke">erases {}</text>"#,
-                my + 13.0,
-                hex("red"),
-                erased.join(", ")
-            );
-        }
+    }
+    if right > width {
+        // Labels moved to the column widen the picture.
+        out = out.replacen(
+            &format!(r#"viewBox="0 0 {width} {height}" width="{width}""#),
+            &format!(r#"viewBox="0 0 {right} {height}" width="{right}""#),
+            1,
+        );
     }
     for f in footnotes {
         let xx = x(f.actor);
@@ -229,7 +278,10 @@ pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote], why: Option<&Why>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::explore::bounds::Bounds;
     use crate::explore::event::MsgId;
+    use crate::explore::search;
+    use gcounter_core::{KvKind, StrategyKind};
     use std::time::Duration;
 
     #[test]
@@ -262,5 +314,66 @@ mod tests {
         // No service column when nothing used one.
         assert!(!svg.contains(">kv</text>"));
         assert_eq!(svg.matches("marker-end").count(), 3);
+    }
+
+    /// The lines and the label boxes of a diagram, read back from its SVG.
+    fn geometry(svg: &str) -> (Vec<Segment>, Vec<(TextBox, String)>) {
+        let num = |t: &str, name: &str| -> f64 {
+            t.split(&format!(" {name}=\""))
+                .nth(1)
+                .and_then(|v| v.split('"').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {t}"))
+        };
+        let mut segments = Vec::new();
+        let mut labels = Vec::new();
+        for t in svg.split('<') {
+            if t.starts_with("line ") && t.contains("marker-end") {
+                segments.push(Segment {
+                    x1: num(t, "x1"),
+                    y1: num(t, "y1"),
+                    x2: num(t, "x2"),
+                    y2: num(t, "y2"),
+                });
+            }
+            if let Some(rest) = t.strip_prefix(r#"text class="label""#) {
+                let text = rest.split_once('>').map_or("", |(_, x)| x).to_string();
+                let b = TextBox::of(&text, num(t, "x") - 2.0, num(t, "y") - TEXT_H + 3.0);
+                labels.push((b, text));
+            }
+        }
+        (segments, labels)
+    }
+
+    #[test]
+    fn no_arrow_crosses_a_label_of_the_naive_story() {
+        // The story `gcounter explore --strategy naive --adds 1` prints,
+        // found by the real search: both nodes read `counter` before
+        // either writes, so the arrows of the middle steps cross.
+        let mut bounds = Bounds::new(StrategyKind::Naive, KvKind::SeqKv);
+        bounds.adds = 1;
+        let report = crate::explore::explore(&bounds, Duration::from_secs(120)).expect("explores");
+        let (path, _) = report.shortest.expect("naive fails");
+        let world = search::replay(&bounds, &path, true).expect("replays");
+        let trace = world.into_trace().expect("a trace");
+        let why = trace.why().expect("a why");
+        let svg = svg(&trace, "naive", &[], Some(&why));
+        let (segments, labels) = geometry(&svg);
+        assert_eq!(segments.len(), trace.msgs.len(), "{svg}");
+        assert!(
+            labels.iter().any(|(_, t)| t.starts_with("erases +")),
+            "{svg}"
+        );
+        for (b, text) in &labels {
+            for s in &segments {
+                assert!(!b.hit_by(s), "`{text}` {b:?} crossed by {s:?}");
+            }
+            for (o, t2) in &labels {
+                assert!(
+                    std::ptr::eq(b, o) || !b.overlaps(o),
+                    "`{text}` meets `{t2}`"
+                );
+            }
+        }
     }
 }

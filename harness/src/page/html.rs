@@ -10,6 +10,9 @@ use std::fmt::Write;
 const LANE: f64 = 22.0;
 const TIMELINE_W: f64 = 1100.0;
 const LABEL_W: f64 = 60.0;
+/// Room right of the last second, so its tick label is not cut off at
+/// the picture's edge.
+const TIMELINE_PAD: f64 = 30.0;
 
 /// Figures whose values are files of the run directory, separated by
 /// `, `: shown as links.
@@ -47,6 +50,7 @@ td, th {{ border: 1px solid #ccc; padding: .25em .7em; text-align: left; }}
 figure {{ margin: 1em 0; }}
 .timeline {{ overflow-x: auto; border: 1px solid #ddd; }}
 tr.warning td {{ background: #fff3cd; }}
+#glossary dt {{ font-weight: bold; margin-top: .4em; }}
 #why pre {{ white-space: pre-wrap; background: #fbeeee; padding: .6em; border-left: 4px solid #c0392b; }}
 </style></head><body>
 <h1>{title}</h1>
@@ -131,7 +135,7 @@ fn timeline(ops: &[OpView], faults: &[FaultWindow]) -> String {
         .iter()
         .map(|o| o.end.unwrap_or(o.start))
         .fold(1.0, f64::max);
-    let scale = (TIMELINE_W - LABEL_W) / end;
+    let scale = (TIMELINE_W - LABEL_W - TIMELINE_PAD) / end;
     let height = lanes.len() as f64 * LANE + 30.0;
     let mut out = String::new();
     let _ = write!(
@@ -145,7 +149,7 @@ fn timeline(ops: &[OpView], faults: &[FaultWindow]) -> String {
         let x = LABEL_W + s as f64 * scale;
         let _ = write!(
             out,
-            r##"<line x1="{x:.1}" y1="0" x2="{x:.1}" y2="{}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle">{s}s</text>"##,
+            r##"<line x1="{x:.1}" y1="0" x2="{x:.1}" y2="{}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle">{s} s</text>"##,
             height - 20.0,
             height - 6.0
         );
@@ -249,5 +253,40 @@ mod tests {
         assert!(page.contains("g-counter &lt;test&gt;"));
         assert_eq!(page.matches("<rect x=").count(), 2);
         assert!(page.contains("add 3"));
+    }
+
+    #[test]
+    fn every_timeline_tick_label_fits_in_the_picture() {
+        // A run of 30 s: today's last tick, "30 s", used to be cut to "3(".
+        let ops: Vec<OpView> = [0.0, 12.0, 30.0]
+            .into_iter()
+            .map(|t| OpView {
+                client: "c1".into(),
+                kind: "read".into(),
+                start: t,
+                end: Some(t),
+                outcome: "ok".into(),
+                value: Some(1),
+            })
+            .collect();
+        let svg = timeline(&ops, &[]);
+        let ticks: Vec<(f64, &str)> = svg
+            .split("<text x=\"")
+            .skip(1)
+            .filter_map(|t| {
+                let (x, rest) = t.split_once('"')?;
+                let label = rest.split_once('>')?.1.split_once('<')?.0;
+                label
+                    .ends_with(" s")
+                    .then(|| (x.parse().ok(), label))
+                    .and_then(|(x, l)| Some((x?, l)))
+            })
+            .collect();
+        assert_eq!(ticks.last().map(|t| t.1), Some("30 s"), "{svg}");
+        for (x, label) in ticks {
+            // 11 px sans-serif: a character is at most about 7 px wide.
+            let half = label.len() as f64 * 7.0 / 2.0;
+            assert!(x - half >= 0.0 && x + half <= TIMELINE_W, "{label} at {x}");
+        }
     }
 }

@@ -6,7 +6,9 @@
 //! plotters needs system fonts (or an embedded TTF) to lay out text, and
 //! these are three simple charts.
 
+mod flow;
 mod html;
+pub mod place;
 mod svg;
 mod why;
 
@@ -97,6 +99,16 @@ pub fn fault_colour(fault: crate::nemesis::Fault) -> &'static str {
     }
 }
 
+/// A count of increments with its unit: a figure without one ("lost
+/// 380") leaves a learner guessing whether it counts adds or their sum.
+pub fn increments(n: u64) -> String {
+    if n == 1 {
+        "1 increment".into()
+    } else {
+        format!("{n} increments")
+    }
+}
+
 /// Escapes text for HTML and SVG.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -111,6 +123,19 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// A short simulated `naive` run with its trace kept, and its
+/// explanation: the page's tests draw real losses, seeded.
+#[cfg(test)]
+fn naive_run(seed: u64) -> (crate::sim::SimRun, Option<crate::explain::Explanation>) {
+    let mut cfg = crate::sim::SimConfig::evaluation(gcounter_core::StrategyKind::Naive);
+    cfg.workload.time_limit = std::time::Duration::from_secs(2);
+    cfg.workload.recovery = std::time::Duration::from_secs(1);
+    cfg.trace = 1_000_000;
+    let run = crate::sim::run(&cfg, seed).expect("the simulation completes");
+    let e = crate::explain::explain(&run.history, &run.check, &run.trace, &run.nemesis);
+    (run, e)
 }
 
 #[cfg(test)]

@@ -12,9 +12,21 @@ const RIGHT: f64 = 120.0;
 const TOP: f64 = 30.0;
 const BOTTOM: f64 = 45.0;
 
-/// A chart frame: axes, ticks and labels, with data drawn by the caller.
-struct Chart {
+/// A chart frame: axes, ticks and labels, with data drawn by the caller
+/// into `data`, which is clipped to the plot area: a point past the axes
+/// (the last second's bucket, a value above the top tick) must not draw
+/// over the labels and legend.
+pub(super) struct Chart {
     out: String,
+    /// What is drawn inside the axes.
+    pub(super) data: String,
+    /// Text beside the plot area (legend, labelled lines).
+    side: String,
+    /// The clip path's id: unique per title, since a page inlines several
+    /// charts and SVG ids share the page's namespace.
+    clip: String,
+    /// Where the last label beside the plot ends, to keep the next below.
+    side_bottom: f64,
     x_max: f64,
     y_min: f64,
     y_max: f64,
@@ -22,9 +34,30 @@ struct Chart {
 }
 
 impl Chart {
-    fn new(title: &str, x_max: f64, y_min: f64, y_max: f64, log_y: bool, y_label: &str) -> Chart {
+    pub(super) fn new(
+        title: &str,
+        x_max: f64,
+        y_min: f64,
+        y_max: f64,
+        log_y: bool,
+        y_label: &str,
+    ) -> Chart {
+        let clip: String = title
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
         let mut c = Chart {
             out: String::new(),
+            data: String::new(),
+            side: String::new(),
+            clip: format!("plot-{clip}"),
+            side_bottom: 0.0,
             x_max: x_max.max(1.0),
             y_min,
             y_max,
@@ -44,11 +77,11 @@ impl Chart {
         c
     }
 
-    fn x(&self, v: f64) -> f64 {
+    pub(super) fn x(&self, v: f64) -> f64 {
         LEFT + v / self.x_max * (W - LEFT - RIGHT)
     }
 
-    fn y(&self, v: f64) -> f64 {
+    pub(super) fn y(&self, v: f64) -> f64 {
         let (lo, hi, v) = if self.log_y {
             (
                 self.y_min.max(1e-3).log10(),
@@ -123,7 +156,7 @@ impl Chart {
         for w in faults {
             let (x0, x1) = (self.x(w.start), self.x(w.end.min(self.x_max)));
             let _ = write!(
-                self.out,
+                self.data,
                 r#"<rect x="{x0:.1}" y="{TOP}" width="{:.1}" height="{}" fill="{}" fill-opacity="0.15"><title>{} ({:.1}-{:.1} s)</title></rect>"#,
                 (x1 - x0).max(1.0),
                 H - TOP - BOTTOM,
@@ -140,7 +173,7 @@ impl Chart {
             let y = TOP + 10.0 + i as f64 * 18.0;
             let x = W - RIGHT + 12.0;
             let _ = write!(
-                self.out,
+                self.side,
                 r#"<rect x="{x}" y="{}" width="10" height="10" fill="{colour}"/><text x="{}" y="{}">{}</text>"#,
                 y - 9.0,
                 x + 15.0,
@@ -169,7 +202,7 @@ impl Chart {
             );
         }
         let _ = write!(
-            self.out,
+            self.data,
             r#"<path d="{d}" stroke="{colour}" fill="none" stroke-width="1.5"/>"#
         );
         // A second with no neighbour (the final reads after the idle
@@ -179,7 +212,7 @@ impl Chart {
             if !joined(i) && !continued {
                 let (x, y) = points[i];
                 let _ = write!(
-                    self.out,
+                    self.data,
                     r#"<circle class="lone" cx="{:.1}" cy="{:.1}" r="2.5" fill="{colour}"/>"#,
                     self.x(x),
                     self.y(y)
@@ -188,8 +221,49 @@ impl Chart {
         }
     }
 
-    fn finish(mut self) -> String {
-        self.out.push_str("</svg>\n");
+    /// A labelled horizontal line across the plot at value `v`, its label
+    /// (lines split at `\n`) beside the plot on the right, where no data
+    /// is drawn, moved down below the previous one's if they would meet.
+    pub(super) fn level(&mut self, v: f64, colour: &str, dash: bool, label: &str) {
+        const LINE: f64 = 14.0;
+        let y = self.y(v);
+        let dash = if dash {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        let _ = write!(
+            self.data,
+            r#"<line class="level" x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="{colour}" stroke-width="1.5"{dash}/>"#,
+            W - RIGHT
+        );
+        let lines: Vec<&str> = label.split('\n').collect();
+        let baseline = (y + 4.0).max(self.side_bottom + LINE);
+        self.side_bottom = baseline + LINE * (lines.len() - 1) as f64 + 4.0;
+        let x = W - RIGHT + 6.0;
+        let _ = write!(
+            self.side,
+            r#"<text class="level-label" x="{x}" y="{baseline:.1}" fill="{colour}">"#
+        );
+        for (i, line) in lines.iter().enumerate() {
+            let dy = if i == 0 { 0.0 } else { LINE };
+            let _ = write!(
+                self.side,
+                r#"<tspan x="{x}" dy="{dy}">{}</tspan>"#,
+                escape(line)
+            );
+        }
+        self.side.push_str("</text>");
+    }
+
+    pub(super) fn finish(mut self) -> String {
+        let (w, h) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+        let _ = write!(
+            self.out,
+            r#"<defs><clipPath id="{0}"><rect x="{LEFT}" y="{TOP}" width="{w}" height="{h}"/></clipPath></defs><g clip-path="url(#{0})">{1}</g>{2}</svg>"#,
+            self.clip, self.data, self.side
+        );
+        self.out.push('\n');
         self.out
     }
 }
@@ -256,7 +330,7 @@ pub fn latency_over_time(ops: &[OpView], faults: &[FaultWindow]) -> String {
                 y - 2.0
             )
         };
-        c.out.push_str(&shape);
+        c.data.push_str(&shape);
     }
     c.legend(&[
         ("ok", outcome_colour("ok")),
@@ -267,9 +341,12 @@ pub fn latency_over_time(ops: &[OpView], faults: &[FaultWindow]) -> String {
     c.finish()
 }
 
-/// Operations grouped by the whole second they started in.
+/// Operations grouped by the whole second they started in, up to the
+/// last second any started in (a bucket after it would draw a line of
+/// zeros past the end of the run).
 fn per_second(ops: &[OpView]) -> Vec<Vec<&OpView>> {
-    let secs = duration(ops).ceil() as usize + 1;
+    let last = ops.iter().map(|o| o.start.max(0.0)).fold(0.0, f64::max);
+    let secs = last as usize + 1;
     let mut buckets = vec![Vec::new(); secs];
     for op in ops {
         let i = (op.start.max(0.0) as usize).min(secs - 1);
@@ -285,6 +362,12 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     }
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
+}
+
+/// The x axis of a per-second chart: the run, and every bucket's point
+/// (drawn at the middle of its second).
+fn per_second_span(ops: &[OpView], buckets: usize) -> f64 {
+    duration(ops).max(buckets as f64)
 }
 
 /// Latency quantiles (0.5, 0.95, 0.99, max) of each second's operations.
@@ -312,7 +395,7 @@ pub fn latency_quantiles(ops: &[OpView], faults: &[FaultWindow]) -> String {
     }
     let mut c = Chart::new(
         "Latency quantiles per second",
-        duration(ops),
+        per_second_span(ops, buckets.len()),
         0.01,
         max,
         true,
@@ -342,7 +425,7 @@ pub fn request_rate(ops: &[OpView], faults: &[FaultWindow]) -> String {
     }
     let mut c = Chart::new(
         "Requests started per second",
-        duration(ops),
+        per_second_span(ops, buckets.len()),
         0.0,
         max,
         false,
@@ -414,6 +497,75 @@ mod tests {
         ] {
             assert!(svg.contains("</svg>"));
             assert!(!svg.contains("NaN"));
+        }
+    }
+
+    /// Every point the data of `svg` draws: path vertices and circle
+    /// centres inside the clipped group.
+    fn data_points(svg: &str) -> Vec<(f64, f64)> {
+        let data = svg
+            .split(r#"<g clip-path="url(#plot-"#)
+            .nth(1)
+            .and_then(|g| g.split("</g>").next())
+            .expect("a clipped data group");
+        let attr = |t: &str, name: &str| -> Option<f64> {
+            t.split(&format!(" {name}=\""))
+                .nth(1)?
+                .split('"')
+                .next()?
+                .parse()
+                .ok()
+        };
+        let mut points = Vec::new();
+        for t in data.split('<') {
+            if let Some(d) = t.split(" d=\"").nth(1).and_then(|d| d.split('"').next()) {
+                for p in d.split_whitespace() {
+                    let (x, y) = p
+                        .trim_start_matches(['M', 'L'])
+                        .split_once(',')
+                        .expect("x,y");
+                    points.push((x.parse().expect("x"), y.parse().expect("y")));
+                }
+            }
+            if let (Some(x), Some(y)) = (attr(t, "cx"), attr(t, "cy")) {
+                points.push((x, y));
+            }
+        }
+        points
+    }
+
+    #[test]
+    fn every_line_and_point_stays_inside_the_axes() {
+        // A run of 9.95 s: the per-second charts used to draw a tenth
+        // second's bucket at 10.5 s, past the x axis's end.
+        let ops: Vec<OpView> = (0..33)
+            .map(|i| {
+                op(
+                    0.1 + f64::from(i) * 0.3,
+                    Some(0.15 + f64::from(i) * 0.3),
+                    "ok",
+                )
+            })
+            .collect();
+        for svg in [
+            latency_over_time(&ops, &[]),
+            latency_quantiles(&ops, &[]),
+            request_rate(&ops, &[]),
+        ] {
+            let clip = format!(
+                r#"<rect x="{LEFT}" y="{TOP}" width="{}" height="{}"/></clipPath>"#,
+                W - LEFT - RIGHT,
+                H - TOP - BOTTOM
+            );
+            assert!(svg.contains(&clip), "{svg}");
+            let points = data_points(&svg);
+            assert!(!points.is_empty(), "{svg}");
+            for (x, y) in points {
+                assert!(
+                    (LEFT..=W - RIGHT).contains(&x) && (TOP..=H - BOTTOM).contains(&y),
+                    "({x}, {y}) outside the axes in {svg}"
+                );
+            }
         }
     }
 

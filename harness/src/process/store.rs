@@ -242,23 +242,35 @@ pub fn write_results(
             NOT_OBSERVED.to_string()
         }
     };
+    let per_op = |v: Option<f64>| {
+        v.map_or("-".into(), |v| {
+            format!("{} messages per operation", ratio(Some(v)))
+        })
+    };
     let mut figures = vec![
         ("verdict".to_string(), c.verdict.name().to_string()),
-        ("acknowledged sum".into(), c.definite_sum.to_string()),
+        ("acknowledged sum".into(), page::increments(c.definite_sum)),
         (
             "indeterminate adds".into(),
-            format!("{} (sum {})", c.indeterminate_adds, c.indeterminate_sum),
+            format!(
+                "{} add(s), deltas summing to {}",
+                c.indeterminate_adds,
+                page::increments(c.indeterminate_sum)
+            ),
         ),
         ("acceptable final values".into(), acceptable),
         ("final reads".into(), finals.join("; ")),
-        ("lost".into(), c.lost.to_string()),
+        ("lost".into(), page::increments(c.lost)),
     ];
     if let Some((read, above)) = crate::explain::above_acceptable(c) {
         figures.push((
             "over".into(),
             format!(
-                "{above} ({}'s final read of {} on {} is above every acceptable value)",
-                read.client, read.value, read.node
+                "{} ({}'s final read of {} on {} is above every acceptable value)",
+                page::increments(above),
+                read.client,
+                read.value,
+                read.node
             ),
         ));
     }
@@ -273,18 +285,18 @@ pub fn write_results(
         ),
         (
             "msgs-per-op (all)".into(),
-            unseen(ratio(s.net.all.msgs_per_op)),
+            unseen(per_op(s.net.all.msgs_per_op)),
         ),
         (
             "msgs-per-op (servers)".into(),
-            unseen(ratio(s.net.servers.msgs_per_op)),
+            unseen(per_op(s.net.servers.msgs_per_op)),
         ),
         ("add latency".into(), quantiles(&s.latency_ms.add)),
         ("read latency".into(), quantiles(&s.latency_ms.read)),
         ("nemesis events".into(), run.nemesis.len().to_string()),
         (
             "messages dropped by partitions".into(),
-            unseen(run.dropped.to_string()),
+            unseen(format!("{} message(s)", run.dropped)),
         ),
         ("node logs".into(), logs.join(", ")),
         (
@@ -324,7 +336,7 @@ pub fn write_results(
         &inline,
         &drawn,
         &windows,
-        &explanation.map_or(String::new(), |e| page::why_section(&e, &run.trace)),
+        &explanation.map_or(String::new(), |e| page::why_section(&e, &run.trace, c)),
     );
     std::fs::write(dir.join("index.html"), html)
 }
