@@ -287,7 +287,12 @@ fn print_table(cluster: &Cluster, control: &str) {
         "gcounter cluster: {} nodes, strategy {}, {}, in {}; Ctrl-C stops them all",
         spec.nodes,
         spec.strategy,
-        spec.kv,
+        // With etcd, `spec.kv` is only the stand-in's model; say what holds the keys.
+        if cluster.etcd_target().is_some() {
+            "etcd".to_string()
+        } else {
+            spec.kv.to_string()
+        },
         spec.dir.display()
     );
     let _ = writeln!(out, "{:<8} {:<22} {:<8} LOG", "ID", "ADDRESS", "PID");
