@@ -109,7 +109,7 @@ use std::time::Duration;
 /// [`search`] for DPOR, sleep sets or none.
 pub fn explore(bounds: &Bounds, budget: Duration) -> Result<Report, SearchError> {
     match bounds.reduction {
-        Reduction::States => states::explore(bounds, budget),
+        Reduction::States | Reduction::StatesSleep => states::explore(bounds, budget),
         Reduction::Dpor | Reduction::SleepSets | Reduction::None => search::explore(bounds, budget),
     }
 }

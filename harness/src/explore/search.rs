@@ -100,7 +100,7 @@ impl Report {
             complete: true,
             elapsed: Duration::ZERO,
             shortest: None,
-            states: (reduction == Reduction::States).then_some(0),
+            states: matches!(reduction, Reduction::States | Reduction::StatesSleep).then_some(0),
             revisits: 0,
         }
     }
