@@ -253,3 +253,68 @@ fn per_node_on_seq_kv_says_it_is_the_largest_default() {
     let out = String::from_utf8(out).expect("utf-8");
     assert!(!out.contains("note:"), "{out}");
 }
+
+/// Sleep sets kept with each state (`states-sleep`) against the plain
+/// state search (`states`, every state with merged `seq-kv` answers) and
+/// the unreduced one: for every strategy, the same end states (by
+/// fingerprint), the same outcomes, and the same shortest failing
+/// schedule length. A missing end state fails the test, whatever the
+/// verdicts say.
+#[test]
+fn sleep_sets_on_states_reach_every_end_state_of_the_plain_state_search() {
+    use gcounter_harness::explore::states::end_states;
+    let mut configs = Vec::new();
+    for strategy in [
+        StrategyKind::Naive,
+        StrategyKind::Gossip,
+        StrategyKind::PerNode,
+        StrategyKind::Cas,
+    ] {
+        for kv in KvKind::ALL {
+            // per-node on seq-kv has 0.9 million states at these bounds.
+            let timers = u32::from(!(strategy == StrategyKind::PerNode && kv == KvKind::SeqKv));
+            configs.push(bounds(strategy, kv, 1, timers, 1));
+        }
+    }
+    configs.push(Bounds {
+        node_count: 3,
+        ..bounds(StrategyKind::Gossip, KvKind::SeqKv, 1, 0, 1)
+    });
+    configs.push(Bounds {
+        node_count: 3,
+        ..bounds(StrategyKind::Naive, KvKind::LinKv, 1, 0, 0)
+    });
+    for b in configs {
+        let run = |reduction| {
+            let b = Bounds {
+                reduction,
+                ..b.clone()
+            };
+            let (report, ends) = end_states(&b, BUDGET).expect("the search runs");
+            assert!(report.complete, "{b:?}");
+            (report, ends)
+        };
+        let (plain, all_ends) = run(Reduction::States);
+        let (slept, ends) = run(Reduction::StatesSleep);
+        let missing: Vec<&u128> = all_ends.difference(&ends).collect();
+        assert!(
+            missing.is_empty(),
+            "{b:?}: {} of {} end states missed with sleep sets",
+            missing.len(),
+            all_ends.len()
+        );
+        assert_eq!(ends, all_ends, "{b:?}");
+        assert_eq!(slept.outcomes, plain.outcomes, "{b:?}");
+        assert_eq!(slept.failures > 0, plain.failures > 0, "{b:?}");
+        let shortest =
+            |r: &gcounter_harness::explore::Report| r.shortest.as_ref().map(|(p, _)| p.len());
+        assert_eq!(shortest(&slept), shortest(&plain), "{b:?}");
+        assert!(slept.steps <= plain.steps, "{b:?}");
+    }
+    // Where the unreduced search can finish: the same outcomes as it.
+    for b in tiny() {
+        let (_, slept) = outcomes(&b, Reduction::StatesSleep);
+        let (_, full) = outcomes(&b, Reduction::None);
+        assert_eq!(slept, full, "{b:?}");
+    }
+}

@@ -46,11 +46,12 @@ pub struct ExploreArgs {
     /// `store/explore/<strategy>-<kv>.svg`, beside `gcounter test`'s runs).
     #[arg(long, value_name = "PATH")]
     pub svg: Option<PathBuf>,
-    /// How to skip equivalent schedules: states (each distinct state
-    /// once), dpor (source-DPOR with sleep sets), sleep-sets (a
+    /// How to skip equivalent schedules: states-sleep (each distinct
+    /// state once, steps that commute in one order), states (each
+    /// distinct state once, every schedule counted), dpor (source-DPOR with sleep sets), sleep-sets (a
     /// cross-check), or none (every interleaving and every seq-kv state:
     /// tiny bounds only).
-    #[arg(long, default_value = "states", value_parser = parse_reduction)]
+    #[arg(long, default_value = "states-sleep", value_parser = parse_reduction)]
     pub reduction: Reduction,
 }
 
@@ -124,6 +125,14 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
             "search incomplete: the budget ran out"
         };
         match report.states {
+            Some(states) if bounds.reduction == Reduction::StatesSleep => writeln!(
+                out,
+                "FAILED: {} of the {} end states {} fail ({scope}; {} explored)",
+                thousands(report.failures),
+                thousands(report.schedules),
+                if report.complete { "in all" } else { "reached" },
+                count(states, "distinct state", "distinct states"),
+            )?,
             Some(states) => writeln!(
                 out,
                 "FAILED: {} of the {} schedules {} fail ({scope}; {} explored)",
@@ -195,6 +204,11 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
         return Ok(1);
     }
     let explored = match report.states {
+        Some(states) if bounds.reduction == Reduction::StatesSleep => format!(
+            "{}, {}",
+            count(states, "distinct state", "distinct states"),
+            count(report.schedules, "end state", "end states"),
+        ),
         Some(states) => format!(
             "{}{} {} schedules{}",
             count(states, "distinct state", "distinct states"),
@@ -269,6 +283,7 @@ fn stats(out: &mut impl Write, r: &Report, by: Reduction) -> std::io::Result<()>
 fn searcher(r: Reduction) -> &'static str {
     match r {
         Reduction::States => "the state search",
+        Reduction::StatesSleep => "the state search with sleep sets",
         Reduction::Dpor => "DPOR",
         Reduction::SleepSets => "sleep sets",
         Reduction::None => "the unreduced search",

@@ -38,7 +38,7 @@ pub struct MsgId {
 }
 
 /// One step of a schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Event {
     /// Deliver a message in flight. For a request to `seq-kv`, `state` is
     /// the state it runs against first (one of `SeqKv::window`).

@@ -63,7 +63,8 @@ use std::time::{Duration, Instant};
 /// What a search found.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// Complete schedules run to their final reads.
+    /// Complete schedules run to their final reads (for the state search
+    /// with sleep sets: distinct end states reached).
     pub schedules: u64,
     /// Of those, the failing ones.
     pub failures: u64,
@@ -100,7 +101,7 @@ impl Report {
             complete: true,
             elapsed: Duration::ZERO,
             shortest: None,
-            states: (reduction == Reduction::States).then_some(0),
+            states: matches!(reduction, Reduction::States | Reduction::StatesSleep).then_some(0),
             revisits: 0,
         }
     }

@@ -339,6 +339,34 @@ impl World {
         (self.phase, self.round)
     }
 
+    /// Whether `event` may end the phase or the recovery round here, and
+    /// so disable what is enabled beside it whatever its footprint says:
+    /// during the final reads, a step at the node of the one client whose
+    /// read is still unanswered (answering it ends the schedule); at the
+    /// step cap, anything. A recovery round cannot end while another event
+    /// is enabled (it ends only when nothing is in flight and no timer is
+    /// due), and during the adds only `Recover` ends the phase.
+    pub fn may_end_epoch(&self, event: Event) -> bool {
+        if self.steps + 1 >= self.bounds.max_steps {
+            return true;
+        }
+        let node = match event {
+            Event::Recover => return true,
+            Event::Fire { node } => node,
+            Event::Deliver { msg, .. } => match msg.dest {
+                Actor::Node(i) => i,
+                _ => return false,
+            },
+            Event::Lose { .. } => return false,
+        };
+        self.phase == Phase::Finals
+            && self
+                .clients
+                .iter()
+                .enumerate()
+                .all(|(k, c)| c.final_done || k == node)
+    }
+
     /// Whether `seq-kv` ever dropped a state from its window.
     pub fn overflowed(&self) -> bool {
         self.overflowed
