@@ -12,7 +12,7 @@
 //! (message by message, so thousands of simulated runs keep no journal) or
 //! from a journal of [`NetEvent`]s.
 
-use crate::history::{History, OpKind, Outcome};
+use crate::history::{History, OpKind, Operation, Outcome};
 use crate::workload::is_client;
 use gcounter_core::Time;
 use serde::Serialize;
@@ -56,13 +56,18 @@ impl OpStats {
     pub fn of(history: &History) -> Self {
         let mut s = OpStats::default();
         for op in history.iter() {
-            s.all.record(op.outcome);
-            match op.kind {
-                OpKind::Add => s.add.record(op.outcome),
-                OpKind::Read => s.read.record(op.outcome),
-            }
+            s.record(op);
         }
         s
+    }
+
+    /// Counts one operation.
+    pub fn record(&mut self, op: &Operation) {
+        self.all.record(op.outcome);
+        match op.kind {
+            OpKind::Add => self.add.record(op.outcome),
+            OpKind::Read => self.read.record(op.outcome),
+        }
     }
 
     pub fn merge(&mut self, other: &OpStats) {
@@ -274,6 +279,15 @@ pub fn ok_latencies_ns(history: &History, kind: OpKind) -> Vec<u64> {
         .collect()
 }
 
+/// Records `ns` in `h`. The histogram resizes to fit; only a value past
+/// what any size can hold is clamped (saturating_record alone would clamp
+/// to the size it has, which starts tiny).
+pub fn record_ns(h: &mut hdrhistogram::Histogram<u64>, ns: u64) {
+    if h.record(ns).is_err() {
+        h.saturating_record(ns);
+    }
+}
+
 /// Latencies of ok operations pooled over many runs, in a fixed amount of
 /// memory whatever the number of runs or operations: an HDR histogram per
 /// kind, three significant digits (quantiles within 0.1 % of the exact
@@ -300,22 +314,34 @@ impl LatencyHistograms {
     /// Adds `history`'s ok operations.
     pub fn record(&mut self, history: &History) {
         for op in history.iter() {
-            if op.outcome != Some(Outcome::Ok) {
-                continue;
-            }
-            let Some(latency) = op.latency() else {
-                continue;
-            };
-            let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-            let h = match op.kind {
-                OpKind::Add => &mut self.add,
-                OpKind::Read => &mut self.read,
-            };
-            // The histogram resizes to fit; only a value past what any
-            // size can hold is clamped (saturating_record alone would
-            // clamp to the size it has, which starts tiny).
-            if h.record(ns).is_err() {
-                h.saturating_record(ns);
+            self.record_op(op);
+        }
+    }
+
+    /// Adds one operation, if it is ok.
+    pub fn record_op(&mut self, op: &Operation) {
+        if op.outcome != Some(Outcome::Ok) {
+            return;
+        }
+        let Some(latency) = op.latency() else {
+            return;
+        };
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        let h = match op.kind {
+            OpKind::Add => &mut self.add,
+            OpKind::Read => &mut self.read,
+        };
+        record_ns(h, ns);
+    }
+
+    /// Adds another set of histograms.
+    pub fn merge(&mut self, other: &LatencyHistograms) {
+        for (h, o) in [(&mut self.add, &other.add), (&mut self.read, &other.read)] {
+            for v in o.iter_recorded() {
+                let (ns, n) = (v.value_iterated_to(), v.count_at_value());
+                if h.record_n(ns, n).is_err() {
+                    h.saturating_record_n(ns, n);
+                }
             }
         }
     }

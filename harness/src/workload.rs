@@ -21,6 +21,7 @@
 //! every client issues one final read; when all have completed, [`Step::Done`].
 
 use crate::history::{History, OpError, OpKind, Outcome};
+use crate::journal::{Journal, Journaled};
 use gcounter_core::{Body, Envelope, Payload, Time};
 use serde::Serialize;
 use std::time::Duration;
@@ -148,7 +149,7 @@ pub struct Workload {
     cfg: WorkloadConfig,
     rng: fastrand::Rng,
     clients: Vec<Client>,
-    history: History,
+    history: Journal,
     /// The read values that were not plain integers.
     reads: ReadValues,
     phase: Phase,
@@ -185,7 +186,7 @@ impl Workload {
             cfg,
             rng,
             clients,
-            history: History::default(),
+            history: Journal::new(None),
             reads: ReadValues::default(),
             phase: Phase::Main,
             next_op_at: Time::ZERO,
@@ -207,12 +208,35 @@ impl Workload {
             .then_some(self.recovery_until)
     }
 
+    /// Keeps the first `keep` operations in memory and folds the rest as
+    /// they complete (see [`Journal`]); before the first operation.
+    pub fn bound_history(&mut self, keep: usize) {
+        if self.history.history().is_empty() {
+            self.history = Journal::new(Some(keep));
+        }
+    }
+
+    /// The operations kept in memory (every one, unless bounded).
     pub fn history(&self) -> &History {
+        self.history.history()
+    }
+
+    pub fn journal(&self) -> &Journal {
         &self.history
     }
 
+    /// Operations completed since the last call, for `history.jsonl`
+    /// (bounded only).
+    pub fn take_completed(&mut self) -> Vec<crate::history::Operation> {
+        self.history.take_completed()
+    }
+
     pub fn into_history(self) -> History {
-        self.history
+        self.history.finish().history
+    }
+
+    pub fn into_journaled(self) -> Journaled {
+        self.history.finish()
     }
 
     /// The read values that were not plain integers, and what became of
