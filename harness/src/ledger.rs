@@ -129,6 +129,7 @@ impl Ledger {
             ops: self.ops,
             net: NetStats::of(tally, self.ops.all.count),
             latency_ms,
+            read_lag: None,
         }
     }
 

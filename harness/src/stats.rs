@@ -13,6 +13,7 @@
 //! from a journal of [`NetEvent`]s.
 
 use crate::history::{History, OpKind, Operation, Outcome};
+use crate::read_lag::ReadLagStats;
 use crate::workload::is_client;
 use gcounter_core::Time;
 use serde::Serialize;
@@ -279,15 +280,6 @@ pub fn ok_latencies_ns(history: &History, kind: OpKind) -> Vec<u64> {
         .collect()
 }
 
-/// Records `ns` in `h`. The histogram resizes to fit; only a value past
-/// what any size can hold is clamped (saturating_record alone would clamp
-/// to the size it has, which starts tiny).
-pub fn record_ns(h: &mut hdrhistogram::Histogram<u64>, ns: u64) {
-    if h.record(ns).is_err() {
-        h.saturating_record(ns);
-    }
-}
-
 /// Latencies of ok operations pooled over many runs, in a fixed amount of
 /// memory whatever the number of runs or operations: an HDR histogram per
 /// kind, three significant digits (quantiles within 0.1 % of the exact
@@ -300,12 +292,9 @@ pub struct LatencyHistograms {
 
 impl Default for LatencyHistograms {
     fn default() -> Self {
-        let new = || {
-            hdrhistogram::Histogram::new(3).unwrap_or_else(|_| unreachable!("3 digits are valid"))
-        };
         LatencyHistograms {
-            add: new(),
-            read: new(),
+            add: crate::hdr::new(),
+            read: crate::hdr::new(),
         }
     }
 }
@@ -331,7 +320,7 @@ impl LatencyHistograms {
             OpKind::Add => &mut self.add,
             OpKind::Read => &mut self.read,
         };
-        record_ns(h, ns);
+        crate::hdr::record(h, ns);
     }
 
     /// Adds another set of histograms.
@@ -385,6 +374,10 @@ pub struct Stats {
     pub ops: OpStats,
     pub net: NetStats,
     pub latency_ms: LatencyStats,
+    /// How far behind the successful reads were (the runners track it as
+    /// they go; `None` from a history alone, or without a read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_lag: Option<ReadLagStats>,
 }
 
 impl Stats {
@@ -394,6 +387,7 @@ impl Stats {
             ops,
             net: NetStats::of(tally, ops.all.count),
             latency_ms: LatencyStats::of(history),
+            read_lag: None,
         }
     }
 }

@@ -22,6 +22,7 @@
 
 use crate::history::{History, OpError, OpKind, Outcome};
 use crate::journal::{Journal, Journaled};
+use crate::read_lag::{ReadLag, ReadLagStats};
 use gcounter_core::{Body, Envelope, Payload, Time};
 use serde::Serialize;
 use std::time::Duration;
@@ -131,6 +132,11 @@ struct Pending {
     kind: OpKind,
     deadline: Time,
     final_read: bool,
+    /// An add's delta.
+    delta: u64,
+    /// When it was sent, and the acknowledged sum then (for read lag).
+    sent: Time,
+    acked_at_send: u64,
 }
 
 #[derive(Debug)]
@@ -152,6 +158,7 @@ pub struct Workload {
     history: Journal,
     /// The read values that were not plain integers.
     reads: ReadValues,
+    lag: ReadLag,
     phase: Phase,
     next_op_at: Time,
     recovery_until: Time,
@@ -172,6 +179,7 @@ impl Workload {
         rng: fastrand::Rng,
     ) -> Self {
         let clients = if nodes.is_empty() { 0 } else { concurrency };
+        let lag = ReadLag::new(clients);
         let clients = (0..clients)
             .map(|i| Client {
                 id: client_id(i),
@@ -188,6 +196,7 @@ impl Workload {
             clients,
             history: Journal::new(None),
             reads: ReadValues::default(),
+            lag,
             phase: Phase::Main,
             next_op_at: Time::ZERO,
             recovery_until: Time::ZERO,
@@ -219,6 +228,11 @@ impl Workload {
     /// The operations kept in memory (every one, unless bounded).
     pub fn history(&self) -> &History {
         self.history.history()
+    }
+
+    /// Read lag over the successful reads so far.
+    pub fn read_lag(&self) -> Option<ReadLagStats> {
+        self.lag.stats()
     }
 
     pub fn journal(&self) -> &Journal {
@@ -317,9 +331,10 @@ impl Workload {
     /// client's outstanding operation (a late reply to an operation that
     /// already timed out does not).
     pub fn on_reply(&mut self, msg: &Envelope, now: Time) -> bool {
-        let Some(client) = self.clients.iter_mut().find(|c| c.id == msg.dest) else {
+        let Some(i) = self.clients.iter().position(|c| c.id == msg.dest) else {
             return false;
         };
+        let client = &mut self.clients[i];
         let Some(p) = client.pending else {
             return false;
         };
@@ -334,6 +349,11 @@ impl Workload {
             self.reads.count(value);
         }
         let (outcome, value, error) = interpret(p.kind, &msg.body.payload);
+        match (outcome, p.kind, value) {
+            (Outcome::Ok, OpKind::Add, _) => self.lag.add_ok(p.delta, now),
+            (Outcome::Ok, OpKind::Read, Some(v)) => self.lag.read_ok(i, p.sent, p.acked_at_send, v),
+            _ => {}
+        }
         self.history.complete(p.op, outcome, value, error, now);
         true
     }
@@ -427,6 +447,9 @@ impl Workload {
             kind,
             deadline: now + self.cfg.client_timeout,
             final_read,
+            delta: delta.unwrap_or(0),
+            sent: now,
+            acked_at_send: self.lag.acked(),
         });
         let payload = match kind {
             OpKind::Add => Payload::Add {

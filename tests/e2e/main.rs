@@ -8,6 +8,7 @@ mod explain_nodes;
 mod explore;
 mod faults;
 mod gallery;
+mod read_lag;
 mod recorded;
 mod restart;
 mod runner;

@@ -669,6 +669,9 @@ pub fn print_summary(
             s.net.clients.msg_count
         )?,
     }
+    if let Some(lag) = &s.read_lag {
+        writeln!(out, "  read lag: {}", lag.line())?;
+    }
     if let Some(hint) = adversary_hint(run, settings) {
         writeln!(out, "  {hint}")?;
     }

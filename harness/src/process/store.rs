@@ -157,6 +157,7 @@ fn results_with(
         "stats": run.stats.ops,
         "net": net_json(run),
         "latency_ms": run.stats.latency_ms,
+        "read_lag": run.stats.read_lag,
         "nemesis": run.nemesis,
         "faults": {
             "windows": faults::windows(&run.nemesis, run_end(run)),
@@ -297,6 +298,10 @@ pub fn write_results(
         (
             "msgs-per-op (servers)".into(),
             unseen(ratio(s.net.servers.msgs_per_op)),
+        ),
+        (
+            "read lag".into(),
+            s.read_lag.map_or("no successful read".into(), |l| l.line()),
         ),
         ("add latency".into(), quantiles(&s.latency_ms.add)),
         ("read latency".into(), quantiles(&s.latency_ms.read)),

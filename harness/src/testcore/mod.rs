@@ -731,9 +731,13 @@ impl TestCore {
         }
         let mut replies = self.replies.counts();
         replies.reads = self.workload.read_values().clone();
+        let read_lag = self.workload.read_lag();
         let journaled = self.workload.into_journaled();
         let check = check_ledger(&journaled.ledger);
-        let stats = journaled.ledger.stats(&journaled.history, &self.tally);
+        let stats = Stats {
+            read_lag,
+            ..journaled.ledger.stats(&journaled.history, &self.tally)
+        };
         Ok(Outcome {
             history: journaled.history,
             spilled: journaled.spilled,
