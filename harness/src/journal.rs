@@ -150,10 +150,7 @@ impl Journal {
                 .history
                 .invoke(client, node, kind, delta, final_read, at);
         }
-        let mut one = History::default();
-        one.invoke(client, node, kind, delta, final_read, at);
-        let mut op = one.ops.remove(0);
-        op.index = index;
+        let op = Operation::invoked(index, client, node, kind, delta, final_read, at);
         b.open.insert(index, op);
         index
     }
