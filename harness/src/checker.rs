@@ -12,9 +12,10 @@
 //! otherwise `unknown` if some client has no successful final read (there
 //! is then nothing to judge it by); otherwise `valid`.
 
-use crate::history::{History, OpKind, Outcome};
+use crate::history::History;
+use crate::ledger::Ledger;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The checker's judgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -44,13 +45,7 @@ impl Verdict {
     }
 }
 
-/// One client's final read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FinalRead {
-    pub client: String,
-    pub node: String,
-    pub value: i64,
-}
+pub use crate::ledger::FinalRead;
 
 /// Beyond this many bits the acceptable set is not enumerated (the verdict
 /// is then `unknown`). With deltas of at most 4 it takes more than 30
@@ -188,32 +183,21 @@ impl Default for SubsetSums {
 
 /// Checks a history.
 pub fn check(history: &History) -> CheckResult {
-    let mut definite_sum = 0u64;
-    let mut indeterminate = Vec::new();
-    for op in history.iter().filter(|op| op.kind == OpKind::Add) {
-        let delta = op.delta.unwrap_or(0);
-        match op.outcome {
-            Some(Outcome::Ok) => definite_sum = definite_sum.saturating_add(delta),
-            Some(Outcome::Fail) => {}
-            Some(Outcome::Info) | None => indeterminate.push(delta),
-        }
-    }
-    let indeterminate_sum = indeterminate.iter().fold(0u64, |a, &d| a.saturating_add(d));
-    let final_reads: Vec<FinalRead> = history
+    check_ledger(&Ledger::of(history.iter()))
+}
+
+/// Checks what a history comes to: the acknowledged sum, the
+/// indeterminate deltas and the final reads (a runner folds them as
+/// operations complete, so a run of any length is checked in a bounded
+/// amount of memory).
+pub fn check_ledger(ledger: &Ledger) -> CheckResult {
+    let definite_sum = ledger.definite_sum;
+    let indeterminate_sum = ledger
+        .indeterminate
         .iter()
-        .filter(|op| op.final_read && op.kind == OpKind::Read && op.outcome == Some(Outcome::Ok))
-        .filter_map(|op| {
-            op.value.map(|value| FinalRead {
-                client: op.client.clone(),
-                node: op.node.clone(),
-                value,
-            })
-        })
-        .collect();
-    // Through a hash set: collecting a million names into a BTreeSet
-    // sorts all of them first (most of a 1,000,000-operation check).
-    let clients: HashSet<&str> = history.iter().map(|op| op.client.as_str()).collect();
-    let clients: BTreeSet<&str> = clients.into_iter().collect();
+        .fold(0u64, |a, (&d, &k)| a.saturating_add(d.saturating_mul(k)));
+    let final_reads = ledger.final_reads.clone();
+    let clients: BTreeSet<&str> = ledger.clients.iter().map(String::as_str).collect();
     let read_by: BTreeSet<&str> = final_reads.iter().map(|r| r.client.as_str()).collect();
     let missing_final_reads: Vec<String> = clients
         .difference(&read_by)
@@ -225,7 +209,7 @@ pub fn check(history: &History) -> CheckResult {
         definite_sum.saturating_sub(low)
     });
 
-    let sums = SubsetSums::of(indeterminate.iter().copied(), MAX_BITS);
+    let sums = SubsetSums::of(ledger.indeterminate_deltas(), MAX_BITS);
     let acceptable = match &sums {
         Some(sums) => sums
             .ranges()
@@ -242,7 +226,7 @@ pub fn check(history: &History) -> CheckResult {
     let mut result = CheckResult {
         verdict: Verdict::Valid,
         definite_sum,
-        indeterminate_adds: indeterminate.len(),
+        indeterminate_adds: usize::try_from(ledger.indeterminate_adds()).unwrap_or(usize::MAX),
         indeterminate_sum,
         acceptable,
         final_reads,
@@ -292,6 +276,7 @@ pub fn check(history: &History) -> CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::{OpKind, Outcome};
     use std::time::Duration;
 
     fn naive_sums(deltas: &[u64]) -> BTreeSet<u64> {

@@ -123,9 +123,17 @@ fn single(
     seed: u64,
     out: &mut impl Write,
 ) -> std::io::Result<u8> {
-    // One run keeps its messages, to explain its verdict.
+    // One run keeps its messages, to explain its verdict, and a bounded
+    // history: a long run's memory stays flat, its operations streamed to
+    // the results directory's history.jsonl (made before the run).
+    let dir = match &args.store {
+        Some(store) => Some(crate::process::new_run_dir(store, "g-counter")?),
+        None => None,
+    };
     let cfg = &SimConfig {
         trace: crate::testcore::trace::DEFAULT_CAP,
+        history_keep: Some(crate::journal::DEFAULT_KEEP),
+        history_file: dir.as_ref().map(|d| d.join("history.jsonl")),
         ..cfg.clone()
     };
     let result = sim::run(cfg, seed);
@@ -138,8 +146,8 @@ fn single(
         .as_ref()
         .ok()
         .map(|run| RunReport::of(&settings, run));
-    if let (Some(store), Ok(run)) = (&args.store, &result) {
-        let dir = store_run(store, args, run)?;
+    if let (Some(dir), Ok(run)) = (&dir, &result) {
+        store_run(dir, args, run)?;
         eprintln!("gcounter sim: results in {}", dir.display());
     }
     if args.json {
@@ -161,14 +169,10 @@ fn single(
     Ok(summary.exit_code())
 }
 
-/// Writes one simulated run's results directory; returns where.
-fn store_run(
-    store: &std::path::Path,
-    args: &SimArgs,
-    run: &sim::SimRun,
-) -> std::io::Result<std::path::PathBuf> {
-    use crate::process::{new_run_dir, write_results, TestRun};
-    let dir = new_run_dir(store, "g-counter")?;
+/// Writes one simulated run's results into `dir` (its history.jsonl the
+/// run wrote).
+fn store_run(dir: &std::path::Path, args: &SimArgs, run: &sim::SimRun) -> std::io::Result<()> {
+    use crate::process::{write_results, TestRun};
     let cfg = args.to_config();
     let settings = serde_json::json!({
         "workload": "g-counter",
@@ -185,10 +189,9 @@ fn store_run(
         "seed": run.seed,
         "replay": args.replay_command(run.seed),
     });
-    let test_run = TestRun::of_sim(run);
+    let test_run = TestRun::of_sim(run, true);
     let nodes = crate::workload::node_ids(cfg.node_count);
-    write_results(&dir, &test_run, &settings, &nodes)?;
-    Ok(dir)
+    write_results(dir, &test_run, &settings, &nodes)
 }
 
 fn many(

@@ -91,6 +91,31 @@ pub struct Operation {
 }
 
 impl Operation {
+    /// Operation `index`, just invoked.
+    pub fn invoked(
+        index: usize,
+        client: &str,
+        node: &str,
+        kind: OpKind,
+        delta: Option<u64>,
+        final_read: bool,
+        at: Time,
+    ) -> Self {
+        Operation {
+            index,
+            client: client.to_string(),
+            node: node.to_string(),
+            kind,
+            delta,
+            value: None,
+            final_read,
+            invoke: at,
+            complete: None,
+            outcome: None,
+            error: None,
+        }
+    }
+
     /// Completion time minus invocation time, once complete.
     pub fn latency(&self) -> Option<Time> {
         self.complete.map(|c| c.saturating_sub(self.invoke))
@@ -122,19 +147,9 @@ impl History {
         at: Time,
     ) -> usize {
         let index = self.ops.len();
-        self.ops.push(Operation {
-            index,
-            client: client.to_string(),
-            node: node.to_string(),
-            kind,
-            delta,
-            value: None,
-            final_read,
-            invoke: at,
-            complete: None,
-            outcome: None,
-            error: None,
-        });
+        self.ops.push(Operation::invoked(
+            index, client, node, kind, delta, final_read, at,
+        ));
         index
     }
 

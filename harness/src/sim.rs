@@ -16,11 +16,13 @@
 //! ([`SimConfig::max_steps`]).
 
 use crate::choice::Adversaries;
+use crate::history_file::HistoryFile;
 use crate::nemesis::{Latency, NemesisConfig};
 use crate::testcore::{self, CoreConfig, CoreError, FaultAction, Msg, StepLimits, TestCore};
 use crate::workload::WorkloadConfig;
 use gcounter_core::{Config, Input, Node, Output, StrategyKind, Time};
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
@@ -52,6 +54,12 @@ pub struct SimConfig {
     /// Who makes the test's choices (`--adversary`; empty: Maelstrom's
     /// random draws).
     pub adversary: Adversaries,
+    /// `Some(keep)`: a bounded history ([`crate::journal`]), so one long
+    /// run keeps flat memory; `None` (the default): every operation in
+    /// memory, as a digest of thousands of short runs wants.
+    pub history_keep: Option<usize>,
+    /// Where a bounded history streams its operations (`history.jsonl`).
+    pub history_file: Option<PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -68,6 +76,8 @@ impl Default for SimConfig {
             trace: 0,
             concurrency: None,
             adversary: Adversaries::none(),
+            history_keep: None,
+            history_file: None,
         }
     }
 }
@@ -103,6 +113,8 @@ pub enum SimError {
     Stalled { seed: u64, at: Time },
     /// A node did not answer `init` with `init_ok`.
     Init { seed: u64, node: String },
+    /// `history.jsonl` could not be written.
+    HistoryFile { seed: u64, error: String },
 }
 
 impl SimError {
@@ -111,7 +123,15 @@ impl SimError {
             SimError::Livelock { seed, .. }
             | SimError::StepLimit { seed, .. }
             | SimError::Stalled { seed, .. }
-            | SimError::Init { seed, .. } => *seed,
+            | SimError::Init { seed, .. }
+            | SimError::HistoryFile { seed, .. } => *seed,
+        }
+    }
+
+    fn file(e: std::io::Error, seed: u64) -> Self {
+        SimError::HistoryFile {
+            seed,
+            error: e.to_string(),
         }
     }
 }
@@ -142,6 +162,9 @@ impl fmt::Display for SimError {
             }
             SimError::Init { seed, node } => {
                 write!(f, "seed {seed}: {node} did not answer init with init_ok")
+            }
+            SimError::HistoryFile { seed, error } => {
+                write!(f, "seed {seed}: writing history.jsonl: {error}")
             }
         }
     }
@@ -191,7 +214,19 @@ pub fn run_with_policy(
 fn run_core(cfg: &SimConfig, seed: u64, mut core: TestCore) -> Result<SimRun, SimError> {
     let mut nodes = Nodes::new(cfg);
     let mut now = Time::ZERO;
+    let mut file = match &cfg.history_file {
+        Some(path) => Some(HistoryFile::create(path).map_err(|e| SimError::file(e, seed))?),
+        None => None,
+    };
+    let bounded = cfg.history_keep.is_some();
     loop {
+        if bounded {
+            // Taken even without a file: the outbox is not kept.
+            let done = core.take_completed();
+            if let Some(f) = &mut file {
+                f.write(done);
+            }
+        }
         match core.poll_output() {
             testcore::Output::Deliver { node, msg } => {
                 nodes.deliver(&mut core, node, msg, now);
@@ -210,7 +245,12 @@ fn run_core(cfg: &SimConfig, seed: u64, mut core: TestCore) -> Result<SimRun, Si
             testcore::Output::Wait(None) | testcore::Output::Done => break,
         }
     }
-    let outcome = core.finish().map_err(|e| SimError::of(e, seed))?;
+    let mut outcome = core.finish().map_err(|e| SimError::of(e, seed))?;
+    let unwritten = std::mem::take(&mut outcome.unwritten);
+    if let Some(mut f) = file {
+        f.write(unwritten);
+        f.finish().map_err(|e| SimError::file(e, seed))?;
+    }
     Ok(SimRun { seed, outcome })
 }
 
@@ -229,6 +269,7 @@ impl SimConfig {
             trace: self.trace,
             concurrency: self.concurrency.unwrap_or(self.node_count),
             adversary: self.adversary.clone(),
+            history_keep: self.history_keep,
             ..CoreConfig::simulated(self.node_count, seed)
         }
     }

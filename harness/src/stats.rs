@@ -12,7 +12,8 @@
 //! (message by message, so thousands of simulated runs keep no journal) or
 //! from a journal of [`NetEvent`]s.
 
-use crate::history::{History, OpKind, Outcome};
+use crate::history::{History, OpKind, Operation, Outcome};
+use crate::read_lag::ReadLagStats;
 use crate::workload::is_client;
 use gcounter_core::Time;
 use serde::Serialize;
@@ -56,13 +57,18 @@ impl OpStats {
     pub fn of(history: &History) -> Self {
         let mut s = OpStats::default();
         for op in history.iter() {
-            s.all.record(op.outcome);
-            match op.kind {
-                OpKind::Add => s.add.record(op.outcome),
-                OpKind::Read => s.read.record(op.outcome),
-            }
+            s.record(op);
         }
         s
+    }
+
+    /// Counts one operation.
+    pub fn record(&mut self, op: &Operation) {
+        self.all.record(op.outcome);
+        match op.kind {
+            OpKind::Add => self.add.record(op.outcome),
+            OpKind::Read => self.read.record(op.outcome),
+        }
     }
 
     pub fn merge(&mut self, other: &OpStats) {
@@ -286,12 +292,9 @@ pub struct LatencyHistograms {
 
 impl Default for LatencyHistograms {
     fn default() -> Self {
-        let new = || {
-            hdrhistogram::Histogram::new(3).unwrap_or_else(|_| unreachable!("3 digits are valid"))
-        };
         LatencyHistograms {
-            add: new(),
-            read: new(),
+            add: crate::hdr::new(),
+            read: crate::hdr::new(),
         }
     }
 }
@@ -300,22 +303,34 @@ impl LatencyHistograms {
     /// Adds `history`'s ok operations.
     pub fn record(&mut self, history: &History) {
         for op in history.iter() {
-            if op.outcome != Some(Outcome::Ok) {
-                continue;
-            }
-            let Some(latency) = op.latency() else {
-                continue;
-            };
-            let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-            let h = match op.kind {
-                OpKind::Add => &mut self.add,
-                OpKind::Read => &mut self.read,
-            };
-            // The histogram resizes to fit; only a value past what any
-            // size can hold is clamped (saturating_record alone would
-            // clamp to the size it has, which starts tiny).
-            if h.record(ns).is_err() {
-                h.saturating_record(ns);
+            self.record_op(op);
+        }
+    }
+
+    /// Adds one operation, if it is ok.
+    pub fn record_op(&mut self, op: &Operation) {
+        if op.outcome != Some(Outcome::Ok) {
+            return;
+        }
+        let Some(latency) = op.latency() else {
+            return;
+        };
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        let h = match op.kind {
+            OpKind::Add => &mut self.add,
+            OpKind::Read => &mut self.read,
+        };
+        crate::hdr::record(h, ns);
+    }
+
+    /// Adds another set of histograms.
+    pub fn merge(&mut self, other: &LatencyHistograms) {
+        for (h, o) in [(&mut self.add, &other.add), (&mut self.read, &other.read)] {
+            for v in o.iter_recorded() {
+                let (ns, n) = (v.value_iterated_to(), v.count_at_value());
+                if h.record_n(ns, n).is_err() {
+                    h.saturating_record_n(ns, n);
+                }
             }
         }
     }
@@ -359,6 +374,10 @@ pub struct Stats {
     pub ops: OpStats,
     pub net: NetStats,
     pub latency_ms: LatencyStats,
+    /// How far behind the successful reads were (the runners track it as
+    /// they go; `None` from a history alone, or without a read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_lag: Option<ReadLagStats>,
 }
 
 impl Stats {
@@ -368,6 +387,7 @@ impl Stats {
             ops,
             net: NetStats::of(tally, ops.all.count),
             latency_ms: LatencyStats::of(history),
+            read_lag: None,
         }
     }
 }

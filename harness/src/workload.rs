@@ -21,6 +21,8 @@
 //! every client issues one final read; when all have completed, [`Step::Done`].
 
 use crate::history::{History, OpError, OpKind, Outcome};
+use crate::journal::{Journal, Journaled};
+use crate::read_lag::{ReadLag, ReadLagStats};
 use gcounter_core::{Body, Envelope, Payload, Time};
 use serde::Serialize;
 use std::time::Duration;
@@ -130,6 +132,11 @@ struct Pending {
     kind: OpKind,
     deadline: Time,
     final_read: bool,
+    /// An add's delta.
+    delta: u64,
+    /// When it was sent, and the acknowledged sum then (for read lag).
+    sent: Time,
+    acked_at_send: u64,
 }
 
 #[derive(Debug)]
@@ -148,9 +155,10 @@ pub struct Workload {
     cfg: WorkloadConfig,
     rng: fastrand::Rng,
     clients: Vec<Client>,
-    history: History,
+    history: Journal,
     /// The read values that were not plain integers.
     reads: ReadValues,
+    lag: ReadLag,
     phase: Phase,
     next_op_at: Time,
     recovery_until: Time,
@@ -171,6 +179,7 @@ impl Workload {
         rng: fastrand::Rng,
     ) -> Self {
         let clients = if nodes.is_empty() { 0 } else { concurrency };
+        let lag = ReadLag::new(clients);
         let clients = (0..clients)
             .map(|i| Client {
                 id: client_id(i),
@@ -185,8 +194,9 @@ impl Workload {
             cfg,
             rng,
             clients,
-            history: History::default(),
+            history: Journal::new(None),
             reads: ReadValues::default(),
+            lag,
             phase: Phase::Main,
             next_op_at: Time::ZERO,
             recovery_until: Time::ZERO,
@@ -207,12 +217,40 @@ impl Workload {
             .then_some(self.recovery_until)
     }
 
+    /// Keeps the first `keep` operations in memory and folds the rest as
+    /// they complete (see [`Journal`]); before the first operation.
+    pub fn bound_history(&mut self, keep: usize) {
+        if self.history.history().is_empty() {
+            self.history = Journal::new(Some(keep));
+        }
+    }
+
+    /// The operations kept in memory (every one, unless bounded).
     pub fn history(&self) -> &History {
+        self.history.history()
+    }
+
+    /// Read lag over the successful reads so far.
+    pub fn read_lag(&self) -> Option<ReadLagStats> {
+        self.lag.stats()
+    }
+
+    pub fn journal(&self) -> &Journal {
         &self.history
     }
 
+    /// Operations completed since the last call, for `history.jsonl`
+    /// (bounded only).
+    pub fn take_completed(&mut self) -> Vec<crate::history::Operation> {
+        self.history.take_completed()
+    }
+
     pub fn into_history(self) -> History {
-        self.history
+        self.history.finish().history
+    }
+
+    pub fn into_journaled(self) -> Journaled {
+        self.history.finish()
     }
 
     /// The read values that were not plain integers, and what became of
@@ -293,9 +331,10 @@ impl Workload {
     /// client's outstanding operation (a late reply to an operation that
     /// already timed out does not).
     pub fn on_reply(&mut self, msg: &Envelope, now: Time) -> bool {
-        let Some(client) = self.clients.iter_mut().find(|c| c.id == msg.dest) else {
+        let Some(i) = self.clients.iter().position(|c| c.id == msg.dest) else {
             return false;
         };
+        let client = &mut self.clients[i];
         let Some(p) = client.pending else {
             return false;
         };
@@ -310,6 +349,11 @@ impl Workload {
             self.reads.count(value);
         }
         let (outcome, value, error) = interpret(p.kind, &msg.body.payload);
+        match (outcome, p.kind, value) {
+            (Outcome::Ok, OpKind::Add, _) => self.lag.add_ok(p.delta, now),
+            (Outcome::Ok, OpKind::Read, Some(v)) => self.lag.read_ok(i, p.sent, p.acked_at_send, v),
+            _ => {}
+        }
         self.history.complete(p.op, outcome, value, error, now);
         true
     }
@@ -403,6 +447,9 @@ impl Workload {
             kind,
             deadline: now + self.cfg.client_timeout,
             final_read,
+            delta: delta.unwrap_or(0),
+            sent: now,
+            acked_at_send: self.lag.acked(),
         });
         let payload = match kind {
             OpKind::Add => Payload::Add {

@@ -13,7 +13,7 @@ mod svg;
 mod why;
 
 pub use html::index_html;
-pub use svg::{latency_over_time, latency_quantiles, request_rate};
+pub use svg::{latency_over_time, latency_quantiles, request_rate, request_rate_sampled};
 pub use why::why_section;
 
 /// One client operation, as the page draws it.

@@ -412,13 +412,19 @@ pub fn latency_quantiles(ops: &[OpView], faults: &[FaultWindow]) -> String {
 
 /// Operations started per second, by kind.
 pub fn request_rate(ops: &[OpView], faults: &[FaultWindow]) -> String {
+    request_rate_sampled(ops, faults, 1)
+}
+
+/// [`request_rate`] of one in `stride` of the operations, evenly spaced
+/// (a long run's sample): each stands for `stride`.
+pub fn request_rate_sampled(ops: &[OpView], faults: &[FaultWindow], stride: u64) -> String {
     let buckets = per_second(ops);
     let series = [("add", "#1f77b4"), ("read", "#2ca02c")];
     let mut lines: Vec<Vec<(f64, f64)>> = vec![Vec::new(); series.len()];
     let mut max = 1.0f64;
     for (sec, bucket) in buckets.iter().enumerate() {
         for (line, (kind, _)) in lines.iter_mut().zip(series) {
-            let n = bucket.iter().filter(|o| o.kind == kind).count() as f64;
+            let n = (bucket.iter().filter(|o| o.kind == kind).count() as u64 * stride) as f64;
             max = max.max(n);
             line.push((sec as f64 + 0.5, n));
         }

@@ -398,6 +398,7 @@ fn stdio_test(
         log_stderr: args.log_stderr,
         init_timeout: Duration::from_secs(10),
         adversary: args.params.adversaries(),
+        history_file: Some(dir.join("history.jsonl")),
     };
     let mut settings = json!({
         "workload": args.workload,
@@ -450,6 +451,7 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
         log_dir: dir.join("node-logs"),
         etcd: args.etcd(),
         kv: args.kv.map_or(KvKind::SeqKv, KvChoice::service),
+        history_file: Some(dir.join("history.jsonl")),
     };
     let mut replay = format!("gcounter test --transport tcp --strategy {strategy}");
     if let Some(k) = args.kv {
@@ -589,7 +591,8 @@ fn rate_shortfall(run: &TestRun, settings: &Value) -> Option<String> {
     if asked <= 0.0 || limit <= 0.0 || run.interrupted {
         return None;
     }
-    let sent = run.history.iter().filter(|op| !op.final_read).count() as f64;
+    let finals = run.check.final_reads.len() + run.check.missing_final_reads.len();
+    let sent = run.stats.ops.all.count.saturating_sub(finals as u64) as f64;
     let reached = sent / limit;
     (reached < 0.8 * asked).then(|| {
         format!(
@@ -664,7 +667,7 @@ pub fn print_summary(
             writeln!(out, "    {example}")?;
         }
     }
-    if let Some(e) = crate::explain::explain(&run.history, c, &run.trace, &run.nemesis) {
+    if let Some(e) = run.explain() {
         for line in e.lines() {
             writeln!(out, "  {line}")?;
         }
@@ -695,6 +698,9 @@ pub fn print_summary(
              client messages: {}",
             s.net.clients.msg_count
         )?,
+    }
+    if let Some(lag) = &s.read_lag {
+        writeln!(out, "  read lag: {}", lag.line())?;
     }
     if let Some(hint) = adversary_hint(run, settings) {
         writeln!(out, "  {hint}")?;

@@ -12,6 +12,8 @@ use super::procs::{
 use crate::checker::CheckResult;
 use crate::choice::Adversaries;
 use crate::history::History;
+use crate::history_file::HistoryFile;
+use crate::journal::Spilled;
 use crate::nemesis::{Latency, NemesisConfig, NemesisRecord};
 use crate::stats::Stats;
 use crate::testcore::{
@@ -52,6 +54,10 @@ pub struct TestConfig {
     /// Who makes the test's choices (`--adversary`; empty: Maelstrom's
     /// random draws).
     pub adversary: Adversaries,
+    /// Where operations stream as they complete (`history.jsonl`): the
+    /// runner then keeps a bounded journal, so memory stays flat however
+    /// long the run. `None`: every operation stays in memory.
+    pub history_file: Option<PathBuf>,
 }
 
 /// Why a test could not be judged: a node could not be started, or the
@@ -87,7 +93,12 @@ impl std::error::Error for TestError {}
 /// What a finished test produced.
 #[derive(Debug, Clone)]
 pub struct TestRun {
+    /// Every operation, or those a bounded journal kept.
     pub history: History,
+    /// What a bounded journal let go of (`None`: nothing).
+    pub spilled: Option<Spilled>,
+    /// Whether `history.jsonl` was written as the run went.
+    pub history_written: bool,
     pub check: CheckResult,
     pub stats: Stats,
     pub nemesis: Vec<NemesisRecord>,
@@ -110,9 +121,12 @@ pub struct TestRun {
 impl TestRun {
     /// A simulated run as a run directory shows it (its elapsed time is
     /// virtual).
-    pub fn of_sim(run: &crate::sim::SimRun) -> Self {
+    /// `written`: whether the run streamed `history.jsonl` itself.
+    pub fn of_sim(run: &crate::sim::SimRun, written: bool) -> Self {
         TestRun {
             history: run.history.clone(),
+            spilled: run.spilled.clone(),
+            history_written: written,
             check: run.check.clone(),
             stats: run.stats,
             nemesis: run.nemesis.clone(),
@@ -126,9 +140,24 @@ impl TestRun {
         }
     }
 
-    pub(super) fn of(out: Outcome, elapsed: Duration, net_observed: NetObserved) -> Self {
+    pub(super) fn of(
+        out: Outcome,
+        elapsed: Duration,
+        net_observed: NetObserved,
+        file: Option<HistoryFile>,
+    ) -> Self {
+        let mut history_written = false;
+        if let Some(mut f) = file {
+            f.write(out.unwritten);
+            match f.finish() {
+                Ok(()) => history_written = true,
+                Err(e) => log::warn!("history.jsonl is incomplete: {e}"),
+            }
+        }
         TestRun {
             history: out.history,
+            spilled: out.spilled,
+            history_written,
             check: out.check,
             stats: out.stats,
             nemesis: out.nemesis,
@@ -140,6 +169,25 @@ impl TestRun {
             trace: out.trace,
             interrupted: false,
         }
+    }
+
+    /// Why an invalid run lost what it lost. A long run's explanation
+    /// reads the operations kept in memory (the first
+    /// [`crate::journal::DEFAULT_KEEP`], as the trace keeps its first
+    /// messages): it says so, and gives no per-node accounts, which would
+    /// need every add.
+    pub fn explain(&self) -> Option<crate::explain::Explanation> {
+        let mut e =
+            crate::explain::explain(&self.history, &self.check, &self.trace, &self.nemesis)?;
+        if let Some(s) = &self.spilled {
+            e.per_node.clear();
+            e.notes.push(format!(
+                "the runner kept the first {} operations in memory; {} later ones are in \
+                 history.jsonl only",
+                s.keep, s.dropped
+            ));
+        }
+        Some(e)
     }
 
     /// The run as Ctrl-C left it: a history without its end cannot be
@@ -168,6 +216,10 @@ impl TestConfig {
             limits: None,
             trace: crate::testcore::trace::DEFAULT_CAP,
             adversary: self.adversary.clone(),
+            history_keep: self
+                .history_file
+                .as_ref()
+                .map(|_| crate::journal::DEFAULT_KEEP),
         }
     }
 }
@@ -192,12 +244,16 @@ pub fn run_test(
         };
         let mut procs = Procs::spawn(&cfg.command, &ids, &dirs, cfg.log_stderr, tx, ex.clone())
             .map_err(TestError::Spawn)?;
+        let mut file = match &cfg.history_file {
+            Some(path) => Some(HistoryFile::create(path).map_err(TestError::Spawn)?),
+            None => None,
+        };
         let mut pace = Pace::new(start, every);
-        let result = drive(&mut core, &mut procs, &rx, &mut pace, progress).await;
+        let result = drive(&mut core, &mut procs, &rx, &mut pace, progress, &mut file).await;
         procs.shutdown(Duration::from_secs(2)).await;
         let interrupted = result?;
         let out = core.finish().map_err(TestError::Test)?;
-        let run = TestRun::of(out, start.elapsed(), NetObserved::All);
+        let run = TestRun::of(out, start.elapsed(), NetObserved::All, file);
         Ok(if interrupted { run.interrupted() } else { run })
     }))
 }
@@ -209,8 +265,12 @@ async fn drive(
     rx: &Receiver<ProcEvent>,
     pace: &mut Pace,
     progress: &mut dyn FnMut(&Progress),
+    file: &mut Option<HistoryFile>,
 ) -> Result<bool, TestError> {
     loop {
+        if let Some(f) = file {
+            f.write(core.take_completed());
+        }
         let wake = loop {
             match core.poll_output() {
                 Output::Deliver { node, msg } => {

@@ -18,7 +18,7 @@ use super::cli::{run_dir, test_once, Common, TestArgs, Transport};
 use super::run::TestRun;
 use super::store::{write_error, write_results};
 use crate::choice::{Adversaries, Adversary};
-use crate::explain::{explain, unknown_reason};
+use crate::explain::unknown_reason;
 use crate::nemesis::LatencyDist;
 use crate::page::escape;
 use serde::Serialize;
@@ -250,7 +250,8 @@ fn record(
             }
             // An unknown run has no loss to explain, but a reason: say it
             // (and what Maelstrom would have called it).
-            let cause = explain(&t.history, &t.check, &t.trace, &t.nemesis)
+            let cause = t
+                .explain()
                 .map(|e| e.main_cause())
                 .or_else(|| unknown_reason(&t.check))
                 .unwrap_or_else(|| "-".into());

@@ -4,7 +4,7 @@
 
 use super::run::{NetObserved, TestRun};
 use crate::faults;
-use crate::history::{History, OpKind};
+use crate::history::{History, OpKind, Operation};
 use crate::page::{self, OpView};
 use crate::stats::Quantiles;
 use serde_json::{json, Value};
@@ -66,20 +66,31 @@ fn timestamp(t: SystemTime) -> String {
 
 /// The history as the page draws it.
 pub fn op_views(history: &History) -> Vec<OpView> {
-    history
-        .iter()
-        .map(|op| OpView {
-            client: op.client.clone(),
-            kind: op.kind.name().to_string(),
-            start: op.invoke.as_secs_f64(),
-            end: op.complete.map(|c| c.as_secs_f64()),
-            outcome: op.outcome.map_or("info", |o| o.name()).to_string(),
-            value: match op.kind {
-                OpKind::Add => op.delta,
-                OpKind::Read => op.value.and_then(|v| u64::try_from(v).ok()),
-            },
-        })
-        .collect()
+    views(history.iter())
+}
+
+/// What the page plots: every operation, or a long run's sample, and how
+/// many operations each stands for.
+fn plotted(run: &TestRun) -> (Vec<OpView>, u64) {
+    match &run.spilled {
+        Some(s) => (views(s.sample.iter()), s.stride),
+        None => (op_views(&run.history), 1),
+    }
+}
+
+fn views<'a>(ops: impl Iterator<Item = &'a Operation>) -> Vec<OpView> {
+    ops.map(|op| OpView {
+        client: op.client.clone(),
+        kind: op.kind.name().to_string(),
+        start: op.invoke.as_secs_f64(),
+        end: op.complete.map(|c| c.as_secs_f64()),
+        outcome: op.outcome.map_or("info", |o| o.name()).to_string(),
+        value: match op.kind {
+            OpKind::Add => op.delta,
+            OpKind::Read => op.value.and_then(|v| u64::try_from(v).ok()),
+        },
+    })
+    .collect()
 }
 
 fn quantiles(q: &Option<Quantiles>) -> String {
@@ -123,7 +134,7 @@ fn net_json(run: &TestRun) -> Value {
 
 /// `results.json`: the verdict, the checker's findings, the statistics.
 pub fn results_json(run: &TestRun, settings: &Value) -> Value {
-    let explanation = crate::explain::explain(&run.history, &run.check, &run.trace, &run.nemesis);
+    let explanation = run.explain();
     results_with(run, settings, explanation.as_ref())
 }
 
@@ -146,6 +157,7 @@ fn results_with(
         "stats": run.stats.ops,
         "net": net_json(run),
         "latency_ms": run.stats.latency_ms,
+        "read_lag": run.stats.read_lag,
         "nemesis": run.nemesis,
         "faults": {
             "windows": faults::windows(&run.nemesis, run_end(run)),
@@ -188,22 +200,30 @@ pub fn write_results(
     settings: &Value,
     nodes: &[String],
 ) -> io::Result<()> {
-    let explanation = crate::explain::explain(&run.history, &run.check, &run.trace, &run.nemesis);
+    let explanation = run.explain();
     let results = results_with(run, settings, explanation.as_ref());
     std::fs::write(
         dir.join("results.json"),
         serde_json::to_string_pretty(&results)? + "\n",
     )?;
-    std::fs::write(dir.join("history.jsonl"), run.history.to_jsonl())?;
+    if !run.history_written {
+        std::fs::write(dir.join("history.jsonl"), run.history.to_jsonl())?;
+    }
     let mut messages = io::BufWriter::new(std::fs::File::create(dir.join("messages.jsonl"))?);
     run.trace.write_jsonl(&mut messages)?;
     io::Write::flush(&mut messages)?;
-    let ops = op_views(&run.history);
+    let (ops, stride) = plotted(run);
     let windows = faults::windows(&run.nemesis, run_end(run));
     let (drawn, sampled) = page::sample(&ops, page::DRAWN_OPS);
-    let raw_caption = match &sampled {
-        Some(note) => format!("Latency of operations over time ({note})"),
-        None => "Latency of every operation over time".to_string(),
+    let raw_caption = match (&sampled, &run.spilled) {
+        (_, Some(_)) => format!(
+            "Latency of operations over time ({} drawn of a sample of 1 in {stride} of {} operations; \
+             history.jsonl has them all)",
+            drawn.len(),
+            run.stats.ops.all.count,
+        ),
+        (Some(note), None) => format!("Latency of operations over time ({note})"),
+        (None, None) => "Latency of every operation over time".to_string(),
     };
     let plots = [
         (
@@ -219,7 +239,7 @@ pub fn write_results(
         (
             "rate.svg",
             "Requests started per second",
-            page::request_rate(&ops, &windows),
+            page::request_rate_sampled(&ops, &windows, stride),
         ),
     ];
     for (file, _, svg) in &plots {
@@ -291,6 +311,10 @@ pub fn write_results(
             "msgs-per-op (servers)".into(),
             unseen(per_op(s.net.servers.msgs_per_op)),
         ),
+        (
+            "read lag".into(),
+            s.read_lag.map_or("no successful read".into(), |l| l.line()),
+        ),
         ("add latency".into(), quantiles(&s.latency_ms.add)),
         ("read latency".into(), quantiles(&s.latency_ms.read)),
         ("nemesis events".into(), run.nemesis.len().to_string()),
@@ -343,11 +367,13 @@ pub fn write_results(
 
 /// When the last operation ended: the end of the fault windows.
 fn run_end(run: &TestRun) -> std::time::Duration {
-    run.history
+    let kept = run
+        .history
         .iter()
         .filter_map(|op| op.complete.or(Some(op.invoke)))
         .max()
-        .unwrap_or_default()
+        .unwrap_or_default();
+    run.spilled.as_ref().map_or(kept, |s| s.end.max(kept))
 }
 
 /// Every fault window on one line, or `none`.

@@ -37,6 +37,7 @@
 
 use super::procs::MAX_LINE;
 use super::run::{Pace, TestRun};
+use crate::history_file::HistoryFile;
 use crate::nemesis::NemesisConfig;
 use crate::testcore::{
     shown, CoreConfig, CoreError, FaultAction, Input, NetObserved, Output, Progress, TestCore,
@@ -109,6 +110,9 @@ pub struct TcpTestConfig {
     pub etcd: Option<EtcdBackend>,
     /// Which service `gcounter kv` models and the nodes ask for.
     pub kv: KvKind,
+    /// Where operations stream as they complete (see
+    /// [`super::run::TestConfig::history_file`]).
+    pub history_file: Option<PathBuf>,
 }
 
 /// Why a test against a TCP cluster could not be judged.
@@ -181,13 +185,17 @@ pub fn run_tcp_test(
     if let Some(EtcdBackend::Local { members, .. }) = cfg.etcd {
         ids.extend((0..members).map(|i| format!("etcd{i}")));
     }
+    let file = match &cfg.history_file {
+        Some(path) => Some(HistoryFile::create(path).map_err(TcpTestError::Start)?),
+        None => None,
+    };
     let result = match Cluster::start(spec) {
         Ok(mut cluster) => {
             // One thread: the connections' readers run on this executor,
             // beside the runner, so a reply costs no wake-up of another
             // thread.
             let ex = smol::LocalExecutor::new();
-            let runner = TcpRunner::new(cfg);
+            let runner = TcpRunner::new(cfg, file);
             let result = smol::block_on(ex.run(runner.run(&ex, &mut cluster, every, progress)));
             cluster.stop();
             // A finished test keeps the members' logs, not their data:
@@ -307,10 +315,11 @@ struct TcpRunner {
     core: TestCore,
     ids: Vec<String>,
     conns: Vec<Conn>,
+    file: Option<HistoryFile>,
 }
 
 impl TcpRunner {
-    fn new(cfg: &TcpTestConfig) -> Self {
+    fn new(cfg: &TcpTestConfig, file: Option<HistoryFile>) -> Self {
         let core = TestCore::new(CoreConfig {
             node_count: cfg.node_count,
             concurrency: cfg.concurrency,
@@ -326,6 +335,10 @@ impl TcpRunner {
             // The servers' traffic does not pass through the core, and
             // `gcounter kv` draws its own states: no choice to make here.
             adversary: crate::choice::Adversaries::none(),
+            history_keep: cfg
+                .history_file
+                .as_ref()
+                .map(|_| crate::journal::DEFAULT_KEEP),
         });
         let ids: Vec<String> = core.servers().map(str::to_string).collect();
         let conns = core
@@ -338,7 +351,12 @@ impl TcpRunner {
                 reader: None,
             })
             .collect();
-        TcpRunner { core, ids, conns }
+        TcpRunner {
+            core,
+            ids,
+            conns,
+            file,
+        }
     }
 
     async fn run(
@@ -362,7 +380,7 @@ impl TcpRunner {
             .await?;
         self.conns.clear();
         let out = self.core.finish().map_err(TcpTestError::Test)?;
-        let run = TestRun::of(out, pace.now(), NetObserved::ClientsOnly);
+        let run = TestRun::of(out, pace.now(), NetObserved::ClientsOnly, self.file);
         Ok(if interrupted { run.interrupted() } else { run })
     }
 
@@ -418,6 +436,9 @@ impl TcpRunner {
     ) -> Result<bool, TcpTestError> {
         let mut next_reap = Duration::ZERO;
         loop {
+            if let Some(f) = &mut self.file {
+                f.write(self.core.take_completed());
+            }
             let wake = loop {
                 match self.core.poll_output() {
                     Output::Deliver { msg, .. } => {

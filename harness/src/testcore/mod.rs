@@ -93,14 +93,15 @@ pub use check::{check_line, shown, BadLine};
 pub use replies::ReplyCounts;
 pub use trace::{Fate, Trace, TraceEntry};
 
-use crate::checker::{check, CheckResult};
+use crate::checker::{check_ledger, CheckResult};
 use crate::choice::{self, Adversaries, Delay, Link, Policy};
-use crate::history::History;
+use crate::history::{History, Operation};
+use crate::journal::Spilled;
 use crate::nemesis::{
     Latency, Nemesis, NemesisConfig, NemesisEvent, NemesisRecord, Network, Partition,
 };
 use crate::services::{ServiceCounts, Services};
-use crate::stats::{NetTally, OpStats, Stats};
+use crate::stats::{NetTally, Stats};
 use crate::workload::{is_client, node_ids, Step, Workload, WorkloadConfig};
 use gcounter_core::protocol::{self, parse_line};
 use gcounter_core::service::Served;
@@ -170,6 +171,11 @@ pub struct CoreConfig {
     /// Who makes the test's choices: Maelstrom's random draws (empty), or
     /// these adversaries' worst legal ones ([`crate::choice`]).
     pub adversary: Adversaries,
+    /// `Some(keep)`: keep the first `keep` operations in memory and fold
+    /// the rest as they complete, handing them out through
+    /// [`TestCore::take_completed`] ([`crate::journal`]); `None`: keep
+    /// every operation.
+    pub history_keep: Option<usize>,
 }
 
 impl CoreConfig {
@@ -194,6 +200,7 @@ impl CoreConfig {
             }),
             trace: 0,
             adversary: Adversaries::none(),
+            history_keep: None,
         }
     }
 }
@@ -395,7 +402,12 @@ impl std::error::Error for CoreError {}
 /// What a finished test produced.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// Every operation, or with [`CoreConfig::history_keep`] those kept.
     pub history: History,
+    /// What a bounded history let go of (`None`: nothing).
+    pub spilled: Option<Spilled>,
+    /// Operations [`TestCore::take_completed`] has not yet handed out.
+    pub unwritten: Vec<Operation>,
     pub check: CheckResult,
     pub stats: Stats,
     /// The nemesis' events, including the final ends of faults.
@@ -536,8 +548,11 @@ impl TestCore {
     pub fn with_policy(cfg: CoreConfig, policy: Box<dyn Policy>) -> Self {
         let mut rng = fastrand::Rng::with_seed(cfg.seed);
         let servers = node_ids(cfg.node_count);
-        let workload =
+        let mut workload =
             Workload::with_concurrency(cfg.workload.clone(), &servers, cfg.concurrency, rng.fork());
+        if let Some(keep) = cfg.history_keep {
+            workload.bound_history(keep);
+        }
         let nemesis = cfg
             .nemesis
             .clone()
@@ -716,11 +731,17 @@ impl TestCore {
         }
         let mut replies = self.replies.counts();
         replies.reads = self.workload.read_values().clone();
-        let history = self.workload.into_history();
-        let check = check(&history);
-        let stats = Stats::compute(&history, &self.tally);
+        let read_lag = self.workload.read_lag();
+        let journaled = self.workload.into_journaled();
+        let check = check_ledger(&journaled.ledger);
+        let stats = Stats {
+            read_lag,
+            ..journaled.ledger.stats(&journaled.history, &self.tally)
+        };
         Ok(Outcome {
-            history,
+            history: journaled.history,
+            spilled: journaled.spilled,
+            unwritten: journaled.unwritten,
             check,
             stats,
             nemesis: self.nemesis_log,
@@ -736,14 +757,15 @@ impl TestCore {
     }
 
     /// Where the test stands, for a progress display.
+    /// Operations completed since the last call, with a bounded history
+    /// ([`CoreConfig::history_keep`]): the driver writes them out.
+    pub fn take_completed(&mut self) -> Vec<Operation> {
+        self.workload.take_completed()
+    }
+
     pub fn progress(&self) -> Progress {
-        let ops = OpStats::of(self.workload.history()).all;
-        let pending = self
-            .workload
-            .history()
-            .iter()
-            .filter(|op| op.outcome.is_none())
-            .count() as u64;
+        let (ops, pending) = self.workload.journal().counts();
+        let ops = ops.all;
         let w = self.workload.config();
         Progress {
             elapsed: self.test_time(),
@@ -1074,17 +1096,15 @@ impl TestCore {
                 // A held kill strikes the moment one of its nodes has
                 // acknowledged an add that counts (more than 0): before
                 // that node's next step.
-                let counted = self
-                    .workload
-                    .history()
-                    .ops
-                    .iter()
-                    .rev()
-                    .find(|op| op.client == msg.dest)
-                    .is_some_and(|op| op.delta.is_some_and(|d| d > 0));
-                let strikes = counted
-                    && matches!(&self.held_kill,
+                let holds = matches!(&self.held_kill,
                     Some((NemesisEvent::Kill { nodes }, _)) if nodes.contains(&msg.src));
+                // Looked up only while a kill waits: most adds pass here.
+                let strikes = holds
+                    && self
+                        .workload
+                        .journal()
+                        .last_of(&msg.dest)
+                        .is_some_and(|op| op.delta.is_some_and(|d| d > 0));
                 if strikes {
                     self.release_kill();
                 }

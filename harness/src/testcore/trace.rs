@@ -15,8 +15,11 @@ use serde::Serialize;
 use serde_json::Value;
 use std::io::{self, Write};
 
-/// The default cap: a couple of minutes of Maelstrom's evaluation.
-pub const DEFAULT_CAP: usize = 200_000;
+/// The default cap: about a minute and a half of Maelstrom's evaluation
+/// (five times its 20 s). Most of a long run's memory is this trace (each
+/// entry holds its parsed body, about 1 KB): at 200,000 it was 200 MB of
+/// a runner whose history no longer grows (issue 21, item 5).
+pub const DEFAULT_CAP: usize = 50_000;
 
 /// What became of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
