@@ -11,7 +11,6 @@ mod faults;
 mod gallery;
 mod read_lag;
 mod readme;
-mod read_lag;
 mod recorded;
 mod restart;
 mod runner;
