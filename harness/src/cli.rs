@@ -171,7 +171,7 @@ fn store_run(
     let dir = new_run_dir(store, "g-counter")?;
     let cfg = args.to_config();
     let settings = serde_json::json!({
-        "workload": "g-counter",
+        "workload": args.params.workload.name(),
         "transport": "simulator",
         "strategy": args.strategy.name(),
         "kv": args.kv.name(),

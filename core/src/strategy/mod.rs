@@ -12,6 +12,7 @@ mod gossip;
 mod kv_calls;
 mod naive;
 mod per_node;
+mod tally;
 
 pub use cas::Cas;
 pub(crate) use gossip::check_saved as gossip_check_saved;
@@ -35,6 +36,12 @@ pub const MAX_TOTAL: u64 = i64::MAX as u64;
 /// `a + b` if it stays within [`MAX_TOTAL`].
 pub fn checked_total(a: u64, b: u64) -> Option<u64> {
     a.checked_add(b).filter(|&t| t <= MAX_TOTAL)
+}
+
+/// `a + d` if it stays within `-MAX_TOTAL..=MAX_TOTAL`: a signed total
+/// (`pn-counter`) may go as far below zero as above it.
+pub fn checked_signed(a: i64, d: i64) -> Option<i64> {
+    a.checked_add(d).filter(|t| t.unsigned_abs() <= MAX_TOTAL)
 }
 
 /// The sum of `counts` if it stays within [`MAX_TOTAL`].
@@ -191,9 +198,10 @@ pub trait Strategy: Debug + Send + Snapshot {
     /// Right after `init_ok` has been queued.
     fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
 
-    /// A client's `add`. `delta` is at most [`MAX_TOTAL`]; the strategy
-    /// must answer exactly once, with `add_ok` or an error.
-    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: u64);
+    /// A client's `add`. `delta` is within `-MAX_TOTAL..=MAX_TOTAL`
+    /// (negative under `pn-counter`); the strategy must answer exactly
+    /// once, with `add_ok` or an error.
+    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: i64);
 
     /// A client's `read`, answered exactly once with `read_ok` or an error.
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request);
@@ -226,6 +234,7 @@ pub fn build(kind: StrategyKind, nodes: &[String]) -> Box<dyn Strategy> {
         StrategyKind::PerNode => Box::new(PerNode::default()),
         StrategyKind::Cas => Box::new(Cas::default()),
         StrategyKind::Naive => Box::new(Naive::default()),
+        StrategyKind::GossipMax => Box::new(Gossip::signed_max()),
     }
 }
 

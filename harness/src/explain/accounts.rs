@@ -22,7 +22,7 @@ pub(super) fn unwritten<'a>(
     reads: &Reads<'a>,
     noops: &[NoopWrite],
 ) -> Vec<Unwritten> {
-    let acknowledged = |node: &str| -> u64 {
+    let acknowledged = |node: &str| -> i64 {
         history
             .iter()
             .filter(|op| {
@@ -31,14 +31,14 @@ pub(super) fn unwritten<'a>(
             .filter_map(|op| op.delta)
             .sum()
     };
-    let all: u64 = history
+    let all: i64 = history
         .iter()
         .filter(|op| op.kind == OpKind::Add && op.outcome == Some(Outcome::Ok))
         .filter_map(|op| op.delta)
         .sum();
     if lineage
         .store_total()
-        .is_some_and(|total| total >= i64::try_from(all).unwrap_or(i64::MAX))
+        .is_some_and(|total| total >= all)
     {
         return Vec::new();
     }

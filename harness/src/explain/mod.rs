@@ -166,7 +166,7 @@ pub struct NoopWrite {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Unwritten {
     pub node: String,
-    pub acknowledged_sum: u64,
+    pub acknowledged_sum: i64,
     /// What its changes added: `to - from` of each cas, the value minus
     /// its basis of each write, and what its no-op writes meant to add.
     pub written_sum: i64,
@@ -186,7 +186,7 @@ pub struct OverCount {
     pub node: String,
     pub value: i64,
     /// The highest acceptable value, and how far above it the read is.
-    pub highest_acceptable: u64,
+    pub highest_acceptable: i64,
     pub above: u64,
     /// How many final reads are above every acceptable value.
     pub count: usize,
@@ -223,8 +223,8 @@ pub struct OverWriter {
     /// minus the value it replaced).
     pub added: i64,
     pub by_key: Vec<(String, i64)>,
-    pub acknowledged_sum: u64,
-    pub indeterminate_sum: u64,
+    pub acknowledged_sum: i64,
+    pub indeterminate_sum: i64,
     /// `added` minus both sums.
     pub extra: i64,
 }
@@ -289,7 +289,7 @@ pub struct KeySeries {
 pub struct NodeAccount {
     pub node: String,
     pub acknowledged_adds: usize,
-    pub acknowledged_sum: u64,
+    pub acknowledged_sum: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub final_read: Option<i64>,
 }

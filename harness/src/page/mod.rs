@@ -27,7 +27,7 @@ pub struct OpView {
     /// `ok`, `info` or `fail`.
     pub outcome: String,
     /// What the operation carried: a delta or the value read.
-    pub value: Option<u64>,
+    pub value: Option<i64>,
 }
 
 impl OpView {
