@@ -78,6 +78,10 @@ pub struct Explanation {
     /// How far the lowest final read fell short of the newest state: the
     /// part of `lost` that the reads, not the store, lost.
     pub final_shortfall: u64,
+    /// Under pn-counter: which way the reads are off (erased increments
+    /// or erased decrements), and why where the trace says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedLoss>,
 }
 
 /// A write that erased others.
@@ -299,6 +303,7 @@ mod final_reads;
 mod fixes;
 mod lineage;
 mod overcount;
+mod signed;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -310,6 +315,7 @@ use final_reads::final_reads;
 use fixes::fixes;
 use lineage::{kv_ops, Lineage, Reads};
 pub use overcount::above_acceptable;
+pub use signed::{KeptHigher, SignedLoss};
 pub use unknown::unknown_reason;
 use writes::{narrate, series, writes};
 
@@ -376,6 +382,7 @@ pub fn explain(
     } else {
         accounts(history, check)
     };
+    let signed = signed::signed_loss(history, check, trace, &overwrites);
     let mut e = Explanation {
         lost: check.lost,
         explained: explained.min(check.lost),
@@ -393,6 +400,7 @@ pub fn explain(
         faults: windows,
         notes,
         final_shortfall: u64::try_from(stale_lowest).unwrap_or(0),
+        signed,
     };
     e.fixes = fixes(&e);
     Some(e)

@@ -166,7 +166,11 @@ impl Bounds {
     /// One line: the bounds a verdict holds within.
     pub fn short(&self) -> String {
         format!(
-            "{} x {}, {}, {} per node{}",
+            "{}{} x {}, {}, {} per node{}",
+            match self.workload {
+                WorkloadKind::GCounter => "",
+                WorkloadKind::PnCounter => "pn-counter, ",
+            },
             count(self.node_count as u64, "node", "nodes"),
             count(self.adds as u64, "add", "adds"),
             count(u64::from(self.losses), "loss", "losses"),

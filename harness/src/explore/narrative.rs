@@ -133,10 +133,17 @@ pub fn verdict(leaf: &Leaf, bounds: &Bounds) -> String {
                         if missing.is_empty() {
                             "holds adds that were never acknowledged nor pending".to_string()
                         } else {
+                            let down = missing.iter().filter(|d| **d < 0).count();
                             format!(
-                                "is missing acknowledged add{} {}",
+                                "is missing acknowledged add{} {}{}",
                                 if missing.len() == 1 { "" } else { "s" },
-                                list(&missing)
+                                list(&missing),
+                                match (down, missing.len()) {
+                                    (0, _) => "",
+                                    (1, 1) => " (a decrement: the read is too high)",
+                                    (d, n) if d == n => " (decrements: the read is too high)",
+                                    _ => " (increments and decrements)",
+                                }
                             )
                         }
                     }
