@@ -1109,15 +1109,24 @@ mod tests {
     #[test]
     fn a_negative_delta_is_an_add_and_the_bounds_are_named() {
         let line = r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"delta":-3}}"#;
-        assert_eq!(parse(line).unwrap().body.payload, Payload::Add { delta: -3 });
+        assert_eq!(
+            parse(line).unwrap().body.payload,
+            Payload::Add { delta: -3 }
+        );
         let min = i64::MIN;
-        let line = format!(r#"{{"src":"c1","dest":"n1","body":{{"type":"add","msg_id":7,"delta":{min}}}}}"#);
+        let line = format!(
+            r#"{{"src":"c1","dest":"n1","body":{{"type":"add","msg_id":7,"delta":{min}}}}}"#
+        );
         let err = parse(&line).unwrap_err();
         assert_eq!(err.code, ErrorCode::MALFORMED_REQUEST);
         assert!(err.text.contains("below the lowest total"), "{}", err.text);
         let line = r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"delta":9223372036854775808}}"#;
         let err = parse(line).unwrap_err();
-        assert!(err.text.contains("larger than the largest total"), "{}", err.text);
+        assert!(
+            err.text.contains("larger than the largest total"),
+            "{}",
+            err.text
+        );
     }
 
     #[test]

@@ -197,7 +197,13 @@ pub fn check(history: &History) -> CheckResult {
     // sorts all of them first (most of a 1,000,000-operation check).
     let clients: HashSet<&str> = history.iter().map(|op| op.client.as_str()).collect();
     let clients: BTreeSet<&str> = clients.into_iter().collect();
-    judge(definite_sum, decrements, &indeterminate, final_reads, &clients)
+    judge(
+        definite_sum,
+        decrements,
+        &indeterminate,
+        final_reads,
+        &clients,
+    )
 }
 
 /// The checker's core, over what it needs of a history: S (and how much
@@ -226,8 +232,16 @@ pub fn judge(
         u64::try_from(short).unwrap_or(u64::MAX)
     });
     // The outer bounds: every decrement and no increment, and the reverse.
-    let down: i128 = indeterminate.iter().filter(|&&d| d < 0).map(|&d| i128::from(d)).sum();
-    let up: i128 = indeterminate.iter().filter(|&&d| d > 0).map(|&d| i128::from(d)).sum();
+    let down: i128 = indeterminate
+        .iter()
+        .filter(|&&d| d < 0)
+        .map(|&d| i128::from(d))
+        .sum();
+    let up: i128 = indeterminate
+        .iter()
+        .filter(|&&d| d > 0)
+        .map(|&d| i128::from(d))
+        .sum();
     let outer = [definite_sum + down, definite_sum + up];
     let sets = acceptable(definite_sum, indeterminate.iter().copied(), MAX_RANGES);
     let mut result = CheckResult {
@@ -313,13 +327,17 @@ mod tests {
                 .collect();
             let s = rng.i64(-50..50);
             let ranges = acceptable(s.into(), deltas.iter().copied(), MAX_RANGES).unwrap();
-            let expected: BTreeSet<i128> =
-                naive_sums(&deltas).iter().map(|v| v + i128::from(s)).collect();
-            let from_ranges: BTreeSet<i128> =
-                ranges.iter().flat_map(|&[lo, hi]| lo..=hi).collect();
+            let expected: BTreeSet<i128> = naive_sums(&deltas)
+                .iter()
+                .map(|v| v + i128::from(s))
+                .collect();
+            let from_ranges: BTreeSet<i128> = ranges.iter().flat_map(|&[lo, hi]| lo..=hi).collect();
             assert_eq!(from_ranges, expected, "{s} {deltas:?}");
             // Maximal ranges: neither overlapping nor adjacent.
-            assert!(ranges.windows(2).all(|w| w[0][1] + 1 < w[1][0]), "{ranges:?}");
+            assert!(
+                ranges.windows(2).all(|w| w[0][1] + 1 < w[1][0]),
+                "{ranges:?}"
+            );
         }
         assert_eq!(
             acceptable(0, [4, 4], MAX_RANGES).unwrap(),
@@ -363,8 +381,16 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(22);
         let deltas: Vec<i64> = (0..500_000).map(|_| rng.i64(-5..=4)).collect();
         let ranges = acceptable(0, deltas.iter().copied(), MAX_RANGES).unwrap();
-        let down: i128 = deltas.iter().filter(|&&d| d < 0).map(|&d| i128::from(d)).sum();
-        let up: i128 = deltas.iter().filter(|&&d| d > 0).map(|&d| i128::from(d)).sum();
+        let down: i128 = deltas
+            .iter()
+            .filter(|&&d| d < 0)
+            .map(|&d| i128::from(d))
+            .sum();
+        let up: i128 = deltas
+            .iter()
+            .filter(|&&d| d > 0)
+            .map(|&d| i128::from(d))
+            .sum();
         assert_eq!(ranges, vec![[down, up]]);
     }
 

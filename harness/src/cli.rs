@@ -15,7 +15,7 @@ use std::time::Instant;
 /// Maelstrom names them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
-    /// How the nodes keep the counter: gossip, per-node, cas or naive.
+    /// How the nodes keep the counter: gossip, per-node, cas, naive or gossip-max.
     #[arg(long, default_value = "gossip", value_parser = crate::params::parse_strategy)]
     pub strategy: StrategyKind,
     #[command(flatten)]

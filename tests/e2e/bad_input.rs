@@ -229,8 +229,10 @@ fn add_with_negative_delta_counts_down() {
 
 #[test]
 fn add_with_delta_below_the_lowest_total() {
-    around(msg(r#"{"type":"add","msg_id":7,"delta":-9223372036854775808}"#))
-        .assert_error(BAD, MALFORMED);
+    around(msg(
+        r#"{"type":"add","msg_id":7,"delta":-9223372036854775808}"#,
+    ))
+    .assert_error(BAD, MALFORMED);
 }
 
 #[test]

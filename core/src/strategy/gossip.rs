@@ -45,7 +45,9 @@
 //! first. That costs a write per gossip round that raised the value, not
 //! per read.
 
-use super::{checked_signed, checked_sum, checked_total, share_limit, Ctx, Request, Strategy, Timer};
+use super::{
+    checked_signed, checked_sum, checked_total, share_limit, Ctx, Request, Strategy, Timer,
+};
 use crate::error::ErrorCode;
 use crate::protocol::{Counts, Payload};
 use serde::{Deserialize, Serialize};
@@ -155,7 +157,9 @@ impl State {
     fn set_total(&mut self, slot: &str, total: i64) {
         self.counts.insert(slot.to_string(), total.max(0) as u64);
         match total < 0 {
-            true => self.decrements.insert(slot.to_string(), total.unsigned_abs()),
+            true => self
+                .decrements
+                .insert(slot.to_string(), total.unsigned_abs()),
             false => self.decrements.remove(slot),
         };
     }

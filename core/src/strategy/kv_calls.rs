@@ -388,7 +388,9 @@ pub enum ReadResult<T = i64> {
 
 /// Interprets a reply to a KV `read` of a counter holding a signed total.
 pub fn read_result(reply: &Payload) -> ReadResult {
-    read_with(reply, |v| v.as_i64().filter(|n| n.unsigned_abs() <= MAX_TOTAL))
+    read_with(reply, |v| {
+        v.as_i64().filter(|n| n.unsigned_abs() <= MAX_TOTAL)
+    })
 }
 
 /// Interprets a reply to a KV `read` whose value `parse` reads.

@@ -372,7 +372,10 @@ impl Strategy for PerNode {
             );
         }
         // Within the share, so the sum cannot overflow.
-        self.waiting_sum = self.waiting_sum.checked_add(Tally::of(delta)).unwrap_or_default();
+        self.waiting_sum = self
+            .waiting_sum
+            .checked_add(Tally::of(delta))
+            .unwrap_or_default();
         self.waiting.push_back(((req, delta), ctx.now));
         self.write_next(ctx);
     }

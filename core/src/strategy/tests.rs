@@ -21,7 +21,15 @@ fn concurrent_adds(kind: StrategyKind, seed: u64, adds: usize) -> (u64, Cluster)
     for _ in 0..adds {
         let delta = rng.u64(0..=4);
         let node = rng.usize(0..3);
-        ids.push((c.request(node, Payload::Add { delta: delta as i64 }), delta));
+        ids.push((
+            c.request(
+                node,
+                Payload::Add {
+                    delta: delta as i64,
+                },
+            ),
+            delta,
+        ));
         // Interleave: deliver a few messages between requests.
         for _ in 0..rng.usize(0..4) {
             c.step();
@@ -207,7 +215,9 @@ fn overflowing_adds_are_refused_definitely() {
         // A strategy where each node counts its own share lets a node
         // count up to its share; one shared key, up to the whole total.
         let big = match kind {
-            StrategyKind::Gossip | StrategyKind::GossipMax | StrategyKind::PerNode => super::share_limit(3),
+            StrategyKind::Gossip | StrategyKind::GossipMax | StrategyKind::PerNode => {
+                super::share_limit(3)
+            }
             StrategyKind::Cas | StrategyKind::Naive => super::MAX_TOTAL,
         };
         let first = c.request(0, Payload::Add { delta: big as i64 });
@@ -228,7 +238,13 @@ fn overflowing_adds_are_refused_definitely() {
 fn a_client_cannot_gossip_into_the_counter() {
     let mut c = Cluster::new(StrategyKind::Gossip, 3, 0);
     let counts = [("zz".to_string(), 100)].into();
-    let id = c.request(0, Payload::Gossip { counts, decrements: Default::default() });
+    let id = c.request(
+        0,
+        Payload::Gossip {
+            counts,
+            decrements: Default::default(),
+        },
+    );
     c.settle(Duration::from_secs(1));
     assert!(matches!(
         c.reply(id),
@@ -270,7 +286,16 @@ fn gossip_restarted_from_its_stored_state_keeps_adds_it_never_gossiped() {
         for _ in 0..20 {
             let delta = rng.u64(1..=4);
             let node = rng.usize(0..3);
-            ids.push((c.request(node, Payload::Add { delta: delta as i64 }), delta, node));
+            ids.push((
+                c.request(
+                    node,
+                    Payload::Add {
+                        delta: delta as i64,
+                    },
+                ),
+                delta,
+                node,
+            ));
             for _ in 0..rng.usize(0..4) {
                 c.step();
             }
@@ -378,7 +403,15 @@ fn gossip_outputs(config: Config, deltas: &[u64]) -> Vec<String> {
     };
     node.handle(message(1, init), Duration::ZERO);
     for (id, &delta) in (2..).zip(deltas) {
-        node.handle(message(id, Payload::Add { delta: delta as i64 }), Duration::ZERO);
+        node.handle(
+            message(
+                id,
+                Payload::Add {
+                    delta: delta as i64,
+                },
+            ),
+            Duration::ZERO,
+        );
     }
     let mut out = Vec::new();
     loop {
@@ -514,12 +547,7 @@ fn per_node_never_acknowledges_adds_whose_total_cannot_fit() {
     let adds: Vec<(u64, u64)> = (0..3)
         .map(|i| {
             (
-                c.request(
-                    i,
-                    Payload::Add {
-                        delta: i64::MAX,
-                    },
-                ),
+                c.request(i, Payload::Add { delta: i64::MAX }),
                 i64::MAX as u64,
             )
         })
@@ -569,7 +597,10 @@ fn gossip_rejects_a_peer_state_that_would_overflow() {
         body: crate::protocol::Body {
             msg_id: None,
             in_reply_to: None,
-            payload: Payload::Gossip { counts, decrements: Default::default() },
+            payload: Payload::Gossip {
+                counts,
+                decrements: Default::default(),
+            },
         },
     });
     c.step();
@@ -860,7 +891,9 @@ fn a_count_only_ever_up_sends_what_a_g_counter_sends() {
         c.settle(Duration::from_secs(2));
         let lines: Vec<String> = c.sent.iter().map(crate::protocol::to_line).collect();
         assert!(
-            lines.iter().all(|l| !l.contains("decrements") && !l.contains('[')),
+            lines
+                .iter()
+                .all(|l| !l.contains("decrements") && !l.contains('[')),
             "{kind}: {lines:?}"
         );
         c.request(0, Payload::Add { delta: -1 });
@@ -870,7 +903,10 @@ fn a_count_only_ever_up_sends_what_a_g_counter_sends() {
             StrategyKind::Gossip => r#""decrements":{"n0":1}"#,
             _ => r#""to":[3,1]"#,
         };
-        assert!(lines.iter().any(|l| l.contains(wanted)), "{kind}: {lines:?}");
+        assert!(
+            lines.iter().any(|l| l.contains(wanted)),
+            "{kind}: {lines:?}"
+        );
         assert_eq!(c.read_signed(2), 2, "{kind}");
     }
 }

@@ -36,10 +36,7 @@ pub(super) fn unwritten<'a>(
         .filter(|op| op.kind == OpKind::Add && op.outcome == Some(Outcome::Ok))
         .filter_map(|op| op.delta)
         .sum();
-    if lineage
-        .store_total()
-        .is_some_and(|total| total >= all)
-    {
+    if lineage.store_total().is_some_and(|total| total >= all) {
         return Vec::new();
     }
     let mut written: BTreeMap<&str, i64> = BTreeMap::new();

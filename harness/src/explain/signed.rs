@@ -79,7 +79,10 @@ pub(super) fn signed_loss(
             .collect();
         (deltas.len(), deltas.iter().sum())
     };
-    let lowest = check.acceptable.first().map_or(check.definite_sum, |r| r[0]);
+    let lowest = check
+        .acceptable
+        .first()
+        .map_or(check.definite_sum, |r| r[0]);
     let highest = check.highest();
     let below: Vec<i128> = check
         .errors

@@ -257,8 +257,10 @@ pub fn describe(payload: &Payload) -> String {
             let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             let mut text = format!("{} {{{}}}", payload.type_name(), counts.join(", "));
             if !decrements.is_empty() {
-                let down: Vec<String> =
-                    decrements.iter().map(|(k, v)| format!("{k}: -{v}")).collect();
+                let down: Vec<String> = decrements
+                    .iter()
+                    .map(|(k, v)| format!("{k}: -{v}"))
+                    .collect();
                 text += &format!(" decrements {{{}}}", down.join(", "));
             }
             text

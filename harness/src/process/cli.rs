@@ -83,7 +83,7 @@ pub struct TestArgs {
     /// Where results go: <STORE>/g-counter/<timestamp>/, and <STORE>/latest.
     #[arg(long, value_name = "DIR", default_value = "store")]
     pub store: PathBuf,
-    /// gossip, per-node, cas or naive: sets GCOUNTER_STRATEGY for the
+    /// gossip, per-node, cas, naive or gossip-max: sets GCOUNTER_STRATEGY for the
     /// nodes (for the gcounter binary); otherwise the environment is passed
     /// through as it is (default gossip). With `--transport tcp`: the
     /// nodes' --strategy.
