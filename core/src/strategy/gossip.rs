@@ -89,7 +89,7 @@ struct Saved<'a> {
     decrements: Cow<'a, Counts>,
 }
 
-fn no_counts(c: &Cow<'_, Counts>) -> bool {
+fn no_counts(c: &Counts) -> bool {
     c.is_empty()
 }
 

@@ -427,7 +427,7 @@ pub fn read(key: &str) -> Payload {
 /// zero may not exist yet, so that case also creates it.
 pub fn cas(key: &str, from: impl Into<Value>, to: impl Into<Value>) -> Payload {
     let from = from.into();
-    let create_if_not_exists = from == Value::from(0);
+    let create_if_not_exists = from == 0;
     Payload::Cas {
         key: key.into(),
         from,

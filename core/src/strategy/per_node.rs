@@ -359,7 +359,7 @@ impl Strategy for PerNode {
             .checked_add(in_flight)
             .and_then(|t| t.checked_add(self.waiting_sum))
             .and_then(|t| t.checked_add(Tally::of(delta)));
-        if !total.is_some_and(|t| !t.exceeds(limit)) {
+        if total.is_none_or(|t| t.exceeds(limit)) {
             return ctx.reply_error(
                 &req,
                 ErrorCode::MALFORMED_REQUEST,

@@ -1072,7 +1072,7 @@ impl TestCore {
                 }
             } else if msg.body.payload == Payload::AddOk {
                 // A held kill strikes the moment one of its nodes has
-                // acknowledged an add that counts (more than 0): before
+                // acknowledged an add that counts (not 0; a decrement counts): before
                 // that node's next step.
                 let counted = self
                     .workload
@@ -1081,7 +1081,7 @@ impl TestCore {
                     .iter()
                     .rev()
                     .find(|op| op.client == msg.dest)
-                    .is_some_and(|op| op.delta.is_some_and(|d| d > 0));
+                    .is_some_and(|op| op.delta.is_some_and(|d| d != 0));
                 let strikes = counted
                     && matches!(&self.held_kill,
                     Some((NemesisEvent::Kill { nodes }, _)) if nodes.contains(&msg.src));
