@@ -657,7 +657,7 @@ mod tests {
                 Step::Send(msg) => {
                     let answer = match msg.body.payload {
                         Payload::Add { delta } => {
-                            total += delta as i64;
+                            total += delta;
                             Payload::AddOk
                         }
                         _ => Payload::ReadOk {

@@ -76,7 +76,7 @@ pub(super) fn unwritten<'a>(
     let mut out = Vec::new();
     for (node, written_sum) in written {
         let acknowledged_sum = acknowledged(node);
-        let missing = i64::try_from(acknowledged_sum).unwrap_or(i64::MAX) - written_sum;
+        let missing = acknowledged_sum - written_sum;
         if missing > 0 {
             out.push(Unwritten {
                 node: node.to_string(),
