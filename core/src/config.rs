@@ -12,14 +12,20 @@ pub enum StrategyKind {
     PerNode,
     Cas,
     Naive,
+    /// `gossip` that keeps one signed total per slot and merges by its
+    /// maximum: right for a g-counter, wrong once a count may go down (a
+    /// peer keeps the higher, older total of a slot, erasing the decrement
+    /// after it). Kept, like `naive`, to be caught.
+    GossipMax,
 }
 
 impl StrategyKind {
-    pub const ALL: [StrategyKind; 4] = [
+    pub const ALL: [StrategyKind; 5] = [
         StrategyKind::Gossip,
         StrategyKind::PerNode,
         StrategyKind::Cas,
         StrategyKind::Naive,
+        StrategyKind::GossipMax,
     ];
 
     pub fn name(self) -> &'static str {
@@ -28,12 +34,13 @@ impl StrategyKind {
             StrategyKind::PerNode => "per-node",
             StrategyKind::Cas => "cas",
             StrategyKind::Naive => "naive",
+            StrategyKind::GossipMax => "gossip-max",
         }
     }
 
     /// Whether the strategy keeps the counter in a KV service.
     pub fn uses_kv(self) -> bool {
-        self != StrategyKind::Gossip
+        !matches!(self, StrategyKind::Gossip | StrategyKind::GossipMax)
     }
 }
 
@@ -212,7 +219,7 @@ mod tests {
             Config::from_vars(|k| (k == "GCOUNTER_STRATEGY").then(|| "paxos".into())).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "GCOUNTER_STRATEGY: unknown value `paxos` (valid: gossip, per-node, cas, naive)"
+            "GCOUNTER_STRATEGY: unknown value `paxos` (valid: gossip, per-node, cas, naive, gossip-max)"
         );
     }
 

@@ -6,7 +6,7 @@ use crate::error::ErrorCode;
 pub use crate::io::Output;
 use crate::io::{Io, Pending, Request, Timer};
 use crate::protocol::{parse_incoming, Body, Envelope, ParseError, Payload};
-use crate::strategy::{self, Ctx, Strategy, MAX_TOTAL};
+use crate::strategy::{self, Ctx, Strategy};
 use crate::Time;
 
 use std::hash::{Hash, Hasher};
@@ -176,11 +176,6 @@ impl Node {
             io: &mut self.io,
         };
         match (body.payload, req) {
-            (Payload::Add { delta }, Some(req)) if delta > MAX_TOTAL => ctx.reply_error(
-                &req,
-                ErrorCode::MALFORMED_REQUEST,
-                format!("delta {delta} is larger than the largest total, {MAX_TOTAL}"),
-            ),
             (Payload::Add { delta }, Some(req)) => ready.strategy.on_add(&mut ctx, req, delta),
             (Payload::Read { key: None }, Some(req)) => ready.strategy.on_read(&mut ctx, req),
             (Payload::Init { node_id, .. }, Some(req)) => ctx.reply_error(

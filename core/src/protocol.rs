@@ -40,6 +40,10 @@ pub struct Body {
 /// A counter as the G-Counter CRDT gossips it: one count per slot (node).
 pub type Counts = BTreeMap<String, u64>;
 
+/// An `add`'s delta as read: wider than `i64` so that a delta past what a
+/// counter can hold is answered by name rather than as a parse error.
+pub type WideDelta = i128;
+
 /// Every body type this crate speaks. KV and TSO bodies are here because the
 /// node calls those services and the service models answer them.
 #[derive(Debug, Clone, PartialEq, Hash)]
@@ -49,8 +53,9 @@ pub enum Payload {
         node_ids: Vec<String>,
     },
     InitOk,
+    /// Negative under `pn-counter`; a g-counter client never sends one.
     Add {
-        delta: u64,
+        delta: i64,
     },
     AddOk,
     /// A client's read (no key) or a KV read (with a key).
@@ -76,14 +81,19 @@ pub enum Payload {
     TsOk {
         ts: u64,
     },
-    /// Gossip of the sender's G-Counter state; not an RPC (no `msg_id`).
+    /// Gossip of the sender's PN-Counter state; not an RPC (no `msg_id`).
+    /// `counts` are the increments per slot, `decrements` the decrements,
+    /// left off the wire when empty: a cluster that only ever counts up
+    /// sends exactly what a G-Counter cluster sends.
     Gossip {
         counts: Counts,
+        decrements: Counts,
     },
     /// The answer to a `gossip`: the receiver's merged state. It tells the
     /// sender what the peer now knows, so idle clusters fall silent.
     GossipAck {
         counts: Counts,
+        decrements: Counts,
     },
     Error {
         code: ErrorCode,
@@ -171,8 +181,11 @@ impl Serialize for Body {
                 }
             }
             Payload::TsOk { ts } => m.serialize_entry("ts", ts)?,
-            Payload::Gossip { counts } | Payload::GossipAck { counts } => {
+            Payload::Gossip { counts, decrements } | Payload::GossipAck { counts, decrements } => {
                 m.serialize_entry("counts", counts)?;
+                if !decrements.is_empty() {
+                    m.serialize_entry("decrements", decrements)?;
+                }
             }
             Payload::Error { code, text } => {
                 m.serialize_entry("code", code)?;
@@ -196,7 +209,7 @@ pub struct RawBody<'a> {
     pub ty: Option<Cow<'a, str>>,
     pub msg_id: Option<u64>,
     pub in_reply_to: Option<u64>,
-    pub delta: Option<u64>,
+    pub delta: Option<WideDelta>,
     pub rest: Option<Box<RawRest>>,
 }
 
@@ -212,6 +225,7 @@ pub struct RawRest {
     pub create_if_not_exists: Option<bool>,
     pub ts: Option<u64>,
     pub counts: Option<Counts>,
+    pub decrements: Option<Counts>,
     pub code: Option<ErrorCode>,
     pub text: Option<String>,
 }
@@ -233,6 +247,7 @@ enum Field {
     CreateIfNotExists,
     Ts,
     Counts,
+    Decrements,
     Code,
     Text,
     #[serde(other)]
@@ -281,6 +296,7 @@ impl Field {
             Field::CreateIfNotExists => "create_if_not_exists",
             Field::Ts => "ts",
             Field::Counts => "counts",
+            Field::Decrements => "decrements",
             Field::Code => "code",
             Field::Text => "text",
             Field::Other => "other",
@@ -335,6 +351,7 @@ impl<'de> Visitor<'de> for BodyVisitor {
                         Field::CreateIfNotExists => r.create_if_not_exists = map.next_value()?,
                         Field::Ts => r.ts = map.next_value()?,
                         Field::Counts => r.counts = map.next_value()?,
+                        Field::Decrements => r.decrements = map.next_value()?,
                         Field::Code => r.code = map.next_value()?,
                         Field::Text => r.text = map.next_value()?,
                         // Handled above.
@@ -379,7 +396,7 @@ impl RawBody<'_> {
         let payload = match ty {
             // The requests a client sends most, first and without `rest`.
             "add" => Payload::Add {
-                delta: require(self.delta, ty, "delta")?,
+                delta: narrow_delta(require(self.delta, ty, "delta")?)?,
             },
             "read" => Payload::Read {
                 key: self.rest.and_then(|r| r.key),
@@ -414,9 +431,11 @@ impl RawBody<'_> {
                     },
                     "gossip" => Payload::Gossip {
                         counts: require(r.counts, ty, "counts")?,
+                        decrements: r.decrements.unwrap_or_default(),
                     },
                     "gossip_ack" => Payload::GossipAck {
                         counts: require(r.counts, ty, "counts")?,
+                        decrements: r.decrements.unwrap_or_default(),
                     },
                     "error" => Payload::Error {
                         code: require(r.code, ty, "code")?,
@@ -770,7 +789,7 @@ pub fn write_line(out: &mut Vec<u8>, msg: &Envelope) {
         }
         Payload::Add { delta } => {
             write_key(out, "delta");
-            write_u64(out, *delta);
+            out.extend_from_slice(itoa::Buffer::new().format(*delta).as_bytes());
         }
         Payload::Read { key } => {
             if let Some(key) = key {
@@ -813,18 +832,13 @@ pub fn write_line(out: &mut Vec<u8>, msg: &Envelope) {
             write_key(out, "ts");
             write_u64(out, *ts);
         }
-        Payload::Gossip { counts } | Payload::GossipAck { counts } => {
+        Payload::Gossip { counts, decrements } | Payload::GossipAck { counts, decrements } => {
             write_key(out, "counts");
-            out.push(b'{');
-            for (i, (slot, n)) in counts.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, slot);
-                out.push(b':');
-                write_u64(out, *n);
+            write_counts(out, counts);
+            if !decrements.is_empty() {
+                write_key(out, "decrements");
+                write_counts(out, decrements);
             }
-            out.push(b'}');
         }
         Payload::Error { code, text } => {
             write_key(out, "code");
@@ -835,6 +849,39 @@ pub fn write_line(out: &mut Vec<u8>, msg: &Envelope) {
         Payload::InitOk | Payload::AddOk | Payload::WriteOk | Payload::CasOk | Payload::Ts => {}
     }
     out.extend_from_slice(b"}}\n");
+}
+
+fn write_counts(out: &mut Vec<u8>, counts: &Counts) {
+    out.push(b'{');
+    for (i, (slot, n)) in counts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, slot);
+        out.push(b':');
+        write_u64(out, *n);
+    }
+    out.push(b'}');
+}
+
+/// An add's delta as the node takes it: what an `i64` holds but its
+/// lowest value, so that a delta and its opposite both fit (a counter's
+/// total stays within `-MAX_TOTAL..=MAX_TOTAL`, SPEC.md section 2).
+fn narrow_delta(delta: WideDelta) -> Result<i64, (ErrorCode, String)> {
+    let max = i64::MAX;
+    if delta > WideDelta::from(max) {
+        return Err((
+            ErrorCode::MALFORMED_REQUEST,
+            format!("delta {delta} is larger than the largest total, {max}"),
+        ));
+    }
+    if delta < -WideDelta::from(max) {
+        return Err((
+            ErrorCode::MALFORMED_REQUEST,
+            format!("delta {delta} is below the lowest total, -{max}"),
+        ));
+    }
+    Ok(delta as i64)
 }
 
 /// `,"key":` for a key that needs no escaping.
@@ -934,10 +981,17 @@ mod tests {
             Payload::TsOk { ts: 9 },
             Payload::Gossip {
                 counts: [("n0".to_string(), 3)].into(),
+                decrements: Counts::new(),
             },
             Payload::GossipAck {
                 counts: Counts::new(),
+                decrements: Counts::new(),
             },
+            Payload::Gossip {
+                counts: [("n0".to_string(), 3)].into(),
+                decrements: [("n1".to_string(), 2)].into(),
+            },
+            Payload::Add { delta: -5 },
             Payload::error(ErrorCode::PRECONDITION_FAILED, "nope"),
         ]
     }
@@ -972,6 +1026,7 @@ mod tests {
         let mut payloads = sample_payloads();
         payloads.push(Payload::Gossip {
             counts: names.iter().map(|n| (n.to_string(), 7)).collect(),
+            decrements: names.iter().map(|n| (n.to_string(), 2)).collect(),
         });
         payloads.push(Payload::Init {
             node_id: names[1].into(),
@@ -1044,11 +1099,34 @@ mod tests {
 
     #[test]
     fn a_bad_field_still_yields_who_to_answer() {
-        let err = parse(r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"delta":-1}}"#)
+        let err = parse(r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"delta":1.5}}"#)
             .unwrap_err();
         assert_eq!(err.reply_to, Some(("c1".into(), 7)));
         assert_eq!(err.dest.as_deref(), Some("n1"));
         assert_eq!(err.code, ErrorCode::MALFORMED_REQUEST);
+    }
+
+    #[test]
+    fn a_negative_delta_is_an_add_and_the_bounds_are_named() {
+        let line = r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"delta":-3}}"#;
+        assert_eq!(
+            parse(line).unwrap().body.payload,
+            Payload::Add { delta: -3 }
+        );
+        let min = i64::MIN;
+        let line = format!(
+            r#"{{"src":"c1","dest":"n1","body":{{"type":"add","msg_id":7,"delta":{min}}}}}"#
+        );
+        let err = parse(&line).unwrap_err();
+        assert_eq!(err.code, ErrorCode::MALFORMED_REQUEST);
+        assert!(err.text.contains("below the lowest total"), "{}", err.text);
+        let line = r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"delta":9223372036854775808}}"#;
+        let err = parse(line).unwrap_err();
+        assert!(
+            err.text.contains("larger than the largest total"),
+            "{}",
+            err.text
+        );
     }
 
     #[test]
@@ -1083,7 +1161,7 @@ mod tests {
         vec![
             r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"delta":1e400}}"#.into(),
             format!(r#"{{"src":"c1","dest":"n1","body":{{"type":"read","msg_id":7,"key":{deep}}}}}"#),
-            r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"in_reply_to":null,"delta":-1}}"#
+            r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":7,"in_reply_to":null,"delta":1.5}}"#
                 .into(),
         ]
     }

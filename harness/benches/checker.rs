@@ -4,6 +4,8 @@
 //! one where a long partition left 10 % of the adds without an answer, and
 //! nodes that answer every add with an indefinite error (every add
 //! indeterminate: the largest acceptable set a history this long has).
+//! The same last shape again with pn-counter's signed deltas (-5..=4):
+//! 500,000 indeterminate adds of both signs.
 //!
 //! ```sh
 //! cargo bench -p gcounter-harness --bench checker
@@ -26,7 +28,7 @@ const NODES: usize = 25;
 /// `ops` operations, a fraction `indeterminate` of the adds left `info`
 /// (half of those counted as having happened), then a final read per
 /// client that sees every acknowledged add and those.
-fn history(ops: usize, indeterminate: f64) -> History {
+fn history(ops: usize, indeterminate: f64, signed: bool) -> History {
     let mut rng = fastrand::Rng::with_seed(14);
     let mut h = History::default();
     let clients: Vec<String> = (1..=CLIENTS).map(|c| format!("c{c}")).collect();
@@ -38,16 +40,19 @@ fn history(ops: usize, indeterminate: f64) -> History {
         let done = t + Duration::from_micros(rng.u64(50..500));
         let (client, node) = (&clients[c], &nodes[c % NODES]);
         if rng.bool() {
-            let delta = rng.u64(0..=4);
+            let delta = match signed {
+                true => rng.i64(-5..=4),
+                false => rng.i64(0..=4),
+            };
             let i = h.invoke(client, node, OpKind::Add, Some(delta), false, t);
             if rng.f64() < indeterminate {
                 h.complete(i, Outcome::Info, None, None, done);
                 if rng.bool() {
-                    total += delta as i64;
+                    total += delta;
                 }
             } else {
                 h.complete(i, Outcome::Ok, None, None, done);
-                total += delta as i64;
+                total += delta;
             }
         } else {
             let i = h.invoke(client, node, OpKind::Read, None, false, t);
@@ -62,17 +67,18 @@ fn history(ops: usize, indeterminate: f64) -> History {
     h
 }
 
-const SHAPES: [(&str, f64); 3] = [
-    ("0.1%-info", 0.001),
-    ("10%-info", 0.1),
-    ("all-adds-info", 1.0),
+const SHAPES: [(&str, f64, bool); 4] = [
+    ("0.1%-info", 0.001, false),
+    ("10%-info", 0.1, false),
+    ("all-adds-info", 1.0, false),
+    ("all-adds-info-signed", 1.0, true),
 ];
 
 fn checker(c: &mut Criterion) {
     let mut group = c.benchmark_group("check/1M-ops");
     group.sample_size(10);
-    for (name, indeterminate) in SHAPES {
-        let h = history(OPS, indeterminate);
+    for (name, indeterminate, signed) in SHAPES {
+        let h = history(OPS, indeterminate, signed);
         assert_eq!(check(&h).verdict, Verdict::Valid);
         group.bench_function(name, |b| b.iter(|| black_box(check(black_box(&h)))));
     }
@@ -87,9 +93,9 @@ fn peak_rss_kb() -> Option<u64> {
 }
 
 fn memory() {
-    for (name, indeterminate) in SHAPES {
+    for (name, indeterminate, signed) in SHAPES {
         let built = std::time::Instant::now();
-        let h = history(OPS, indeterminate);
+        let h = history(OPS, indeterminate, signed);
         let built = built.elapsed();
         let before = peak_rss_kb().unwrap_or(0);
         let start = std::time::Instant::now();

@@ -1,12 +1,12 @@
-//! The g-counter checker (SPEC.md section 2), after Maelstrom's
-//! `pn-counter` checker.
+//! The g-counter and pn-counter checker (SPEC.md section 2), after
+//! Maelstrom's `pn-counter` checker.
 //!
 //! Let S be the sum of the deltas of acknowledged adds and I the deltas of
-//! indeterminate adds (`info`, or never completed). Every final read must
-//! equal S plus the sum of some subset of I. The reachable subset sums are
-//! computed exactly with a bitset (deltas are small, so the set of sums is
-//! bounded by the sum of I), then reported as closed ranges, as Maelstrom
-//! reports its acceptable set.
+//! indeterminate adds (`info`, or never completed), negative ones included.
+//! Every final read must equal S plus the sum of some subset of I. The
+//! acceptable values are kept as Maelstrom keeps them, a set of integer
+//! ranges ([`acceptable`]): start with {S}, and for each indeterminate
+//! delta take the union of the set with itself shifted by the delta.
 //!
 //! Verdicts: `invalid` if any final read is outside the acceptable set;
 //! otherwise `unknown` if some client has no successful final read (there
@@ -47,22 +47,29 @@ impl Verdict {
 
 pub use crate::ledger::FinalRead;
 
-/// Beyond this many bits the acceptable set is not enumerated (the verdict
-/// is then `unknown`). With deltas of at most 4 it takes more than 30
-/// million indeterminate adds to get there.
-const MAX_BITS: u64 = 1 << 27;
+/// Beyond this many ranges the acceptable set is not enumerated (the
+/// verdict is then `unknown` unless a read is outside its outer bounds).
+/// Deltas of -5..=4 keep it to a handful; it takes many distinct deltas
+/// far apart to get here.
+const MAX_RANGES: usize = 1 << 20;
 
-/// What the checker found.
+/// What the checker found. Sums are `i128`: acknowledged adds that a node
+/// should never have taken (past what an `i64` holds) are summed exactly,
+/// so no read can match a wrapped total.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckResult {
     pub verdict: Verdict,
     /// S: the sum of acknowledged deltas.
-    pub definite_sum: u64,
+    pub definite_sum: i128,
+    /// The part of S that acknowledged decrements took off (their sum,
+    /// as a positive number): 0, and left out, under g-counter.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub definite_decrements: i128,
     /// How many adds are indeterminate, and the sum of their deltas.
     pub indeterminate_adds: usize,
-    pub indeterminate_sum: u64,
+    pub indeterminate_sum: i128,
     /// The acceptable final values, as closed `[low, high]` ranges.
-    pub acceptable: Vec<[u64; 2]>,
+    pub acceptable: Vec<[i128; 2]>,
     /// Every successful final read, in history order.
     pub final_reads: Vec<FinalRead>,
     /// The final reads outside the acceptable set.
@@ -70,114 +77,87 @@ pub struct CheckResult {
     /// Clients with no successful final read.
     pub missing_final_reads: Vec<String>,
     /// S minus the lowest final read, when that is positive: acknowledged
-    /// increments that no final read reflects.
+    /// increments (or, under pn-counter, fewer decrements than that) that
+    /// no final read reflects.
     pub lost: u64,
     /// Why the verdict is `unknown`, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
+fn is_zero(n: &i128) -> bool {
+    *n == 0
+}
+
 impl CheckResult {
     /// Whether `value` is an acceptable final value.
     pub fn accepts(&self, value: i64) -> bool {
-        u64::try_from(value)
-            .is_ok_and(|v| self.acceptable.iter().any(|&[lo, hi]| lo <= v && v <= hi))
+        let v = i128::from(value);
+        self.acceptable.iter().any(|&[lo, hi]| lo <= v && v <= hi)
+    }
+
+    /// The highest acceptable value (S if nothing is acceptable).
+    pub fn highest(&self) -> i128 {
+        self.acceptable.last().map_or(self.definite_sum, |r| r[1])
     }
 }
 
-/// The set of sums of subsets of a multiset of non-negative deltas.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubsetSums {
-    bits: Vec<u64>,
-    max: u64,
-}
-
-impl SubsetSums {
-    /// Only the empty subset: {0}.
-    pub fn new() -> Self {
-        SubsetSums {
-            bits: vec![1],
-            max: 0,
+/// Every value `definite` plus the sum of a subset of `deltas` can take,
+/// as sorted, disjoint, non-adjacent closed ranges; `None` past
+/// `max_ranges` ranges.
+///
+/// Maelstrom's algorithm (a `TreeRangeSet`): for each delta d, the set
+/// becomes its union with itself shifted by d. Equal deltas are taken
+/// together: `k` copies of `d` reach the same sums as the items `d`, `2d`,
+/// `4d`, ... and what remains of `k`, so the set takes one shift per such
+/// item, about `log2(k)` per distinct delta. Once a few small deltas have
+/// run together the set is one range and a shift costs O(1).
+pub fn acceptable(
+    definite: i128,
+    deltas: impl IntoIterator<Item = i64>,
+    max_ranges: usize,
+) -> Option<Vec<[i128; 2]>> {
+    let mut counts: BTreeMap<i64, u64> = BTreeMap::new();
+    for d in deltas.into_iter().filter(|&d| d != 0) {
+        *counts.entry(d).or_default() += 1;
+    }
+    let mut set = vec![[definite, definite]];
+    let mut next = Vec::new();
+    for (d, mut k) in counts {
+        let mut take = 1u64;
+        while k > 0 {
+            let n = take.min(k);
+            union_shifted(&set, i128::from(d) * i128::from(n), &mut next);
+            std::mem::swap(&mut set, &mut next);
+            if set.len() > max_ranges {
+                return None;
+            }
+            k -= n;
+            take *= 2;
         }
     }
+    Some(set)
+}
 
-    /// Every subset sum of `deltas`, or `None` if their total exceeds
-    /// `max_bits`.
-    ///
-    /// Equal deltas are taken together: `k` copies of `d` reach the same
-    /// sums as the items `d`, `2d`, `4d`, ... and what remains of `k`, so
-    /// the set takes one shift of the bitset per such item, about
-    /// `log2(k)` per distinct delta, rather than one per delta. (Deltas
-    /// are 0..=4, so one shift per delta made the work grow with the
-    /// square of the indeterminate adds: 8 s for 500,000 of them.)
-    pub fn of(deltas: impl IntoIterator<Item = u64>, max_bits: u64) -> Option<Self> {
-        let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut total = 0u64;
-        for d in deltas.into_iter().filter(|&d| d > 0) {
-            total = total.checked_add(d)?;
-            *counts.entry(d).or_default() += 1;
-        }
-        if total >= max_bits {
-            return None;
-        }
-        let mut sums = SubsetSums {
-            bits: vec![0; (total / 64 + 1) as usize],
-            max: 0,
+/// `out` = `set` ∪ (`set` + `shift`), coalesced. Both inputs are sorted,
+/// so this is one merge.
+fn union_shifted(set: &[[i128; 2]], shift: i128, out: &mut Vec<[i128; 2]>) {
+    out.clear();
+    let shifted = set.iter().map(|&[lo, hi]| [lo + shift, hi + shift]);
+    let (mut a, mut b) = (set.iter().copied().peekable(), shifted.peekable());
+    loop {
+        let r = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x[0] <= y[0] => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
         };
-        sums.bits[0] = 1;
-        for (d, mut k) in counts {
-            let mut take = 1;
-            while k > 0 {
-                let n = take.min(k);
-                sums.add(d * n);
-                k -= n;
-                take *= 2;
-            }
+        let Some([lo, hi]) = r else { break };
+        match out.last_mut() {
+            Some(last) if lo <= last[1] + 1 => last[1] = last[1].max(hi),
+            _ => out.push([lo, hi]),
         }
-        Some(sums)
-    }
-
-    /// Allows `d` to be added or not: `self ∪ (self + d)`. The bitset must
-    /// already be large enough.
-    fn add(&mut self, d: u64) {
-        let words = (d / 64) as usize;
-        let shift = (d % 64) as u32;
-        let top = ((self.max + d) / 64) as usize;
-        for i in (words..=top.min(self.bits.len() - 1)).rev() {
-            let lo = self.bits[i - words] << shift;
-            let carry = if shift > 0 && i > words {
-                self.bits[i - words - 1] >> (64 - shift)
-            } else {
-                0
-            };
-            self.bits[i] |= lo | carry;
-        }
-        self.max += d;
-    }
-
-    pub fn contains(&self, v: u64) -> bool {
-        v <= self.max && self.bits[(v / 64) as usize] >> (v % 64) & 1 == 1
-    }
-
-    /// The sums as closed ranges, ascending.
-    pub fn ranges(&self) -> Vec<[u64; 2]> {
-        let mut out: Vec<[u64; 2]> = Vec::new();
-        for v in 0..=self.max {
-            if !self.contains(v) {
-                continue;
-            }
-            match out.last_mut() {
-                Some(last) if last[1] + 1 == v => last[1] = v,
-                _ => out.push([v, v]),
-            }
-        }
-        out
-    }
-}
-
-impl Default for SubsetSums {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -191,44 +171,66 @@ pub fn check(history: &History) -> CheckResult {
 /// operations complete, so a run of any length is checked in a bounded
 /// amount of memory).
 pub fn check_ledger(ledger: &Ledger) -> CheckResult {
-    let definite_sum = ledger.definite_sum;
-    let indeterminate_sum = ledger
-        .indeterminate
-        .iter()
-        .fold(0u64, |a, (&d, &k)| a.saturating_add(d.saturating_mul(k)));
-    let final_reads = ledger.final_reads.clone();
     let clients: BTreeSet<&str> = ledger.clients.iter().map(String::as_str).collect();
+    judge(
+        ledger.definite_sum,
+        ledger.definite_decrements,
+        &ledger.indeterminate,
+        ledger.final_reads.clone(),
+        &clients,
+    )
+}
+
+/// The checker's core, over what it needs of a history: S (and how much
+/// of it is acknowledged decrements), the deltas of the indeterminate
+/// adds (delta -> how many adds carried it), the final reads that
+/// succeeded, and every client (those without a final read make the
+/// verdict `unknown`).
+pub fn judge(
+    definite_sum: i128,
+    definite_decrements: i128,
+    indeterminate: &BTreeMap<i64, u64>,
+    final_reads: Vec<FinalRead>,
+    clients: &BTreeSet<&str>,
+) -> CheckResult {
+    let sum_where = |keep: fn(i64) -> bool| -> i128 {
+        indeterminate
+            .iter()
+            .filter(|(&d, _)| keep(d))
+            .map(|(&d, &k)| i128::from(d) * i128::from(k))
+            .sum()
+    };
+    let indeterminate_sum = sum_where(|_| true);
     let read_by: BTreeSet<&str> = final_reads.iter().map(|r| r.client.as_str()).collect();
     let missing_final_reads: Vec<String> = clients
         .difference(&read_by)
         .map(|c| c.to_string())
         .collect();
     let lowest = final_reads.iter().map(|r| r.value).min();
+    // No more than every acknowledged increment can be lost: a read
+    // below zero under g-counter lost what S holds, not more.
+    let increments = definite_sum + definite_decrements;
     let lost = lowest.map_or(0, |low| {
-        let low = u64::try_from(low).unwrap_or(0);
-        definite_sum.saturating_sub(low)
+        let short = (definite_sum - i128::from(low)).clamp(0, increments.max(0));
+        u64::try_from(short).unwrap_or(u64::MAX)
     });
-
-    let sums = SubsetSums::of(ledger.indeterminate_deltas(), MAX_BITS);
-    let acceptable = match &sums {
-        Some(sums) => sums
-            .ranges()
-            .into_iter()
-            .map(|[lo, hi]| {
-                [
-                    lo.saturating_add(definite_sum),
-                    hi.saturating_add(definite_sum),
-                ]
-            })
-            .collect(),
-        None => vec![[definite_sum, definite_sum.saturating_add(indeterminate_sum)]],
-    };
+    // The outer bounds: every decrement and no increment, and the reverse.
+    let outer = [
+        definite_sum + sum_where(|d| d < 0),
+        definite_sum + sum_where(|d| d > 0),
+    ];
+    let deltas = indeterminate
+        .iter()
+        .flat_map(|(&d, &k)| std::iter::repeat_n(d, usize::try_from(k).unwrap_or(usize::MAX)));
+    let sets = acceptable(definite_sum, deltas, MAX_RANGES);
     let mut result = CheckResult {
         verdict: Verdict::Valid,
         definite_sum,
-        indeterminate_adds: usize::try_from(ledger.indeterminate_adds()).unwrap_or(usize::MAX),
+        definite_decrements,
+        indeterminate_adds: usize::try_from(indeterminate.values().sum::<u64>())
+            .unwrap_or(usize::MAX),
         indeterminate_sum,
-        acceptable,
+        acceptable: sets.clone().unwrap_or_else(|| vec![outer]),
         final_reads,
         errors: Vec::new(),
         missing_final_reads,
@@ -242,14 +244,10 @@ pub fn check_ledger(ledger: &Ledger) -> CheckResult {
         .cloned()
         .collect();
     result.errors = errors;
-    let in_outer_range = |v: i64| {
-        u64::try_from(v)
-            .is_ok_and(|v| definite_sum <= v && v <= definite_sum.saturating_add(indeterminate_sum))
-    };
-    if sums.is_none() {
-        // Only the outer bounds are known: a read outside them is still
-        // certainly wrong; one inside cannot be judged.
-        result.errors.retain(|r| !in_outer_range(r.value));
+    if sets.is_none() {
+        // Only the outer bounds are known: a read outside them is
+        // certainly wrong, which `accepts` already judged; one inside
+        // cannot be judged.
         if result.errors.is_empty() {
             result.verdict = Verdict::Unknown;
             result.note = Some(format!(
@@ -279,19 +277,19 @@ mod tests {
     use crate::history::{OpKind, Outcome};
     use std::time::Duration;
 
-    fn naive_sums(deltas: &[u64]) -> BTreeSet<u64> {
+    fn naive_sums(deltas: &[i64]) -> BTreeSet<i128> {
         let mut sums = BTreeSet::from([0]);
         for &d in deltas {
-            let next: Vec<u64> = sums.iter().map(|s| s + d).collect();
+            let next: Vec<i128> = sums.iter().map(|s| s + i128::from(d)).collect();
             sums.extend(next);
         }
         sums
     }
 
     #[test]
-    fn subset_sums_match_enumeration() {
+    fn acceptable_ranges_match_enumeration() {
         let mut rng = fastrand::Rng::with_seed(5);
-        for round in 0..400 {
+        for round in 0..600 {
             // Some rounds repeat a few deltas many times: equal deltas are
             // taken together, in powers of two.
             let n = if round % 4 == 0 {
@@ -299,25 +297,82 @@ mod tests {
             } else {
                 rng.usize(0..40)
             };
-            let big = rng.bool();
-            let deltas: Vec<u64> = (0..n)
-                .map(|_| if big { rng.u64(0..200) } else { rng.u64(0..=4) })
+            let (big, signed) = (rng.bool(), round % 3 != 0);
+            let deltas: Vec<i64> = (0..n)
+                .map(|_| match (big, signed) {
+                    (true, true) => rng.i64(-200..200),
+                    (true, false) => rng.i64(0..200),
+                    (false, true) => rng.i64(-5..=4),
+                    (false, false) => rng.i64(0..=4),
+                })
                 .collect();
-            let sums = SubsetSums::of(deltas.iter().copied(), MAX_BITS).unwrap();
-            let expected = naive_sums(&deltas);
-            let total: u64 = deltas.iter().sum();
-            for v in 0..=total + 70 {
-                assert_eq!(sums.contains(v), expected.contains(&v), "{deltas:?}: {v}");
-            }
-            let from_ranges: BTreeSet<u64> =
-                sums.ranges().iter().flat_map(|&[lo, hi]| lo..=hi).collect();
-            assert_eq!(from_ranges, expected);
+            let s = rng.i64(-50..50);
+            let ranges = acceptable(s.into(), deltas.iter().copied(), MAX_RANGES).unwrap();
+            let expected: BTreeSet<i128> = naive_sums(&deltas)
+                .iter()
+                .map(|v| v + i128::from(s))
+                .collect();
+            let from_ranges: BTreeSet<i128> = ranges.iter().flat_map(|&[lo, hi]| lo..=hi).collect();
+            assert_eq!(from_ranges, expected, "{s} {deltas:?}");
+            // Maximal ranges: neither overlapping nor adjacent.
+            assert!(
+                ranges.windows(2).all(|w| w[0][1] + 1 < w[1][0]),
+                "{ranges:?}"
+            );
         }
-        assert!(SubsetSums::of([u64::MAX, 1], MAX_BITS).is_none());
         assert_eq!(
-            SubsetSums::of([4, 4], 64).unwrap().ranges(),
+            acceptable(0, [4, 4], MAX_RANGES).unwrap(),
             vec![[0, 0], [4, 4], [8, 8]]
         );
+        assert_eq!(
+            acceptable(10, [-3, 2], MAX_RANGES).unwrap(),
+            vec![[7, 7], [9, 10], [12, 12]]
+        );
+        let far: Vec<i64> = (0..12).map(|i| 1 << (i * 3)).collect();
+        assert!(acceptable(0, far, 64).is_none());
+    }
+
+    #[test]
+    fn signed_indeterminate_adds_bound_the_final_reads_both_ways() {
+        let mut h = H::new();
+        h.add("c1", 3, Some(Outcome::Ok))
+            .add("c2", -5, Some(Outcome::Ok))
+            .add("c1", -4, Some(Outcome::Info))
+            .add("c2", 2, None)
+            .fin("c1", -2)
+            .fin("c2", -6);
+        let r = check(&h.0);
+        assert_eq!(r.verdict, Verdict::Valid, "{r:?}");
+        assert_eq!(r.definite_sum, -2);
+        assert_eq!((r.indeterminate_adds, r.indeterminate_sum), (2, -2));
+        assert_eq!(r.acceptable, vec![[-6, -6], [-4, -4], [-2, -2], [0, 0]]);
+        assert_eq!(r.definite_decrements, 5);
+        // An erased decrement reads high, an erased increment low.
+        h.fin("c1", 1).fin("c2", -7).fin("c1", -3);
+        let r = check(&h.0);
+        assert_eq!(r.verdict, Verdict::Invalid);
+        let wrong: Vec<i64> = r.errors.iter().map(|e| e.value).collect();
+        assert_eq!(wrong, vec![1, -7, -3]);
+        // -7 is 5 below S, more than the 3 acknowledged increments.
+        assert_eq!(r.lost, 3);
+    }
+
+    #[test]
+    fn half_a_million_indeterminate_signed_adds_are_checked_exactly() {
+        let mut rng = fastrand::Rng::with_seed(22);
+        let deltas: Vec<i64> = (0..500_000).map(|_| rng.i64(-5..=4)).collect();
+        let ranges = acceptable(0, deltas.iter().copied(), MAX_RANGES).unwrap();
+        let down: i128 = deltas
+            .iter()
+            .filter(|&&d| d < 0)
+            .map(|&d| i128::from(d))
+            .sum();
+        let up: i128 = deltas
+            .iter()
+            .filter(|&&d| d > 0)
+            .map(|&d| i128::from(d))
+            .sum();
+        assert_eq!(ranges, vec![[down, up]]);
     }
 
     struct H(History);
@@ -329,7 +384,7 @@ mod tests {
             &mut self,
             client: &str,
             kind: OpKind,
-            delta: Option<u64>,
+            delta: Option<i64>,
             fin: bool,
             out: Option<Outcome>,
             value: Option<i64>,
@@ -341,7 +396,7 @@ mod tests {
             }
             self
         }
-        fn add(&mut self, client: &str, d: u64, out: Option<Outcome>) -> &mut Self {
+        fn add(&mut self, client: &str, d: i64, out: Option<Outcome>) -> &mut Self {
             self.op(client, OpKind::Add, Some(d), false, out, None)
         }
         fn fin(&mut self, client: &str, v: i64) -> &mut Self {
@@ -421,7 +476,7 @@ mod tests {
         // Issue 11: three acknowledged adds of i64::MAX, read back as the
         // sum wrapped past 2^64. The sums saturate, never wrap, so no read
         // can match them.
-        let big = i64::MAX as u64;
+        let big = i64::MAX;
         let mut h = H::new();
         for _ in 0..3 {
             h.add("c1", big, Some(Outcome::Ok));
@@ -430,6 +485,6 @@ mod tests {
         h.fin("c1", 9223372036854775805);
         let r = check(&h.0);
         assert_eq!(r.verdict, Verdict::Invalid);
-        assert_eq!(r.definite_sum, u64::MAX);
+        assert_eq!(r.definite_sum, 3 * i128::from(i64::MAX));
     }
 }

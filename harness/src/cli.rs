@@ -15,7 +15,7 @@ use std::time::Instant;
 /// Maelstrom names them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
-    /// How the nodes keep the counter: gossip, per-node, cas or naive.
+    /// How the nodes keep the counter: gossip, per-node, cas, naive or gossip-max.
     #[arg(long, default_value = "gossip", value_parser = crate::params::parse_strategy)]
     pub strategy: StrategyKind,
     #[command(flatten)]
@@ -175,7 +175,7 @@ fn store_run(dir: &std::path::Path, args: &SimArgs, run: &sim::SimRun) -> std::i
     use crate::process::{write_results, TestRun};
     let cfg = args.to_config();
     let settings = serde_json::json!({
-        "workload": "g-counter",
+        "workload": args.params.workload.name(),
         "transport": "simulator",
         "strategy": args.strategy.name(),
         "kv": args.kv.name(),

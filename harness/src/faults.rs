@@ -109,7 +109,7 @@ pub struct KillNote {
     /// Adds acknowledged by the node in the [`BEFORE_KILL`] before it was
     /// killed, and the sum of their deltas.
     pub adds_just_before: usize,
-    pub sum_just_before: u64,
+    pub sum_just_before: i64,
 }
 
 impl KillNote {
@@ -140,7 +140,7 @@ pub fn kills(history: &History, log: &[NemesisRecord]) -> Vec<KillNote> {
             NemesisEvent::Kill { nodes } => {
                 for node in nodes {
                     let from = r.time.saturating_sub(BEFORE_KILL);
-                    let acked: Vec<u64> = history
+                    let acked: Vec<i64> = history
                         .iter()
                         .filter(|op| {
                             op.node == *node

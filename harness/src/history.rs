@@ -70,9 +70,9 @@ pub struct Operation {
     pub node: String,
     #[serde(rename = "f")]
     pub kind: OpKind,
-    /// The delta of an add.
+    /// The delta of an add (negative only under `pn-counter`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub delta: Option<u64>,
+    pub delta: Option<i64>,
     /// The value a read returned (ok reads only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<i64>,
@@ -97,7 +97,7 @@ impl Operation {
         client: &str,
         node: &str,
         kind: OpKind,
-        delta: Option<u64>,
+        delta: Option<i64>,
         final_read: bool,
         at: Time,
     ) -> Self {
@@ -142,7 +142,7 @@ impl History {
         client: &str,
         node: &str,
         kind: OpKind,
-        delta: Option<u64>,
+        delta: Option<i64>,
         final_read: bool,
         at: Time,
     ) -> usize {

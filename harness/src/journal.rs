@@ -132,7 +132,7 @@ impl Journal {
         client: &str,
         node: &str,
         kind: OpKind,
-        delta: Option<u64>,
+        delta: Option<i64>,
         final_read: bool,
         at: Time,
     ) -> usize {
@@ -319,7 +319,7 @@ mod tests {
                     let (kind, delta) = if final_read || rng.bool() {
                         (OpKind::Read, None)
                     } else {
-                        (OpKind::Add, Some(rng.u64(0..=4)))
+                        (OpKind::Add, Some(rng.i64(-5..=4)))
                     };
                     let a = all.invoke(clients[c], "n0", kind, delta, final_read, t);
                     let b = few.invoke(clients[c], "n0", kind, delta, final_read, t);

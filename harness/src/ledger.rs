@@ -23,11 +23,14 @@ pub struct FinalRead {
 /// The fold of some operations. See the module docs.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
-    /// S: the sum of the deltas of acknowledged adds.
-    pub definite_sum: u64,
+    /// S: the sum of the deltas of acknowledged adds (signed under
+    /// pn-counter; `i128`, so no sum of `i64` deltas can wrap).
+    pub definite_sum: i128,
+    /// How much of S is acknowledged decrements, as a positive number.
+    pub definite_decrements: i128,
     /// The deltas of indeterminate adds (`info` or never completed):
     /// delta → how many adds carried it.
-    pub indeterminate: BTreeMap<u64, u64>,
+    pub indeterminate: BTreeMap<i64, u64>,
     /// Every successful final read, in the order folded.
     pub final_reads: Vec<FinalRead>,
     pub clients: BTreeSet<String>,
@@ -77,7 +80,8 @@ impl Ledger {
                 let delta = op.delta.unwrap_or(0);
                 match op.outcome {
                     Some(Outcome::Ok) => {
-                        self.definite_sum = self.definite_sum.saturating_add(delta)
+                        self.definite_sum += i128::from(delta);
+                        self.definite_decrements += i128::from(delta.min(0)).abs();
                     }
                     Some(Outcome::Fail) => {}
                     Some(Outcome::Info) | None => {
@@ -101,7 +105,8 @@ impl Ledger {
 
     /// Adds another fold (of operations folded after this one's).
     pub fn merge(&mut self, other: &Ledger) {
-        self.definite_sum = self.definite_sum.saturating_add(other.definite_sum);
+        self.definite_sum += other.definite_sum;
+        self.definite_decrements += other.definite_decrements;
         for (&d, &k) in &other.indeterminate {
             *self.indeterminate.entry(d).or_default() += k;
         }
@@ -139,7 +144,7 @@ impl Ledger {
     }
 
     /// Every indeterminate delta, one per add.
-    pub fn indeterminate_deltas(&self) -> impl Iterator<Item = u64> + '_ {
+    pub fn indeterminate_deltas(&self) -> impl Iterator<Item = i64> + '_ {
         self.indeterminate
             .iter()
             .flat_map(|(&d, &k)| std::iter::repeat_n(d, usize::try_from(k).unwrap_or(usize::MAX)))
@@ -158,7 +163,7 @@ mod tests {
         for i in 0..200u64 {
             let t = Duration::from_millis(i);
             let (kind, delta) = if rng.bool() {
-                (OpKind::Add, Some(rng.u64(0..=4)))
+                (OpKind::Add, Some(rng.i64(-5..=4)))
             } else {
                 (OpKind::Read, None)
             };
@@ -180,6 +185,7 @@ mod tests {
         let mut parts = Ledger::timed().with(&h.ops[..77]);
         parts.merge(&Ledger::timed().with(&h.ops[77..]));
         assert_eq!(parts.definite_sum, whole.definite_sum);
+        assert_eq!(parts.definite_decrements, whole.definite_decrements);
         assert_eq!(parts.indeterminate, whole.indeterminate);
         assert_eq!(parts.final_reads, whole.final_reads);
         assert_eq!(parts.clients, whole.clients);

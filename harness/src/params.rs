@@ -3,13 +3,17 @@
 
 use crate::choice::Adversaries;
 use crate::nemesis::{Fault, Latency, LatencyDist, NemesisConfig};
-use crate::workload::{WorkloadConfig, CLIENT_TIMEOUT};
+use crate::workload::{WorkloadConfig, WorkloadKind, CLIENT_TIMEOUT};
 use gcounter_core::StrategyKind;
 use std::time::Duration;
 
 /// The shape of one g-counter test.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunParams {
+    /// The workload: g-counter (deltas 0..=4) or pn-counter (deltas
+    /// -5..=4), as Maelstrom draws them.
+    #[arg(short = 'w', long = "workload", default_value = "g-counter")]
+    pub workload: WorkloadKind,
     /// How many server nodes (and clients: one per node).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub node_count: u64,
@@ -60,6 +64,7 @@ pub struct RunParams {
 impl RunParams {
     pub fn workload(&self) -> WorkloadConfig {
         WorkloadConfig {
+            kind: self.workload,
             rate: self.rate,
             time_limit: Duration::from_secs_f64(self.time_limit),
             recovery: Duration::from_secs_f64(self.recovery),
@@ -112,7 +117,11 @@ impl RunParams {
 
     /// These flags as they would be typed, to replay a run with `seed`.
     pub fn flags(&self, seed: u64) -> String {
-        let mut cmd = format!(
+        let mut cmd = match self.workload {
+            WorkloadKind::GCounter => String::new(),
+            w => format!("-w {w} "),
+        };
+        cmd += &format!(
             "--node-count {} --rate {} --time-limit {}",
             self.node_count, self.rate, self.time_limit
         );

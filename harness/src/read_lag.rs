@@ -12,6 +12,10 @@
 //! latest read reached its running sum (no read since lags behind it,
 //! unless a node went back in time). A read below what was let go of gets
 //! the oldest age still known, a lower bound, and is counted as such.
+//!
+//! Under pn-counter a value cannot say which adds it holds (a decrement
+//! and an increment cancel), so once a decrement is acknowledged nothing
+//! is measured: the figures would be guesses.
 
 use crate::hdr::{self, record};
 use gcounter_core::Time;
@@ -34,6 +38,8 @@ pub struct ReadLag {
     lag: Histogram<u64>,
     age_ns: Histogram<u64>,
     lower_bounds: u64,
+    /// A decrement was acknowledged: see the module docs.
+    signed: bool,
 }
 
 impl ReadLag {
@@ -46,6 +52,7 @@ impl ReadLag {
             lag: hdr::new(),
             age_ns: hdr::new(),
             lower_bounds: 0,
+            signed: false,
         }
     }
 
@@ -55,8 +62,15 @@ impl ReadLag {
     }
 
     /// An add of `delta` was acknowledged at `at`.
-    pub fn add_ok(&mut self, delta: u64, at: Time) {
-        if delta == 0 {
+    pub fn add_ok(&mut self, delta: i64, at: Time) {
+        if delta < 0 {
+            self.signed = true;
+            self.acks.clear();
+        }
+        let Ok(delta) = u64::try_from(delta) else {
+            return;
+        };
+        if delta == 0 || self.signed {
             return;
         }
         self.acked = self.acked.saturating_add(delta);
@@ -66,6 +80,9 @@ impl ReadLag {
     /// Client `client`'s read, sent at `sent` when the acknowledged sum
     /// was `acked_at_send`, returned `value`.
     pub fn read_ok(&mut self, client: usize, sent: Time, acked_at_send: u64, value: i64) {
+        if self.signed {
+            return;
+        }
         let value = u64::try_from(value).unwrap_or(0);
         let lag = acked_at_send.saturating_sub(value);
         record(&mut self.lag, lag);
@@ -113,7 +130,7 @@ impl ReadLag {
 
     /// The quantiles; `None` without a successful read.
     pub fn stats(&self) -> Option<ReadLagStats> {
-        if self.lag.is_empty() {
+        if self.lag.is_empty() || self.signed {
             return None;
         }
         let q = |h: &Histogram<u64>, scale: f64| LagQuantiles {

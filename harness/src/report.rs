@@ -258,7 +258,7 @@ impl RunReport {
 }
 
 /// One range of acceptable values: `a`, or `b..=c`.
-pub(crate) fn range(&[lo, hi]: &[u64; 2]) -> String {
+pub(crate) fn range(&[lo, hi]: &[i128; 2]) -> String {
     if lo == hi {
         lo.to_string()
     } else {
@@ -267,7 +267,7 @@ pub(crate) fn range(&[lo, hi]: &[u64; 2]) -> String {
 }
 
 /// Acceptable values as `a, b..=c, ...` (the first few ranges).
-pub(crate) fn ranges(rs: &[[u64; 2]]) -> String {
+pub(crate) fn ranges(rs: &[[i128; 2]]) -> String {
     const SHOWN: usize = 8;
     let mut parts: Vec<String> = rs.iter().take(SHOWN).map(range).collect();
     if rs.len() > SHOWN {

@@ -1,4 +1,5 @@
-//! The g-counter workload (SPEC.md section 2) as a sans-IO state machine.
+//! The g-counter and pn-counter workloads (SPEC.md section 2) as a sans-IO
+//! state machine.
 //!
 //! A [`Workload`] owns the clients: which node each is bound to, the one
 //! operation each may have outstanding, their message ids, their timeouts,
@@ -13,7 +14,8 @@
 //! idle client. Each is drawn like Maelstrom's `g-counter` draws it: pick
 //! add or read with equal odds; an add draws `rand-int 10 - 5` and a
 //! negative draw is thrown away and the pick made again. That leaves adds of
-//! 0..=4 and reads in the proportion 1 : 2.
+//! 0..=4 and reads in the proportion 1 : 2. Under `pn-counter` nothing is
+//! thrown away: adds of -5..=4 and reads, 1 : 1.
 //!
 //! Phases: operations for `time_limit`; then no new operations until every
 //! client is idle (each waits at most `client_timeout`), at which point
@@ -55,9 +57,54 @@ pub fn is_client(id: &str) -> bool {
 /// The `msg_id` of a client's first request.
 const FIRST_MSG_ID: u64 = 1;
 
+/// Which of Maelstrom's counter workloads: the same test, with deltas
+/// 0..=4 (`g-counter`) or -5..=4 (`pn-counter`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    #[default]
+    GCounter,
+    PnCounter,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 2] = [WorkloadKind::GCounter, WorkloadKind::PnCounter];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::GCounter => "g-counter",
+            WorkloadKind::PnCounter => "pn-counter",
+        }
+    }
+
+    pub fn is_g_counter(&self) -> bool {
+        *self == WorkloadKind::GCounter
+    }
+}
+
+impl std::fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for WorkloadKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        WorkloadKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown workload `{s}` (valid: g-counter, pn-counter)"))
+    }
+}
+
 /// The workload's parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkloadConfig {
+    /// Left out of results for `g-counter`, which they described before
+    /// there was a choice.
+    #[serde(skip_serializing_if = "WorkloadKind::is_g_counter")]
+    pub kind: WorkloadKind,
     /// Operations per second over the whole cluster (0: none but the final
     /// reads).
     pub rate: f64,
@@ -79,6 +126,7 @@ pub struct WorkloadConfig {
 impl Default for WorkloadConfig {
     fn default() -> Self {
         WorkloadConfig {
+            kind: WorkloadKind::GCounter,
             rate: 100.0,
             time_limit: Duration::from_secs(20),
             recovery: RECOVERY,
@@ -133,7 +181,7 @@ struct Pending {
     deadline: Time,
     final_read: bool,
     /// An add's delta.
-    delta: u64,
+    delta: i64,
     /// When it was sent, and the acknowledged sum then (for read lag).
     sent: Time,
     acked_at_send: u64,
@@ -410,12 +458,13 @@ impl Workload {
         Some(self.issue(client, kind, delta, false, now))
     }
 
-    /// Maelstrom's `(gen/filter non-negative-add (gen/mix [adds reads]))`.
-    fn draw(&mut self) -> (OpKind, Option<u64>) {
+    /// Maelstrom's `(gen/mix [adds reads])` for `pn-counter`, and
+    /// `(gen/filter non-negative-add ...)` of it for `g-counter`.
+    fn draw(&mut self) -> (OpKind, Option<i64>) {
         loop {
             if self.rng.bool() {
                 let delta = self.rng.i64(0..10) - 5;
-                if let Ok(delta) = u64::try_from(delta) {
+                if delta >= 0 || self.cfg.kind == WorkloadKind::PnCounter {
                     return (OpKind::Add, Some(delta));
                 }
             } else {
@@ -428,7 +477,7 @@ impl Workload {
         &mut self,
         i: usize,
         kind: OpKind,
-        delta: Option<u64>,
+        delta: Option<i64>,
         final_read: bool,
         now: Time,
     ) -> Envelope {
@@ -655,7 +704,7 @@ mod tests {
                 Step::Send(msg) => {
                     let answer = match msg.body.payload {
                         Payload::Add { delta } => {
-                            total += delta as i64;
+                            total += delta;
                             Payload::AddOk
                         }
                         _ => Payload::ReadOk {

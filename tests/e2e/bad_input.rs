@@ -214,8 +214,25 @@ fn add_without_delta() {
 }
 
 #[test]
-fn add_with_negative_delta() {
-    around(msg(r#"{"type":"add","msg_id":7,"delta":-1}"#)).assert_error(BAD, MALFORMED);
+fn add_with_negative_delta_counts_down() {
+    // Issue 22: Maelstrom's pn-counter sends negative deltas (its
+    // g-counter never does), so every node takes them.
+    let t = Talk::default()
+        .init(1)
+        .add(2, 5)
+        .bad(msg(r#"{"type":"add","msg_id":7,"delta":-2}"#))
+        .read(4)
+        .run();
+    t.assert_ok(BAD, "add_ok").assert_ok(4, "read_ok");
+    assert_eq!(t.reply(4)["value"], 3);
+}
+
+#[test]
+fn add_with_delta_below_the_lowest_total() {
+    around(msg(
+        r#"{"type":"add","msg_id":7,"delta":-9223372036854775808}"#,
+    ))
+    .assert_error(BAD, MALFORMED);
 }
 
 #[test]
@@ -295,7 +312,7 @@ fn key_nested_past_the_recursion_limit() {
 fn null_in_reply_to_beside_a_bad_field() {
     // `null` is absence: this is a request, not a reply.
     around(msg(
-        r#"{"type":"add","msg_id":7,"in_reply_to":null,"delta":-1}"#,
+        r#"{"type":"add","msg_id":7,"in_reply_to":null,"delta":1.5}"#,
     ))
     .assert_error(BAD, MALFORMED);
 }

@@ -106,7 +106,7 @@ fn every_request_naming_a_sender_and_msg_id_gets_one_reply() {
     let bad = [
         r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":2,"delta":1e400}}"#.to_string(),
         format!(r#"{{"src":"c1","dest":"n1","body":{{"type":"read","msg_id":3,"key":{deep}}}}}"#),
-        r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":4,"in_reply_to":null,"delta":-1}}"#
+        r#"{"src":"c1","dest":"n1","body":{"type":"add","msg_id":4,"in_reply_to":null,"delta":1.5}}"#
             .to_string(),
     ];
     let input = format!("{INIT1}\n{}\n", bad.join("\n"));

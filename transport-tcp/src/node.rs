@@ -489,12 +489,14 @@ impl Owner {
                 self.refuse(conn, &why);
                 return false;
             }
-            if let Payload::Gossip { counts } | Payload::GossipAck { counts } = &msg.body.payload {
+            if let Payload::Gossip { counts, decrements }
+            | Payload::GossipAck { counts, decrements } = &msg.body.payload
+            {
                 // The core checks the sum; a slot no node owns (a slot is
                 // `ID` or `ID#INCARNATION`), or a count past i64::MAX, is
                 // no state any node of ours sent.
                 let owner = |slot: &str| slot.split('#').next().unwrap_or_default().to_owned();
-                let bad = counts.iter().find(|(slot, &n)| {
+                let bad = counts.iter().chain(decrements).find(|(slot, &n)| {
                     !self.node_ids.contains(&owner(slot)) || n > i64::MAX as u64
                 });
                 if let Some((id, n)) = bad {

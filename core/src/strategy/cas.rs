@@ -21,19 +21,28 @@
 //! out instead of colliding again one round trip later.
 //!
 //! Reads are made current first (a fresh write to a key of the node's own,
-//! see [`Fresh`]) and never report less than the node has seen; reads
-//! within `config.read_staleness` of the start of the last completed read
-//! are answered from it ([`ReadView`]).
+//! see [`Fresh`]); reads within `config.read_staleness` of the start of
+//! the last completed read are answered from it ([`ReadView`]).
+//!
+//! The key holds a signed total, which goes down under `pn-counter`, so
+//! the node cannot tell the newest of two values by which is higher.
+//! It orders them by when it asked instead ([`Known`]): a value from a
+//! call sent after the node learned what it knows is newer (on `seq-kv` a
+//! client never reads a state older than one it has seen). A value from a
+//! call sent earlier replaces what the node knows only if it is higher,
+//! which under `g-counter` is exactly "newer", so a g-counter's reads never
+//! go backwards on a node. (A cas that lands twice is no concern here: each
+//! cas goes out once, and one that may have landed is never retried.)
 
 use super::kv_calls::{
     self, expired, Calls, Fresh, Outage, ReadResult, ReadView, MAX_WAITING, MAYBE_APPLIED,
     UNAVAILABLE,
 };
-use super::{checked_total, Ctx, Request, Strategy, Tag, Timer};
+use super::{checked_signed, Ctx, Request, Strategy, Tag, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use crate::Time;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 /// The most doublings of the backoff after refusals in a row. Kept low:
@@ -59,9 +68,9 @@ enum Call {
 #[derive(Debug, Clone, Hash)]
 struct Batch {
     adds: Vec<Request>,
-    sum: u64,
-    from: u64,
-    to: u64,
+    sum: i64,
+    from: i64,
+    to: i64,
     /// When its oldest add arrived.
     oldest: Time,
 }
@@ -70,11 +79,10 @@ struct Batch {
 pub struct Cas {
     calls: Calls<Call>,
     fresh: Fresh,
-    /// The highest value this node has seen in the key (a lower bound of
-    /// its value now, since the counter only grows).
-    known: Option<u64>,
+    /// The newest value this node has seen in the key.
+    known: Known,
     /// Adds not in a batch yet, oldest first, with their arrival times.
-    waiting: VecDeque<((Request, u64), Time)>,
+    waiting: VecDeque<((Request, i64), Time)>,
     batch: Option<Batch>,
     /// Reads waiting for the next round, oldest first, with their arrival
     /// times.
@@ -103,8 +111,48 @@ impl std::hash::Hash for Jitter {
     }
 }
 
+/// What the node knows of the key, ordered by a count of its own steps:
+/// each call sent and each value taken in is one step.
+#[derive(Debug, Default, Clone, Hash)]
+struct Known {
+    value: Option<i64>,
+    /// The step at which `value` was taken in.
+    at: u64,
+    steps: u64,
+    /// Per call in flight, the step at which its first copy went out.
+    sent: BTreeMap<Call, u64>,
+}
+
+impl Known {
+    fn sending(&mut self, call: Call, again: bool) {
+        self.steps += 1;
+        if !again {
+            self.sent.insert(call, self.steps);
+        }
+    }
+
+    /// Takes in `value`, learned from `call`: if the call went out after
+    /// the node learned what it knows, or if it is higher.
+    fn saw(&mut self, call: Call, value: i64) {
+        self.steps += 1;
+        let sent = self.sent.remove(&call).unwrap_or(0);
+        let newer = sent > self.at;
+        if self.value.is_none_or(|k| newer || value >= k) {
+            self.value = Some(value);
+            self.at = self.steps;
+        }
+    }
+
+    fn get(&self) -> i64 {
+        self.value.unwrap_or(0)
+    }
+}
+
 impl Cas {
     fn issue(&mut self, ctx: &mut Ctx<'_>, call: Call) {
+        // A backup copy of a call in flight keeps the first copy's step.
+        let again = self.calls.in_flight(&call);
+        self.known.sending(call, again);
         let payload = match call {
             Call::Cas => match &self.batch {
                 Some(b) => kv_calls::cas(KEY, b.from, b.to),
@@ -121,17 +169,13 @@ impl Cas {
         }
     }
 
-    fn saw(&mut self, value: u64) {
-        self.known = Some(self.known.map_or(value, |k| k.max(value)));
-    }
-
     /// Sends the next cas: the batch being retried plus every waiting add,
     /// unless an attempt is already under way.
     fn send_cas(&mut self, ctx: &mut Ctx<'_>) {
         if self.rereading || self.calls.in_flight(&Call::Cas) {
             return;
         }
-        let from = self.known.unwrap_or(0);
+        let from = self.known.get();
         let batch = self.batch.get_or_insert(Batch {
             adds: Vec::new(),
             sum: 0,
@@ -143,7 +187,7 @@ impl Cas {
             // Each add is checked as it joins: an add that would take the
             // batch past the largest total is refused alone (it was never
             // sent), not summed into a wrapped total that all would share.
-            match checked_total(batch.sum, delta).filter(|&s| checked_total(from, s).is_some()) {
+            match checked_signed(batch.sum, delta).filter(|&s| checked_signed(from, s).is_some()) {
                 Some(sum) => {
                     batch.adds.push(req);
                     batch.sum = sum;
@@ -163,7 +207,7 @@ impl Cas {
             self.batch = None;
             return;
         }
-        match checked_total(from, batch.sum) {
+        match checked_signed(from, batch.sum) {
             Some(to) => {
                 batch.from = from;
                 batch.to = to;
@@ -222,7 +266,7 @@ impl Cas {
 }
 
 impl Strategy for Cas {
-    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: u64) {
+    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: i64) {
         if delta == 0 {
             return ctx.reply(&req, Payload::AddOk);
         }
@@ -240,7 +284,7 @@ impl Strategy for Cas {
         if waiting >= MAX_WAITING && !self.view.serves(ctx) {
             return ctx.reply_error(&req, ErrorCode::TEMPORARILY_UNAVAILABLE, UNAVAILABLE);
         }
-        let value = self.known.unwrap_or(0);
+        let value = self.known.get();
         match self.view.answer(ctx, req, value) {
             Some(req) => self.reads.push_back((req, ctx.now)),
             None if !self.view.wants_refresh(ctx) => return,
@@ -259,7 +303,7 @@ impl Strategy for Cas {
             (Call::Cas, Payload::CasOk) => {
                 self.refusals = 0;
                 if let Some(batch) = self.batch.take() {
-                    self.saw(batch.to);
+                    self.known.saw(Call::Cas, batch.to);
                     for req in &batch.adds {
                         ctx.reply(req, Payload::AddOk);
                     }
@@ -277,11 +321,12 @@ impl Strategy for Cas {
             }
             (Call::Reread, reply) => match kv_calls::read_result(&reply) {
                 ReadResult::Value(v) => {
-                    self.saw(v);
+                    self.known.saw(Call::Reread, v);
                     self.rereading = false;
                     self.send_cas(ctx);
                 }
                 ReadResult::Missing => {
+                    self.known.saw(Call::Reread, 0);
                     self.rereading = false;
                     self.send_cas(ctx);
                 }
@@ -302,11 +347,11 @@ impl Strategy for Cas {
             }
             (Call::RoundRead, reply) => {
                 match kv_calls::read_result(&reply) {
-                    ReadResult::Value(v) => self.saw(v),
-                    ReadResult::Missing => {}
+                    ReadResult::Value(v) => self.known.saw(Call::RoundRead, v),
+                    ReadResult::Missing => self.known.saw(Call::RoundRead, 0),
                     ReadResult::Retry => return self.calls.retry_later(ctx, Call::RoundRead),
                 }
-                let value = self.known.unwrap_or(0);
+                let value = self.known.get();
                 if let Some((reads, started)) = self.round.take() {
                     self.view.refreshed(started);
                     for (req, _) in reads {

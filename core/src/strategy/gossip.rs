@@ -1,4 +1,14 @@
-//! `gossip`: a state-based G-Counter CRDT.
+//! `gossip`: a state-based PN-Counter CRDT (a G-Counter while every delta
+//! is 0 or more).
+//!
+//! A PN-Counter is two G-Counters, one for increments and one for
+//! decrements: a slot's increments and its decrements each only grow, so
+//! each merges by its maximum, and the value is their difference. (One
+//! signed total per slot, merged by its maximum, is wrong: a peer would
+//! keep the higher total from before a decrement and never see the
+//! decrement. That is `gossip-max`, [`Gossip::signed_max`], kept to be
+//! caught.) A cluster that is only ever asked to count up has no
+//! decrements, and sends and stores exactly what a G-Counter does.
 //!
 //! Each node counts its own adds in its own slot and acknowledges them at
 //! once: no network round trip, so add latency does not depend on network
@@ -35,33 +45,52 @@
 //! first. That costs a write per gossip round that raised the value, not
 //! per read.
 
-use super::{checked_sum, checked_total, share_limit, Ctx, Request, Strategy, Timer};
+use super::{
+    checked_signed, checked_sum, checked_total, share_limit, Ctx, Request, Strategy, Timer,
+};
 use crate::error::ErrorCode;
 use crate::protocol::{Counts, Payload};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+/// The CRDT's state: per slot, what it has counted up and what down.
+#[derive(Debug, Default, Clone, Hash, PartialEq, Eq)]
+struct State {
+    counts: Counts,
+    decrements: Counts,
+}
+
 #[derive(Debug, Default, Clone, Hash)]
 pub struct Gossip {
-    counts: Counts,
+    state: State,
     /// Per peer: the merge of every state it has shown us. A peer whose
     /// state covers ours needs nothing from us.
-    known: BTreeMap<String, Counts>,
+    known: BTreeMap<String, State>,
     /// Where this node counts its own adds: the slot of the state it
     /// restarted from, or [`Ctx::slot`]. Set by `on_start`.
     slot: String,
-    /// The value of the state last stored (or restored): a read that
-    /// would answer more stores the state first, so that a node
-    /// restarted from it never reads lower than it answered.
-    stored: u64,
+    /// The sums of the increments and of the decrements of the state last
+    /// stored (or restored): a read of a state that has changed since
+    /// stores it first, so that a node restarted from it never reads an
+    /// older state than it answered.
+    stored: (u64, u64),
+    /// `gossip-max`: one signed total per slot, merged by its maximum.
+    signed_max: bool,
 }
 
-/// What is stored to survive a crash: `{"slot": .., "counts": {..}}`.
+/// What is stored to survive a crash: `{"slot": .., "counts": {..}}`, and
+/// `"decrements": {..}` once there are any.
 #[derive(Debug, Serialize, Deserialize)]
 struct Saved<'a> {
     slot: Cow<'a, str>,
     counts: Cow<'a, Counts>,
+    #[serde(default, skip_serializing_if = "no_counts")]
+    decrements: Cow<'a, Counts>,
+}
+
+fn no_counts(c: &Counts) -> bool {
+    c.is_empty()
 }
 
 impl Saved<'_> {
@@ -83,6 +112,9 @@ impl Saved<'_> {
         if checked_sum(saved.counts.values().copied()).is_none() {
             return Err("the counts add up past the largest total".into());
         }
+        if checked_sum(saved.decrements.values().copied()).is_none() {
+            return Err("the decrements add up past the largest total".into());
+        }
         Ok(saved)
     }
 }
@@ -95,33 +127,112 @@ pub(crate) fn check_saved(text: &str, me: &str) -> Result<(), String> {
 }
 
 /// Whether `a` has every count of `b` (`a >= b` slot by slot).
-fn covers(a: &Counts, b: &Counts) -> bool {
+fn covers_counts(a: &Counts, b: &Counts) -> bool {
     b.iter()
         .all(|(slot, &n)| a.get(slot).is_some_and(|&m| m >= n))
 }
 
-fn merge(into: &mut Counts, from: &Counts) {
+fn merge_counts(into: &mut Counts, from: &Counts) {
     for (slot, &n) in from {
         let mine = into.entry(slot.clone()).or_insert(0);
         *mine = (*mine).max(n);
     }
 }
 
-impl Gossip {
-    /// The counter's value: the sum over every slot. Every count that is
-    /// taken in keeps it within `MAX_TOTAL`, so it never saturates.
-    pub fn value(&self) -> u64 {
-        checked_sum(self.counts.values().copied()).unwrap_or(super::MAX_TOTAL)
+fn sum(counts: &Counts) -> u64 {
+    // Every count taken in keeps the sum within MAX_TOTAL.
+    checked_sum(counts.values().copied()).unwrap_or(super::MAX_TOTAL)
+}
+
+impl State {
+    /// A slot's signed total (`gossip-max`'s view of it).
+    fn total(&self, slot: &str) -> i64 {
+        let get = |c: &Counts| c.get(slot).copied().unwrap_or(0) as i64;
+        get(&self.counts) - get(&self.decrements)
     }
 
-    /// What this node has counted, in this life and earlier ones: the
-    /// slots `me` and `me#<incarnation>`.
-    fn own_share(&self, me: &str) -> u64 {
-        let mine = self.counts.iter().filter(|(slot, _)| {
-            slot.strip_prefix(me)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
-        });
-        checked_sum(mine.map(|(_, &n)| n)).unwrap_or(super::MAX_TOTAL)
+    /// Sets a slot's signed total, as `gossip-max` keeps it: a total below
+    /// zero goes in `decrements`, so the wire and the stored state are
+    /// the same as `gossip`'s.
+    fn set_total(&mut self, slot: &str, total: i64) {
+        self.counts.insert(slot.to_string(), total.max(0) as u64);
+        match total < 0 {
+            true => self
+                .decrements
+                .insert(slot.to_string(), total.unsigned_abs()),
+            false => self.decrements.remove(slot),
+        };
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &String> {
+        self.counts.keys().chain(self.decrements.keys())
+    }
+
+    /// Whether `self` already has everything of `other`.
+    fn covers(&self, other: &State, signed_max: bool) -> bool {
+        match signed_max {
+            false => {
+                covers_counts(&self.counts, &other.counts)
+                    && covers_counts(&self.decrements, &other.decrements)
+            }
+            true => other.slots().all(|s| {
+                (self.counts.contains_key(s) || self.decrements.contains_key(s))
+                    && self.total(s) >= other.total(s)
+            }),
+        }
+    }
+
+    fn merge(&mut self, from: &State, signed_max: bool) {
+        if !signed_max {
+            merge_counts(&mut self.counts, &from.counts);
+            merge_counts(&mut self.decrements, &from.decrements);
+            return;
+        }
+        let slots: Vec<String> = from.slots().cloned().collect();
+        for slot in slots {
+            let known = self.counts.contains_key(&slot) || self.decrements.contains_key(&slot);
+            if !known || from.total(&slot) > self.total(&slot) {
+                self.set_total(&slot, from.total(&slot));
+            }
+        }
+    }
+
+    /// Whether the increments and the decrements each stay within
+    /// MAX_TOTAL, so that the value is a total a client can be given.
+    fn fits(&self) -> bool {
+        checked_sum(self.counts.values().copied()).is_some()
+            && checked_sum(self.decrements.values().copied()).is_some()
+    }
+
+    fn sums(&self) -> (u64, u64) {
+        (sum(&self.counts), sum(&self.decrements))
+    }
+}
+
+/// The sum of the counts of node `me`'s slots, in this life and earlier
+/// ones: `me` and `me#<incarnation>`.
+fn share_of(counts: &Counts, me: &str) -> u64 {
+    let mine = counts.iter().filter(|(slot, _)| {
+        slot.strip_prefix(me)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
+    });
+    checked_sum(mine.map(|(_, &n)| n)).unwrap_or(super::MAX_TOTAL)
+}
+
+impl Gossip {
+    /// `gossip-max`: a wrong node to learn from (see the module's doc).
+    pub fn signed_max() -> Self {
+        Gossip {
+            signed_max: true,
+            ..Gossip::default()
+        }
+    }
+
+    /// The counter's value: the increments less the decrements. Each sum
+    /// is kept within `MAX_TOTAL`, so the difference fits an `i64`.
+    pub fn value(&self) -> i64 {
+        let (up, down) = self.state.sums();
+        up as i64 - down as i64
     }
 
     fn arm(ctx: &mut Ctx<'_>) {
@@ -140,13 +251,17 @@ impl Gossip {
         };
         match Saved::restore(text, ctx.me) {
             Ok(saved) => {
-                merge(&mut self.counts, &saved.counts);
+                let restored = State {
+                    counts: saved.counts.into_owned(),
+                    decrements: saved.decrements.into_owned(),
+                };
+                self.state.merge(&restored, self.signed_max);
                 self.slot = saved.slot.into_owned();
-                self.stored = self.value();
+                self.stored = self.state.sums();
                 log::info!(
                     "restored: counting on in slot {} from {}, total {}",
                     self.slot,
-                    self.counts.get(&self.slot).copied().unwrap_or(0),
+                    self.state.total(&self.slot),
                     self.value()
                 );
             }
@@ -164,16 +279,59 @@ impl Gossip {
         if !ctx.config.persist {
             return;
         }
-        self.stored = self.value();
+        self.stored = self.state.sums();
         let saved = Saved {
             slot: Cow::Borrowed(&self.slot),
-            counts: Cow::Borrowed(&self.counts),
+            counts: Cow::Borrowed(&self.state.counts),
+            decrements: Cow::Borrowed(&self.state.decrements),
         };
         match serde_json::to_string(&saved) {
             Ok(text) => ctx.persist(text),
             // Strings and integers always serialize.
             Err(e) => log::error!("cannot serialize the state: {e}"),
         }
+    }
+
+    /// Counts `delta` in this node's slot, or says why it cannot: every
+    /// node keeps its increments, and its decrements, within an equal
+    /// share of the largest total, so that however the partitions fall
+    /// the merged sums fit.
+    fn count(&mut self, ctx: &Ctx<'_>, delta: i64) -> Result<(), String> {
+        let limit = share_limit(ctx.nodes.len());
+        let nodes = ctx.nodes.len();
+        if self.signed_max {
+            let mine = self.state.total(&self.slot);
+            let total = checked_signed(mine, delta)
+                .filter(|t| t.unsigned_abs() <= limit)
+                .filter(|_| checked_signed(self.value(), delta).is_some());
+            let Some(total) = total else {
+                return Err(format!(
+                    "adding {delta} to this node's {mine} could overflow the counter: \
+                     each of the {nodes} nodes may count up to {limit}"
+                ));
+            };
+            let slot = self.slot.clone();
+            self.state.set_total(&slot, total);
+            return Ok(());
+        }
+        let down = delta < 0;
+        let (counts, what) = match down {
+            false => (&mut self.state.counts, ""),
+            true => (&mut self.state.decrements, " decrements"),
+        };
+        let step = delta.unsigned_abs();
+        let share = share_of(counts, ctx.me);
+        let fits = checked_total(sum(counts), step).is_some()
+            && checked_total(share, step).is_some_and(|s| s <= limit);
+        if !fits {
+            return Err(format!(
+                "adding {delta} to this node's{what} {share} could overflow the counter: \
+                 each of the {nodes} nodes may count{} up to {limit}",
+                if down { " down" } else { "" }
+            ));
+        }
+        *counts.entry(self.slot.clone()).or_insert(0) += step;
+        Ok(())
     }
 }
 
@@ -183,47 +341,27 @@ impl Strategy for Gossip {
         Self::arm(ctx);
     }
 
-    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: u64) {
+    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: i64) {
         if self.slot.is_empty() {
             // Not started: cannot happen, since the node starts a strategy
             // as soon as it builds it.
             self.slot = ctx.slot();
         }
-        let mine = self.counts.get(&self.slot).copied().unwrap_or(0);
-        let fits = checked_total(self.value(), delta).is_some()
-            && checked_total(self.own_share(ctx.me), delta)
-                .is_some_and(|share| share <= share_limit(ctx.nodes.len()));
-        match fits {
-            true => {
-                match self.counts.get_mut(&self.slot) {
-                    Some(count) => *count = mine + delta,
-                    None => {
-                        self.counts.insert(self.slot.clone(), delta);
-                    }
-                }
+        match self.count(ctx, delta) {
+            Ok(()) => {
                 // Stored before the `add_ok` (and the next gossip) leaves.
                 // An add of 0 changes no count.
-                if delta > 0 {
+                if delta != 0 {
                     self.persist(ctx);
                 }
                 ctx.answer(req, Payload::AddOk);
             }
-            false => ctx.reply_error(
-                &req,
-                ErrorCode::MALFORMED_REQUEST,
-                format!(
-                    "adding {delta} to this node's {} could overflow the counter: \
-                     each of the {} nodes may count up to {}",
-                    self.own_share(ctx.me),
-                    ctx.nodes.len(),
-                    share_limit(ctx.nodes.len())
-                ),
-            ),
+            Err(text) => ctx.reply_error(&req, ErrorCode::MALFORMED_REQUEST, text),
         }
     }
 
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request) {
-        if self.value() > self.stored {
+        if self.state.sums() != self.stored {
             self.persist(ctx);
         }
         ctx.answer(
@@ -240,14 +378,20 @@ impl Strategy for Gossip {
         }
         let behind: Vec<String> = ctx
             .peers()
-            .filter(|p| !self.known.get(*p).is_some_and(|k| covers(k, &self.counts)))
+            .filter(|p| {
+                !self
+                    .known
+                    .get(*p)
+                    .is_some_and(|k| k.covers(&self.state, self.signed_max))
+            })
             .map(str::to_owned)
             .collect();
         for peer in behind {
             ctx.send(
                 &peer,
                 Payload::Gossip {
-                    counts: self.counts.clone(),
+                    counts: self.state.counts.clone(),
+                    decrements: self.state.decrements.clone(),
                 },
             );
         }
@@ -255,29 +399,33 @@ impl Strategy for Gossip {
     }
 
     fn on_peer(&mut self, ctx: &mut Ctx<'_>, from: &str, payload: Payload) -> bool {
-        let (counts, is_ack) = match payload {
-            Payload::Gossip { counts } => (counts, false),
-            Payload::GossipAck { counts } => (counts, true),
+        let (theirs, is_ack) = match payload {
+            Payload::Gossip { counts, decrements } => (State { counts, decrements }, false),
+            Payload::GossipAck { counts, decrements } => (State { counts, decrements }, true),
             _ => return false,
         };
-        let mut merged = self.counts.clone();
-        merge(&mut merged, &counts);
-        if checked_sum(merged.values().copied()).is_none() {
+        let mut merged = self.state.clone();
+        merged.merge(&theirs, self.signed_max);
+        if !merged.fits() {
             // Merged, it would read as a wrapped or clamped total. No
             // node that checks its adds sends this, so none of it is a
             // count an add_ok stands for.
             log::warn!("gossip from {from} rejected: its counts would overflow the counter");
             return true;
         }
-        self.counts = merged;
-        merge(self.known.entry(from.to_string()).or_default(), &counts);
+        self.state = merged;
+        self.known
+            .entry(from.to_string())
+            .or_default()
+            .merge(&theirs, self.signed_max);
         if !is_ack {
             // Not recorded in `known`: the ack may be lost, and only what
             // the peer itself shows us proves what it has.
             ctx.send(
                 from,
                 Payload::GossipAck {
-                    counts: self.counts.clone(),
+                    counts: self.state.counts.clone(),
+                    decrements: self.state.decrements.clone(),
                 },
             );
         }

@@ -325,7 +325,7 @@ impl ReadView {
 
     /// Answers `req` with `value` if the view serves it; otherwise hands
     /// the request back, to wait for a round.
-    pub fn answer(&self, ctx: &mut Ctx<'_>, req: Request, value: u64) -> Option<Request> {
+    pub fn answer(&self, ctx: &mut Ctx<'_>, req: Request, value: i64) -> Option<Request> {
         if !self.serves(ctx) {
             return Some(req);
         }
@@ -378,20 +378,27 @@ impl Fresh {
 
 /// How a KV `read` came back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadResult {
-    Value(u64),
+pub enum ReadResult<T = i64> {
+    Value(T),
     /// The key does not exist (yet): a counter of zero.
     Missing,
     /// No usable answer; try again.
     Retry,
 }
 
-/// Interprets a reply to a KV `read` of a counter.
+/// Interprets a reply to a KV `read` of a counter holding a signed total.
 pub fn read_result(reply: &Payload) -> ReadResult {
+    read_with(reply, |v| {
+        v.as_i64().filter(|n| n.unsigned_abs() <= MAX_TOTAL)
+    })
+}
+
+/// Interprets a reply to a KV `read` whose value `parse` reads.
+pub fn read_with<T>(reply: &Payload, parse: impl Fn(&Value) -> Option<T>) -> ReadResult<T> {
     match reply {
         // A value past the largest total was not written by a counter
         // that checks its sums; taking it in would overflow them.
-        Payload::ReadOk { value } => match value.as_u64().filter(|&n| n <= MAX_TOTAL) {
+        Payload::ReadOk { value } => match parse(value) {
             Some(n) => ReadResult::Value(n),
             None => {
                 log::error!("KV holds {value} where a counter was expected; reading again");
@@ -418,12 +425,14 @@ pub fn read(key: &str) -> Payload {
 
 /// A KV compare-and-set of counter `key` from `from` to `to`; a counter at
 /// zero may not exist yet, so that case also creates it.
-pub fn cas(key: &str, from: u64, to: u64) -> Payload {
+pub fn cas(key: &str, from: impl Into<Value>, to: impl Into<Value>) -> Payload {
+    let from = from.into();
+    let create_if_not_exists = from == 0;
     Payload::Cas {
         key: key.into(),
-        from: from.into(),
+        from,
         to: to.into(),
-        create_if_not_exists: from == 0,
+        create_if_not_exists,
     }
 }
 

@@ -12,6 +12,7 @@ mod gossip;
 mod kv_calls;
 mod naive;
 mod per_node;
+mod tally;
 
 pub use cas::Cas;
 pub use gossip::Gossip;
@@ -37,6 +38,12 @@ pub fn checked_total(a: u64, b: u64) -> Option<u64> {
     a.checked_add(b).filter(|&t| t <= MAX_TOTAL)
 }
 
+/// `a + d` if it stays within `-MAX_TOTAL..=MAX_TOTAL`: a signed total
+/// (`pn-counter`) may go as far below zero as above it.
+pub fn checked_signed(a: i64, d: i64) -> Option<i64> {
+    a.checked_add(d).filter(|t| t.unsigned_abs() <= MAX_TOTAL)
+}
+
 /// The sum of `counts` if it stays within [`MAX_TOTAL`].
 pub fn checked_sum(counts: impl IntoIterator<Item = u64>) -> Option<u64> {
     counts.into_iter().try_fold(0, checked_total)
@@ -58,7 +65,7 @@ pub fn share_limit(nodes: usize) -> u64 {
 /// others ignore what is stored.
 pub fn check_stored(kind: StrategyKind, text: &str, me: &str) -> Result<(), String> {
     match kind {
-        StrategyKind::Gossip => gossip::check_saved(text, me),
+        StrategyKind::Gossip | StrategyKind::GossipMax => gossip::check_saved(text, me),
         _ => Ok(()),
     }
 }
@@ -180,9 +187,10 @@ pub trait Strategy: Debug + Send + Snapshot {
     /// Right after `init_ok` has been queued.
     fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
 
-    /// A client's `add`. `delta` is at most [`MAX_TOTAL`]; the strategy
-    /// must answer exactly once, with `add_ok` or an error.
-    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: u64);
+    /// A client's `add`. `delta` is within `-MAX_TOTAL..=MAX_TOTAL`
+    /// (negative under `pn-counter`); the strategy must answer exactly
+    /// once, with `add_ok` or an error.
+    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: i64);
 
     /// A client's `read`, answered exactly once with `read_ok` or an error.
     fn on_read(&mut self, ctx: &mut Ctx<'_>, req: Request);
@@ -215,6 +223,7 @@ pub fn build(kind: StrategyKind, nodes: &[String]) -> Box<dyn Strategy> {
         StrategyKind::PerNode => Box::new(PerNode::default()),
         StrategyKind::Cas => Box::new(Cas::default()),
         StrategyKind::Naive => Box::new(Naive::default()),
+        StrategyKind::GossipMax => Box::new(Gossip::signed_max()),
     }
 }
 

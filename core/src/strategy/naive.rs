@@ -19,7 +19,7 @@
 //! went out is answered by that write, indefinitely as before.
 
 use super::kv_calls::{self, Calls, Outage, ReadResult, MAX_WAITING, MAYBE_APPLIED, UNAVAILABLE};
-use super::{checked_total, Ctx, Request, Strategy, Tag, Timer};
+use super::{checked_signed, Ctx, Request, Strategy, Tag, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use crate::Time;
@@ -49,9 +49,9 @@ impl Call {
 #[derive(Debug, Clone, Hash)]
 struct Op {
     req: Request,
-    delta: u64,
+    delta: i64,
     /// The value to write, once read.
-    write: Option<u64>,
+    write: Option<i64>,
     /// When its latest call went out.
     sent: Time,
 }
@@ -100,7 +100,7 @@ impl Naive {
     }
 
     /// Takes in a request, or refuses it (`None`) when too many wait.
-    fn new_op(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: u64) -> Option<u64> {
+    fn new_op(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: i64) -> Option<u64> {
         self.expire(ctx);
         if self.ops.len() >= MAX_WAITING {
             ctx.reply_error(&req, ErrorCode::TEMPORARILY_UNAVAILABLE, UNAVAILABLE);
@@ -207,7 +207,7 @@ impl Strategy for Naive {
         self.outage.heard(ctx.now);
     }
 
-    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: u64) {
+    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: i64) {
         if let Some(n) = self.new_op(ctx, req, delta) {
             self.issue(ctx, Call::AddRead(n));
         }
@@ -248,7 +248,7 @@ impl Strategy for Naive {
                     self.ops.remove(&n);
                     return;
                 }
-                match checked_total(value, op.delta) {
+                match checked_signed(value, op.delta) {
                     Some(v) => {
                         op.write = Some(v);
                         self.issue(ctx, Call::AddWrite(n));

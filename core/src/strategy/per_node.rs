@@ -13,8 +13,10 @@
 //! - The node's own key is written by compare-and-set from the value the
 //!   node knows is there to that value plus the adds waiting, one write in
 //!   flight at a time; adds that arrive meanwhile ride on the next write.
-//!   The key only ever grows, so a cas that timed out can be sent again
-//!   as it was: whichever copy lands first wins and the other fails. After
+//!   The key only ever grows (it holds the node's increments and its
+//!   decrements apart, [`Tally`], each of which only grows), so a cas that
+//!   timed out can be sent again as it was: whichever copy lands first
+//!   wins and the other fails. After
 //!   a failure the node reads its key: holding the target means the write
 //!   landed, anything lower means it did not (yet), and the same cas goes
 //!   out again. An add is acknowledged only once the write that carries it
@@ -28,10 +30,12 @@ use super::kv_calls::{
     self, expired, Calls, Fresh, Outage, ReadResult, ReadView, MAX_WAITING, MAYBE_APPLIED,
     UNAVAILABLE,
 };
-use super::{checked_sum, checked_total, share_limit, Ctx, Request, Strategy, Tag, Timer};
+use super::tally::Tally;
+use super::{checked_sum, share_limit, Ctx, Request, Strategy, Tag, Timer};
 use crate::error::ErrorCode;
 use crate::protocol::Payload;
 use crate::Time;
+use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 
 /// How many tries a write gets before its clients are told it may or may
@@ -57,8 +61,8 @@ enum Call {
 #[derive(Debug, Clone, Hash)]
 struct Write {
     adds: Vec<Request>,
-    from: u64,
-    to: u64,
+    from: Tally,
+    to: Tally,
     tries: u32,
     /// The clients were already told the outcome is unknown.
     gave_up: bool,
@@ -78,15 +82,15 @@ pub struct PerNode {
     calls: Calls<Call>,
     fresh: Fresh,
     /// Our key's exact value, once learned at start; only we change it.
-    confirmed: Option<u64>,
+    confirmed: Option<Tally>,
     /// Adds not yet carried by a write, oldest first, with their arrival
     /// times.
-    waiting: VecDeque<((Request, u64), Time)>,
+    waiting: VecDeque<((Request, i64), Time)>,
     /// The sum of their deltas, kept so an add costs O(1).
-    waiting_sum: u64,
+    waiting_sum: Tally,
     write: Option<Write>,
-    /// Per node, the highest value seen in its key.
-    seen: BTreeMap<String, u64>,
+    /// Per node, the highest value seen in its key, half by half.
+    seen: BTreeMap<String, Tally>,
     /// Reads that arrived after the current round began, oldest first.
     reads: VecDeque<(Request, Time)>,
     round: Option<Round>,
@@ -122,7 +126,7 @@ impl PerNode {
             return;
         }
         let sum = std::mem::take(&mut self.waiting_sum);
-        let Some(to) = checked_total(from, sum) else {
+        let Some(to) = from.checked_add(sum) else {
             // on_add keeps confirmed + waiting within the node's share, so
             // only a key that held more than it could have written gets
             // here; nothing was written for these adds.
@@ -231,32 +235,39 @@ impl PerNode {
     /// keys would then pass the largest total: no node that keeps to its
     /// share writes such a value, and a wrapped or clamped sum would
     /// undercount every add acknowledged.
-    fn see(&mut self, node: &str, value: u64) {
-        let old = self.seen.get(node).copied().unwrap_or(0);
-        if value <= old {
+    fn see(&mut self, node: &str, value: Tally) {
+        let old = self.seen.get(node).copied().unwrap_or_default();
+        if old.covers(value) {
             return;
         }
-        let others = self
-            .seen
-            .iter()
-            .filter(|(n, _)| *n != node)
-            .map(|(_, &v)| v);
-        if checked_sum(others.chain([value])).is_none() {
+        let value = value.max(old);
+        let others = || {
+            self.seen
+                .iter()
+                .filter(|(n, _)| *n != node)
+                .map(|(_, &v)| v)
+        };
+        let fits = checked_sum(others().map(|t| t.up).chain([value.up])).is_some()
+            && checked_sum(others().map(|t| t.down).chain([value.down])).is_some();
+        if !fits {
             log::warn!(
-                "per-node: key {node} holds {value}, which would overflow the counter; ignored"
+                "per-node: key {node} holds {value:?}, which would overflow the counter; ignored"
             );
             return;
         }
         self.seen.insert(node.to_string(), value);
     }
 
-    /// The sum of the highest value seen in every node's key.
-    fn value(&mut self, ctx: &Ctx<'_>) -> u64 {
+    /// The sum of the highest value seen in every node's key: the
+    /// increments less the decrements.
+    fn value(&mut self, ctx: &Ctx<'_>) -> i64 {
         if let Some(c) = self.confirmed {
             self.see(ctx.me, c);
         }
-        // `see` keeps the sum within MAX_TOTAL.
-        checked_sum(self.seen.values().copied()).unwrap_or(super::MAX_TOTAL)
+        // `see` keeps each half's sum within MAX_TOTAL.
+        let up = checked_sum(self.seen.values().map(|t| t.up)).unwrap_or(super::MAX_TOTAL);
+        let down = checked_sum(self.seen.values().map(|t| t.down)).unwrap_or(super::MAX_TOTAL);
+        up as i64 - down as i64
     }
 
     /// With the KV service silent for an RPC timeout, answers the
@@ -269,7 +280,7 @@ impl PerNode {
             return;
         };
         for (req, delta) in expired(&mut self.waiting, cutoff) {
-            self.waiting_sum -= delta;
+            self.waiting_sum = self.waiting_sum.saturating_sub(Tally::of(delta));
             ctx.reply_error(&req, ErrorCode::TEMPORARILY_UNAVAILABLE, UNAVAILABLE);
         }
         let mut reads = expired(&mut self.reads, cutoff);
@@ -282,24 +293,28 @@ impl PerNode {
     }
 
     fn on_read_reply(&mut self, ctx: &mut Ctx<'_>, call: Call, reply: &Payload) {
-        let result = kv_calls::read_result(reply);
+        let result = kv_calls::read_with(reply, Tally::from_json);
         if result == ReadResult::Retry {
             return self.calls.retry_later(ctx, call);
         }
         let value = match result {
             ReadResult::Value(v) => v,
-            _ => 0,
+            _ => Tally::default(),
         };
         match call {
             Call::RecoverRead => {
-                log::info!("per-node: my key holds {value}");
+                log::info!("per-node: my key holds {}", Value::from(value));
                 self.confirmed = Some(value);
                 self.write_next(ctx);
             }
             Call::VerifyRead => match &self.write {
-                Some(w) if value >= w.to => {
-                    if value > w.to {
-                        log::error!("per-node: my key holds {value}, above my write's {}", w.to);
+                Some(w) if value.covers(w.to) => {
+                    if value != w.to {
+                        log::error!(
+                            "per-node: my key holds {}, above my write's {}",
+                            Value::from(value),
+                            Value::from(w.to)
+                        );
                     }
                     self.write_landed(ctx);
                 }
@@ -324,7 +339,7 @@ impl Strategy for PerNode {
         self.issue(ctx, Call::RecoverSync);
     }
 
-    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: u64) {
+    fn on_add(&mut self, ctx: &mut Ctx<'_>, req: Request, delta: i64) {
         if delta == 0 {
             // Nothing to write: the counter already includes it.
             return ctx.reply(&req, Payload::AddOk);
@@ -336,25 +351,31 @@ impl Strategy for PerNode {
         let in_flight = self
             .write
             .as_ref()
-            .map_or(0, |w| w.to.saturating_sub(w.from));
-        let base = checked_sum([self.confirmed.unwrap_or(0), in_flight, self.waiting_sum]);
+            .map_or(Tally::default(), |w| w.to.saturating_sub(w.from));
         let limit = share_limit(ctx.nodes.len());
-        let fits = base
-            .and_then(|base| checked_total(base, delta))
-            .is_some_and(|total| total <= limit);
-        if !fits {
+        let total = self
+            .confirmed
+            .unwrap_or_default()
+            .checked_add(in_flight)
+            .and_then(|t| t.checked_add(self.waiting_sum))
+            .and_then(|t| t.checked_add(Tally::of(delta)));
+        if total.is_none_or(|t| t.exceeds(limit)) {
             return ctx.reply_error(
                 &req,
                 ErrorCode::MALFORMED_REQUEST,
                 format!(
                     "adding {delta} to this node's key could overflow the counter: \
-                     each of the {} nodes may count up to {limit}",
-                    ctx.nodes.len()
+                     each of the {} nodes may count {}up to {limit}",
+                    ctx.nodes.len(),
+                    if delta < 0 { "down " } else { "" }
                 ),
             );
         }
         // Within the share, so the sum cannot overflow.
-        self.waiting_sum += delta;
+        self.waiting_sum = self
+            .waiting_sum
+            .checked_add(Tally::of(delta))
+            .unwrap_or_default();
         self.waiting.push_back(((req, delta), ctx.now));
         self.write_next(ctx);
     }

@@ -196,6 +196,16 @@ impl Cluster {
     }
 
     /// Reads on node `i` and returns the value after settling.
+    /// A read on node `i` of a counter that may be below zero.
+    pub fn read_signed(&mut self, i: usize) -> i64 {
+        let id = self.request(i, Payload::Read { key: None });
+        self.settle(Duration::from_secs(5));
+        match self.reply(id) {
+            Some(Payload::ReadOk { value }) => value.as_i64().expect("a counter"),
+            other => panic!("read on n{i}: {other:?}"),
+        }
+    }
+
     pub fn read(&mut self, i: usize) -> u64 {
         let id = self.request(i, Payload::Read { key: None });
         self.settle(Duration::from_secs(5));

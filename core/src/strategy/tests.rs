@@ -21,7 +21,15 @@ fn concurrent_adds(kind: StrategyKind, seed: u64, adds: usize) -> (u64, Cluster)
     for _ in 0..adds {
         let delta = rng.u64(0..=4);
         let node = rng.usize(0..3);
-        ids.push((c.request(node, Payload::Add { delta }), delta));
+        ids.push((
+            c.request(
+                node,
+                Payload::Add {
+                    delta: delta as i64,
+                },
+            ),
+            delta,
+        ));
         // Interleave: deliver a few messages between requests.
         for _ in 0..rng.usize(0..4) {
             c.step();
@@ -77,7 +85,7 @@ fn reads_never_go_backwards_on_a_node() {
                     c.request(
                         node,
                         Payload::Add {
-                            delta: rng.u64(1..=4),
+                            delta: rng.i64(1..=4),
                         },
                     );
                 } else {
@@ -207,10 +215,12 @@ fn overflowing_adds_are_refused_definitely() {
         // A strategy where each node counts its own share lets a node
         // count up to its share; one shared key, up to the whole total.
         let big = match kind {
-            StrategyKind::Gossip | StrategyKind::PerNode => super::share_limit(3),
+            StrategyKind::Gossip | StrategyKind::GossipMax | StrategyKind::PerNode => {
+                super::share_limit(3)
+            }
             StrategyKind::Cas | StrategyKind::Naive => super::MAX_TOTAL,
         };
-        let first = c.request(0, Payload::Add { delta: big });
+        let first = c.request(0, Payload::Add { delta: big as i64 });
         c.settle(Duration::from_secs(5));
         assert_eq!(c.reply(first), Some(&Payload::AddOk), "{kind}");
         let second = c.request(0, Payload::Add { delta: 1 });
@@ -228,7 +238,13 @@ fn overflowing_adds_are_refused_definitely() {
 fn a_client_cannot_gossip_into_the_counter() {
     let mut c = Cluster::new(StrategyKind::Gossip, 3, 0);
     let counts = [("zz".to_string(), 100)].into();
-    let id = c.request(0, Payload::Gossip { counts });
+    let id = c.request(
+        0,
+        Payload::Gossip {
+            counts,
+            decrements: Default::default(),
+        },
+    );
     c.settle(Duration::from_secs(1));
     assert!(matches!(
         c.reply(id),
@@ -270,7 +286,16 @@ fn gossip_restarted_from_its_stored_state_keeps_adds_it_never_gossiped() {
         for _ in 0..20 {
             let delta = rng.u64(1..=4);
             let node = rng.usize(0..3);
-            ids.push((c.request(node, Payload::Add { delta }), delta, node));
+            ids.push((
+                c.request(
+                    node,
+                    Payload::Add {
+                        delta: delta as i64,
+                    },
+                ),
+                delta,
+                node,
+            ));
             for _ in 0..rng.usize(0..4) {
                 c.step();
             }
@@ -378,7 +403,15 @@ fn gossip_outputs(config: Config, deltas: &[u64]) -> Vec<String> {
     };
     node.handle(message(1, init), Duration::ZERO);
     for (id, &delta) in (2..).zip(deltas) {
-        node.handle(message(id, Payload::Add { delta }), Duration::ZERO);
+        node.handle(
+            message(
+                id,
+                Payload::Add {
+                    delta: delta as i64,
+                },
+            ),
+            Duration::ZERO,
+        );
     }
     let mut out = Vec::new();
     loop {
@@ -514,12 +547,7 @@ fn per_node_never_acknowledges_adds_whose_total_cannot_fit() {
     let adds: Vec<(u64, u64)> = (0..3)
         .map(|i| {
             (
-                c.request(
-                    i,
-                    Payload::Add {
-                        delta: i64::MAX as u64,
-                    },
-                ),
+                c.request(i, Payload::Add { delta: i64::MAX }),
                 i64::MAX as u64,
             )
         })
@@ -541,8 +569,8 @@ fn gossip_never_acknowledges_adds_that_overflow_once_a_partition_heals() {
     c.drop_if = Box::new(|m| m.src.starts_with('n') && m.dest.starts_with('n'));
     let big = i64::MAX as u64;
     let adds = vec![
-        (c.request(0, Payload::Add { delta: big }), big),
-        (c.request(1, Payload::Add { delta: big }), big),
+        (c.request(0, Payload::Add { delta: big as i64 }), big),
+        (c.request(1, Payload::Add { delta: big as i64 }), big),
         (c.request(2, Payload::Add { delta: 12 }), 12),
     ];
     c.settle(Duration::from_secs(2));
@@ -569,7 +597,10 @@ fn gossip_rejects_a_peer_state_that_would_overflow() {
         body: crate::protocol::Body {
             msg_id: None,
             in_reply_to: None,
-            payload: Payload::Gossip { counts },
+            payload: Payload::Gossip {
+                counts,
+                decrements: Default::default(),
+            },
         },
     });
     c.step();
@@ -589,7 +620,7 @@ fn cas_never_acknowledges_a_batch_whose_sum_overflows() {
     c.deliver_where(|m| m.src.starts_with('c'));
     // Its cas is in flight: the big adds wait and ride on the next one.
     for _ in 0..3 {
-        adds.push((c.request(0, Payload::Add { delta: big }), big));
+        adds.push((c.request(0, Payload::Add { delta: big as i64 }), big));
     }
     c.deliver_where(|m| m.src.starts_with('c'));
     c.settle(Duration::from_secs(5));
@@ -777,4 +808,128 @@ fn naive_with_the_kv_unreachable_answers_in_bounded_time_and_bounded_work() {
     // Past the bound a request is refused at once.
     let extra = 5;
     assert_eq!(refused_past_the_bound(StrategyKind::Naive, extra), extra);
+}
+
+// pn-counter (issue 22): adds may be negative.
+
+/// Concurrent signed adds on every node, drawn as Maelstrom's pn-counter
+/// draws them (-5..=4); returns (sum acknowledged, cluster).
+fn concurrent_signed_adds(kind: StrategyKind, seed: u64, adds: usize) -> (i64, Cluster) {
+    let mut c = Cluster::new(kind, 3, seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut ids = Vec::new();
+    for _ in 0..adds {
+        let delta = rng.i64(-5..=4);
+        let node = rng.usize(0..3);
+        ids.push((c.request(node, Payload::Add { delta }), delta));
+        for _ in 0..rng.usize(0..4) {
+            c.step();
+        }
+    }
+    c.settle(Duration::from_secs(5));
+    let mut acked = 0;
+    for (id, delta) in ids {
+        match c.reply(id) {
+            Some(Payload::AddOk) => acked += delta,
+            other => panic!("{kind} seed {seed}: add {id} of {delta} answered {other:?}"),
+        }
+    }
+    (acked, c)
+}
+
+#[test]
+fn safe_strategies_count_every_acknowledged_signed_add() {
+    for kind in SAFE {
+        for seed in 0..150 {
+            let (acked, mut c) = concurrent_signed_adds(kind, seed, 30);
+            for node in 0..3 {
+                assert_eq!(
+                    c.read_signed(node),
+                    acked,
+                    "{kind} seed {seed} node n{node}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gossip_max_erases_a_decrement_that_gossip_keeps() {
+    for kind in [StrategyKind::Gossip, StrategyKind::GossipMax] {
+        let mut c = Cluster::new(kind, 3, 0);
+        c.request(0, Payload::Add { delta: 4 });
+        c.settle(Duration::from_secs(2));
+        assert_eq!(c.read_signed(1), 4, "{kind}");
+        c.request(0, Payload::Add { delta: -3 });
+        c.settle(Duration::from_secs(2));
+        let (n0, n1) = (c.read_signed(0), c.read_signed(1));
+        match kind {
+            StrategyKind::Gossip => assert_eq!((n0, n1), (1, 1)),
+            // n1 keeps n0's slot at 4, the higher total: the decrement
+            // never reaches it, and never would.
+            _ => assert_eq!((n0, n1), (1, 4), "{kind}"),
+        }
+    }
+}
+
+#[test]
+fn gossip_max_cannot_be_told_apart_from_gossip_without_decrements() {
+    for seed in 0..50 {
+        let (acked, mut c) = concurrent_adds(StrategyKind::GossipMax, seed, 30);
+        for node in 0..3 {
+            assert_eq!(c.read(node), acked, "seed {seed} node n{node}");
+        }
+    }
+}
+
+#[test]
+fn a_count_only_ever_up_sends_what_a_g_counter_sends() {
+    // Gossip leaves `decrements` off, per-node writes a plain number.
+    for kind in [StrategyKind::Gossip, StrategyKind::PerNode] {
+        let mut c = Cluster::new(kind, 3, 0);
+        c.request(0, Payload::Add { delta: 3 });
+        c.settle(Duration::from_secs(2));
+        let lines: Vec<String> = c.sent.iter().map(crate::protocol::to_line).collect();
+        assert!(
+            lines
+                .iter()
+                .all(|l| !l.contains("decrements") && !l.contains('[')),
+            "{kind}: {lines:?}"
+        );
+        c.request(0, Payload::Add { delta: -1 });
+        c.settle(Duration::from_secs(2));
+        let lines: Vec<String> = c.sent.iter().map(crate::protocol::to_line).collect();
+        let wanted = match kind {
+            StrategyKind::Gossip => r#""decrements":{"n0":1}"#,
+            _ => r#""to":[3,1]"#,
+        };
+        assert!(
+            lines.iter().any(|l| l.contains(wanted)),
+            "{kind}: {lines:?}"
+        );
+        assert_eq!(c.read_signed(2), 2, "{kind}");
+    }
+}
+
+#[test]
+fn adds_that_would_take_a_count_below_the_lowest_total_are_refused() {
+    for kind in StrategyKind::ALL {
+        let mut c = Cluster::new(kind, 3, 0);
+        let big = match kind {
+            StrategyKind::Cas | StrategyKind::Naive => super::MAX_TOTAL,
+            _ => super::share_limit(3),
+        } as i64;
+        let first = c.request(0, Payload::Add { delta: -big });
+        c.settle(Duration::from_secs(5));
+        assert_eq!(c.reply(first), Some(&Payload::AddOk), "{kind}");
+        let second = c.request(0, Payload::Add { delta: -1 });
+        c.settle(Duration::from_secs(5));
+        match c.reply(second) {
+            Some(Payload::Error { code, .. }) => {
+                assert_eq!(*code, ErrorCode::MALFORMED_REQUEST, "{kind}")
+            }
+            other => panic!("{kind}: {other:?}"),
+        }
+        assert_eq!(c.read_signed(0), -big, "{kind}");
+    }
 }

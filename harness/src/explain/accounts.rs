@@ -22,7 +22,7 @@ pub(super) fn unwritten<'a>(
     reads: &Reads<'a>,
     noops: &[NoopWrite],
 ) -> Vec<Unwritten> {
-    let acknowledged = |node: &str| -> u64 {
+    let acknowledged = |node: &str| -> i64 {
         history
             .iter()
             .filter(|op| {
@@ -31,15 +31,12 @@ pub(super) fn unwritten<'a>(
             .filter_map(|op| op.delta)
             .sum()
     };
-    let all: u64 = history
+    let all: i64 = history
         .iter()
         .filter(|op| op.kind == OpKind::Add && op.outcome == Some(Outcome::Ok))
         .filter_map(|op| op.delta)
         .sum();
-    if lineage
-        .store_total()
-        .is_some_and(|total| total >= i64::try_from(all).unwrap_or(i64::MAX))
-    {
+    if lineage.store_total().is_some_and(|total| total >= all) {
         return Vec::new();
     }
     let mut written: BTreeMap<&str, i64> = BTreeMap::new();
@@ -79,7 +76,7 @@ pub(super) fn unwritten<'a>(
     let mut out = Vec::new();
     for (node, written_sum) in written {
         let acknowledged_sum = acknowledged(node);
-        let missing = i64::try_from(acknowledged_sum).unwrap_or(i64::MAX) - written_sum;
+        let missing = acknowledged_sum - written_sum;
         if missing > 0 {
             out.push(Unwritten {
                 node: node.to_string(),

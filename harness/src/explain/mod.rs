@@ -78,6 +78,10 @@ pub struct Explanation {
     /// How far the lowest final read fell short of the newest state: the
     /// part of `lost` that the reads, not the store, lost.
     pub final_shortfall: u64,
+    /// Under pn-counter: which way the reads are off (erased increments
+    /// or erased decrements), and why where the trace says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedLoss>,
 }
 
 /// A write that erased others.
@@ -166,7 +170,7 @@ pub struct NoopWrite {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Unwritten {
     pub node: String,
-    pub acknowledged_sum: u64,
+    pub acknowledged_sum: i64,
     /// What its changes added: `to - from` of each cas, the value minus
     /// its basis of each write, and what its no-op writes meant to add.
     pub written_sum: i64,
@@ -186,7 +190,7 @@ pub struct OverCount {
     pub node: String,
     pub value: i64,
     /// The highest acceptable value, and how far above it the read is.
-    pub highest_acceptable: u64,
+    pub highest_acceptable: i64,
     pub above: u64,
     /// How many final reads are above every acceptable value.
     pub count: usize,
@@ -223,8 +227,8 @@ pub struct OverWriter {
     /// minus the value it replaced).
     pub added: i64,
     pub by_key: Vec<(String, i64)>,
-    pub acknowledged_sum: u64,
-    pub indeterminate_sum: u64,
+    pub acknowledged_sum: i64,
+    pub indeterminate_sum: i64,
     /// `added` minus both sums.
     pub extra: i64,
 }
@@ -289,7 +293,7 @@ pub struct KeySeries {
 pub struct NodeAccount {
     pub node: String,
     pub acknowledged_adds: usize,
-    pub acknowledged_sum: u64,
+    pub acknowledged_sum: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub final_read: Option<i64>,
 }
@@ -299,6 +303,7 @@ mod final_reads;
 mod fixes;
 mod lineage;
 mod overcount;
+mod signed;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -310,6 +315,7 @@ use final_reads::final_reads;
 use fixes::fixes;
 use lineage::{kv_ops, Lineage, Reads};
 pub use overcount::above_acceptable;
+pub use signed::{KeptHigher, SignedLoss};
 pub use unknown::unknown_reason;
 use writes::{narrate, series, writes};
 
@@ -376,6 +382,7 @@ pub fn explain(
     } else {
         accounts(history, check)
     };
+    let signed = signed::signed_loss(history, check, trace, &overwrites);
     let mut e = Explanation {
         lost: check.lost,
         explained: explained.min(check.lost),
@@ -393,6 +400,7 @@ pub fn explain(
         faults: windows,
         notes,
         final_shortfall: u64::try_from(stale_lowest).unwrap_or(0),
+        signed,
     };
     e.fixes = fixes(&e);
     Some(e)

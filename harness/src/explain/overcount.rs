@@ -18,7 +18,7 @@ pub fn above_acceptable(check: &CheckResult) -> Option<(&FinalRead, u64)> {
     // The first of the highest, in history order (`max_by_key` keeps the
     // last of equals).
     let read = check.errors.iter().rev().max_by_key(|r| r.value)?;
-    let above = u64::try_from(read.value).ok()?.checked_sub(highest)?;
+    let above = u64::try_from(i128::from(read.value) - highest).ok()?;
     (above > 0).then_some((read, above))
 }
 
@@ -43,15 +43,12 @@ pub(super) fn over_count<'a>(
         client: read.client.clone(),
         node: read.node.clone(),
         value: read.value,
-        highest_acceptable: check.acceptable.last().map_or(0, |r| r[1]),
+        highest_acceptable: clamp(check.highest()),
         above,
         count: check
             .errors
             .iter()
-            .filter(|r| {
-                u64::try_from(r.value)
-                    .is_ok_and(|v| v > check.acceptable.last().map_or(0, |r| r[1]))
-            })
+            .filter(|r| i128::from(r.value) > check.highest())
             .count(),
         explained: u64::try_from(extra).unwrap_or(0).min(above),
         reads,
@@ -121,7 +118,7 @@ fn writers(history: &History, lineage: &Lineage<'_>) -> Vec<OverWriter> {
             before = now;
         }
     }
-    let sum = |node: &str, ok: bool| -> u64 {
+    let sum = |node: &str, ok: bool| -> i64 {
         history
             .iter()
             .filter(|op| op.node == node && op.kind == OpKind::Add)
@@ -137,7 +134,7 @@ fn writers(history: &History, lineage: &Lineage<'_>) -> Vec<OverWriter> {
             let total: i64 = by_key.values().sum();
             let acknowledged_sum = sum(node, true);
             let indeterminate_sum = sum(node, false);
-            let allowed = i64::try_from(acknowledged_sum + indeterminate_sum).unwrap_or(i64::MAX);
+            let allowed = acknowledged_sum.saturating_add(indeterminate_sum);
             let extra = total - allowed;
             (extra > 0).then(|| OverWriter {
                 node: node.to_string(),
@@ -153,6 +150,12 @@ fn writers(history: &History, lineage: &Lineage<'_>) -> Vec<OverWriter> {
             })
         })
         .collect()
+}
+
+/// A sum of deltas as an `i64`, saturating (only adds a node should have
+/// refused take it further).
+pub(super) fn clamp(v: i128) -> i64 {
+    v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 /// A value as a count, for a person: the number, or the JSON.

@@ -69,7 +69,7 @@ impl Run {
         self.message("seq-kv", node, reply, at + 1, Some(how));
     }
 
-    fn add(&mut self, client: &str, node: &str, delta: u64, at: u64) {
+    fn add(&mut self, client: &str, node: &str, delta: i64, at: u64) {
         let i = self
             .history
             .invoke(client, node, OpKind::Add, Some(delta), false, ms(at));

@@ -8,6 +8,9 @@ impl Explanation {
     /// The cause that accounts for the most lost increments, in a few
     /// words (for a table of runs).
     pub fn main_cause(&self) -> String {
+        if let Some(cause) = self.signed.as_ref().and_then(|s| s.main_cause()) {
+            return cause;
+        }
         // `lost` splits in two: what the store lost (the acknowledged sum
         // minus the newest value) and how far the lowest final read fell
         // short of the newest value. Erasures a later write restored count
@@ -64,6 +67,9 @@ impl Explanation {
     /// A few lines for the terminal, after the verdict.
     pub fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
+        if let Some(signed) = &self.signed {
+            signed.lines(&mut lines);
+        }
         if self.lost > 0 || self.over_count.is_none() {
             lines.push(format!(
                 "why: {} acknowledged increment(s) lost; {} explained, {} unexplained",

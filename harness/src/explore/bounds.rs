@@ -2,7 +2,7 @@
 //! adversary (network, scheduler, `seq-kv`) may go. Everything outside them
 //! is not claimed.
 
-use crate::workload::{CLIENT_TIMEOUT, RECOVERY};
+use crate::workload::{WorkloadKind, CLIENT_TIMEOUT, RECOVERY};
 use gcounter_core::{Config, KvKind, StrategyKind};
 use std::fmt;
 use std::time::Duration;
@@ -118,6 +118,8 @@ pub struct Bounds {
     pub reduction: Reduction,
     /// Steps in one schedule before it is called a livelock.
     pub max_steps: usize,
+    /// Under `pn-counter` every other delta is negative.
+    pub workload: WorkloadKind,
 }
 
 impl Bounds {
@@ -132,6 +134,7 @@ impl Bounds {
             timers: 1,
             reduction: Reduction::StatesSleep,
             max_steps: 2_000,
+            workload: WorkloadKind::GCounter,
         }
     }
 
@@ -146,12 +149,22 @@ impl Bounds {
 
     /// The delta of add `j` (0-based) of client `i`: a distinct power of
     /// two, so a counter value names exactly the adds it includes.
-    pub fn delta(&self, client: usize, j: usize) -> u64 {
-        1 << (client * self.adds + j)
+    /// Distinct powers of two, so that a value names the adds it holds;
+    /// under `pn-counter` every other one negative (each client's second
+    /// add, with two adds each), so that a lost decrement and a lost
+    /// increment cannot cancel out: a sum of distinct powers of two, each
+    /// taken with its sign, still names its terms.
+    pub fn delta(&self, client: usize, j: usize) -> i64 {
+        let i = client * self.adds + j;
+        let magnitude = 1i64 << i;
+        match self.workload {
+            WorkloadKind::PnCounter if i % 2 == 1 => -magnitude,
+            _ => magnitude,
+        }
     }
 
     /// The deltas of client `i`'s adds.
-    pub fn deltas(&self, client: usize) -> Vec<u64> {
+    pub fn deltas(&self, client: usize) -> Vec<i64> {
         (0..self.adds).map(|j| self.delta(client, j)).collect()
     }
 
@@ -164,7 +177,11 @@ impl Bounds {
     /// One line: the bounds a verdict holds within.
     pub fn short(&self) -> String {
         format!(
-            "{} x {}, {}, {} per node{}",
+            "{}{} x {}, {}, {} per node{}",
+            match self.workload {
+                WorkloadKind::GCounter => "",
+                WorkloadKind::PnCounter => "pn-counter, ",
+            },
             count(self.node_count as u64, "node", "nodes"),
             count(self.adds as u64, "add", "adds"),
             count(u64::from(self.losses), "loss", "losses"),
@@ -219,7 +236,7 @@ impl fmt::Display for Bounds {
         )?;
         let deltas: Vec<String> = (0..self.node_count)
             .map(|i| {
-                let d: Vec<String> = self.deltas(i).iter().map(u64::to_string).collect();
+                let d: Vec<String> = self.deltas(i).iter().map(i64::to_string).collect();
                 format!(
                     "c{}: {}",
                     i + 1,
@@ -233,8 +250,12 @@ impl fmt::Display for Bounds {
             .collect();
         writeln!(
             f,
-            "  deltas {} (powers of two: a value names the adds it holds)",
-            deltas.join("; ")
+            "  deltas {} (powers of two{}: a value names the adds it holds)",
+            deltas.join("; "),
+            match self.workload {
+                WorkloadKind::GCounter => "",
+                WorkloadKind::PnCounter => ", each with its sign; pn-counter",
+            }
         )?;
         let served = match (self.uses_kv(), self.kv) {
             (false, _) => "",

@@ -19,7 +19,11 @@ use std::time::Duration;
 /// messages and timer firings up to the bounds.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExploreArgs {
-    /// How the nodes keep the counter: gossip, per-node, cas or naive.
+    /// The workload: g-counter, or pn-counter (every other delta negative).
+    #[arg(short = 'w', long = "workload", default_value = "g-counter")]
+    pub workload: crate::workload::WorkloadKind,
+    /// How the nodes keep the counter: gossip, per-node, cas, naive or
+    /// gossip-max.
     #[arg(long, default_value = "gossip", value_parser = crate::params::parse_strategy)]
     pub strategy: StrategyKind,
     /// The KV service the KV strategies use: seq-kv or lin-kv.
@@ -79,6 +83,7 @@ impl ExploreArgs {
             losses: self.losses as u32,
             timers: self.timers as u32,
             reduction: self.reduction,
+            workload: self.workload,
             ..Bounds::new(self.strategy, self.kv)
         }
     }
@@ -170,7 +175,9 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
         if let Some(why) = &why {
             writeln!(out, "why: {}", why.text)?;
         }
-        if bounds.adds > 1 {
+        // Under pn-counter one add per client has no decrement after an
+        // increment on one node, which is what a max-merge needs to fail.
+        if bounds.adds > 1 && bounds.workload == crate::workload::WorkloadKind::GCounter {
             writeln!(
                 out,
                 "for the smallest story, try --adds 1 (one add per client)"
@@ -189,7 +196,11 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
             } else {
                 "no-kv"
             };
-            PathBuf::from("store/explore").join(format!("{}-{kv}.svg", bounds.strategy))
+            let workload = match bounds.workload {
+                crate::workload::WorkloadKind::GCounter => "",
+                crate::workload::WorkloadKind::PnCounter => "-pn-counter",
+            };
+            PathBuf::from("store/explore").join(format!("{}-{kv}{workload}.svg", bounds.strategy))
         });
         let written = match file.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),

@@ -9,35 +9,41 @@ use crate::history::{OpKind, Outcome};
 use std::fmt::Write;
 
 /// The adds a counter value holds, if each add counts at most once (the
-/// deltas are distinct powers of two, so the answer is unique).
-pub fn adds_in(value: u64, bounds: &Bounds) -> Option<Vec<u64>> {
-    let all: u64 = (0..bounds.node_count).flat_map(|i| bounds.deltas(i)).sum();
-    (value <= all).then(|| {
-        (0..64)
-            .map(|b| 1u64 << b)
-            .filter(|d| value & d != 0)
-            .collect()
-    })
-}
-
-fn sum_text(parts: &[u64]) -> String {
-    if parts.is_empty() {
-        return "0".into();
+/// deltas are distinct powers of two, each with its sign, so the answer is
+/// unique: the lowest power a value holds is the lowest bit it has set,
+/// whatever the signs).
+pub fn adds_in(value: i64, bounds: &Bounds) -> Option<Vec<i64>> {
+    let all: Vec<i64> = (0..bounds.node_count)
+        .flat_map(|i| bounds.deltas(i))
+        .collect();
+    let mut rest = value;
+    let mut parts = Vec::new();
+    for &d in &all {
+        if rest & d.abs() != 0 {
+            parts.push(d);
+            rest -= d;
+        }
     }
-    parts
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(" + ")
+    (rest == 0).then_some(parts)
 }
 
-fn list(values: &[u64]) -> String {
+fn sum_text(parts: &[i64]) -> String {
+    match parts.split_first() {
+        None => "0".into(),
+        Some((first, rest)) => rest.iter().fold(first.to_string(), |s, d| match *d < 0 {
+            true => format!("{s} - {}", d.unsigned_abs()),
+            false => format!("{s} + {d}"),
+        }),
+    }
+}
+
+fn list(values: &[i64]) -> String {
     if values.is_empty() {
         "none".into()
     } else {
         values
             .iter()
-            .map(u64::to_string)
+            .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -61,7 +67,7 @@ pub fn narrative(trace: &Trace, leaf: &Leaf, bounds: &Bounds) -> String {
 pub fn verdict(leaf: &Leaf, bounds: &Bounds) -> String {
     let mut out = String::new();
     let check = &leaf.check;
-    let adds = |outcome: Option<Outcome>| -> Vec<u64> {
+    let adds = |outcome: Option<Outcome>| -> Vec<i64> {
         leaf.history
             .iter()
             .filter(|op| op.kind == OpKind::Add && op.outcome == outcome)
@@ -79,9 +85,7 @@ pub fn verdict(leaf: &Leaf, bounds: &Bounds) -> String {
         .final_reads
         .iter()
         .map(|r| {
-            let parts = u64::try_from(r.value)
-                .ok()
-                .and_then(|v| adds_in(v, bounds))
+            let parts = adds_in(r.value, bounds)
                 .filter(|p| p.len() > 1)
                 .map(|p| format!(" (= {})", sum_text(&p)))
                 .unwrap_or_default();
@@ -118,10 +122,10 @@ pub fn verdict(leaf: &Leaf, bounds: &Bounds) -> String {
     match check.verdict {
         Verdict::Invalid => {
             for r in &check.errors {
-                let have = u64::try_from(r.value).ok().and_then(|v| adds_in(v, bounds));
+                let have = adds_in(r.value, bounds);
                 let why = match have {
                     Some(have) => {
-                        let missing: Vec<u64> = acked
+                        let missing: Vec<i64> = acked
                             .iter()
                             .copied()
                             .filter(|d| !have.contains(d))
@@ -129,10 +133,17 @@ pub fn verdict(leaf: &Leaf, bounds: &Bounds) -> String {
                         if missing.is_empty() {
                             "holds adds that were never acknowledged nor pending".to_string()
                         } else {
+                            let down = missing.iter().filter(|d| **d < 0).count();
                             format!(
-                                "is missing acknowledged add{} {}",
+                                "is missing acknowledged add{} {}{}",
                                 if missing.len() == 1 { "" } else { "s" },
-                                list(&missing)
+                                list(&missing),
+                                match (down, missing.len()) {
+                                    (0, _) => "",
+                                    (1, 1) => " (a decrement: the read is too high)",
+                                    (d, n) if d == n => " (decrements: the read is too high)",
+                                    _ => " (increments and decrements)",
+                                }
                             )
                         }
                     }

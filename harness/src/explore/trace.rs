@@ -253,9 +253,17 @@ pub fn describe(payload: &Payload) -> String {
                 ""
             }
         ),
-        Payload::Gossip { counts } | Payload::GossipAck { counts } => {
+        Payload::Gossip { counts, decrements } | Payload::GossipAck { counts, decrements } => {
             let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-            format!("{} {{{}}}", payload.type_name(), counts.join(", "))
+            let mut text = format!("{} {{{}}}", payload.type_name(), counts.join(", "));
+            if !decrements.is_empty() {
+                let down: Vec<String> = decrements
+                    .iter()
+                    .map(|(k, v)| format!("{k}: -{v}"))
+                    .collect();
+                text += &format!(" decrements {{{}}}", down.join(", "));
+            }
+            text
         }
         Payload::Error { code, .. } => format!("error {code}"),
         other => other.type_name().to_string(),

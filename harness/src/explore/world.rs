@@ -97,7 +97,7 @@ pub enum Phase {
 struct Request {
     msg_id: u64,
     kind: OpKind,
-    delta: Option<u64>,
+    delta: Option<i64>,
     final_read: bool,
     /// The history entry, once the node has it.
     op: Option<usize>,
@@ -108,7 +108,7 @@ struct Client {
     // Shared between copies of the world: they never change.
     id: Rc<str>,
     node: Rc<str>,
-    deltas: Rc<[u64]>,
+    deltas: Rc<[i64]>,
     next_add: usize,
     next_msg_id: u64,
     request: Option<Request>,
@@ -750,7 +750,7 @@ impl World {
         }
     }
 
-    fn send_request(&mut self, k: usize, kind: OpKind, delta: Option<u64>, final_read: bool) {
+    fn send_request(&mut self, k: usize, kind: OpKind, delta: Option<i64>, final_read: bool) {
         let c = &mut self.clients[k];
         let msg_id = c.next_msg_id;
         c.next_msg_id += 1;

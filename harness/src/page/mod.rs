@@ -29,7 +29,7 @@ pub struct OpView {
     /// `ok`, `info` or `fail`.
     pub outcome: String,
     /// What the operation carried: a delta or the value read.
-    pub value: Option<u64>,
+    pub value: Option<i64>,
 }
 
 impl OpView {
@@ -101,7 +101,8 @@ pub fn fault_colour(fault: crate::nemesis::Fault) -> &'static str {
 
 /// A count of increments with its unit: a figure without one ("lost
 /// 380") leaves a learner guessing whether it counts adds or their sum.
-pub fn increments(n: u64) -> String {
+pub fn increments(n: impl Into<i128>) -> String {
+    let n: i128 = n.into();
     if n == 1 {
         "1 increment".into()
     } else {

@@ -69,9 +69,6 @@ impl KvChoice {
 /// against a TCP cluster of this binary (`--transport tcp`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TestArgs {
-    /// The workload. Only g-counter.
-    #[arg(short = 'w', long = "workload", default_value = "g-counter", value_parser = ["g-counter"])]
-    pub workload: String,
     /// The node program and its arguments (default: this gcounter binary).
     /// It takes the rest of the command line, dashes and all
     /// (`--bin java -Xmx256M -jar node.jar`), so put it last.
@@ -86,7 +83,7 @@ pub struct TestArgs {
     /// Where results go: <STORE>/g-counter/<timestamp>/, and <STORE>/latest.
     #[arg(long, value_name = "DIR", default_value = "store")]
     pub store: PathBuf,
-    /// gossip, per-node, cas or naive: sets GCOUNTER_STRATEGY for the
+    /// gossip, per-node, cas, naive or gossip-max: sets GCOUNTER_STRATEGY for the
     /// nodes (for the gcounter binary); otherwise the environment is passed
     /// through as it is (default gossip). With `--transport tcp`: the
     /// nodes' --strategy.
@@ -339,7 +336,7 @@ pub(super) fn run_one(args: &TestArgs, self_exe: &Path, concurrency: usize) -> E
 /// A new results directory in the store, or the exit status for a store
 /// where none can be made (said on stderr).
 pub(super) fn run_dir(args: &TestArgs) -> Result<PathBuf, ExitCode> {
-    new_run_dir(&args.store, &args.workload).map_err(|e| {
+    new_run_dir(&args.store, args.params.workload.name()).map_err(|e| {
         eprintln!(
             "gcounter test: cannot create a results directory in {}: {e}",
             args.store.display()
@@ -401,7 +398,7 @@ fn stdio_test(
         history_file: Some(dir.join("history.jsonl")),
     };
     let mut settings = json!({
-        "workload": args.workload,
+        "workload": args.params.workload.name(),
         "transport": "stdio",
         "bin": std::iter::once(command.program.display().to_string()).chain(command.args.clone()).collect::<Vec<_>>(),
         "node_count": cfg.node_count,
@@ -468,7 +465,7 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
         _ => {}
     }
     let mut settings = json!({
-        "workload": args.workload,
+        "workload": args.params.workload.name(),
         "transport": "tcp",
         "bin": [cfg.program.display().to_string()],
         "kv_backend": if cfg.etcd.is_some() { "etcd" } else { "gcounter kv" },

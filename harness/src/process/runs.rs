@@ -66,7 +66,7 @@ struct Row {
     verdict: String,
     lost: Option<u64>,
     /// The sum of the acknowledged adds' deltas: what `lost` is out of.
-    acknowledged: Option<u64>,
+    acknowledged: Option<i128>,
     /// Operations that completed `ok`.
     completed: Option<u64>,
     cause: String,

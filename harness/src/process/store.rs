@@ -87,7 +87,7 @@ fn views<'a>(ops: impl Iterator<Item = &'a Operation>) -> Vec<OpView> {
         outcome: op.outcome.map_or("info", |o| o.name()).to_string(),
         value: match op.kind {
             OpKind::Add => op.delta,
-            OpKind::Read => op.value.and_then(|v| u64::try_from(v).ok()),
+            OpKind::Read => op.value,
         },
     })
     .collect()

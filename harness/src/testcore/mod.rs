@@ -1094,7 +1094,7 @@ impl TestCore {
                 }
             } else if msg.body.payload == Payload::AddOk {
                 // A held kill strikes the moment one of its nodes has
-                // acknowledged an add that counts (more than 0): before
+                // acknowledged an add that counts (not 0; a decrement counts): before
                 // that node's next step.
                 let holds = matches!(&self.held_kill,
                     Some((NemesisEvent::Kill { nodes }, _)) if nodes.contains(&msg.src));
@@ -1104,7 +1104,7 @@ impl TestCore {
                         .workload
                         .journal()
                         .last_of(&msg.dest)
-                        .is_some_and(|op| op.delta.is_some_and(|d| d > 0));
+                        .is_some_and(|op| op.delta.is_some_and(|d| d != 0));
                 if strikes {
                     self.release_kill();
                 }

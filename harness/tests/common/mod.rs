@@ -27,7 +27,11 @@ pub fn five_nodes_with_latency(strategy: StrategyKind) -> SimConfig {
 /// The `gcounter sim` flags that replay `seed` of `cfg`.
 pub fn replay(cfg: &SimConfig, seed: u64) -> String {
     let mut s = format!(
-        "gcounter sim --strategy {} --node-count {} --rate {} --time-limit {}",
+        "gcounter sim{} --strategy {} --node-count {} --rate {} --time-limit {}",
+        match cfg.workload.kind {
+            gcounter_harness::workload::WorkloadKind::GCounter => "",
+            gcounter_harness::workload::WorkloadKind::PnCounter => " -w pn-counter",
+        },
         cfg.node.strategy,
         cfg.node_count,
         cfg.workload.rate,
