@@ -9,6 +9,7 @@ mod explain_nodes;
 mod explore;
 mod faults;
 mod gallery;
+mod peer_links;
 mod recorded;
 mod restart;
 mod runner;

@@ -24,6 +24,7 @@ use crate::auth::{self, Secret};
 use crate::conn::{self, accept_loop, ConnId, Conns, Event, Hello, Limits, Link, LinkId, Source};
 use crate::control::{self, Request};
 use crate::etcd::{self, EtcdTarget};
+use crate::secure::Keys;
 use async_channel::{Receiver, Sender};
 use gcounter_core::protocol::{parse_line, write_line};
 use gcounter_core::{Body, Config, Envelope, ErrorCode, Input, Node, Output, Payload};
@@ -563,11 +564,19 @@ impl Owner {
             *who == req.src && secret.verify_dial(ends, mine, theirs, field("mac"))
         });
         match proven {
-            Some((who, _, _)) => {
+            Some((who, theirs, mine)) => {
                 log::debug!("connection {conn} authenticated as {who}");
+                let ends = auth::Ends {
+                    dialer: &who,
+                    acceptor: &self.me,
+                };
+                let keys = Keys::acceptor(&secret, ends, &theirs, &mine);
                 let reply = req.ok(&self.me, Vec::new());
-                self.authenticated.insert(conn, who);
-                self.conns.send(conn, reply);
+                if self.conns.secure(conn, reply, keys) {
+                    self.authenticated.insert(conn, who);
+                } else {
+                    self.forget(conn);
+                }
             }
             None => {
                 let why = format!("{} failed the handshake (wrong cluster secret?)", req.src);
