@@ -7,7 +7,7 @@ use crate::common::gcounter;
 use gcounter_transport_tcp::{Client, Secret};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -330,4 +330,70 @@ fn a_process_without_the_secret_gets_nothing_from_a_node() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert_eq!(read_until(a0, |_| true), 271_828);
+}
+
+fn token_file(dir: &Path, name: &str, token: &str) -> PathBuf {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    writeln!(f, "{token}").unwrap();
+    path
+}
+
+fn client(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(gcounter())
+        .arg("client")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.code(), text(out.stdout), text(out.stderr))
+}
+
+/// `--client-token-file`: a client without the token, or with another
+/// one, is refused with one line naming the cause; with it, served. The
+/// node's own peers and operator prove the secret instead.
+#[test]
+fn a_node_with_a_client_token_serves_only_clients_that_present_it() {
+    let dir = Dir::new("client-token");
+    let token = token_file(&dir.0, "client.token", "7f3e9c1a-the-token");
+    let wrong = token_file(&dir.0, "wrong.token", "7f3e9c1a-the-tokem");
+    let a0 = free_addr();
+    let args = vec![
+        "--client-token-file".into(),
+        token.display().to_string(),
+        "--secret-file".into(),
+        dir.secret().display().to_string(),
+    ];
+    let _n0 = node(&dir, "n0", a0, &args);
+    let n0 = a0.to_string();
+
+    let (code, out, err) = client(&["--node", &n0, "add", "5"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert_eq!(
+        err,
+        "error 10: this node requires a client token (gcounter client --client-token-file FILE)\n"
+    );
+    let wrong = wrong.display().to_string();
+    let (code, out, err) = client(&["--node", &n0, "--client-token-file", &wrong, "add", "5"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert_eq!(
+        err,
+        "gcounter: error 10 (not-supported): wrong client token\n"
+    );
+
+    let token = token.display().to_string();
+    let (code, out, err) = client(&["--node", &n0, "--client-token-file", &token, "add", "5"]);
+    assert_eq!((code, out.as_str()), (Some(0), "ok\n"), "{err}");
+    let (code, out, err) = client(&["--node", &n0, "--client-token-file", &token, "read"]);
+    assert_eq!((code, out.as_str()), (Some(0), "5\n"), "{err}");
+    // The operator proves the secret, no token needed.
+    let secret = dir.secret().display().to_string();
+    let (code, out, err) = client(&["--node", &n0, "--secret-file", &secret, "heal"]);
+    assert_eq!(code, Some(0), "{out}{err}");
 }

@@ -206,6 +206,54 @@ fn read_private(path: &Path, what: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))
 }
 
+/// What a client presents first (`--client-token-file`).
+pub const CLIENT_TOKEN: &str = "client_token";
+
+/// The token a node requires from clients (`gcounter node
+/// --client-token-file`). Client connections stay plain: the token keeps
+/// out whoever can reach the port without it (other users of the host,
+/// other hosts), not whoever can watch the wire.
+#[derive(Clone)]
+pub struct ClientToken(String);
+
+impl fmt::Debug for ClientToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientToken(..)")
+    }
+}
+
+impl ClientToken {
+    /// Reads a token: the file's first line, owner-only like the secret.
+    pub fn read(path: &Path) -> Result<ClientToken, String> {
+        let text = read_private(path, "the client token")?;
+        let token = text.lines().next().unwrap_or_default().trim();
+        if token.is_empty() {
+            return Err(format!("{}: no token on its first line", path.display()));
+        }
+        Ok(ClientToken(token.to_owned()))
+    }
+
+    /// The token as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `given` is the token, in time that does not depend on where
+    /// they differ: both are MACed and the MACs compared in constant time
+    /// (which also hides the token's length).
+    pub(crate) fn matches(&self, given: &str) -> bool {
+        let mac = |text: &str| {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"gcounter client token")
+                .expect("HMAC takes any key");
+            mac.update(text.as_bytes());
+            mac
+        };
+        mac(given)
+            .verify_slice(&mac(&self.0).finalize().into_bytes())
+            .is_ok()
+    }
+}
+
 /// The two ends of a handshake, as each side knows them: the dialer by the
 /// id it claims, the acceptor by its own id (acceptor side) or by the peer
 /// the dialer meant to reach (dialer side). Where the two sides disagree,
@@ -338,6 +386,15 @@ mod tests {
         let answer = s.accept_mac(ends("n0", "n1"), &a, &b);
         assert!(s.verify_accept(ends("n0", "n1"), &a, &b, &answer));
         assert!(!s.verify_accept(ends("n0", "n2"), &a, &b, &answer));
+    }
+
+    #[test]
+    fn a_client_token_matches_only_itself() {
+        let token = ClientToken("s3cret-token".into());
+        assert!(token.matches("s3cret-token"));
+        assert!(!token.matches("s3cret-toke"));
+        assert!(!token.matches("s3cret-token "));
+        assert!(!token.matches(""));
     }
 
     #[test]

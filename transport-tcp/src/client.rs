@@ -207,6 +207,20 @@ impl Client {
         Ok(node)
     }
 
+    /// Presents the token a node started with `--client-token-file`
+    /// requires before it serves this connection.
+    pub async fn present_token(
+        &mut self,
+        token: &crate::ClientToken,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        let fields = vec![("token", token.as_str().into())];
+        self.request(crate::auth::CLIENT_TOKEN, fields, timeout)
+            .await?
+            .expect("client_token_ok")?;
+        Ok(())
+    }
+
     /// Sends a request of type `ty` with `fields` and waits up to
     /// `timeout` for its reply, whatever its type (an `error` reply is
     /// `Ok` here; see [`Reply::expect`]).

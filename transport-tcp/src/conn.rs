@@ -143,6 +143,8 @@ pub(crate) enum Out {
     Line(Vec<u8>),
     /// Seal every line after this one (the handshake's last plain line).
     Seal(Sealer),
+    /// Close the connection once the lines before this one are written.
+    Close,
 }
 
 /// How a connection ended, for the log.
@@ -405,6 +407,7 @@ async fn write_loop(
     while let Ok(next) = queue.recv().await {
         match next {
             Out::Seal(key) => sealer = Some(key),
+            Out::Close => break,
             Out::Line(line) => {
                 match &mut sealer {
                     Some(sealer) => out.write_all(&sealer.seal(&line)).await?,
@@ -579,6 +582,16 @@ impl Conns {
 }
 
 impl Conns {
+    /// Sends `last` and closes `conn` once it is written (a refusal the
+    /// other side should read).
+    pub(crate) fn send_and_close(&mut self, conn: ConnId, last: Vec<u8>) {
+        if self.send(conn, last) {
+            if let Some(entry) = self.open.get(&conn) {
+                let _ = entry.handle.writer.try_send(Out::Close);
+            }
+        }
+    }
+
     /// Sends `ok`, the handshake's last plain line, and seals everything
     /// after it both ways with `keys`. False if `conn` is gone.
     pub(crate) fn secure(&mut self, conn: ConnId, ok: Vec<u8>, keys: Keys) -> bool {

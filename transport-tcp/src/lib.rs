@@ -51,7 +51,7 @@ pub mod etcd;
 pub mod kv;
 pub mod node;
 
-pub use auth::Secret;
+pub use auth::{ClientToken, Secret};
 pub use client::{Client, ClientError, Reply};
 pub use cluster::{Cluster, ClusterSpec, EtcdBackend, Member};
 pub use conn::Limits;
