@@ -3,7 +3,7 @@
 //! `--json`.
 
 use crate::tcp_args::{addr, fail};
-use gcounter_transport_tcp::{Client, ClientError, Secret};
+use gcounter_transport_tcp::{Client, ClientError, ClientToken, Secret};
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
@@ -35,6 +35,9 @@ pub struct Args {
     /// The cluster's secret (DIR/cluster.secret of `gcounter cluster`): proves this client may send partition and heal [default with a node id: the cluster's]
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
+    /// The token the node requires from clients (its --client-token-file), presented before the request
+    #[arg(long, value_name = "FILE")]
+    client_token_file: Option<PathBuf>,
     #[command(subcommand)]
     request: Request,
 }
@@ -134,6 +137,15 @@ pub fn run(args: Args) -> ExitCode {
         Ok(secret) => secret,
         Err(e) => return fail(usage, format!("client: {e}")),
     };
+    let token = match args
+        .client_token_file
+        .as_deref()
+        .map(ClientToken::read)
+        .transpose()
+    {
+        Ok(token) => token,
+        Err(e) => return fail(usage, format!("client: {e}")),
+    };
     let result = smol::block_on(async {
         let mut client = Client::connect(&node, id).await?;
         if let Some(member) = member {
@@ -141,6 +153,8 @@ pub fn run(args: Args) -> ExitCode {
         }
         if let Some(secret) = &secret {
             client.authenticate(secret, timeout).await?;
+        } else if let Some(token) = &token {
+            client.present_token(token, timeout).await?;
         }
         client.request(ty, fields, timeout).await
     });

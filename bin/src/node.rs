@@ -36,6 +36,9 @@ pub struct Args {
     /// The cluster's secret (a file only its owner may read, such as DIR/cluster.secret of `gcounter cluster`; any 32+ hex digits, the same on every node): peers prove they hold it before the node takes their messages. Required with --peer / --peers-file
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
+    /// Serve only clients that present the token on this file's first line (a file only its owner may read; gcounter client --client-token-file): a connection without it is answered with one error and closed. Peers prove the cluster secret instead [default: any client is served]
+    #[arg(long, value_name = "FILE")]
+    client_token_file: Option<PathBuf>,
     /// Start cut off from this peer, as after `partition` (repeat for each)
     #[arg(long, value_name = "ID")]
     cut: Vec<String>,
@@ -85,6 +88,12 @@ pub fn run(args: Args) -> ExitCode {
     if let Some(file) = &args.secret_file {
         match gcounter_transport_tcp::Secret::read(file) {
             Ok(secret) => options.secret = Some(secret),
+            Err(e) => return fail(2, format!("node: {e}")),
+        }
+    }
+    if let Some(file) = &args.client_token_file {
+        match gcounter_transport_tcp::ClientToken::read(file) {
+            Ok(token) => options.client_token = Some(token),
             Err(e) => return fail(2, format!("node: {e}")),
         }
     }

@@ -9,6 +9,7 @@ mod explain_nodes;
 mod explore;
 mod faults;
 mod gallery;
+mod peer_links;
 mod read_lag;
 mod readme;
 mod recorded;

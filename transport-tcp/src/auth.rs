@@ -26,10 +26,13 @@
 //! n0 sees an answer for "n1" where it dialed n2, and n1 a proof meant for
 //! n2. So the dialer's check of `MA` means what it should: the process that
 //! answered on n2's port holds the secret and is n2. From then on the
-//! connection speaks only as `n0`.
+//! connection speaks only as `n0`, and only in frames sealed with keys
+//! derived from the secret and both nonces (the `secure` module): nothing
+//! after `peer_proof_ok` crosses the wire in the clear.
 
 use crate::control;
 use crate::lines::{read_line, ReadLine, MAX_LINE};
+use crate::secure::Keys;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -89,6 +92,11 @@ pub(crate) fn nonce() -> io::Result<String> {
 }
 
 impl Secret {
+    /// The key material, for the link keys (see the `secure` module).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// 32 fresh random bytes.
     pub fn generate() -> io::Result<Secret> {
         Ok(Secret(random(32)?))
@@ -116,17 +124,8 @@ impl Secret {
     /// hex string of at least 16 bytes). A file others may read is
     /// refused, as ssh refuses such a key: the secret would not be one.
     pub fn read(path: &Path) -> Result<Secret, String> {
-        use std::os::unix::fs::PermissionsExt;
         let shown = path.display();
-        let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
-        let mode = meta.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "{shown}: permissions {:o} let others read the cluster secret; chmod 600 it",
-                mode & 0o777
-            ));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+        let text = read_private(path, "the cluster secret")?;
         match unhex(text.trim()) {
             Some(bytes) if bytes.len() >= 16 => Ok(Secret(bytes)),
             _ => Err(format!(
@@ -191,6 +190,70 @@ impl Secret {
     }
 }
 
+/// The text of a file only its owner may read. A file others may read is
+/// refused, as ssh refuses such a key: what it holds would not be secret.
+fn read_private(path: &Path, what: &str) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{shown}: permissions {:o} let others read {what}; chmod 600 it",
+            mode & 0o777
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))
+}
+
+/// What a client presents first (`--client-token-file`).
+pub const CLIENT_TOKEN: &str = "client_token";
+
+/// The token a node requires from clients (`gcounter node
+/// --client-token-file`). Client connections stay plain: the token keeps
+/// out whoever can reach the port without it (other users of the host,
+/// other hosts), not whoever can watch the wire.
+#[derive(Clone)]
+pub struct ClientToken(String);
+
+impl fmt::Debug for ClientToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientToken(..)")
+    }
+}
+
+impl ClientToken {
+    /// Reads a token: the file's first line, owner-only like the secret.
+    pub fn read(path: &Path) -> Result<ClientToken, String> {
+        let text = read_private(path, "the client token")?;
+        let token = text.lines().next().unwrap_or_default().trim();
+        if token.is_empty() {
+            return Err(format!("{}: no token on its first line", path.display()));
+        }
+        Ok(ClientToken(token.to_owned()))
+    }
+
+    /// The token as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `given` is the token, in time that does not depend on where
+    /// they differ: both are MACed and the MACs compared in constant time
+    /// (which also hides the token's length).
+    pub(crate) fn matches(&self, given: &str) -> bool {
+        let mac = |text: &str| {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"gcounter client token")
+                .expect("HMAC takes any key");
+            mac.update(text.as_bytes());
+            mac
+        };
+        mac(given)
+            .verify_slice(&mac(&self.0).finalize().into_bytes())
+            .is_ok()
+    }
+}
+
 /// The two ends of a handshake, as each side knows them: the dialer by the
 /// id it claims, the acceptor by its own id (acceptor side) or by the peer
 /// the dialer meant to reach (dialer side). Where the two sides disagree,
@@ -209,14 +272,16 @@ pub(crate) fn is_nonce(s: &str) -> bool {
 /// The dialer's half of the exchange, as `me` on a fresh connection to
 /// `them` (the peer it meant to reach; `None` for an operator who dialed an
 /// address and takes whichever node answers). Returns the id of the node
-/// that proved it holds the secret. The caller bounds it in time.
+/// that proved it holds the secret, and this side's keys for the link that
+/// follows (every line after the handshake is sealed: see the `secure`
+/// module). The caller bounds it in time.
 pub(crate) async fn prove<R, W>(
     reader: &mut R,
     writer: &mut W,
     secret: &Secret,
     me: &str,
     them: Option<&str>,
-) -> io::Result<String>
+) -> io::Result<(String, Keys)>
 where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -269,7 +334,8 @@ where
     if body["type"] != "peer_proof_ok" {
         return Err(denied(format!("{acceptor} refused our proof: {body}")));
     }
-    Ok(acceptor.to_owned())
+    let keys = Keys::dialer(secret, ends, &mine, &theirs);
+    Ok((acceptor.to_owned(), keys))
 }
 
 /// The sender and the body of the next line.
@@ -320,6 +386,15 @@ mod tests {
         let answer = s.accept_mac(ends("n0", "n1"), &a, &b);
         assert!(s.verify_accept(ends("n0", "n1"), &a, &b, &answer));
         assert!(!s.verify_accept(ends("n0", "n2"), &a, &b, &answer));
+    }
+
+    #[test]
+    fn a_client_token_matches_only_itself() {
+        let token = ClientToken("s3cret-token".into());
+        assert!(token.matches("s3cret-token"));
+        assert!(!token.matches("s3cret-toke"));
+        assert!(!token.matches("s3cret-token "));
+        assert!(!token.matches(""));
     }
 
     #[test]

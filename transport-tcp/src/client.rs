@@ -19,6 +19,7 @@
 use crate::control;
 use crate::lines::MAX_LINE;
 use crate::lines::{read_line, ReadLine};
+use crate::secure::Keys;
 use gcounter_core::ErrorCode;
 use serde_json::Value;
 use smol::future::or;
@@ -130,6 +131,9 @@ pub struct Client {
     buf: Vec<u8>,
     /// A request was cut off while being written: the stream is unusable.
     broken: bool,
+    /// After [`authenticate`](Client::authenticate), every line is sealed
+    /// (see the `secure` module).
+    keys: Option<Keys>,
 }
 
 impl Client {
@@ -160,6 +164,7 @@ impl Client {
             next_msg_id: 1,
             buf: Vec::new(),
             broken: false,
+            keys: None,
         })
     }
 
@@ -193,11 +198,27 @@ impl Client {
                     _ => ClientError::Io(e),
                 })
         };
-        or(proving, async {
+        let (node, keys) = or(proving, async {
             Timer::after(timeout).await;
             Err(ClientError::Timeout(timeout))
         })
-        .await
+        .await?;
+        self.keys = Some(keys);
+        Ok(node)
+    }
+
+    /// Presents the token a node started with `--client-token-file`
+    /// requires before it serves this connection.
+    pub async fn present_token(
+        &mut self,
+        token: &crate::ClientToken,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        let fields = vec![("token", token.as_str().into())];
+        self.request(crate::auth::CLIENT_TOKEN, fields, timeout)
+            .await?
+            .expect("client_token_ok")?;
+        Ok(())
     }
 
     /// Sends a request of type `ty` with `fields` and waits up to
@@ -213,7 +234,10 @@ impl Client {
         self.next_msg_id += 1;
         let mut body = vec![("type", Value::from(ty)), ("msg_id", Value::from(msg_id))];
         body.extend(fields);
-        let line = control::line(&self.id, &self.dest, &body);
+        let mut line = control::line(&self.id, &self.dest, &body);
+        if let Some(keys) = &mut self.keys {
+            line = keys.sealer.seal(&line);
+        }
         if self.broken {
             let e = io::Error::new(io::ErrorKind::BrokenPipe, "an earlier request was cut off");
             return Err(ClientError::Io(e));
@@ -227,7 +251,15 @@ impl Client {
             self.writer.flush().await.map_err(ClientError::Io)?;
             self.broken = false;
             loop {
-                match read_line(&mut self.reader, &mut self.buf, MAX_LINE).await {
+                let read = match &mut self.keys {
+                    Some(keys) => {
+                        keys.opener
+                            .read(&mut self.reader, &mut self.buf, MAX_LINE)
+                            .await
+                    }
+                    None => read_line(&mut self.reader, &mut self.buf, MAX_LINE).await,
+                };
+                match read {
                     Ok(ReadLine::Line) => {}
                     Ok(ReadLine::Eof | ReadLine::Truncated) => return Err(ClientError::Closed),
                     Ok(ReadLine::TooLong) => {

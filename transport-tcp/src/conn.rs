@@ -17,9 +17,10 @@
 
 use crate::auth::{prove, Secret};
 use crate::lines::{read_line, ReadLine, MAX_LINE};
+use crate::secure::{Keys, Opener, Sealer};
 use async_channel::{Receiver, Sender, TrySendError};
 use smol::future::or;
-use smol::io::{AsyncWriteExt, BufReader, BufWriter};
+use smol::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use smol::net::{TcpListener, TcpStream};
 use smol::Timer;
 use std::collections::HashMap;
@@ -123,7 +124,10 @@ pub(crate) enum Event {
 /// connection at once, even if its writer is stuck on a client that does
 /// not read.
 pub(crate) struct ConnHandle {
-    writer: Sender<Vec<u8>>,
+    writer: Sender<Out>,
+    /// Gives the reader its key once the connection proved it holds the
+    /// cluster secret: every byte after that is a sealed frame.
+    rekey: Sender<Opener>,
     /// Bytes queued for `writer` and not yet written, shared with the
     /// connection's tasks.
     backlog: Arc<AtomicUsize>,
@@ -132,6 +136,15 @@ pub(crate) struct ConnHandle {
     /// Wakes a reader that waits for replies (see [`Pace`]).
     progress: Sender<()>,
     _abort: Sender<()>,
+}
+
+/// What the owner queues for an accepted connection's writer.
+pub(crate) enum Out {
+    Line(Vec<u8>),
+    /// Seal every line after this one (the handshake's last plain line).
+    Seal(Sealer),
+    /// Close the connection once the lines before this one are written.
+    Close,
 }
 
 /// How a connection ended, for the log.
@@ -227,8 +240,10 @@ async fn connection(
     let backlog = Arc::new(AtomicUsize::new(0));
     let (progress, progressed) = async_channel::bounded::<()>(1);
     let in_flight = Arc::new(AtomicUsize::new(0));
+    let (rekey, keyed) = async_channel::bounded(1);
     let handle = ConnHandle {
         writer,
+        rekey,
         backlog: backlog.clone(),
         in_flight: in_flight.clone(),
         progress: progress.clone(),
@@ -255,6 +270,7 @@ async fn connection(
         &limits,
         limits.idle_timeout,
         Some(paced),
+        Keying::Accepted(&keyed),
     );
     let writing = async {
         match write_loop(stream.clone(), queue, &backlog, &progress).await {
@@ -283,6 +299,16 @@ struct Pace<'a> {
     progressed: &'a Receiver<()>,
 }
 
+/// Whether a connection's lines are sealed frames.
+enum Keying<'a> {
+    /// Plain lines until the owner sends a key (the handshake succeeded).
+    Accepted(&'a Receiver<Opener>),
+    /// Plain for good (the KV service's link).
+    Plain,
+    /// Sealed from the first byte (a peer link, after its handshake).
+    Sealed(Opener),
+}
+
 /// Reads lines from `stream` into the owner's queue until the stream ends,
 /// breaks a limit, or the owner goes away. With `pace`, reading waits
 /// while the connection's unwritten replies exceed the reply buffer.
@@ -293,6 +319,7 @@ async fn read_loop(
     limits: &Limits,
     idle: Option<Duration>,
     pace: Option<Pace<'_>>,
+    mut keying: Keying<'_>,
 ) -> Ending {
     let mut buf = Vec::new();
     loop {
@@ -320,7 +347,24 @@ async fn read_loop(
                 }
             }
         }
-        let reading = async { Some(read_line(&mut reader, &mut buf, limits.max_line).await) };
+        let reading = async {
+            if let (Keying::Accepted(keyed), true) = (&keying, buf.is_empty()) {
+                // The dialer sends nothing after its proof until it has
+                // our `peer_proof_ok`, and the owner hands us the key
+                // before queueing that: so once the next bytes are here,
+                // a key sent for them is here too.
+                if let Err(e) = reader.fill_buf().await {
+                    return Some(Err(e));
+                }
+                if let Ok(opener) = keyed.try_recv() {
+                    keying = Keying::Sealed(opener);
+                }
+            }
+            Some(match &mut keying {
+                Keying::Sealed(opener) => opener.read(&mut reader, &mut buf, limits.max_line).await,
+                _ => read_line(&mut reader, &mut buf, limits.max_line).await,
+            })
+        };
         let result = match idle {
             Some(idle) => {
                 or(reading, async {
@@ -354,15 +398,25 @@ async fn read_loop(
 /// them off the backlog. Returns `Ok` when the queue's sender is dropped.
 async fn write_loop(
     stream: TcpStream,
-    queue: Receiver<Vec<u8>>,
+    queue: Receiver<Out>,
     backlog: &AtomicUsize,
     progress: &Sender<()>,
 ) -> io::Result<()> {
     let mut out = BufWriter::new(stream);
-    while let Ok(line) = queue.recv().await {
-        out.write_all(&line).await?;
-        backlog.fetch_sub(line.len(), Ordering::AcqRel);
-        let _ = progress.try_send(());
+    let mut sealer = None;
+    while let Ok(next) = queue.recv().await {
+        match next {
+            Out::Seal(key) => sealer = Some(key),
+            Out::Close => break,
+            Out::Line(line) => {
+                match &mut sealer {
+                    Some(sealer) => out.write_all(&sealer.seal(&line)).await?,
+                    None => out.write_all(&line).await?,
+                }
+                backlog.fetch_sub(line.len(), Ordering::AcqRel);
+                let _ = progress.try_send(());
+            }
+        }
         if queue.is_empty() {
             out.flush().await?;
         }
@@ -517,13 +571,42 @@ impl Conns {
             return false;
         }
         entry.handle.backlog.fetch_add(len, Ordering::AcqRel);
-        match entry.handle.writer.try_send(line) {
+        match entry.handle.writer.try_send(Out::Line(line)) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
                 self.open.remove(&conn);
                 false
             }
         }
+    }
+}
+
+impl Conns {
+    /// Sends `last` and closes `conn` once it is written (a refusal the
+    /// other side should read).
+    pub(crate) fn send_and_close(&mut self, conn: ConnId, last: Vec<u8>) {
+        if self.send(conn, last) {
+            if let Some(entry) = self.open.get(&conn) {
+                let _ = entry.handle.writer.try_send(Out::Close);
+            }
+        }
+    }
+
+    /// Sends `ok`, the handshake's last plain line, and seals everything
+    /// after it both ways with `keys`. False if `conn` is gone.
+    pub(crate) fn secure(&mut self, conn: ConnId, ok: Vec<u8>, keys: Keys) -> bool {
+        let Some(entry) = self.open.get(&conn) else {
+            return false;
+        };
+        // The reader's key first: the dialer answers `ok` at once.
+        if entry.handle.rekey.try_send(keys.opener).is_err() || !self.send(conn, ok) {
+            self.open.remove(&conn);
+            return false;
+        }
+        let Some(entry) = self.open.get(&conn) else {
+            return false;
+        };
+        entry.handle.writer.try_send(Out::Seal(keys.sealer)).is_ok()
     }
 }
 
@@ -648,6 +731,7 @@ async fn link_task(
         };
         let _ = stream.set_nodelay(true);
         let mut reader = BufReader::new(stream.clone());
+        let mut keys = None;
         if let Some(hello) = &hello {
             let mut writer = stream.clone();
             let proving = async {
@@ -658,14 +742,17 @@ async fn link_task(
                     &hello.me,
                     Some(&name),
                 );
-                Some(proven.await.map(drop))
+                Some(proven.await.map(|(_, keys)| keys))
             };
             let timeout = async {
                 Timer::after(CONNECT_TIMEOUT).await;
                 None
             };
             let (why, forged) = match or(proving, timeout).await {
-                Some(Ok(())) => (None, false),
+                Some(Ok(k)) => {
+                    keys = Some(k);
+                    (None, false)
+                }
                 Some(Err(e)) => {
                     let forged = e.kind() == io::ErrorKind::PermissionDenied;
                     (Some(e.to_string()), forged)
@@ -696,9 +783,21 @@ async fn link_task(
         if events.send(Event::LinkUp(id)).await.is_err() {
             return;
         }
-        let reading = read_loop(Source::Link(id), reader, &events, &limits, None, None);
+        let (keying, sealer) = match keys {
+            Some(Keys { sealer, opener }) => (Keying::Sealed(opener), Some(sealer)),
+            None => (Keying::Plain, None),
+        };
+        let reading = read_loop(
+            Source::Link(id),
+            reader,
+            &events,
+            &limits,
+            None,
+            None,
+            keying,
+        );
         let writing = async {
-            match link_write_loop(stream, &pending, limits.link_max_delay).await {
+            match link_write_loop(stream, &pending, limits.link_max_delay, sealer).await {
                 Ok(()) => Ending::Owner,
                 Err(e) => Ending::Io(e),
             }
@@ -721,6 +820,7 @@ async fn link_write_loop(
     stream: TcpStream,
     pending: &Receiver<(Instant, Vec<u8>)>,
     max_delay: Duration,
+    mut sealer: Option<Sealer>,
 ) -> io::Result<()> {
     let mut out = BufWriter::new(stream);
     let mut stale = 0u64;
@@ -731,7 +831,10 @@ async fn link_write_loop(
                 log::debug!("{stale} messages dropped for waiting longer than {max_delay:?}");
             }
         } else {
-            out.write_all(&line).await?;
+            match &mut sealer {
+                Some(sealer) => out.write_all(&sealer.seal(&line)).await?,
+                None => out.write_all(&line).await?,
+            }
         }
         if pending.is_empty() {
             out.flush().await?;

@@ -14,7 +14,8 @@
 //!   dials its peers and the KV service, routes by `dest`, and keeps what
 //!   its core asks to store to survive a crash (with [`gcounter_state`]).
 //! - [`auth`]: the cluster secret and the handshake by which peers (and
-//!   whoever sends `partition` / `heal`) prove they hold it.
+//!   whoever sends `partition` / `heal`) prove they hold it; after it,
+//!   the `secure` module seals every line of that connection.
 //! - [`client`]: one request at a time to a node, `gcounter client`.
 //! - [`control`]: the `partition` / `heal` messages a node understands and
 //!   the `restart` / `kill` / `start` / `status` that `gcounter cluster`
@@ -40,6 +41,7 @@
 mod conn;
 mod lines;
 mod local;
+mod secure;
 
 pub mod auth;
 pub mod client;
@@ -49,7 +51,7 @@ pub mod etcd;
 pub mod kv;
 pub mod node;
 
-pub use auth::Secret;
+pub use auth::{ClientToken, Secret};
 pub use client::{Client, ClientError, Reply};
 pub use cluster::{Cluster, ClusterSpec, EtcdBackend, Member};
 pub use conn::Limits;

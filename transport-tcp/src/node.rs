@@ -20,10 +20,11 @@
 //! again (see [`gcounter_state`]); without one it logs, once, that a crash
 //! will lose what it held.
 
-use crate::auth::{self, Secret};
+use crate::auth::{self, ClientToken, Secret};
 use crate::conn::{self, accept_loop, ConnId, Conns, Event, Hello, Limits, Link, LinkId, Source};
 use crate::control::{self, Request};
 use crate::etcd::{self, EtcdTarget};
+use crate::secure::Keys;
 use async_channel::{Receiver, Sender};
 use gcounter_core::protocol::{parse_line, write_line};
 use gcounter_core::{Body, Config, Envelope, ErrorCode, Input, Node, Output, Payload};
@@ -32,7 +33,7 @@ use serde_json::Value;
 use smol::future::or;
 use smol::net::TcpListener;
 use smol::Timer;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +68,9 @@ pub struct NodeOptions {
     /// The cluster's secret: peers and control clients prove they hold
     /// it (see the `auth` module). Required with peers.
     pub secret: Option<Secret>,
+    /// A token clients must present before their requests are served
+    /// (`--client-token-file`); without one, any client is served.
+    pub client_token: Option<ClientToken>,
     pub limits: Limits,
     /// Stop when standard input closes (set by supervisors that hold the
     /// other end of a pipe, so the node never outlives them).
@@ -86,6 +90,7 @@ impl NodeOptions {
             state_dir: None,
             cut: Vec::new(),
             secret: None,
+            client_token: None,
             limits: Limits::default(),
             stop_on_stdin_eof: false,
         }
@@ -251,6 +256,9 @@ struct Owner {
     /// Connections that proved they hold the secret, and who they speak
     /// as. Every other connection is a client's.
     authenticated: HashMap<ConnId, String>,
+    client_token: Option<ClientToken>,
+    /// Connections that presented the client token.
+    tokened: HashSet<ConnId>,
     /// Every node's id, this one's included.
     node_ids: BTreeSet<String>,
 }
@@ -320,6 +328,8 @@ impl Owner {
             secret: options.secret.clone(),
             challenges: HashMap::new(),
             authenticated: HashMap::new(),
+            client_token: options.client_token.clone(),
+            tokened: HashSet::new(),
             node_ids: options
                 .peers
                 .iter()
@@ -455,6 +465,7 @@ impl Owner {
     fn forget(&mut self, conn: ConnId) {
         self.challenges.remove(&conn);
         self.authenticated.remove(&conn);
+        self.tokened.remove(&conn);
         self.clients.retain(|_, c| *c != conn);
         if self.conns.len() == 0 {
             // Requests whose connection went away will never be answered
@@ -469,13 +480,24 @@ impl Owner {
 
     /// Closes a connection that broke the rules, and says why.
     fn refuse(&mut self, conn: ConnId, why: &str) {
+        self.log_refusal(conn, why);
+        self.conns.close(conn);
+        self.forget(conn);
+    }
+
+    /// [`refuse`](Owner::refuse), once `reply` (which says why to the
+    /// other side) is written.
+    fn refuse_with(&mut self, conn: ConnId, reply: Vec<u8>, why: &str) {
+        self.log_refusal(conn, why);
+        self.conns.send_and_close(conn, reply);
+    }
+
+    fn log_refusal(&self, conn: ConnId, why: &str) {
         let addr = self
             .conns
             .peer_addr(conn)
             .map_or("?".into(), |a| a.to_string());
         log::warn!("connection {conn} from {addr}: {why}: closing it");
-        self.conns.close(conn);
-        self.forget(conn);
     }
 
     /// Whether a line from `conn`, sent as `src`, may be handled: an
@@ -567,11 +589,19 @@ impl Owner {
             *who == req.src && secret.verify_dial(ends, mine, theirs, field("mac"))
         });
         match proven {
-            Some((who, _, _)) => {
+            Some((who, theirs, mine)) => {
                 log::debug!("connection {conn} authenticated as {who}");
+                let ends = auth::Ends {
+                    dialer: &who,
+                    acceptor: &self.me,
+                };
+                let keys = Keys::acceptor(&secret, ends, &theirs, &mine);
                 let reply = req.ok(&self.me, Vec::new());
-                self.authenticated.insert(conn, who);
-                self.conns.send(conn, reply);
+                if self.conns.secure(conn, reply, keys) {
+                    self.authenticated.insert(conn, who);
+                } else {
+                    self.forget(conn);
+                }
             }
             None => {
                 let why = format!("{} failed the handshake (wrong cluster secret?)", req.src);
@@ -580,8 +610,46 @@ impl Owner {
         }
     }
 
+    /// A line from a connection that has neither proved the cluster secret
+    /// nor presented the client token this node requires: only the
+    /// handshake or the token gets past.
+    fn on_untokened(&mut self, conn: ConnId, token: &ClientToken, line: &[u8]) {
+        let types = [auth::PEER_HELLO, auth::PEER_PROOF, auth::CLIENT_TOKEN];
+        let Some(req) = Request::parse(line, &types) else {
+            let requests = ["add", "read", control::PARTITION, control::HEAL];
+            return match Request::parse(line, &requests) {
+                Some(req) => {
+                    let text = "this node requires a client token \
+                                (gcounter client --client-token-file FILE)";
+                    let reply = req.error(&self.me, ErrorCode::NOT_SUPPORTED, text);
+                    self.refuse_with(conn, reply, "a request without the client token");
+                }
+                None => self.refuse(conn, "a line without the client token"),
+            };
+        };
+        if req.ty != auth::CLIENT_TOKEN {
+            return self.on_handshake(conn, req);
+        }
+        let given = req.body.get("token").and_then(Value::as_str);
+        if given.is_some_and(|given| token.matches(given)) {
+            self.tokened.insert(conn);
+            let reply = req.ok(&self.me, Vec::new());
+            self.conns.send(conn, reply);
+        } else {
+            let reply = req.error(&self.me, ErrorCode::NOT_SUPPORTED, "wrong client token");
+            self.refuse_with(conn, reply, "a wrong client token");
+        }
+    }
+
     fn on_line(&mut self, from: Source, line: &[u8]) {
         let now = self.now();
+        if let Source::Conn(conn) = from {
+            if let Some(token) = self.client_token.clone() {
+                if !self.authenticated.contains_key(&conn) && !self.tokened.contains(&conn) {
+                    return self.on_untokened(conn, &token, line);
+                }
+            }
+        }
         match parse_line(line) {
             Ok(mut msg) => {
                 if let Source::Conn(conn) = from {
