@@ -51,7 +51,7 @@ enum Command {
     /// Run the g-counter test in the deterministic simulator (virtual time, seeded).
     Sim(gcounter_harness::SimArgs),
     /// Try every schedule of a small configuration (model checking): exit 0 all valid, 1 a failing schedule, 2 incomplete.
-    Explore(gcounter_harness::explore::ExploreArgs),
+    Explore(gcounter_explore::ExploreArgs),
     /// Run Maelstrom's g-counter test against node processes (this binary by default).
     Test(gcounter_harness::process::TestArgs),
     /// Serve the KV service (seq-kv or lin-kv) over TCP.

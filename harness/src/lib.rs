@@ -49,10 +49,10 @@
 //!   on kills for an invalid run.
 //! - [`report`]: one run in full or many summarized, as JSON or for a
 //!   person; [`cli`]: the `gcounter sim` subcommand.
-//! - [`explore`]: `gcounter explore`, every schedule of a small
-//!   configuration by re-execution (stateless model checking), with
-//!   source-DPOR and sleep sets; the shortest failing schedule as a
-//!   narrative and an SVG message-flow diagram.
+//!
+//! `gcounter explore`, the model checker, is a crate of its own
+//! (`gcounter-explore`, beside this one): it runs the same nodes, checker
+//! and workload pieces, and this crate compiles without it.
 //!
 //! # Example
 //!
@@ -80,7 +80,6 @@ pub mod checker;
 pub mod choice;
 pub mod cli;
 pub mod explain;
-pub mod explore;
 pub mod faults;
 pub mod hdr;
 pub mod history;

@@ -157,7 +157,7 @@ fn parse_faults(s: &str) -> Result<Faults, String> {
     Fault::parse_list(s).map(Faults)
 }
 
-pub(crate) fn parse_strategy(s: &str) -> Result<StrategyKind, String> {
+pub fn parse_strategy(s: &str) -> Result<StrategyKind, String> {
     s.parse()
         .map_err(|e: gcounter_core::config::UnknownValue| e.to_string())
 }

@@ -258,7 +258,7 @@ impl RunReport {
 }
 
 /// One range of acceptable values: `a`, or `b..=c`.
-pub(crate) fn range(&[lo, hi]: &[i128; 2]) -> String {
+pub fn range(&[lo, hi]: &[i128; 2]) -> String {
     if lo == hi {
         lo.to_string()
     } else {

@@ -633,7 +633,7 @@ impl ReadValues {
 }
 
 /// What a reply means for an operation of `kind`.
-pub(crate) fn interpret(kind: OpKind, reply: &Payload) -> (Outcome, Option<i64>, Option<OpError>) {
+pub fn interpret(kind: OpKind, reply: &Payload) -> (Outcome, Option<i64>, Option<OpError>) {
     match (kind, reply) {
         (OpKind::Add, Payload::AddOk) => (Outcome::Ok, None, None),
         (OpKind::Read, Payload::ReadOk { value }) => match ReadValue::of(value) {

@@ -2,8 +2,8 @@
 //! adversary (network, scheduler, `seq-kv`) may go. Everything outside them
 //! is not claimed.
 
-use crate::workload::{WorkloadKind, CLIENT_TIMEOUT, RECOVERY};
 use gcounter_core::{Config, KvKind, StrategyKind};
+use gcounter_harness::workload::{WorkloadKind, CLIENT_TIMEOUT, RECOVERY};
 use std::fmt;
 use std::time::Duration;
 

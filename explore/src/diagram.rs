@@ -6,8 +6,8 @@
 
 use super::event::{Actor, Event};
 use super::trace::{Fate, Trace, Why};
-use crate::page::escape;
-use crate::page::place::{beside, first_free, Segment, TextBox, TEXT_H};
+use gcounter_harness::page::escape;
+use gcounter_harness::page::place::{beside, first_free, Segment, TextBox, TEXT_H};
 use std::fmt::Write;
 
 const COL: f64 = 170.0;
@@ -278,9 +278,9 @@ pub fn svg(trace: &Trace, title: &str, footnotes: &[Footnote], why: Option<&Why>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::explore::bounds::Bounds;
-    use crate::explore::event::MsgId;
-    use crate::explore::search;
+    use crate::bounds::Bounds;
+    use crate::event::MsgId;
+    use crate::search;
     use gcounter_core::{KvKind, StrategyKind};
     use std::time::Duration;
 
@@ -352,7 +352,7 @@ mod tests {
         // either writes, so the arrows of the middle steps cross.
         let mut bounds = Bounds::new(StrategyKind::Naive, KvKind::SeqKv);
         bounds.adds = 1;
-        let report = crate::explore::explore(&bounds, Duration::from_secs(120)).expect("explores");
+        let report = crate::explore(&bounds, Duration::from_secs(120)).expect("explores");
         let (path, _) = report.shortest.expect("naive fails");
         let world = search::replay(&bounds, &path, true).expect("replays");
         let trace = world.into_trace().expect("a trace");

@@ -4,8 +4,8 @@
 use super::bounds::Bounds;
 use super::trace::Trace;
 use super::world::Leaf;
-use crate::checker::Verdict;
-use crate::history::{OpKind, Outcome};
+use gcounter_harness::checker::Verdict;
+use gcounter_harness::history::{OpKind, Outcome};
 use std::fmt::Write;
 
 /// The adds a counter value holds, if each add counts at most once (the
@@ -109,7 +109,11 @@ pub fn verdict(leaf: &Leaf, bounds: &Bounds) -> String {
         list(&indeterminate),
         list(&failed)
     );
-    let acceptable: Vec<String> = check.acceptable.iter().map(crate::report::range).collect();
+    let acceptable: Vec<String> = check
+        .acceptable
+        .iter()
+        .map(gcounter_harness::report::range)
+        .collect();
     let _ = writeln!(
         out,
         "checker: every final read must be {} plus a subset of the indeterminate deltas: {}",

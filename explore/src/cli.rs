@@ -21,10 +21,10 @@ use std::time::Duration;
 pub struct ExploreArgs {
     /// The workload: g-counter, or pn-counter (every other delta negative).
     #[arg(short = 'w', long = "workload", default_value = "g-counter")]
-    pub workload: crate::workload::WorkloadKind,
+    pub workload: gcounter_harness::workload::WorkloadKind,
     /// How the nodes keep the counter: gossip, per-node, cas, naive or
     /// gossip-max.
-    #[arg(long, default_value = "gossip", value_parser = crate::params::parse_strategy)]
+    #[arg(long, default_value = "gossip", value_parser = gcounter_harness::params::parse_strategy)]
     pub strategy: StrategyKind,
     /// The KV service the KV strategies use: seq-kv or lin-kv.
     #[arg(long, default_value = "seq-kv", value_parser = parse_kv)]
@@ -177,7 +177,8 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
         }
         // Under pn-counter one add per client has no decrement after an
         // increment on one node, which is what a max-merge needs to fail.
-        if bounds.adds > 1 && bounds.workload == crate::workload::WorkloadKind::GCounter {
+        if bounds.adds > 1 && bounds.workload == gcounter_harness::workload::WorkloadKind::GCounter
+        {
             writeln!(
                 out,
                 "for the smallest story, try --adds 1 (one add per client)"
@@ -197,8 +198,8 @@ pub fn run_to(args: &ExploreArgs, out: &mut impl Write) -> std::io::Result<u8> {
                 "no-kv"
             };
             let workload = match bounds.workload {
-                crate::workload::WorkloadKind::GCounter => "",
-                crate::workload::WorkloadKind::PnCounter => "-pn-counter",
+                gcounter_harness::workload::WorkloadKind::GCounter => "",
+                gcounter_harness::workload::WorkloadKind::PnCounter => "-pn-counter",
             };
             PathBuf::from("store/explore").join(format!("{}-{kv}{workload}.svg", bounds.strategy))
         });
@@ -315,7 +316,7 @@ fn footnotes(leaf: &super::world::Leaf) -> Vec<Footnote> {
                     .check
                     .acceptable
                     .iter()
-                    .map(crate::report::range)
+                    .map(gcounter_harness::report::range)
                     .collect();
                 format!("final read {}: expected {}", r.value, expected.join(" or "))
             };

@@ -41,12 +41,12 @@
 use super::bounds::{Bounds, FORCED_FIRINGS, RECOVERY_ROUNDS};
 use super::event::{Actor, Event, Footprint, KvAccess, KvEffect, MsgId};
 use super::trace::{describe, served_note, Fate, KvChange, Trace};
-use crate::checker::{check, CheckResult, Verdict};
-use crate::history::{History, OpError, OpKind, Outcome};
-use crate::testcore::INIT_CLIENT;
-use crate::workload::{client_id, interpret, node_ids, CLIENT_TIMEOUT, RECOVERY};
 use gcounter_core::service::{apply, KvState, LinKv, SeqKv, Served};
 use gcounter_core::{Body, Envelope, Input, KvKind, Node, Output, Payload, Time};
+use gcounter_harness::checker::{check, CheckResult, Verdict};
+use gcounter_harness::history::{History, OpError, OpKind, Outcome};
+use gcounter_harness::testcore::INIT_CLIENT;
+use gcounter_harness::workload::{client_id, interpret, node_ids, CLIENT_TIMEOUT, RECOVERY};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::hash::{Hash, Hasher};

@@ -3,10 +3,10 @@
 //! reductions lose no outcome.
 
 use gcounter_core::{KvKind, StrategyKind};
+use gcounter_explore::bounds::Reduction;
+use gcounter_explore::event::Event;
+use gcounter_explore::{cli, explore, narrative, replay, Bounds, ExploreArgs, World};
 use gcounter_harness::checker::Verdict;
-use gcounter_harness::explore::bounds::Reduction;
-use gcounter_harness::explore::event::Event;
-use gcounter_harness::explore::{cli, explore, narrative, replay, Bounds, ExploreArgs, World};
 use std::time::Duration;
 
 const BUDGET: Duration = Duration::from_secs(120);
@@ -262,7 +262,7 @@ fn per_node_on_seq_kv_says_it_is_the_largest_default() {
 /// verdicts say.
 #[test]
 fn sleep_sets_on_states_reach_every_end_state_of_the_plain_state_search() {
-    use gcounter_harness::explore::states::end_states;
+    use gcounter_explore::states::end_states;
     let mut configs = Vec::new();
     for strategy in [
         StrategyKind::Naive,
@@ -306,8 +306,7 @@ fn sleep_sets_on_states_reach_every_end_state_of_the_plain_state_search() {
         assert_eq!(ends, all_ends, "{b:?}");
         assert_eq!(slept.outcomes, plain.outcomes, "{b:?}");
         assert_eq!(slept.failures > 0, plain.failures > 0, "{b:?}");
-        let shortest =
-            |r: &gcounter_harness::explore::Report| r.shortest.as_ref().map(|(p, _)| p.len());
+        let shortest = |r: &gcounter_explore::Report| r.shortest.as_ref().map(|(p, _)| p.len());
         assert_eq!(shortest(&slept), shortest(&plain), "{b:?}");
         assert!(slept.steps <= plain.steps, "{b:?}");
     }
