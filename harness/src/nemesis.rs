@@ -394,7 +394,7 @@ impl Default for NemesisConfig {
 }
 
 /// The fault schedule, before `until` (the end of the workload's main
-/// phase): an event every [`stagger`]ed interval, each for one fault
+/// phase): an event every `stagger`ed interval, each for one fault
 /// drawn from the configured ones (Jepsen's `gen/mix` of its packages),
 /// and each fault a flip-flop of its own: a fault in force is ended, one
 /// not in force is started. Kills and pauses take a random minority of

@@ -6,7 +6,7 @@
 //! # The lineage of a key
 //!
 //! Every KV request and its reply are in the trace, and a KV store's reply
-//! says which state served it ([`KvServed`]): states are numbered, one
+//! says which state served it ([`KvServed`](crate::testcore::trace::KvServed)): states are numbered, one
 //! more per change, so the changes of each key form a line. A write or
 //! cas that landed has a *basis*, the state its value was computed from:
 //! for a cas, the state holding `from`, which is the one it replaced (so a

@@ -35,7 +35,7 @@ impl TextBox {
         self.x < o.x + o.w && o.x < self.x + self.w && self.y < o.y + o.h && o.y < self.y + self.h
     }
 
-    /// Whether the segment passes within [`STROKE`] of the box.
+    /// Whether the segment passes within `STROKE` of the box.
     pub fn hit_by(&self, s: &Segment) -> bool {
         let b = TextBox {
             x: self.x - STROKE,

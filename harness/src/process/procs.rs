@@ -351,7 +351,7 @@ impl Procs {
     }
 
     /// The first running node that has left input unread for longer than
-    /// `limit` (or more than [`MAX_BACKLOG`] of it): its id, how long, and
+    /// `limit` (or more than `MAX_BACKLOG` of it): its id, how long, and
     /// how many lines and bytes wait.
     pub fn stalled(&self, limit: Duration) -> Option<Stalled> {
         (0..self.ids.len()).find_map(|node| {

@@ -3,7 +3,7 @@
 //!
 //! - [`client`]: a small HTTP/1.1 JSON client of etcd's gateway, with
 //!   fail-over between endpoints and a timeout on every call.
-//! - [`kv`](self::kv): Maelstrom's `read` / `write` / `cas` as Range / Put /
+//! - `kv`: Maelstrom's `read` / `write` / `cas` as Range / Put /
 //!   Txn, answered to the node's core as the KV service would.
 //! - [`cluster`]: local etcd members as child processes, for
 //!   `gcounter cluster --kv etcd` and the tests, with TLS and
