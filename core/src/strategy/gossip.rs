@@ -33,6 +33,10 @@
 //! none). A lost message is repaired by the next round: the sender still
 //! sees the peer as behind.
 //!
+//! A `gossip_interval` of zero is eager: an add starts a round at once,
+//! and rounds of the node's own (for owed answers and repairs) come only
+//! after [`EAGER_RETRY`] without one.
+//!
 //! # Crashes
 //!
 //! An add is acknowledged before any peer has heard of it, so a node that
@@ -58,6 +62,7 @@
 use super::{
     checked_signed, checked_sum, checked_total, share_limit, Ctx, Request, Strategy, Timer,
 };
+use crate::config::EAGER_RETRY;
 use crate::error::ErrorCode;
 use crate::protocol::{Counts, Payload};
 use serde::{Deserialize, Serialize};
@@ -250,8 +255,20 @@ impl Gossip {
 
     fn arm(ctx: &mut Ctx<'_>) {
         if ctx.peers().next().is_some() && !ctx.timer_armed(Timer::Gossip) {
-            let at = ctx.now + ctx.config.gossip_interval;
+            let interval = match ctx.config.gossip_interval.is_zero() {
+                true => EAGER_RETRY,
+                false => ctx.config.gossip_interval,
+            };
+            let at = ctx.now + interval;
             ctx.set_timer(Timer::Gossip, at);
+        }
+    }
+
+    /// Eager (`gossip_interval` zero): a round now, to send an add at
+    /// once. The next round after it is again [`EAGER_RETRY`] away.
+    fn eager_round(ctx: &mut Ctx<'_>) {
+        if ctx.config.gossip_interval.is_zero() && ctx.peers().next().is_some() {
+            ctx.set_timer(Timer::Gossip, ctx.now);
         }
     }
 
@@ -366,6 +383,7 @@ impl Strategy for Gossip {
                 // An add of 0 changes no count.
                 if delta != 0 {
                     self.persist(ctx);
+                    Self::eager_round(ctx);
                 }
                 ctx.answer(req, Payload::AddOk);
             }

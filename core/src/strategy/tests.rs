@@ -976,3 +976,31 @@ fn gossip_sends_at_most_one_message_per_pair_per_round() {
         );
     }
 }
+
+/// `gossip_interval` zero is eager: an add is on its way to every peer
+/// before any time passes, and the cluster still goes quiet.
+#[test]
+fn eager_gossip_sends_an_add_at_once_and_goes_quiet() {
+    let mut c = Cluster::new(StrategyKind::Gossip, 3, 7);
+    for i in 0..3 {
+        let mut cfg = config(StrategyKind::Gossip, KvKind::SeqKv, 0);
+        cfg.gossip_interval = Duration::ZERO;
+        c.nodes[i] = Node::new(cfg);
+        c.init(i);
+    }
+    c.request(0, Payload::Add { delta: 3 });
+    // No time passes: only the messages in flight and timers due now.
+    c.settle(Duration::ZERO);
+    assert_eq!(c.now, crate::Time::ZERO);
+    for peer in ["n1", "n2"] {
+        assert!(
+            c.sent.iter().any(|m| is_gossip_from(m, "n0") && m.dest == peer),
+            "n0's add did not leave for {peer} at once"
+        );
+    }
+    assert_eq!((c.read(1), c.read(2)), (3, 3));
+    c.settle(Duration::from_secs(5));
+    let before = c.sent.len();
+    c.settle(Duration::from_secs(5));
+    assert!(c.sent[before..].iter().all(|m| !is_gossip_from(m, &m.src)));
+}
