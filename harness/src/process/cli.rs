@@ -89,6 +89,13 @@ pub struct TestArgs {
     /// nodes' --strategy.
     #[arg(long, value_parser = parse_strategy, value_name = "STRATEGY")]
     pub strategy: Option<StrategyKind>,
+    /// gossip: how long a node may hold a change before sending it, in ms
+    /// (default 300; 0 is eager, a round right after every add). Shorter
+    /// is fresher reads for more messages: a round sends at most one
+    /// message to each peer. Sets GCOUNTER_GOSSIP_INTERVAL for the nodes
+    /// over stdio (a --bin node may read it too).
+    #[arg(long, value_name = "MS")]
+    pub gossip_interval: Option<u64>,
     /// Run the test N times, seeds --seed, --seed + 1, ..., and summarize
     /// (a page per run and an index page over them). Unless --latency is
     /// given, the runs cycle through network latencies from 0 to 200 ms,
@@ -169,6 +176,11 @@ impl TestArgs {
             }
             return Ok(());
         }
+        if self.gossip_interval.is_some() {
+            return Err("--gossip-interval is not supported with --transport tcp yet: \
+                        start the nodes with `gcounter node --gossip-interval`"
+                .into());
+        }
         let strategy = self.strategy.unwrap_or(StrategyKind::Gossip);
         if self.kv == Some(KvChoice::Etcd) && !strategy.uses_kv() {
             return Err(format!(
@@ -226,6 +238,9 @@ impl TestArgs {
         if let Some(k) = self.kv {
             cmd += &format!(" --kv {}", k.name());
         }
+        if let Some(ms) = self.gossip_interval {
+            cmd += &format!(" --gossip-interval {ms}");
+        }
         cmd += &format!(" {}", self.params.flags(seed));
         if !self.bin.is_empty() {
             let words: Vec<String> = self.bin.iter().map(|w| shell_word(w)).collect();
@@ -246,7 +261,10 @@ impl TestArgs {
             .kv
             .filter(|k| *k != KvChoice::Etcd)
             .map(|k| (Config::KV_VAR.to_string(), k.name().to_string()));
-        let env = strategy.into_iter().chain(kv).collect();
+        let interval = self
+            .gossip_interval
+            .map(|ms| (Config::GOSSIP_INTERVAL_VAR.to_string(), ms.to_string()));
+        let env = strategy.into_iter().chain(kv).chain(interval).collect();
         NodeCommand { program, args, env }
     }
 
