@@ -994,7 +994,9 @@ fn eager_gossip_sends_an_add_at_once_and_goes_quiet() {
     assert_eq!(c.now, crate::Time::ZERO);
     for peer in ["n1", "n2"] {
         assert!(
-            c.sent.iter().any(|m| is_gossip_from(m, "n0") && m.dest == peer),
+            c.sent
+                .iter()
+                .any(|m| is_gossip_from(m, "n0") && m.dest == peer),
             "n0's add did not leave for {peer} at once"
         );
     }

@@ -177,9 +177,11 @@ impl TestArgs {
             return Ok(());
         }
         if self.gossip_interval.is_some() {
-            return Err("--gossip-interval is not supported with --transport tcp yet: \
+            return Err(
+                "--gossip-interval is not supported with --transport tcp yet: \
                         start the nodes with `gcounter node --gossip-interval`"
-                .into());
+                    .into(),
+            );
         }
         let strategy = self.strategy.unwrap_or(StrategyKind::Gossip);
         if self.kv == Some(KvChoice::Etcd) && !strategy.uses_kv() {
