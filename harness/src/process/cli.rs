@@ -93,7 +93,8 @@ pub struct TestArgs {
     /// (default 300; 0 is eager, a round right after every add). Shorter
     /// is fresher reads for more messages: a round sends at most one
     /// message to each peer. Sets GCOUNTER_GOSSIP_INTERVAL for the nodes
-    /// over stdio (a --bin node may read it too).
+    /// over stdio (a --bin node may read it too); with `--transport tcp`,
+    /// the nodes' --gossip-interval.
     #[arg(long, value_name = "MS")]
     pub gossip_interval: Option<u64>,
     /// Run the test N times, seeds --seed, --seed + 1, ..., and summarize
@@ -175,13 +176,6 @@ impl TestArgs {
                     .into());
             }
             return Ok(());
-        }
-        if self.gossip_interval.is_some() {
-            return Err(
-                "--gossip-interval is not supported with --transport tcp yet: \
-                        start the nodes with `gcounter node --gossip-interval`"
-                    .into(),
-            );
         }
         let strategy = self.strategy.unwrap_or(StrategyKind::Gossip);
         if self.kv == Some(KvChoice::Etcd) && !strategy.uses_kv() {
@@ -459,6 +453,7 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
     let cfg = TcpTestConfig {
         program: self_exe.to_path_buf(),
         strategy,
+        gossip_interval: args.gossip_interval,
         node_count: args.params.node_count as usize,
         concurrency,
         workload: args.params.workload(),
