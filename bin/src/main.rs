@@ -32,6 +32,8 @@ writes messages (and nothing else) on stdout and logs on stderr.";
 const ENV_HELP: &str = "Environment:
   GCOUNTER_STRATEGY   gossip (default) | per-node | cas | naive
   GCOUNTER_KV         seq-kv (default) | lin-kv: the service the KV strategies use
+  GCOUNTER_GOSSIP_INTERVAL  ms gossip may hold a change (default 300; 0 eager):
+                      shorter is fresher reads for more messages
   GCOUNTER_STATE_DIR  the stdio node's --state-dir, when the flag is not given
   RUST_LOG            stderr log filter, e.g. info or gcounter_core=debug (default: warn)";
 

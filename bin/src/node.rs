@@ -30,6 +30,9 @@ pub struct Args {
     /// gossip | per-node | cas | naive
     #[arg(long, value_name = "S", default_value = "gossip", value_parser = strategy)]
     strategy: StrategyKind,
+    /// gossip: how long the node may hold a change before sending it, in ms; 0 is eager (a round right after every add). Shorter is fresher reads on other nodes for more messages: a round sends at most one message to each peer
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    gossip_interval: u64,
     /// Directory for the incarnation counter and what the node stores to survive a crash (needed for gossip to keep acknowledged adds across kill -9) [default: the wall clock gives the incarnation, nothing is stored]
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -81,6 +84,7 @@ pub fn run(args: Args) -> ExitCode {
     options.config = Config {
         strategy: args.strategy,
         kv: args.consistency.into(),
+        gossip_interval: std::time::Duration::from_millis(args.gossip_interval),
         ..Config::default()
     };
     options.state_dir = args.state_dir.clone();

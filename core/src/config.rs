@@ -125,9 +125,12 @@ impl std::error::Error for ConfigError {}
 pub struct Config {
     pub strategy: StrategyKind,
     pub kv: KvKind,
-    /// How often `gossip` spreads what changed. At Maelstrom's evaluation
-    /// (3 nodes, 100 ops/s) a round costs at most 12 messages, so 300 ms
-    /// keeps gossip under 0.5 messages per operation.
+    /// How often `gossip` spreads what changed: how long a change may be
+    /// held before it is sent, traded against messages (a round sends at
+    /// most one message to each peer). At Maelstrom's evaluation (3
+    /// nodes, 100 ops/s) 300 ms keeps gossip under 0.5 messages per
+    /// operation. Zero is eager: a round right after every add, and
+    /// rounds every [`EAGER_RETRY`] for answers and repairs.
     pub gossip_interval: Duration,
     /// How long a KV call may go unanswered before the strategy is told.
     pub rpc_timeout: Duration,
@@ -180,11 +183,31 @@ impl Default for Config {
     }
 }
 
+/// With `gossip_interval` zero, how often `gossip` still runs a round of
+/// its own: to send the answers it owes and to repair lost messages (see
+/// the strategy's doc). The default interval, so eager never sends more
+/// than the default would besides the rounds its adds start.
+pub const EAGER_RETRY: Duration = Duration::from_millis(300);
+
 impl Config {
     pub const STRATEGY_VAR: &'static str = "GCOUNTER_STRATEGY";
     pub const KV_VAR: &'static str = "GCOUNTER_KV";
+    pub const GOSSIP_INTERVAL_VAR: &'static str = "GCOUNTER_GOSSIP_INTERVAL";
 
-    /// Reads `GCOUNTER_STRATEGY` and `GCOUNTER_KV` through `var`, so the
+    /// A `gossip_interval` as given on a command line or in
+    /// `GCOUNTER_GOSSIP_INTERVAL`: whole milliseconds, 0 for eager.
+    pub fn parse_gossip_interval(text: &str) -> Result<Duration, UnknownValue> {
+        text.trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| UnknownValue {
+                given: text.to_string(),
+                valid: vec!["whole milliseconds, 0 for eager"],
+            })
+    }
+
+    /// Reads `GCOUNTER_STRATEGY`, `GCOUNTER_KV` and
+    /// `GCOUNTER_GOSSIP_INTERVAL` through `var`, so the
     /// core never touches the process environment itself.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
@@ -199,6 +222,13 @@ impl Config {
                 variable: Self::KV_VAR,
                 problem,
             })?;
+        }
+        if let Some(v) = var(Self::GOSSIP_INTERVAL_VAR) {
+            cfg.gossip_interval =
+                Self::parse_gossip_interval(&v).map_err(|problem| ConfigError {
+                    variable: Self::GOSSIP_INTERVAL_VAR,
+                    problem,
+                })?;
         }
         Ok(cfg)
     }
@@ -221,6 +251,19 @@ mod tests {
             err.to_string(),
             "GCOUNTER_STRATEGY: unknown value `paxos` (valid: gossip, per-node, cas, naive, gossip-max)"
         );
+    }
+
+    #[test]
+    fn gossip_interval_is_read_in_milliseconds() {
+        let var = |v: &'static str| {
+            move |k: &str| (k == "GCOUNTER_GOSSIP_INTERVAL").then(|| v.to_string())
+        };
+        let cfg = Config::from_vars(var("0")).unwrap();
+        assert_eq!(cfg.gossip_interval, Duration::ZERO);
+        let cfg = Config::from_vars(var("1000")).unwrap();
+        assert_eq!(cfg.gossip_interval, Duration::from_secs(1));
+        let err = Config::from_vars(var("1s")).unwrap_err();
+        assert_eq!(err.variable, "GCOUNTER_GOSSIP_INTERVAL");
     }
 
     #[test]

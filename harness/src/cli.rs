@@ -18,6 +18,12 @@ pub struct SimArgs {
     /// How the nodes keep the counter: gossip, per-node, cas, naive or gossip-max.
     #[arg(long, default_value = "gossip", value_parser = crate::params::parse_strategy)]
     pub strategy: StrategyKind,
+    /// gossip: how long a node may hold a change before sending it, in ms
+    /// (default 300; 0 is eager, a round right after every add). Shorter
+    /// is fresher reads for more messages: a round sends at most one
+    /// message to each peer.
+    #[arg(long, value_name = "MS")]
+    pub gossip_interval: Option<u64>,
     #[command(flatten)]
     pub params: RunParams,
     /// The KV service the KV strategies use: seq-kv or lin-kv.
@@ -57,6 +63,10 @@ impl SimArgs {
             node: Config {
                 strategy: self.strategy,
                 kv: self.kv,
+                gossip_interval: self
+                    .gossip_interval
+                    .map(std::time::Duration::from_millis)
+                    .unwrap_or(Config::default().gossip_interval),
                 ..Config::default()
             },
             workload: self.params.workload(),
@@ -72,9 +82,13 @@ impl SimArgs {
     /// The command line that replays `seed` alone.
     pub fn replay_command(&self, seed: u64) -> String {
         format!(
-            "gcounter sim --strategy {} --kv {}{} {}",
+            "gcounter sim --strategy {} --kv {}{}{} {}",
             self.strategy,
             self.kv,
+            match self.gossip_interval {
+                Some(ms) => format!(" --gossip-interval {ms}"),
+                None => String::new(),
+            },
             if self.persist { " --persist" } else { "" },
             self.params.flags(seed)
         )

@@ -38,6 +38,7 @@ pub fn node_command(args: &[&str], vars: &[(&str, &str)]) -> Command {
     for var in [
         "GCOUNTER_STRATEGY",
         "GCOUNTER_KV",
+        "GCOUNTER_GOSSIP_INTERVAL",
         "GCOUNTER_STATE_DIR",
         "RUST_LOG",
     ] {

@@ -247,6 +247,7 @@ fn shell(text: &str, dir: &Path) -> Command {
     for var in [
         "GCOUNTER_STRATEGY",
         "GCOUNTER_KV",
+        "GCOUNTER_GOSSIP_INTERVAL",
         "GCOUNTER_STATE_DIR",
         "RUST_LOG",
     ] {

@@ -73,6 +73,8 @@ pub struct ClusterSpec {
     pub program: PathBuf,
     pub nodes: usize,
     pub strategy: StrategyKind,
+    /// The members' `--gossip-interval` in ms; `None`: their default.
+    pub gossip_interval: Option<u64>,
     pub kv: KvKind,
     /// The address every member listens on.
     pub host: IpAddr,
@@ -121,6 +123,7 @@ impl ClusterSpec {
             program: program.into(),
             nodes: 3,
             strategy: StrategyKind::Gossip,
+            gossip_interval: None,
             kv: KvKind::SeqKv,
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             base_port: None,
@@ -540,6 +543,9 @@ impl Cluster {
             self.secret_file().display().to_string(),
             "--stop-on-stdin-eof".into(),
         ];
+        if let Some(ms) = self.spec.gossip_interval {
+            args.extend(["--gossip-interval".into(), ms.to_string()]);
+        }
         if let Some((_, creds)) = &self.etcd_target {
             args.extend(creds.args());
         }

@@ -18,10 +18,24 @@
 //! the network heals. The price: a read may miss adds made elsewhere in
 //! the last round or behind a partition.
 //!
-//! Each round a node sends its state only to peers not known to have all of
-//! it. A peer answers a `gossip` with a `gossip_ack` carrying its merged
-//! state, which tells the sender what the peer now knows; an idle cluster
-//! sends nothing.
+//! Each round (`config.gossip_interval`) a node sends its whole state to
+//! every peer that is behind (not known to have all of it) or owed an
+//! answer, at most one message per peer per round. A `gossip` asks for an
+//! answer: the peer merges it and notes the sender as owed, and the answer
+//! rides on the peer's next round, as a `gossip` if the sender is behind
+//! the peer too (so it is answered in turn) or else as a `gossip_ack`,
+//! which carries the same whole state but asks for no answer. The answer
+//! is what tells the sender what the peer now knows: `known` only ever
+//! records states a peer itself sent. So with changes at every node every
+//! round, each ordered pair carries one message a round, no more than a
+//! node that sends its whole state to every peer every round; an idle
+//! cluster goes quiet once every owed answer is sent (an ack asks for
+//! none). A lost message is repaired by the next round: the sender still
+//! sees the peer as behind.
+//!
+//! A `gossip_interval` of zero is eager: an add starts a round at once,
+//! and rounds of the node's own (for owed answers and repairs) come only
+//! after [`EAGER_RETRY`] without one.
 //!
 //! # Crashes
 //!
@@ -48,11 +62,12 @@
 use super::{
     checked_signed, checked_sum, checked_total, share_limit, Ctx, Request, Strategy, Timer,
 };
+use crate::config::EAGER_RETRY;
 use crate::error::ErrorCode;
 use crate::protocol::{Counts, Payload};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The CRDT's state: per slot, what it has counted up and what down.
 #[derive(Debug, Default, Clone, Hash, PartialEq, Eq)]
@@ -67,6 +82,9 @@ pub struct Gossip {
     /// Per peer: the merge of every state it has shown us. A peer whose
     /// state covers ours needs nothing from us.
     known: BTreeMap<String, State>,
+    /// Peers that sent a `gossip` since our last round to them: each is
+    /// answered by the next round (see the module's doc).
+    owed: BTreeSet<String>,
     /// Where this node counts its own adds: the slot of the state it
     /// restarted from, or [`Ctx::slot`]. Set by `on_start`.
     slot: String,
@@ -237,8 +255,20 @@ impl Gossip {
 
     fn arm(ctx: &mut Ctx<'_>) {
         if ctx.peers().next().is_some() && !ctx.timer_armed(Timer::Gossip) {
-            let at = ctx.now + ctx.config.gossip_interval;
+            let interval = match ctx.config.gossip_interval.is_zero() {
+                true => EAGER_RETRY,
+                false => ctx.config.gossip_interval,
+            };
+            let at = ctx.now + interval;
             ctx.set_timer(Timer::Gossip, at);
+        }
+    }
+
+    /// Eager (`gossip_interval` zero): a round now, to send an add at
+    /// once. The next round after it is again [`EAGER_RETRY`] away.
+    fn eager_round(ctx: &mut Ctx<'_>) {
+        if ctx.config.gossip_interval.is_zero() && ctx.peers().next().is_some() {
+            ctx.set_timer(Timer::Gossip, ctx.now);
         }
     }
 
@@ -353,6 +383,7 @@ impl Strategy for Gossip {
                 // An add of 0 changes no count.
                 if delta != 0 {
                     self.persist(ctx);
+                    Self::eager_round(ctx);
                 }
                 ctx.answer(req, Payload::AddOk);
             }
@@ -376,29 +407,33 @@ impl Strategy for Gossip {
         if timer != Timer::Gossip {
             return;
         }
-        let behind: Vec<String> = ctx
+        let peers: Vec<(String, bool)> = ctx
             .peers()
-            .filter(|p| {
-                !self
+            .map(|p| {
+                let behind = !self
                     .known
-                    .get(*p)
-                    .is_some_and(|k| k.covers(&self.state, self.signed_max))
+                    .get(p)
+                    .is_some_and(|k| k.covers(&self.state, self.signed_max));
+                (p.to_owned(), behind)
             })
-            .map(str::to_owned)
+            .filter(|(p, behind)| *behind || self.owed.contains(p))
             .collect();
-        for peer in behind {
-            ctx.send(
-                &peer,
-                Payload::Gossip {
-                    counts: self.state.counts.clone(),
-                    decrements: self.state.decrements.clone(),
-                },
-            );
+        self.owed.clear();
+        for (peer, behind) in peers {
+            let (counts, decrements) = (self.state.counts.clone(), self.state.decrements.clone());
+            // A peer that is behind must answer, so that we learn it has
+            // caught up; one that is only owed an answer already has all
+            // of ours, and answering it back would never end.
+            let payload = match behind {
+                true => Payload::Gossip { counts, decrements },
+                false => Payload::GossipAck { counts, decrements },
+            };
+            ctx.send(&peer, payload);
         }
         Self::arm(ctx);
     }
 
-    fn on_peer(&mut self, ctx: &mut Ctx<'_>, from: &str, payload: Payload) -> bool {
+    fn on_peer(&mut self, _ctx: &mut Ctx<'_>, from: &str, payload: Payload) -> bool {
         let (theirs, is_ack) = match payload {
             Payload::Gossip { counts, decrements } => (State { counts, decrements }, false),
             Payload::GossipAck { counts, decrements } => (State { counts, decrements }, true),
@@ -419,15 +454,10 @@ impl Strategy for Gossip {
             .or_default()
             .merge(&theirs, self.signed_max);
         if !is_ack {
-            // Not recorded in `known`: the ack may be lost, and only what
-            // the peer itself shows us proves what it has.
-            ctx.send(
-                from,
-                Payload::GossipAck {
-                    counts: self.state.counts.clone(),
-                    decrements: self.state.decrements.clone(),
-                },
-            );
+            // Answered by our next round, not at once: an answer now would
+            // be a second message to `from` in the round (see the module's
+            // doc).
+            self.owed.insert(from.to_string());
         }
         true
     }

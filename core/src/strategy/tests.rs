@@ -933,3 +933,76 @@ fn adds_that_would_take_a_count_below_the_lowest_total_are_refused() {
         assert_eq!(c.read_signed(0), -big, "{kind}");
     }
 }
+
+/// Issue 21 item 8: with adds at every node every round, `gossip` sends at
+/// most one message per ordered pair of nodes per round, as a node that
+/// sends its whole state to every peer every round would; an answer sent
+/// at once (a `gossip_ack` per `gossip`) made it two. And once the adds
+/// stop, the cluster converges and goes quiet.
+#[test]
+fn gossip_sends_at_most_one_message_per_pair_per_round() {
+    for seed in 0..5 {
+        let mut c = Cluster::new(StrategyKind::Gossip, 3, seed);
+        let interval = Config::default().gossip_interval;
+        let mut added = 0;
+        for round in 0..20 {
+            for node in 0..3 {
+                c.request(node, Payload::Add { delta: 1 });
+                added += 1;
+            }
+            while c.step() {}
+            let before = c.sent.len();
+            // Every node's gossip timer fires once, at the same instant.
+            c.settle(interval);
+            let mut per_pair = std::collections::BTreeMap::new();
+            for m in &c.sent[before..] {
+                if is_gossip_from(m, &m.src) {
+                    *per_pair.entry((m.src.clone(), m.dest.clone())).or_insert(0) += 1;
+                }
+            }
+            for (pair, n) in per_pair {
+                assert!(n <= 1, "seed {seed} round {round}: {pair:?} carried {n}");
+            }
+        }
+        c.settle(interval * 10);
+        for i in 0..3 {
+            assert_eq!(c.read(i), added, "seed {seed}: node {i}");
+        }
+        let before = c.sent.len();
+        c.settle(interval * 10);
+        assert!(
+            c.sent[before..].iter().all(|m| !is_gossip_from(m, &m.src)),
+            "seed {seed}: an idle cluster still gossips"
+        );
+    }
+}
+
+/// `gossip_interval` zero is eager: an add is on its way to every peer
+/// before any time passes, and the cluster still goes quiet.
+#[test]
+fn eager_gossip_sends_an_add_at_once_and_goes_quiet() {
+    let mut c = Cluster::new(StrategyKind::Gossip, 3, 7);
+    for i in 0..3 {
+        let mut cfg = config(StrategyKind::Gossip, KvKind::SeqKv, 0);
+        cfg.gossip_interval = Duration::ZERO;
+        c.nodes[i] = Node::new(cfg);
+        c.init(i);
+    }
+    c.request(0, Payload::Add { delta: 3 });
+    // No time passes: only the messages in flight and timers due now.
+    c.settle(Duration::ZERO);
+    assert_eq!(c.now, crate::Time::ZERO);
+    for peer in ["n1", "n2"] {
+        assert!(
+            c.sent
+                .iter()
+                .any(|m| is_gossip_from(m, "n0") && m.dest == peer),
+            "n0's add did not leave for {peer} at once"
+        );
+    }
+    assert_eq!((c.read(1), c.read(2)), (3, 3));
+    c.settle(Duration::from_secs(5));
+    let before = c.sent.len();
+    c.settle(Duration::from_secs(5));
+    assert!(c.sent[before..].iter().all(|m| !is_gossip_from(m, &m.src)));
+}

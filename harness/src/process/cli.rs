@@ -89,6 +89,14 @@ pub struct TestArgs {
     /// nodes' --strategy.
     #[arg(long, value_parser = parse_strategy, value_name = "STRATEGY")]
     pub strategy: Option<StrategyKind>,
+    /// gossip: how long a node may hold a change before sending it, in ms
+    /// (default 300; 0 is eager, a round right after every add). Shorter
+    /// is fresher reads for more messages: a round sends at most one
+    /// message to each peer. Sets GCOUNTER_GOSSIP_INTERVAL for the nodes
+    /// over stdio (a --bin node may read it too); with `--transport tcp`,
+    /// the nodes' --gossip-interval.
+    #[arg(long, value_name = "MS")]
+    pub gossip_interval: Option<u64>,
     /// Run the test N times, seeds --seed, --seed + 1, ..., and summarize
     /// (a page per run and an index page over them). Unless --latency is
     /// given, the runs cycle through network latencies from 0 to 200 ms,
@@ -226,6 +234,9 @@ impl TestArgs {
         if let Some(k) = self.kv {
             cmd += &format!(" --kv {}", k.name());
         }
+        if let Some(ms) = self.gossip_interval {
+            cmd += &format!(" --gossip-interval {ms}");
+        }
         cmd += &format!(" {}", self.params.flags(seed));
         if !self.bin.is_empty() {
             let words: Vec<String> = self.bin.iter().map(|w| shell_word(w)).collect();
@@ -246,7 +257,10 @@ impl TestArgs {
             .kv
             .filter(|k| *k != KvChoice::Etcd)
             .map(|k| (Config::KV_VAR.to_string(), k.name().to_string()));
-        let env = strategy.into_iter().chain(kv).collect();
+        let interval = self
+            .gossip_interval
+            .map(|ms| (Config::GOSSIP_INTERVAL_VAR.to_string(), ms.to_string()));
+        let env = strategy.into_iter().chain(kv).chain(interval).collect();
         NodeCommand { program, args, env }
     }
 
@@ -439,6 +453,7 @@ fn tcp_test(args: &TestArgs, self_exe: &Path, common: &Common) -> (Value, Result
     let cfg = TcpTestConfig {
         program: self_exe.to_path_buf(),
         strategy,
+        gossip_interval: args.gossip_interval,
         node_count: args.params.node_count as usize,
         concurrency,
         workload: args.params.workload(),

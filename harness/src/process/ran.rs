@@ -20,9 +20,10 @@ pub struct Choice {
 
 /// The environment variables that change how a node behaves, as it will
 /// see them: ours, inherited or set by the test.
-const NODE_VARS: [&str; 4] = [
+const NODE_VARS: [&str; 5] = [
     Config::STRATEGY_VAR,
     Config::KV_VAR,
+    Config::GOSSIP_INTERVAL_VAR,
     "GCOUNTER_STATE_DIR",
     "RUST_LOG",
 ];

@@ -94,6 +94,8 @@ pub struct TcpTestConfig {
     /// The `gcounter` binary the cluster's members run.
     pub program: PathBuf,
     pub strategy: StrategyKind,
+    /// The nodes' `--gossip-interval` in ms; `None`: their default.
+    pub gossip_interval: Option<u64>,
     pub node_count: usize,
     /// Clients; client `i` talks to node `i mod node_count`, each on a
     /// connection of its own.
@@ -177,6 +179,7 @@ pub fn run_tcp_test(
     let mut spec = ClusterSpec::new(&cfg.program, &cfg.cluster_dir);
     spec.nodes = cfg.node_count;
     spec.strategy = cfg.strategy;
+    spec.gossip_interval = cfg.gossip_interval;
     spec.seed = cfg.seed;
     spec.etcd = cfg.etcd.clone();
     spec.kv = cfg.kv;
