@@ -334,7 +334,7 @@ where
     if body["type"] != "peer_proof_ok" {
         return Err(denied(format!("{acceptor} refused our proof: {body}")));
     }
-    let keys = Keys::dialer(secret, ends, &mine, &theirs);
+    let keys = Keys::dialer(secret.bytes(), (ends.dialer, ends.acceptor), &mine, &theirs);
     Ok((acceptor.to_owned(), keys))
 }
 

@@ -595,7 +595,8 @@ impl Owner {
                     dialer: &who,
                     acceptor: &self.me,
                 };
-                let keys = Keys::acceptor(&secret, ends, &theirs, &mine);
+                let keys =
+                    Keys::acceptor(secret.bytes(), (ends.dialer, ends.acceptor), &theirs, &mine);
                 let reply = req.ok(&self.me, Vec::new());
                 if self.conns.secure(conn, reply, keys) {
                     self.authenticated.insert(conn, who);

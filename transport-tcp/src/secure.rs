@@ -31,7 +31,6 @@
 //! `ring`'s, already in the tree for rustls (BoringSSL's, much reviewed):
 //! no new crate.
 
-use crate::auth::{Ends, Secret};
 use crate::lines::ReadLine;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 use ring::hkdf::{Salt, HKDF_SHA256};
@@ -69,8 +68,8 @@ impl Keys {
     /// The dialer's keys, after a handshake where it sent `dialer_nonce`
     /// and the acceptor answered `acceptor_nonce`.
     pub(crate) fn dialer(
-        secret: &Secret,
-        ends: Ends<'_>,
+        secret: &[u8],
+        ends: (&str, &str),
         dialer_nonce: &str,
         acceptor_nonce: &str,
     ) -> Keys {
@@ -83,8 +82,8 @@ impl Keys {
 
     /// The acceptor's keys, after the same handshake.
     pub(crate) fn acceptor(
-        secret: &Secret,
-        ends: Ends<'_>,
+        secret: &[u8],
+        ends: (&str, &str),
         dialer_nonce: &str,
         acceptor_nonce: &str,
     ) -> Keys {
@@ -96,9 +95,12 @@ impl Keys {
     }
 }
 
+/// `ends` is (the dialer's id, the acceptor's id), as the handshake bound
+/// them (`auth::Ends`); `secret` the cluster secret's bytes. Plain values,
+/// so that this module needs nothing of `auth`, which hands them over.
 fn derive(
-    secret: &Secret,
-    ends: Ends<'_>,
+    secret: &[u8],
+    (dialer, acceptor): (&str, &str),
     dialer_nonce: &str,
     acceptor_nonce: &str,
     direction: Direction,
@@ -113,13 +115,13 @@ fn derive(
     for part in [
         b"gcounter link v1".as_slice(),
         direction,
-        ends.dialer.as_bytes(),
-        ends.acceptor.as_bytes(),
+        dialer.as_bytes(),
+        acceptor.as_bytes(),
     ] {
         info.extend_from_slice(&(part.len() as u64).to_be_bytes());
         info.extend_from_slice(part);
     }
-    let prk = Salt::new(HKDF_SHA256, &salt).extract(secret.bytes());
+    let prk = Salt::new(HKDF_SHA256, &salt).extract(secret);
     let info = [info.as_slice()];
     let okm = prk
         .expand(&info, &CHACHA20_POLY1305)
@@ -256,11 +258,8 @@ mod tests {
     use super::*;
     use smol::io::BufReader;
 
-    fn pair(secret: &Secret) -> (Keys, Keys) {
-        let ends = Ends {
-            dialer: "n0",
-            acceptor: "n1",
-        };
+    fn pair(secret: &[u8]) -> (Keys, Keys) {
+        let ends = ("n0", "n1");
         let (d, a) = ("a".repeat(32), "b".repeat(32));
         (
             Keys::dialer(secret, ends, &d, &a),
@@ -289,7 +288,7 @@ mod tests {
 
     #[test]
     fn lines_sealed_by_one_side_open_on_the_other_and_nowhere_else() {
-        let secret = Secret::generate().unwrap();
+        let secret = [1u8; 32];
         let (mut dialer, mut acceptor) = pair(&secret);
         let mut wire = dialer.sealer.seal(b"{\"body\":{\"type\":\"gossip\"}}\n");
         wire.extend(dialer.sealer.seal(b"second"));
@@ -311,7 +310,7 @@ mod tests {
         // Reflected to its sender: the other direction's key.
         assert!(read_all(&mut dialer.opener, &wire, 64)[0].is_err());
         // Another cluster's secret.
-        let (_, mut stranger) = pair(&Secret::generate().unwrap());
+        let (_, mut stranger) = pair(&[2u8; 32]);
         assert!(read_all(&mut stranger.opener, &wire, 64)[0].is_err());
         // The second frame replayed first: the counter disagrees.
         let first_len = 4 + u32::from_be_bytes(wire[..4].try_into().unwrap()) as usize;
@@ -325,7 +324,7 @@ mod tests {
 
     #[test]
     fn a_frame_longer_than_the_line_limit_is_refused_unread() {
-        let (_, mut acceptor) = pair(&Secret::generate().unwrap());
+        let (_, mut acceptor) = pair(&[2u8; 32]);
         let mut reader = BufReader::new(&[0xff, 0xff, 0xff, 0xff, 1, 2][..]);
         let mut buf = Vec::new();
         let got = smol::block_on(acceptor.opener.read(&mut reader, &mut buf, 1024)).unwrap();
