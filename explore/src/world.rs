@@ -266,7 +266,13 @@ impl World {
     /// the history is hashed client by client, since the order in which
     /// different clients' operations were invoked is not part of the
     /// state (a client's own operations keep their order, and each has
-    /// its node's clock time). `steps` is hashed, so that every schedule
+    /// its node's clock time while it is pending). A completed operation's
+    /// times are left out: the checker's verdict rests on the acknowledged
+    /// sum, the indeterminate deltas and the final reads, and nothing
+    /// reads those times again, so two states that differ only in when a
+    /// node's timer fired around an operation that is over have the same
+    /// futures and verdicts (this halves `per-node`'s states: 5,392,319 to
+    /// 2,297,968 on the defaults). `steps` is hashed, so that every schedule
     /// reaching a state has the same length: the first failing leaf found
     /// at the least depth is a shortest failing schedule.
     pub fn fingerprint(&self) -> u128 {
@@ -306,8 +312,13 @@ impl World {
                 .map(|r| (r.msg_id, r.kind, r.delta, r.final_read, r.op.is_some()))
                 .hash(&mut h);
             for op in self.history.iter().filter(|op| *op.client == *c.id) {
-                (op.kind, op.delta, op.value, op.final_read, op.invoke).hash(&mut h);
-                (op.complete, op.outcome, &op.error).hash(&mut h);
+                (op.kind, op.delta, op.value, op.final_read).hash(&mut h);
+                (op.outcome, &op.error).hash(&mut h);
+                // Only a pending operation's time decides anything (when
+                // its client gives up on it); see above.
+                if op.outcome.is_none() {
+                    op.invoke.hash(&mut h);
+                }
             }
         }
         (
