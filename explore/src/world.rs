@@ -141,6 +141,14 @@ pub struct World {
     kv_name: &'static str,
     ids: Rc<[String]>,
     nodes: Vec<Node>,
+    /// Per node, the digest of its state, taken after every input it is
+    /// fed: a step changes one node, so the others' digests are reused
+    /// rather than hashed again for every state's fingerprint.
+    node_digests: Vec<u128>,
+    /// Per client, the digest of its operations (see
+    /// [`fingerprint`](World::fingerprint)), taken when one of them starts
+    /// or ends.
+    client_digests: Vec<u128>,
     wake: Vec<Option<Time>>,
     kv: Kv,
     /// Per `seq-kv` state, the step that made it (0: the empty store).
@@ -198,6 +206,8 @@ impl World {
             bounds: bounds.clone(),
             kv_name,
             nodes: (0..n).map(|_| Node::new(bounds.node_config())).collect(),
+            node_digests: vec![0; n],
+            client_digests: vec![0; n],
             wake: vec![None; n],
             kv,
             made_state: vec![0],
@@ -287,9 +297,7 @@ impl World {
     }
 
     fn fingerprint_into(&self, mut h: &mut Fingerprinter) {
-        for node in &self.nodes {
-            node.fingerprint(&mut h);
-        }
+        self.node_digests.hash(&mut h);
         (&self.wake, self.overflowed).hash(&mut h);
         match &self.kv {
             // The states by their digests, and where each node stands.
@@ -311,16 +319,8 @@ impl World {
             c.request
                 .map(|r| (r.msg_id, r.kind, r.delta, r.final_read, r.op.is_some()))
                 .hash(&mut h);
-            for op in self.history.iter().filter(|op| *op.client == *c.id) {
-                (op.kind, op.delta, op.value, op.final_read).hash(&mut h);
-                (op.outcome, &op.error).hash(&mut h);
-                // Only a pending operation's time decides anything (when
-                // its client gives up on it); see above.
-                if op.outcome.is_none() {
-                    op.invoke.hash(&mut h);
-                }
-            }
         }
+        self.client_digests.hash(&mut h);
         (
             &self.sent,
             &self.clock,
@@ -338,6 +338,30 @@ impl World {
         )
             .hash(&mut h);
         self.problem.hash(&mut h);
+    }
+
+    /// Takes node `i`'s digest again, after it changed.
+    fn redigest_node(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        self.node_digests[i] = digest_with(|h| node.fingerprint(h));
+    }
+
+    /// Takes client `k`'s digest of its operations again, after one of
+    /// them started or ended.
+    fn redigest_client(&mut self, k: usize) {
+        let client = &*self.clients[k].id;
+        let history = &self.history;
+        self.client_digests[k] = digest_with(|mut h| {
+            for op in history.iter().filter(|op| *op.client == *client) {
+                (op.kind, op.delta, op.value, op.final_read).hash(&mut h);
+                (op.outcome, &op.error).hash(&mut h);
+                // Only a pending operation's time decides anything (when
+                // its client gives up on it); see `fingerprint`.
+                if op.outcome.is_none() {
+                    op.invoke.hash(&mut h);
+                }
+            }
+        });
     }
 
     pub fn phase(&self) -> Phase {
@@ -687,6 +711,7 @@ impl World {
         let text = format!("no reply within {} s", CLIENT_TIMEOUT.as_secs());
         let error = Some(OpError { code: None, text });
         self.history.complete(op, Outcome::Info, None, error, at);
+        self.redigest_client(k);
         let what = match r.delta {
             Some(d) => format!("add {d}"),
             None => "final read".into(),
@@ -854,6 +879,7 @@ impl World {
         if let Some(r) = self.clients[k].request.as_mut() {
             r.op = Some(op);
         }
+        self.redigest_client(k);
     }
 
     fn serve(&mut self, req: &Envelope, state: Option<u64>) -> Option<(Envelope, Served)> {
@@ -927,10 +953,11 @@ impl World {
                 Output::Persist(_) => {}
                 Output::Wait(at) => {
                     self.wake[i] = at;
-                    return;
+                    break;
                 }
             }
         }
+        self.redigest_node(i);
     }
 
     fn route(&mut self, i: usize, env: Envelope) {
@@ -978,6 +1005,7 @@ impl World {
         if let Some(op) = r.op {
             self.history
                 .complete(op, outcome, value, error, self.clock[i]);
+            self.redigest_client(k);
         }
         if self.trace.is_some() {
             let what = match (r.delta, r.final_read) {
@@ -1106,13 +1134,25 @@ thread_local! {
     /// The fingerprint's bytes, kept between calls so that the buffer is
     /// allocated once per thread, not once per state.
     static FINGERPRINT_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The same for the digests of parts (taken while no fingerprint is).
+    static DIGEST_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The XXH3-128 digest of what `value` hashes.
 fn digest(value: &impl Hash) -> u128 {
-    let mut h = Fingerprinter(Vec::new());
-    value.hash(&mut h);
-    h.finish128()
+    digest_with(|h| value.hash(h))
+}
+
+/// The XXH3-128 digest of what `feed` hashes.
+fn digest_with(feed: impl FnOnce(&mut Fingerprinter)) -> u128 {
+    DIGEST_BUFFER.with_borrow_mut(|buffer| {
+        buffer.clear();
+        let mut h = Fingerprinter(std::mem::take(buffer));
+        feed(&mut h);
+        let digest = h.finish128();
+        *buffer = h.0;
+        digest
+    })
 }
 
 /// Collects the bytes `Hash` feeds it, then digests them at once with
