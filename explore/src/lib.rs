@@ -99,6 +99,7 @@ pub mod narrative;
 pub mod search;
 pub mod states;
 pub mod trace;
+pub mod visited;
 pub mod world;
 
 pub use bounds::Bounds;

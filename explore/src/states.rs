@@ -73,8 +73,8 @@ use super::bounds::{Bounds, Reduction};
 use super::event::{Event, Footprint};
 use super::search::{record, Report, SearchError};
 use super::world::World;
-use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use super::visited::Visited;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// Complete schedules from a state, and how many of them fail. Saturating:
@@ -92,47 +92,10 @@ impl Paths {
     }
 }
 
-/// The map's keys are fingerprints already: use their low bits as they are.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// What is kept of a state explored, beside its fingerprint: without
-/// sleep sets its [`Paths`], packed; with them, which of its enabled
-/// events (in [`Frame::enabled`]'s order) it was explored with asleep.
-/// 32 bytes a state in all: the worlds themselves live only on the stack.
-type Seen = HashMap<u128, u128, BuildHasherDefault<Prehashed>>;
-
 /// The mask of a state with more enabled events than it has bits: every
 /// one counts as asleep (the larger set is the safe side: a later visit
 /// explores again whatever it leaves awake).
-const EVERY: u128 = u128::MAX;
-
-fn pack(p: Paths) -> u128 {
-    u128::from(p.all) << 64 | u128::from(p.failing)
-}
-
-fn unpack(v: u128) -> Paths {
-    Paths {
-        all: (v >> 64) as u64,
-        failing: v as u64,
-    }
-}
+const EVERY: u64 = u64::MAX;
 
 struct Frame {
     /// Taken by the last successor explored, which needs no copy of it.
@@ -171,11 +134,11 @@ impl Frame {
     }
 
     /// The events of `sleep` enabled here, as a mask of `enabled`.
-    fn mask(&self, sleep: &[Event]) -> u128 {
-        if self.enabled.len() > 127 {
+    fn mask(&self, sleep: &[Event]) -> u64 {
+        if self.enabled.len() > 63 {
             return EVERY;
         }
-        let mut m = 0u128;
+        let mut m = 0u64;
         for (k, (e, _)) in self.enabled.iter().enumerate() {
             if sleep.contains(e) {
                 m |= 1 << k;
@@ -184,8 +147,8 @@ impl Frame {
         m
     }
 
-    fn in_mask(&self, mask: u128, k: usize) -> bool {
-        mask == EVERY || (k < 128 && mask >> k & 1 == 1)
+    fn in_mask(&self, mask: u64, k: usize) -> bool {
+        mask == EVERY || (k < 64 && mask >> k & 1 == 1)
     }
 }
 
@@ -214,7 +177,10 @@ fn run(
     let started = Instant::now();
     let sleep_sets = bounds.reduction == Reduction::StatesSleep;
     let mut report = Report::new(bounds.reduction);
-    let mut seen = Seen::default();
+    // With sleep sets a state's word is its mask; without, the index of
+    // its counts in `paths`.
+    let mut seen = Visited::default();
+    let mut found: Vec<Paths> = Vec::new();
     let root = World::new(bounds);
     let root_fingerprint = root.fingerprint();
     let mut stack = vec![Frame::new(root, root_fingerprint)];
@@ -237,7 +203,8 @@ fn run(
                     }
                     _ => done.paths,
                 };
-                seen.insert(done.fingerprint, pack(paths));
+                seen.insert(done.fingerprint, found.len() as u64);
+                found.push(paths);
                 if let Some(parent) = stack.last_mut() {
                     parent.paths.add(paths);
                 }
@@ -292,7 +259,7 @@ fn run(
         }
         let fingerprint = world.fingerprint();
         path.push(event);
-        if sleep_sets && seen.get(&fingerprint) == Some(&0) {
+        if sleep_sets && seen.get(fingerprint) == Some(0) {
             // Explored before with nothing asleep: nothing to add, and no
             // need to list its events to say so.
             path.pop();
@@ -315,13 +282,13 @@ fn run(
                     path.pop();
                 }
             }
-        } else if let Some(&paths) = seen.get(&fingerprint) {
+        } else if let Some(index) = seen.get(fingerprint) {
             path.pop();
             stack
                 .last_mut()
                 .expect("the frame stepped from")
                 .paths
-                .add(unpack(paths));
+                .add(found[index as usize]);
             report.revisits += 1;
         } else {
             report.max_depth = report.max_depth.max(path.len());
@@ -345,9 +312,8 @@ fn run(
         }
         if report.complete {
             let root = seen
-                .get(&root_fingerprint)
-                .copied()
-                .map(unpack)
+                .get(root_fingerprint)
+                .map(|index| found[index as usize])
                 .unwrap_or_default();
             report.schedules = root.all;
             report.failures = root.failing;
@@ -370,7 +336,7 @@ fn run(
 /// it a state first reached with a large sleep set would hide, from every
 /// later visit, the schedules through the events asleep the first time.
 fn enter(
-    seen: &mut Seen,
+    seen: &mut Visited,
     mut frame: Frame,
     sleep: &[Event],
     report: &mut Report,
@@ -383,7 +349,7 @@ fn enter(
         .map(|(e, _)| sleep.contains(e))
         .collect();
     let mask = frame.mask(sleep);
-    let (todo, slept_before) = match seen.get(&frame.fingerprint).copied() {
+    let (todo, slept_before) = match seen.get(frame.fingerprint) {
         None => {
             seen.insert(frame.fingerprint, mask);
             if frame.enabled.is_empty() {
