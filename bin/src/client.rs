@@ -26,8 +26,13 @@ pub struct Args {
     /// Print the reply line as the node sent it
     #[arg(long)]
     json: bool,
-    /// The client id to send as [default: c<pid>]
-    #[arg(long, value_name = "ID")]
+    // The help in `help =`, not a doc comment: rustdoc reads `[default:
+    // c<pid>]` as a link and `<pid>` as HTML.
+    #[arg(
+        long,
+        value_name = "ID",
+        help = "The client id to send as [default: c<pid>]"
+    )]
     id: Option<String>,
     /// Seconds to wait for the reply
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]

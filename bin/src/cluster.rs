@@ -53,11 +53,16 @@ pub struct Args {
     insecure: bool,
     #[command(flatten)]
     etcd_creds: gcounter_harness::process::EtcdCredArgs,
-    /// The KV service listens on P, node n<i> on P+1+i, the control address on P+N+1 (0: free ports)
+    /// The KV service listens on P, node `n<i>` on P+1+i, the control address on P+N+1 (0: free ports)
     #[arg(long, value_name = "P", default_value_t = 7400)]
     base_port: u16,
-    /// Where logs, state files and cluster.json go; refused while another cluster runs there [default: <temp dir>/gcounter-cluster-<P>, or a fresh <temp dir>/gcounter-cluster-free-<pid> with --base-port 0]
-    #[arg(long, value_name = "DIR")]
+    // The help in `help =`, not a doc comment: rustdoc reads `[default:
+    // ...]` as a link and `<P>` as HTML.
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "Where logs, state files and cluster.json go; refused while another cluster runs there [default: <temp dir>/gcounter-cluster-<P>, or a fresh <temp dir>/gcounter-cluster-free-<pid> with --base-port 0]"
+    )]
     dir: Option<PathBuf>,
     /// Seed of the KV service [default: from the clock]
     #[arg(long, value_name = "N")]

@@ -41,7 +41,7 @@ const ENV_HELP: &str = "Environment:
 #[command(name = "gcounter", version, about = ABOUT, long_about = LONG_ABOUT, after_help = ENV_HELP)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
-    /// Where the stdio node keeps what it needs after being killed and started again (<ID>.state, <ID>.incarnation) [env: GCOUNTER_STATE_DIR] [default: nowhere; the wall clock gives the incarnation]
+    /// Where the stdio node keeps what it needs after being killed and started again (`<ID>.state`, `<ID>.incarnation`) [env: GCOUNTER_STATE_DIR] [default: nowhere; the wall clock gives the incarnation]
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     #[command(subcommand)]

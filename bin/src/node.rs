@@ -21,7 +21,7 @@ pub struct Args {
     /// The cluster's nodes from a file, one ID=HOST:PORT a line (blank lines and # comments skipped); this node's own line is skipped, so every host can be given the same file
     #[arg(long, value_name = "FILE")]
     peers_file: Option<PathBuf>,
-    /// Where the KV service is: `gcounter kv`'s address, or etcd's members as etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (etcds:// over TLS, with --cacert; keys go under PREFIX, default gcounter/; --consistency lin reads linearizably, seq serializably) (needed by every strategy but gossip). `--kv` is kept as another name; elsewhere `--kv` names a kind of service, not an address
+    /// Where the KV service is: `gcounter kv`'s address, or etcd's members as `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` (`etcds://` over TLS, with --cacert; keys go under PREFIX, default `gcounter/`; --consistency lin reads linearizably, seq serializably) (needed by every strategy but gossip). `--kv` is kept as another name; elsewhere `--kv` names a kind of service, not an address
     #[arg(long = "kv-addr", alias = "kv", value_name = "ADDR", value_parser = kv_addr)]
     kv: Option<String>,
     /// Which KV service runs at --kv-addr (its name is the dest of KV requests)

@@ -873,9 +873,14 @@ impl World {
     fn invoke(&mut self, k: usize) {
         let c = &self.clients[k];
         let Some(r) = c.request else { return };
-        let op = self
-            .history
-            .invoke(&c.id, &c.node, r.kind, r.delta, r.final_read, self.clock[k]);
+        let op = self.history.invoke(gcounter_harness::history::Invocation {
+            client: &c.id,
+            node: &c.node,
+            kind: r.kind,
+            delta: r.delta,
+            final_read: r.final_read,
+            at: self.clock[k],
+        });
         if let Some(r) = self.clients[k].request.as_mut() {
             r.op = Some(op);
         }

@@ -16,7 +16,7 @@
 //! prints the time taken and the process's peak RSS.
 
 use criterion::{criterion_group, Criterion};
-use gcounter_harness::history::{History, OpKind, Outcome};
+use gcounter_harness::history::{History, Invocation, Outcome};
 use gcounter_harness::{check, Verdict};
 use std::hint::black_box;
 use std::time::Duration;
@@ -44,7 +44,7 @@ fn history(ops: usize, indeterminate: f64, signed: bool) -> History {
                 true => rng.i64(-5..=4),
                 false => rng.i64(0..=4),
             };
-            let i = h.invoke(client, node, OpKind::Add, Some(delta), false, t);
+            let i = h.invoke(Invocation::add(client, node, delta, t));
             if rng.f64() < indeterminate {
                 h.complete(i, Outcome::Info, None, None, done);
                 if rng.bool() {
@@ -55,13 +55,13 @@ fn history(ops: usize, indeterminate: f64, signed: bool) -> History {
                 total += delta;
             }
         } else {
-            let i = h.invoke(client, node, OpKind::Read, None, false, t);
+            let i = h.invoke(Invocation::read(client, node, false, t));
             h.complete(i, Outcome::Ok, Some(total), None, done);
         }
     }
     let end = Duration::from_micros(ops as u64 * 10 + 10_000_000);
     for (c, client) in clients.iter().enumerate() {
-        let i = h.invoke(client, &nodes[c % NODES], OpKind::Read, None, true, end);
+        let i = h.invoke(Invocation::read(client, &nodes[c % NODES], true, end));
         h.complete(i, Outcome::Ok, Some(total), None, end);
     }
     h

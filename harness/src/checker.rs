@@ -274,7 +274,7 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{OpKind, Outcome};
+    use crate::history::{Invocation, OpKind, Outcome};
     use std::time::Duration;
 
     fn naive_sums(deltas: &[i64]) -> BTreeSet<i128> {
@@ -390,7 +390,14 @@ mod tests {
             value: Option<i64>,
         ) -> &mut Self {
             let t = Duration::from_millis(self.0.len() as u64);
-            let i = self.0.invoke(client, "n0", kind, delta, fin, t);
+            let i = self.0.invoke(Invocation {
+                client,
+                node: "n0",
+                kind,
+                delta,
+                final_read: fin,
+                at: t,
+            });
             if let Some(out) = out {
                 self.0.complete(i, out, value, None, t);
             }

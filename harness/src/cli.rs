@@ -42,7 +42,7 @@ pub struct SimArgs {
     pub persist: bool,
     /// Also write the run's results directory, as `gcounter test` does
     /// (results.json, history.jsonl, messages.jsonl, plots, index.html), in
-    /// <DIR>/g-counter/<timestamp>/ and <DIR>/latest. One seed only.
+    /// `<DIR>/g-counter/<timestamp>/` and `<DIR>/latest`. One seed only.
     #[arg(long, value_name = "DIR", conflicts_with = "seeds")]
     pub store: Option<std::path::PathBuf>,
     /// Threads for --seeds (default: one per core).

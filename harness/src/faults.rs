@@ -176,7 +176,7 @@ pub fn kills(history: &History, log: &[NemesisRecord]) -> Vec<KillNote> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::History;
+    use crate::history::{History, Invocation};
 
     fn at(secs: u64, event: NemesisEvent) -> NemesisRecord {
         NemesisRecord {
@@ -241,7 +241,7 @@ mod tests {
             ("n1", 4, 7_000),
             ("n2", 1, 9_800),
         ] {
-            let op = h.invoke("c", node, OpKind::Add, Some(delta), false, t(done - 1));
+            let op = h.invoke(Invocation::add("c", node, delta, t(done - 1)));
             h.complete(op, Outcome::Ok, None, None, t(done));
         }
         let log = [

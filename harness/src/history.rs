@@ -59,6 +59,47 @@ pub struct OpError {
     pub text: String,
 }
 
+/// An operation as its client starts it: what [`History::invoke`] and
+/// the journal's `invoke` record, one value so that the journal hands it
+/// on rather than repeating its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invocation<'a> {
+    pub client: &'a str,
+    pub node: &'a str,
+    pub kind: OpKind,
+    /// The delta of an add; `None` for a read.
+    pub delta: Option<i64>,
+    /// One of the reads of the final phase.
+    pub final_read: bool,
+    pub at: Time,
+}
+
+impl<'a> Invocation<'a> {
+    /// An add of `delta` at `at`.
+    pub fn add(client: &'a str, node: &'a str, delta: i64, at: Time) -> Self {
+        Invocation {
+            client,
+            node,
+            kind: OpKind::Add,
+            delta: Some(delta),
+            final_read: false,
+            at,
+        }
+    }
+
+    /// A read at `at`, of the final phase if `final_read`.
+    pub fn read(client: &'a str, node: &'a str, final_read: bool, at: Time) -> Self {
+        Invocation {
+            client,
+            node,
+            kind: OpKind::Read,
+            delta: None,
+            final_read,
+            at,
+        }
+    }
+}
+
 /// One client operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Operation {
@@ -92,24 +133,16 @@ pub struct Operation {
 
 impl Operation {
     /// Operation `index`, just invoked.
-    pub fn invoked(
-        index: usize,
-        client: &str,
-        node: &str,
-        kind: OpKind,
-        delta: Option<i64>,
-        final_read: bool,
-        at: Time,
-    ) -> Self {
+    pub fn invoked(index: usize, inv: Invocation) -> Self {
         Operation {
             index,
-            client: client.to_string(),
-            node: node.to_string(),
-            kind,
-            delta,
+            client: inv.client.to_string(),
+            node: inv.node.to_string(),
+            kind: inv.kind,
+            delta: inv.delta,
             value: None,
-            final_read,
-            invoke: at,
+            final_read: inv.final_read,
+            invoke: inv.at,
             complete: None,
             outcome: None,
             error: None,
@@ -137,19 +170,9 @@ pub struct History {
 
 impl History {
     /// Records an invocation and returns its index.
-    pub fn invoke(
-        &mut self,
-        client: &str,
-        node: &str,
-        kind: OpKind,
-        delta: Option<i64>,
-        final_read: bool,
-        at: Time,
-    ) -> usize {
+    pub fn invoke(&mut self, inv: Invocation) -> usize {
         let index = self.ops.len();
-        self.ops.push(Operation::invoked(
-            index, client, node, kind, delta, final_read, at,
-        ));
+        self.ops.push(Operation::invoked(index, inv));
         index
     }
 
@@ -204,23 +227,9 @@ mod tests {
     #[test]
     fn an_operation_serializes_in_jepsen_words() {
         let mut h = History::default();
-        let i = h.invoke(
-            "c1",
-            "n0",
-            OpKind::Add,
-            Some(3),
-            false,
-            Duration::from_millis(5),
-        );
+        let i = h.invoke(Invocation::add("c1", "n0", 3, Duration::from_millis(5)));
         h.complete(i, Outcome::Ok, None, None, Duration::from_millis(7));
-        let j = h.invoke(
-            "c2",
-            "n1",
-            OpKind::Read,
-            None,
-            true,
-            Duration::from_millis(8),
-        );
+        let j = h.invoke(Invocation::read("c2", "n1", true, Duration::from_millis(8)));
         assert_eq!(
             h.to_jsonl(),
             concat!(

@@ -18,7 +18,7 @@
 //! `history.jsonl`: the file has every operation, in the order they
 //! completed. So memory does not grow with the length of a run.
 
-use crate::history::{History, OpError, OpKind, Operation, Outcome};
+use crate::history::{History, Invocation, OpError, Operation, Outcome};
 use crate::ledger::Ledger;
 use crate::stats::OpStats;
 use gcounter_core::Time;
@@ -127,31 +127,18 @@ impl Journal {
     }
 
     /// Records an invocation and returns its index.
-    pub fn invoke(
-        &mut self,
-        client: &str,
-        node: &str,
-        kind: OpKind,
-        delta: Option<i64>,
-        final_read: bool,
-        at: Time,
-    ) -> usize {
+    pub fn invoke(&mut self, inv: Invocation) -> usize {
         let Some(b) = &mut self.bound else {
-            return self
-                .history
-                .invoke(client, node, kind, delta, final_read, at);
+            return self.history.invoke(inv);
         };
         let index = b.next;
         b.next += 1;
         if index < b.keep {
             // The first `keep` are `history.ops[0..keep]`: nothing else is
             // pushed there before they are all in.
-            return self
-                .history
-                .invoke(client, node, kind, delta, final_read, at);
+            return self.history.invoke(inv);
         }
-        let op = Operation::invoked(index, client, node, kind, delta, final_read, at);
-        b.open.insert(index, op);
+        b.open.insert(index, Operation::invoked(index, inv));
         index
     }
 
@@ -293,6 +280,7 @@ impl Journal {
 mod tests {
     use super::*;
     use crate::checker::{check, check_ledger};
+    use crate::history::OpKind;
     use std::time::Duration;
 
     /// The same random operations into an unbounded and a bounded journal.
@@ -321,8 +309,15 @@ mod tests {
                     } else {
                         (OpKind::Add, Some(rng.i64(-5..=4)))
                     };
-                    let a = all.invoke(clients[c], "n0", kind, delta, final_read, t);
-                    let b = few.invoke(clients[c], "n0", kind, delta, final_read, t);
+                    let inv = Invocation {
+                        client: clients[c],
+                        node: "n0",
+                        kind,
+                        delta,
+                        final_read,
+                        at: t,
+                    };
+                    let (a, b) = (all.invoke(inv), few.invoke(inv));
                     assert_eq!(a, b);
                     open[c] = Some(a);
                 }
@@ -361,7 +356,7 @@ mod tests {
             ..Sample::default()
         };
         let mut h = History::default();
-        let i = h.invoke("c1", "n0", OpKind::Read, None, false, Time::ZERO);
+        let i = h.invoke(Invocation::read("c1", "n0", false, Time::ZERO));
         for _ in 0..(SAMPLE_CAP as u64 * 5 + 7) {
             s.offer(&h.ops[i]);
         }

@@ -154,6 +154,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::Invocation;
     use std::time::Duration;
 
     #[test]
@@ -168,7 +169,14 @@ mod tests {
                 (OpKind::Read, None)
             };
             let client = format!("c{}", rng.u8(1..=3));
-            let j = h.invoke(&client, "n0", kind, delta, i >= 190, t);
+            let j = h.invoke(Invocation {
+                client: &client,
+                node: "n0",
+                kind,
+                delta,
+                final_read: i >= 190,
+                at: t,
+            });
             let outcome = [Outcome::Ok, Outcome::Info, Outcome::Fail][rng.usize(0..3)];
             if rng.u8(0..10) > 0 {
                 let value = (kind == OpKind::Read).then_some(i as i64);

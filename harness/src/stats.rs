@@ -395,6 +395,7 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::Invocation;
     use std::time::Duration;
 
     #[test]
@@ -405,7 +406,7 @@ mod tests {
         let mut h = History::default();
         for _ in 0..50_000 {
             let ms = -50.0 * (1.0 - rng.f64()).ln();
-            let op = h.invoke("c1", "n0", OpKind::Add, Some(1), false, Duration::ZERO);
+            let op = h.invoke(Invocation::add("c1", "n0", 1, Duration::ZERO));
             h.complete(
                 op,
                 Outcome::Ok,
@@ -491,11 +492,11 @@ mod tests {
     #[test]
     fn ops_are_counted_by_outcome_and_kind() {
         let mut h = History::default();
-        let a = h.invoke("c1", "n0", OpKind::Add, Some(1), false, Duration::ZERO);
+        let a = h.invoke(Invocation::add("c1", "n0", 1, Duration::ZERO));
         h.complete(a, Outcome::Ok, None, None, Duration::from_millis(3));
-        let r = h.invoke("c1", "n0", OpKind::Read, None, false, Duration::ZERO);
+        let r = h.invoke(Invocation::read("c1", "n0", false, Duration::ZERO));
         h.complete(r, Outcome::Fail, None, None, Duration::from_millis(1));
-        h.invoke("c2", "n1", OpKind::Read, None, false, Duration::ZERO);
+        h.invoke(Invocation::read("c2", "n1", false, Duration::ZERO));
         let s = Stats::compute(&h, &NetTally::default());
         assert_eq!(
             s.ops.all,

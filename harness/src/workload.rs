@@ -22,7 +22,7 @@
 //! [`Step::Heal`] asks the driver to heal the network; `recovery` later,
 //! every client issues one final read; when all have completed, [`Step::Done`].
 
-use crate::history::{History, OpError, OpKind, Outcome};
+use crate::history::{History, Invocation, OpError, OpKind, Outcome};
 use crate::journal::{Journal, Journaled};
 use crate::read_lag::{ReadLag, ReadLagStats};
 use gcounter_core::{Body, Envelope, Payload, Time};
@@ -487,9 +487,14 @@ impl Workload {
         if final_read {
             client.final_issued = true;
         }
-        let op = self
-            .history
-            .invoke(&client.id, &client.node, kind, delta, final_read, now);
+        let op = self.history.invoke(Invocation {
+            client: &client.id,
+            node: &client.node,
+            kind,
+            delta,
+            final_read,
+            at: now,
+        });
         client.pending = Some(Pending {
             op,
             msg_id,

@@ -1,5 +1,6 @@
 //! Helpers shared by the end-to-end tests.
 
+pub mod etcd;
 pub mod requires;
 
 use serde_json::Value;

@@ -2,33 +2,18 @@
 //! PATH, Debian's `etcd-server`; `.ci/run` installs it) on free loopback
 //! ports, in directories of their own, stopped when the test ends. Without
 //! etcd, each test that needs it is skipped, or fails under
-//! `GCOUNTER_TEST_REQUIRE_ALL=1` ([`requires`]).
-//!
-//! Data goes under /dev/shm when there is one: etcd fsyncs every commit,
-//! and on a disk shared with builds one fsync can take seconds, which
-//! tests the disk rather than the counter.
+//! `GCOUNTER_TEST_REQUIRE_ALL=1` ([`requires`]). The setup they share
+//! with `etcd_tls.rs` is in [`crate::common::etcd`].
 
+use crate::common::etcd::{cluster_command, one_member, scratch, ServingCluster};
 use crate::common::{self, assert_reports_lost_updates, describe, gcounter, requires, Store};
 use gcounter_core::StrategyKind;
 use gcounter_transport_tcp::etcd::EtcdClient;
-use gcounter_transport_tcp::{Client, Cluster, ClusterSpec, EtcdBackend, EtcdCluster};
+use gcounter_transport_tcp::{Client, Cluster, ClusterSpec, EtcdBackend};
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-pub(crate) fn scratch(name: &str) -> PathBuf {
-    let shm = PathBuf::from("/dev/shm");
-    let base = if shm.is_dir() {
-        shm
-    } else {
-        std::env::temp_dir()
-    };
-    let dir = base.join(format!("gcounter-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 fn etcd_test(strategy: &str) -> (Store, std::process::Output) {
     let store = Store(scratch(&format!("etcd-{strategy}")));
@@ -157,17 +142,6 @@ fn etcd_keys(endpoints: &[String]) -> u64 {
         .map_or(0, |n| n.parse().expect("count is an integer"))
 }
 
-/// A child process killed when dropped (a test that fails midway leaves
-/// no cluster running).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The README's `gcounter cluster --kv etcd --etcd-endpoints ...`, against
 /// an etcd that runs apart from the cluster: it starts, keeps the counter
 /// in that etcd, serves an add and a read, stops cleanly on SIGTERM and
@@ -177,49 +151,17 @@ impl Drop for Proc {
 fn the_cluster_command_uses_a_running_etcd_at_its_endpoints() {
     let Some(_) = requires::etcd() else { return };
     let dir = scratch("etcd-endpoints");
-    let etcd = EtcdCluster::start(&dir.join("etcd"), 1, IpAddr::V4(Ipv4Addr::LOCALHOST))
-        .unwrap_or_else(|e| panic!("etcd: {e}"));
+    let etcd = one_member(&dir, false, &[]);
     let endpoints = etcd.endpoints();
     assert_eq!(etcd_keys(&endpoints), 0, "a fresh etcd holds no key");
-    let cluster_dir = dir.join("cluster");
-    let mut child = Command::new(gcounter())
-        .args(["cluster", "--kv", "etcd", "--etcd-endpoints"])
-        .arg(endpoints.join(","))
-        .args(["--strategy", "cas", "--node-count", "2", "--base-port", "0"])
-        .arg("--dir")
-        .arg(&cluster_dir)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let mut proc = Proc(child);
-    // The table ends with the control line.
-    let mut table = String::new();
-    let mut byte = [0u8; 1];
-    while !table.lines().any(|l| l.starts_with("control")) {
-        if stdout.read(&mut byte).unwrap() == 0 {
-            let mut err = String::new();
-            let _ = stderr.read_to_string(&mut err);
-            let status = proc.0.wait().unwrap();
-            panic!("the cluster exited ({status}) before serving:\n{table}\n{err}");
-        }
-        table.push(byte[0] as char);
-    }
+    let flags = ["--node-count", "2"];
+    let mut cluster = ServingCluster::start(cluster_command(&dir, &endpoints.join(","), &flags));
+    let table = &cluster.table;
     assert!(
         table.contains(&format!("etcd at {}", endpoints.join(","))),
         "{table}"
     );
-    let addr = |id: &str| -> String {
-        let row = table
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(id))
-            .unwrap_or_else(|| panic!("no {id} in {table}"));
-        row.split_whitespace().nth(1).unwrap().to_owned()
-    };
+    let addr = |id: &str| cluster.addr(id);
     let run = |args: &[&str]| Command::new(gcounter()).args(args).output().unwrap();
     let add = run(&["client", "--node", &addr("n0"), "add", "3"]);
     assert_eq!(add.status.code(), Some(0), "{}", describe(&add));
@@ -240,7 +182,7 @@ fn the_cluster_command_uses_a_running_etcd_at_its_endpoints() {
     );
 
     // SIGTERM: the cluster stops its nodes and exits 0.
-    let pid = proc.0.id().to_string();
+    let pid = cluster.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -248,17 +190,17 @@ fn the_cluster_command_uses_a_running_etcd_at_its_endpoints() {
         .success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = proc.0.try_wait().unwrap() {
+        if let Some(status) = cluster.child.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "the cluster did not stop");
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut err = String::new();
-    let _ = stderr.read_to_string(&mut err);
+    let _ = cluster.stderr.read_to_string(&mut err);
     assert!(status.success(), "{status}: {err}");
     assert!(!err.contains("panicked"), "{err}");
-    assert!(!cluster_dir.join("cluster.json").exists());
+    assert!(!dir.join("cluster/cluster.json").exists());
     // The etcd was not the cluster's to stop: it still serves, data and all.
     assert!(etcd_keys(&endpoints) > 0);
     drop(etcd);
@@ -365,13 +307,7 @@ fn past_etcds_quota_no_add_is_acknowledged_and_reads_go_on() {
     let Some(_) = requires::etcd() else { return };
     for strategy in [StrategyKind::PerNode, StrategyKind::Cas] {
         let dir = scratch(&format!("etcd-quota-{strategy}"));
-        let etcd = EtcdCluster::start_with(
-            &dir.join("etcd"),
-            1,
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            &["--quota-backend-bytes", "200000"],
-        )
-        .unwrap_or_else(|e| panic!("etcd: {e}"));
+        let etcd = one_member(&dir, false, &["--quota-backend-bytes", "200000"]);
         let mut spec = ClusterSpec::new(gcounter(), dir.join("cluster"));
         spec.strategy = strategy;
         spec.nodes = 2;

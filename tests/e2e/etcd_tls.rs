@@ -4,52 +4,23 @@
 //! exit status 1; and tokens that etcd forgets are obtained again without
 //! losing or doubling an acknowledged add.
 
+use crate::common::etcd::{cluster_command, one_member, scratch, ServingCluster, LOOPBACK};
 use crate::common::{describe, gcounter, requires};
-use crate::etcd::{add_for, converge, etcd_cluster, scratch};
+use crate::etcd::{add_for, converge, etcd_cluster};
 use gcounter_core::StrategyKind;
 use gcounter_transport_tcp::etcd::cluster::NODE_USER;
 use gcounter_transport_tcp::etcd::pki::Pki;
 use gcounter_transport_tcp::etcd::{base64_encode, EtcdClient, PASSWORD_ENV};
-use gcounter_transport_tcp::EtcdCluster;
 use serde_json::json;
-use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
-
-const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-/// A one-member secure etcd in `dir/etcd`.
-fn secure_etcd(dir: &Path) -> EtcdCluster {
-    EtcdCluster::start_secure(&dir.join("etcd"), 1, LOOPBACK, &[])
-        .unwrap_or_else(|e| panic!("etcd: {e}"))
-}
 
 /// `gcounter cluster` against `endpoints` with `flags`, expected to be
 /// refused before any node starts.
 fn refused_cluster(dir: &Path, endpoints: &str, flags: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(gcounter());
-    command
-        .args([
-            "cluster",
-            "--kv",
-            "etcd",
-            "--strategy",
-            "cas",
-            "--base-port",
-            "0",
-        ])
-        .args(["--etcd-endpoints", endpoints])
-        .args(flags)
-        .arg("--dir")
-        .arg(dir.join("cluster"))
-        .env_remove(PASSWORD_ENV)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        command.env(k, v);
-    }
+    let mut command = cluster_command(dir, endpoints, flags);
+    command.envs(env.iter().copied());
     command.output().unwrap()
 }
 
@@ -74,7 +45,7 @@ fn path(p: &Path) -> &str {
 fn bad_etcd_credentials_are_one_line_naming_the_cause() {
     let Some(_) = requires::etcd() else { return };
     let dir = scratch("etcd-bad-creds");
-    let etcd = secure_etcd(&dir);
+    let etcd = one_member(&dir, true, &[]);
     let pki = etcd.pki().unwrap().clone();
     let creds = etcd.node_creds();
     let https = format!("https://{}", etcd.endpoints()[0]);
@@ -126,53 +97,31 @@ fn bad_etcd_credentials_are_one_line_naming_the_cause() {
 fn the_cluster_command_reaches_a_tls_etcd_with_etcdctl_flags() {
     let Some(_) = requires::etcd() else { return };
     let dir = scratch("etcd-tls-endpoints");
-    let etcd = secure_etcd(&dir);
+    let etcd = one_member(&dir, true, &[]);
     let creds = etcd.node_creds();
     let password = std::fs::read_to_string(creds.password_file.as_ref().unwrap()).unwrap();
     let https = format!("https://{}", etcd.endpoints()[0]);
-    let mut child = Command::new(gcounter())
-        .args([
-            "cluster",
-            "--kv",
-            "etcd",
-            "--strategy",
-            "cas",
-            "--base-port",
-            "0",
-        ])
-        .args(["--node-count", "2", "--etcd-endpoints", &https])
-        .args(["--cacert", path(creds.cacert.as_ref().unwrap())])
-        .args(["--cert", path(creds.cert.as_ref().unwrap())])
-        .args(["--key", path(creds.key.as_ref().unwrap())])
-        .args(["--user", NODE_USER])
-        .env(PASSWORD_ENV, password.trim())
-        .arg("--dir")
-        .arg(dir.join("cluster"))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut table = String::new();
-    let mut byte = [0u8; 1];
-    while !table.lines().any(|l| l.starts_with("control")) {
-        if stdout.read(&mut byte).unwrap() == 0 {
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            let _ = child.kill();
-            panic!("the cluster exited before serving:\n{table}\n{err}");
-        }
-        table.push(byte[0] as char);
-    }
-    assert!(table.contains("over TLS, as user gcounter"), "{table}");
-    let n0 = table
-        .lines()
-        .find(|l| l.starts_with("n0 "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap()
-        .to_owned();
+    let flags = [
+        "--node-count",
+        "2",
+        "--cacert",
+        path(creds.cacert.as_ref().unwrap()),
+        "--cert",
+        path(creds.cert.as_ref().unwrap()),
+        "--key",
+        path(creds.key.as_ref().unwrap()),
+        "--user",
+        NODE_USER,
+    ];
+    let mut command = cluster_command(&dir, &https, &flags);
+    command.env(PASSWORD_ENV, password.trim());
+    let cluster = ServingCluster::start(command);
+    assert!(
+        cluster.table.contains("over TLS, as user gcounter"),
+        "{}",
+        cluster.table
+    );
+    let n0 = cluster.addr("n0");
     let add = Command::new(gcounter())
         .args(["client", "--node", &n0, "add", "3"])
         .output()
@@ -181,8 +130,7 @@ fn the_cluster_command_reaches_a_tls_etcd_with_etcdctl_flags() {
         .args(["client", "--node", &n0, "read"])
         .output()
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(cluster);
     assert_eq!(add.status.code(), Some(0), "{}", describe(&add));
     assert_eq!(read.stdout, b"3\n", "{}", describe(&read));
     drop(etcd);
@@ -203,7 +151,7 @@ fn forget_tokens(root: &mut EtcdClient, password_file: &PathBuf) {
 fn a_forgotten_token_is_renewed_and_the_call_applied_once() {
     let Some(_) = requires::etcd() else { return };
     let dir = scratch("etcd-token");
-    let etcd = secure_etcd(&dir);
+    let etcd = one_member(&dir, true, &[]);
     let creds = etcd.node_creds();
     let security = creds.load(true).unwrap();
     let t = Duration::from_secs(5);

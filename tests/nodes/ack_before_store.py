@@ -54,10 +54,7 @@ def add(msg):
 
 @node.handler("read")
 def read(msg):
-    if not node.kv_sync(KV):
-        node.error(msg, 11, "could not sync")
-        return
-    node.reply_read(msg, node.kv_read(KV, KEY), KEY)
+    node.serve_kv_read(msg, KV, KEY)
 
 
 if __name__ == "__main__":

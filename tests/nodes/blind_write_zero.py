@@ -64,14 +64,9 @@ def add(msg):
 
 @node.handler("read")
 def read(msg):
-    if not node.kv_sync(KV):
-        node.error(msg, 11, "could not sync")
+    if not node.kv_synced(msg, KV):
         return
-    value = counter()
-    if value is None:
-        node.error(msg, 11, f"could not read {KEY}")
-    else:
-        node.reply(msg, {"type": "read_ok", "value": value})
+    node.reply_read(msg, counter(), KEY)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,7 @@ KEY = "counter"
 
 @node.handler("add")
 def add(msg):
-    node.kv_add(KV, KEY, msg["body"]["delta"])
-    node.reply(msg, {"type": "add_ok"})
+    node.serve_kv_add(msg, KV, KEY)
 
 
 @node.handler("read")

@@ -40,11 +40,7 @@ KEY = "counter"
 FLUSH_INTERVAL = 0.25  # seconds between two flushes of the buffer
 
 
-@node.on_init
-def start():
-    node.every(FLUSH_INTERVAL, flush)
-
-
+@node.every(FLUSH_INTERVAL)
 def flush():
     global buffer
     with lock:
@@ -74,10 +70,7 @@ def add(msg):
 def read(msg):
     # seq-kv may serve a stale state; a write that changes a value runs
     # against the newest state and brings this node's view up to date.
-    if not node.kv_sync(KV):
-        node.error(msg, 11, "could not sync")
-        return
-    node.reply_read(msg, node.kv_read(KV, KEY), KEY)
+    node.serve_kv_read(msg, KV, KEY)
 
 
 if __name__ == "__main__":

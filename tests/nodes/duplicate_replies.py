@@ -7,42 +7,40 @@ sends one reply to a msg_id its client never used. The verdict stays valid
 (clients ignore what they do not wait for); `gcounter test` must count and
 show both as warnings."""
 
-import json
-import sys
+import threading
 
-total = 0
-next_id = 0
+from maelstrom import GCounterState, Node
+
+node = Node()
+counter = GCounterState(node)
+lock = threading.Lock()
 requests = 0
 
 
-def send(dest, body):
-    global next_id
-    body["msg_id"] = next_id
-    next_id += 1
-    out = {"src": node_id, "dest": dest, "body": body}
-    sys.stdout.write(json.dumps(out) + "\n")
-    sys.stdout.flush()
+def answer(msg, body):
+    """Replies `body` to `msg`: twice for the first five requests, and
+    after the seventh also once to a msg_id no client used."""
+    global requests
+    with lock:
+        requests += 1
+        n = requests
+    for _ in range(2 if n <= 5 else 1):
+        node.reply(msg, dict(body))
+    if n == 7:
+        stray = {"type": "read_ok", "value": counter.total(), "in_reply_to": 1_000_000}
+        node.send(msg["src"], dict(stray, msg_id=node.fresh_id()))
 
 
-node_id = None
-for line in sys.stdin:
-    msg = json.loads(line)
-    body = msg["body"]
-    kind = body["type"]
-    if kind == "init":
-        node_id = body["node_id"]
-        send(msg["src"], {"type": "init_ok", "in_reply_to": body["msg_id"]})
-        continue
-    if kind == "add":
-        total += body["delta"]
-        reply = {"type": "add_ok"}
-    elif kind == "read":
-        reply = {"type": "read_ok", "value": total}
-    else:
-        continue
-    requests += 1
-    times = 2 if requests <= 5 else 1
-    for _ in range(times):
-        send(msg["src"], dict(reply, in_reply_to=body["msg_id"]))
-    if requests == 7:
-        send(msg["src"], {"type": "read_ok", "value": total, "in_reply_to": 1_000_000})
+@node.handler("add")
+def add(msg):
+    counter.add(msg["body"]["delta"])
+    answer(msg, {"type": "add_ok"})
+
+
+@node.handler("read")
+def read(msg):
+    answer(msg, {"type": "read_ok", "value": counter.total()})
+
+
+if __name__ == "__main__":
+    node.run()

@@ -8,35 +8,45 @@
 sleeps for a minute holding stdin, stdout and stderr, and exits. The
 child prints its pid on stderr (the node's log) for the test to check."""
 
-import json
 import os
 import sys
+import threading
 import time
 
-total = 0
+from maelstrom import GCounterState, Node
+
+node = Node()
+counter = GCounterState(node)
+lock = threading.Lock()
 requests = 0
-node_id = None
-for line in sys.stdin:
-    msg = json.loads(line)
-    body, src = msg["body"], msg["src"]
-    reply = None
-    if body["type"] == "init":
-        node_id = body["node_id"]
-        reply = {"type": "init_ok"}
-    elif body["type"] == "add":
-        total += body["delta"]
-        reply = {"type": "add_ok"}
-    elif body["type"] == "read":
-        reply = {"type": "read_ok", "value": total}
-    if reply is not None:
-        reply["in_reply_to"] = body["msg_id"]
-        sys.stdout.write(json.dumps({"src": node_id, "dest": src, "body": reply}) + "\n")
-        sys.stdout.flush()
-    requests += 1
-    if requests == 10:
+
+
+def count_request():
+    """At the 10th request, forks the child and exits."""
+    global requests
+    with lock:
+        requests += 1
+        if requests < 10:
+            return
         if os.fork() == 0:
             sys.stderr.write("child pid %d\n" % os.getpid())
             sys.stderr.flush()
             time.sleep(60)
             os._exit(0)
         os._exit(0)
+
+
+@node.handler("add")
+def add(msg):
+    counter.handle_add(msg)
+    count_request()
+
+
+@node.handler("read")
+def read(msg):
+    counter.handle_read(msg)
+    count_request()
+
+
+if __name__ == "__main__":
+    node.run()

@@ -127,6 +127,31 @@ class Node:
         the service acknowledged it."""
         return self.kv_write(kv, f"sync-{self.id}", random.getrandbits(62))
 
+    def kv_synced(self, msg, kv):
+        """`kv_sync`, answering `msg` with error 11 when the service did
+        not acknowledge it: whether the node may go on to read."""
+        if self.kv_sync(kv):
+            return True
+        self.error(msg, 11, "could not sync")
+        return False
+
+    def kv_sum_counters(self, kv):
+        """The sum of every node's `counter_key` in `kv` (a missing key
+        counts as 0), the keys read all at once, each on a thread of its
+        own; None if one of them could not be read."""
+        keys = [counter_key(n) for n in self.node_ids]
+        values = [None] * len(keys)
+
+        def read_one(i):
+            values[i] = self.kv_read(kv, keys[i])
+
+        readers = [threading.Thread(target=read_one, args=(i,)) for i in range(len(keys))]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join()
+        return None if None in values else sum(values)
+
     def kv_add(self, kv, key, delta):
         """Adds `delta` to the number at `key`, the correct way: read, then
         compare-and-set (creating a missing key), again until it lands."""
@@ -137,6 +162,18 @@ class Node:
             ):
                 return
             # A stale read, or another node got there first: read again.
+
+    def serve_kv_add(self, msg, kv, key):
+        """Answers `msg`, an add, the correct way: `kv_add`, then
+        `add_ok`."""
+        self.kv_add(kv, key, msg["body"]["delta"])
+        self.reply(msg, {"type": "add_ok"})
+
+    def serve_kv_read(self, msg, kv, key):
+        """Answers `msg`, a read, the correct way: `kv_synced`, then the
+        value of `key`."""
+        if self.kv_synced(msg, kv):
+            self.reply_read(msg, self.kv_read(kv, key), key)
 
     def reply_read(self, msg, value, what):
         """`read_ok` with `value`, or error 11 naming `what` could not be
@@ -149,15 +186,27 @@ class Node:
     def spawn(self, f, *args):
         threading.Thread(target=f, args=args, daemon=True).start()
 
-    def every(self, seconds, f):
-        """Runs `f` every `seconds`, on a thread of its own, forever."""
+    def every(self, seconds, f=None):
+        """Runs `f` every `seconds`, on a thread of its own, forever, from
+        `init` on (before it the node has no id and knows no peer).
+        Without `f`, decorates the function to run."""
+        if f is None:
+
+            def decorate(f):
+                self.every(seconds, f)
+                return f
+
+            return decorate
 
         def loop():
             while True:
                 time.sleep(seconds)
                 f()
 
-        self.spawn(loop)
+        if self.id is None:
+            self.on_init(lambda: self.spawn(loop))
+        else:
+            self.spawn(loop)
 
     def run(self):
         for line in sys.stdin:
@@ -182,3 +231,62 @@ class Node:
                 self.spawn(self._handlers[kind], msg)
             else:
                 self.log(f"unexpected message {line.strip()}")
+
+
+def counter_key(n):
+    """The key of node `n`'s own count, for the nodes that keep one key per
+    node in a KV service."""
+    return f"counter-{n}"
+
+
+class GCounterState:
+    """A G-Counter CRDT's state on one node: a count per node, this node's
+    own grown by `add`, the others' merged by maximum from `py_gossip`
+    messages (a count only grows, so the order they arrive in does not
+    matter). It answers `py_gossip` itself; a node registers `handle_add`
+    and `handle_read`, or its own handlers where it differs.
+
+        counter = GCounterState(node)
+        node.handler("add")(counter.handle_add)
+        node.handler("read")(counter.handle_read)
+        node.every(0.2, counter.gossip)
+    """
+
+    def __init__(self, node):
+        self.node = node
+        self.lock = threading.Lock()
+        self.counts = {}
+        node.handler("py_gossip")(self.merge)
+
+    def add(self, delta):
+        with self.lock:
+            self.counts[self.node.id] = self.counts.get(self.node.id, 0) + delta
+
+    def total(self):
+        with self.lock:
+            return sum(self.counts.values())
+
+    def own(self):
+        """This node's own count: the adds it took."""
+        with self.lock:
+            return self.counts.get(self.node.id, 0)
+
+    def gossip(self):
+        """Sends the whole map to every peer."""
+        with self.lock:
+            state = dict(self.counts)
+        for peer in self.node.peers:
+            self.node.send(peer, {"type": "py_gossip", "counts": state})
+
+    def merge(self, msg):
+        with self.lock:
+            for n, c in msg["body"]["counts"].items():
+                self.counts[n] = max(self.counts.get(n, 0), c)
+
+    def handle_add(self, msg):
+        """Counts the add, then acknowledges it."""
+        self.add(msg["body"]["delta"])
+        self.node.reply(msg, {"type": "add_ok"})
+
+    def handle_read(self, msg):
+        self.node.reply(msg, {"type": "read_ok", "value": self.total()})

@@ -28,48 +28,17 @@ directory across kills, as it keeps a disk); or keep the count in
 `seq-kv`, which a kill does not touch.
 """
 
-import threading
-
-from maelstrom import Node
+from maelstrom import GCounterState, Node
 
 node = Node()
-lock = threading.Lock()
-counts = {}  # BUG: in memory only; a killed node starts again from {}
+# BUG: in memory only; a killed node starts again from an empty map.
+counter = GCounterState(node)
+node.handler("add")(counter.handle_add)
+node.handler("read")(counter.handle_read)
 
 GOSSIP_INTERVAL = 0.2  # seconds between two gossip rounds
 
-
-@node.on_init
-def start():
-    node.every(GOSSIP_INTERVAL, gossip)
-
-
-def gossip():
-    with lock:
-        state = dict(counts)
-    for peer in node.peers:
-        node.send(peer, {"type": "counts", "counts": state})
-
-
-@node.handler("add")
-def add(msg):
-    with lock:
-        counts[node.id] = counts.get(node.id, 0) + msg["body"]["delta"]
-    node.reply(msg, {"type": "add_ok"})
-
-
-@node.handler("counts")
-def merge(msg):
-    with lock:
-        for n, c in msg["body"]["counts"].items():
-            counts[n] = max(counts.get(n, 0), c)
-
-
-@node.handler("read")
-def read(msg):
-    with lock:
-        value = sum(counts.values())
-    node.reply(msg, {"type": "read_ok", "value": value})
+node.every(GOSSIP_INTERVAL, counter.gossip)
 
 
 if __name__ == "__main__":

@@ -7,27 +7,26 @@
 """A single-node counter that answers every read with its total plus 0.5,
 except the third read, answered with 2^64 + 117."""
 
-import json
-import sys
+import threading
 
-total = 0
+from maelstrom import GCounterState, Node
+
+node = Node()
+counter = GCounterState(node)
+node.handler("add")(counter.handle_add)
+lock = threading.Lock()
 reads = 0
-node_id = None
-for line in sys.stdin:
-    msg = json.loads(line)
-    body = msg["body"]
-    if body["type"] == "init":
-        node_id = body["node_id"]
-        reply = {"type": "init_ok"}
-    elif body["type"] == "add":
-        total += body["delta"]
-        reply = {"type": "add_ok"}
-    elif body["type"] == "read":
+
+
+@node.handler("read")
+def read(msg):
+    global reads
+    with lock:
         reads += 1
-        value = 2**64 + 117 if reads == 3 else total + 0.5
-        reply = {"type": "read_ok", "value": value}
-    else:
-        continue
-    reply["in_reply_to"] = body["msg_id"]
-    sys.stdout.write(json.dumps({"src": node_id, "dest": msg["src"], "body": reply}) + "\n")
-    sys.stdout.flush()
+        third = reads == 3
+    value = 2**64 + 117 if third else counter.total() + 0.5
+    node.reply(msg, {"type": "read_ok", "value": value})
+
+
+if __name__ == "__main__":
+    node.run()

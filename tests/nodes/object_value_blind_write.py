@@ -30,11 +30,12 @@ node = Node()
 
 KV = "seq-kv"
 KEY = "counter"
+MISSING = {"counter": 0, "last_node": None}  # what a missing key counts as
 
 
 @node.handler("add")
 def add(msg):
-    current = node.kv_read(KV, KEY, missing={"counter": 0, "last_node": None})
+    current = node.kv_read(KV, KEY, missing=MISSING)
     if current is None:
         node.error(msg, 11, f"could not read {KEY}")
         return
@@ -48,14 +49,10 @@ def add(msg):
 
 @node.handler("read")
 def read(msg):
-    if not node.kv_sync(KV):
-        node.error(msg, 11, "could not sync")
+    if not node.kv_synced(msg, KV):
         return
-    current = node.kv_read(KV, KEY, missing={"counter": 0, "last_node": None})
-    if current is None:
-        node.error(msg, 11, f"could not read {KEY}")
-    else:
-        node.reply(msg, {"type": "read_ok", "value": current["counter"]})
+    current = node.kv_read(KV, KEY, missing=MISSING)
+    node.reply_read(msg, None if current is None else current["counter"], KEY)
 
 
 if __name__ == "__main__":

@@ -24,21 +24,15 @@ is too high by the difference.
 The fix. Write a node's count to its own key only.
 """
 
-import threading
-
-from maelstrom import Node
+from maelstrom import GCounterState, Node, counter_key
 
 node = Node()
-lock = threading.Lock()
-total = 0  # acknowledged adds on this node
+counter = GCounterState(node)  # only its own count: acknowledged adds
+node.handler("add")(counter.handle_add)
 
 KV = "seq-kv"
 FLUSH_INTERVAL = 0.05
 ABSENT = object()
-
-
-def key_of(n):
-    return f"counter-{n}"
 
 
 def raise_to(key, value):
@@ -53,40 +47,22 @@ def raise_to(key, value):
         node.kv_cas(KV, key, current, value)
 
 
+@node.every(FLUSH_INTERVAL)
 def flush():
-    with lock:
-        mine = total
-    raise_to(key_of(node.id), mine)
+    mine = counter.own()
+    raise_to(counter_key(node.id), mine)
     # BUG: this node's count is not its neighbour's.
     ids = sorted(node.node_ids)
     neighbour = ids[(ids.index(node.id) + 1) % len(ids)]
     if neighbour != node.id:
-        raise_to(key_of(neighbour), mine)
-
-
-@node.on_init
-def start():
-    node.every(FLUSH_INTERVAL, flush)
-
-
-@node.handler("add")
-def add(msg):
-    global total
-    with lock:
-        total += msg["body"]["delta"]
-    node.reply(msg, {"type": "add_ok"})
+        raise_to(counter_key(neighbour), mine)
 
 
 @node.handler("read")
 def read(msg):
-    if not node.kv_sync(KV):
-        node.error(msg, 11, "could not sync")
+    if not node.kv_synced(msg, KV):
         return
-    values = [node.kv_read(KV, key_of(n)) for n in node.node_ids]
-    if any(v is None for v in values):
-        node.error(msg, 11, "could not read every key")
-    else:
-        node.reply(msg, {"type": "read_ok", "value": sum(values)})
+    node.reply_read(msg, node.kv_sum_counters(KV), "every key")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,12 @@ import os
 import sys
 import threading
 
-from maelstrom import Node
+from maelstrom import GCounterState, Node
 
 node = Node()
+counter = GCounterState(node)  # never gossiped: each node counts its own
+node.handler("read")(counter.handle_read)
 lock = threading.Lock()
-count = 0
 adds = 0
 
 CRASH_AFTER = 20
@@ -49,21 +50,13 @@ def panic(text):
 
 @node.handler("add")
 def add(msg):
-    global count, adds
+    global adds
     with lock:
         adds += 1
         if adds == CRASH_AFTER:
             shards = [0, 0, 0]
             panic(f"runtime error: index out of range [{len(shards)}] with length {len(shards)}")
-        count += msg["body"]["delta"]
-    node.reply(msg, {"type": "add_ok"})
-
-
-@node.handler("read")
-def read(msg):
-    with lock:
-        value = count
-    node.reply(msg, {"type": "read_ok", "value": value})
+    counter.handle_add(msg)
 
 
 if __name__ == "__main__":

@@ -29,45 +29,26 @@ node's own (`sync-<node_id>`): a write that changes a value runs against
 the newest state and moves the node's position there.
 """
 
-import threading
-
-from maelstrom import Node
+from maelstrom import GCounterState, Node, counter_key
 
 node = Node()
-lock = threading.Lock()
-total = 0  # our running total, acknowledged or about to be
+counter = GCounterState(node)  # only its own count: our running total
+node.handler("add")(counter.handle_add)
 written = 0  # the last total seq-kv acknowledged for our key (flusher only)
 
 KV = "seq-kv"
 FLUSH_INTERVAL = 0.05  # seconds between two writes of our total
 
 
-def key_of(n):
-    return f"counter-{n}"
-
-
-@node.on_init
-def start():
-    node.every(FLUSH_INTERVAL, flush)
-
-
-@node.handler("add")
-def add(msg):
-    global total
-    with lock:
-        total += msg["body"]["delta"]
-    node.reply(msg, {"type": "add_ok"})
-
-
+@node.every(FLUSH_INTERVAL)
 def flush():
     """Write our running total to our key when it has grown. One writer,
     so the writes land in order."""
     global written
-    with lock:
-        value = total
+    value = counter.own()
     if value == written:
         return
-    if node.kv_write(KV, key_of(node.id), value):
+    if node.kv_write(KV, counter_key(node.id), value):
         written = value
     else:
         node.log(f"write {value} failed; again later")
@@ -77,21 +58,7 @@ def flush():
 def read(msg):
     # BUG: no write of a fresh value first, so every one of these reads may
     # be served from a stale state of seq-kv.
-    values = {}
-
-    def read_one(n):
-        values[n] = node.kv_read(KV, key_of(n))
-
-    readers = [threading.Thread(target=read_one, args=(n,)) for n in node.node_ids]
-    for t in readers:
-        t.start()
-    for t in readers:
-        t.join()
-    missing = [key_of(n) for n, v in values.items() if v is None]
-    if missing:
-        node.error(msg, 11, f"could not read {missing}")
-    else:
-        node.reply(msg, {"type": "read_ok", "value": sum(values.values())})
+    node.reply_read(msg, node.kv_sum_counters(KV), "every key")
 
 
 if __name__ == "__main__":

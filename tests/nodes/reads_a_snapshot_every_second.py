@@ -10,54 +10,25 @@ measure read lag for any node: its reads fall up to about a second behind
 the adds acknowledged before them.
 """
 
-import threading
-
-from maelstrom import Node
+from maelstrom import GCounterState, Node
 
 node = Node()
-lock = threading.Lock()
-counts = {}
-snapshot = 0
+counter = GCounterState(node)
+node.handler("add")(counter.handle_add)
+snapshot = 0  # the total as it was at the last refresh
+
+node.every(0.1, counter.gossip)
 
 
-@node.on_init
-def start():
-    node.every(0.1, gossip)
-    node.every(1.0, refresh)
-
-
-def gossip():
-    with lock:
-        state = dict(counts)
-    for peer in node.peers:
-        node.send(peer, {"type": "py_gossip", "counts": state})
-
-
+@node.every(1.0)
 def refresh():
     global snapshot
-    with lock:
-        snapshot = sum(counts.values())
-
-
-@node.handler("add")
-def add(msg):
-    with lock:
-        counts[node.id] = counts.get(node.id, 0) + msg["body"]["delta"]
-    node.reply(msg, {"type": "add_ok"})
+    snapshot = counter.total()
 
 
 @node.handler("read")
 def read(msg):
-    with lock:
-        value = snapshot
-    node.reply(msg, {"type": "read_ok", "value": value})
-
-
-@node.handler("py_gossip")
-def merge(msg):
-    with lock:
-        for n, c in msg["body"]["counts"].items():
-            counts[n] = max(counts.get(n, 0), c)
+    node.reply(msg, {"type": "read_ok", "value": snapshot})
 
 
 if __name__ == "__main__":

@@ -10,14 +10,12 @@ is `unknown` rather than valid: Maelstrom's checker looks only at the final
 reads that answered, so Maelstrom would call this run valid.
 """
 
-import threading
 import time
 
-from maelstrom import Node
+from maelstrom import GCounterState, Node
 
 node = Node()
-lock = threading.Lock()
-count = 0
+counter = GCounterState(node)
 last_add = time.monotonic()
 
 IDLE = 1.0
@@ -25,19 +23,15 @@ IDLE = 1.0
 
 @node.handler("add")
 def add(msg):
-    global count, last_add
-    with lock:
-        count += msg["body"]["delta"]
-        last_add = time.monotonic()
-    node.reply(msg, {"type": "add_ok"})
+    global last_add
+    last_add = time.monotonic()
+    counter.handle_add(msg)
 
 
 @node.handler("read")
 def read(msg):
-    with lock:
-        value, idle = count, time.monotonic() - last_add
-    if idle < IDLE:
-        node.reply(msg, {"type": "read_ok", "value": value})
+    if time.monotonic() - last_add < IDLE:
+        counter.handle_read(msg)
     # BUG: otherwise no answer at all.
 
 

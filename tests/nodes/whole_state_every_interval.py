@@ -11,50 +11,23 @@ every 300 ms, so that a lost message is repaired as ours repairs it.
 """
 
 import os
-import threading
 
-from maelstrom import Node
+from maelstrom import GCounterState, Node
 
 node = Node()
-lock = threading.Lock()
-counts = {}
+counter = GCounterState(node)
+node.handler("read")(counter.handle_read)
 interval_ms = int(os.environ.get("GCOUNTER_GOSSIP_INTERVAL", "300"))
 EAGER_RETRY_MS = 300
 
-
-@node.on_init
-def start():
-    node.every((interval_ms or EAGER_RETRY_MS) / 1000.0, gossip)
-
-
-def gossip():
-    with lock:
-        state = dict(counts)
-    for peer in node.peers:
-        node.send(peer, {"type": "py_gossip", "counts": state})
+node.every((interval_ms or EAGER_RETRY_MS) / 1000.0, counter.gossip)
 
 
 @node.handler("add")
 def add(msg):
-    with lock:
-        counts[node.id] = counts.get(node.id, 0) + msg["body"]["delta"]
-    node.reply(msg, {"type": "add_ok"})
+    counter.handle_add(msg)
     if interval_ms == 0:
-        gossip()
-
-
-@node.handler("read")
-def read(msg):
-    with lock:
-        value = sum(counts.values())
-    node.reply(msg, {"type": "read_ok", "value": value})
-
-
-@node.handler("py_gossip")
-def merge(msg):
-    with lock:
-        for n, c in msg["body"]["counts"].items():
-            counts[n] = max(counts.get(n, 0), c)
+        counter.gossip()
 
 
 if __name__ == "__main__":

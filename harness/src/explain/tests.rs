@@ -4,7 +4,7 @@
 
 use super::explain;
 use crate::checker::{check, Verdict};
-use crate::history::{History, OpKind, Outcome};
+use crate::history::{History, Invocation, Outcome};
 use crate::testcore::trace::{Fate, KvServed};
 use crate::testcore::{Trace, TraceEntry};
 use serde_json::{json, Value};
@@ -72,7 +72,7 @@ impl Run {
     fn add(&mut self, client: &str, node: &str, delta: i64, at: u64) {
         let i = self
             .history
-            .invoke(client, node, OpKind::Add, Some(delta), false, ms(at));
+            .invoke(Invocation::add(client, node, delta, ms(at)));
         self.history
             .complete(i, Outcome::Ok, None, None, ms(at + 5));
     }
@@ -81,7 +81,7 @@ impl Run {
     fn final_read(&mut self, client: &str, node: &str, value: i64, from: u64, to: u64) {
         let i = self
             .history
-            .invoke(client, node, OpKind::Read, None, true, ms(from));
+            .invoke(Invocation::read(client, node, true, ms(from)));
         self.history
             .complete(i, Outcome::Ok, Some(value), None, ms(to));
     }

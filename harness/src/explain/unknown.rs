@@ -34,18 +34,18 @@ pub fn unknown_reason(check: &CheckResult) -> Option<String> {
 mod tests {
     use super::*;
     use crate::checker::check;
-    use crate::history::{History, OpKind, Outcome};
+    use crate::history::{History, Invocation, Outcome};
     use std::time::Duration;
 
     #[test]
     fn a_missing_final_read_says_maelstrom_would_call_the_run_valid() {
         let mut h = History::default();
         let t = Duration::from_millis;
-        let a = h.invoke("c1", "n0", OpKind::Add, Some(3), false, t(1));
+        let a = h.invoke(Invocation::add("c1", "n0", 3, t(1)));
         h.complete(a, Outcome::Ok, None, None, t(2));
-        let r = h.invoke("c1", "n0", OpKind::Read, None, true, t(10));
+        let r = h.invoke(Invocation::read("c1", "n0", true, t(10)));
         h.complete(r, Outcome::Ok, Some(3), None, t(11));
-        let r = h.invoke("c2", "n1", OpKind::Read, None, true, t(10));
+        let r = h.invoke(Invocation::read("c2", "n1", true, t(10)));
         h.complete(r, Outcome::Info, None, None, t(5010));
         let c = check(&h);
         assert_eq!(c.verdict, Verdict::Unknown);

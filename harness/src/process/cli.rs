@@ -80,7 +80,7 @@ pub struct TestArgs {
     /// id and cut at 64 KiB (node-logs/ always keeps every byte).
     #[arg(long)]
     pub log_stderr: bool,
-    /// Where results go: <STORE>/g-counter/<timestamp>/, and <STORE>/latest.
+    /// Where results go: `<STORE>/g-counter/<timestamp>/`, and `<STORE>/latest`.
     #[arg(long, value_name = "DIR", default_value = "store")]
     pub store: PathBuf,
     /// gossip, per-node, cas, naive or gossip-max: sets GCOUNTER_STRATEGY for the
