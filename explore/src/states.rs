@@ -49,12 +49,20 @@
 //!
 //! # Memory
 //!
-//! The visited set holds a 128-bit fingerprint and 16 bytes (the packed
-//! counts, or the sleep mask) per state: 32 bytes, about 70 with the
-//! table's slack and growth, whatever a world weighs. Worlds live only on
-//! the stack, one per frame of the current schedule. Two different states
-//! share a fingerprint with odds about n²/2^129 for n states: below
-//! 10^-22 at 10^8 states (1.5 x 10^-23).
+//! The visited set ([`Visited`]) holds a 128-bit fingerprint and one
+//! word (the sleep mask; without sleep sets, where the state's counts
+//! are kept) per state: 24 bytes, about 40 with the tables' slack,
+//! whatever a world weighs. It is split into 256 tables that grow one at
+//! a time, so growing never copies the whole set at once. Worlds live
+//! only on the stack, one per frame of the current schedule. Two
+//! different states share a fingerprint with odds about n²/2^129 for n
+//! states: below 10^-22 at 10^8 states (1.5 x 10^-23).
+//!
+//! The set keeps every state explored, not only the frontier's: a state
+//! can be reached again from any later branch of a depth-first search,
+//! and a breadth-first search, whose visited set could shrink to two
+//! levels (every schedule reaching a state has the same length), would
+//! hold a whole level's worlds instead, kilobytes each against 24 bytes.
 //!
 //! Branching copies the world (nodes are `Clone`, `seq-kv`'s states are
 //! persistent maps) instead of replaying a prefix from scratch.
