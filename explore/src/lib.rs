@@ -90,6 +90,35 @@
 //!
 //! Both branch by copying the world, not by replaying a schedule's
 //! prefix from scratch (which was half of DPOR's time).
+//!
+//! # Not reduced: renaming the nodes
+//!
+//! The servers of a run cannot be renamed into one another here, so the
+//! search does not merge states that differ only by node names (symmetry
+//! reduction). Each client adds distinct powers of two, so that a final
+//! read names the adds it holds and the checker catches a read that
+//! misses an acknowledged add but holds an indeterminate one of the same
+//! size; renaming two servers would then have to rename values too (swap
+//! their bits), which agrees with a strategy's arithmetic only while no
+//! sum carries (a delta added twice, the bug we look for, carries) and
+//! with a comparison across nodes' counts (`gossip-max`) not at all.
+//! Message ids are handed out in send order (a node gossips to its peers
+//! in id order), so a renamed state is not one the system reaches unless
+//! message ids are renamed canonically as well; and `per-node` names its
+//! peers by position in the node list, `cas` seeds its backoff from the
+//! node's id. A sound reduction needs a renaming for every type of the
+//! core (ids, values, message ids) and a test that a renamed world steps
+//! as the original does, renamed. Until then, 3-node searches are exact
+//! and large (`BENCHMARKS.md`).
+//!
+//! # One thread
+//!
+//! Working out a state's successors on both cores (copy, step and
+//! fingerprint in parallel, taken back in order, so that the result does
+//! not depend on the number of threads) was measured and made the search
+//! slower: `per-node`'s default took 20.2 s on two threads and 14.2 s on
+//! one against 9.3 s before, the successors held ahead falling out of
+//! cache and a state's few successors too little work to share.
 
 pub mod bounds;
 pub mod cli;

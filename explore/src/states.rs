@@ -80,8 +80,8 @@
 use super::bounds::{Bounds, Reduction};
 use super::event::{Event, Footprint};
 use super::search::{record, Report, SearchError};
-use super::world::World;
 use super::visited::Visited;
+use super::world::World;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
