@@ -235,8 +235,13 @@ fn shell(text: &str, dir: &Path) -> Command {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![bin.to_path_buf()];
     paths.extend(std::env::split_paths(&path));
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
+    // Ctrl-C must reach the command as it would from a terminal, even when
+    // this test runs in a background job, whose commands inherit SIGINT and
+    // SIGQUIT ignored (POSIX, for `&` without job control); a node, which
+    // leaves SIGINT to its default action, would then never stop. GNU env
+    // restores the default (the test is Linux-only already: 127.0.0.2-3).
+    let mut cmd = Command::new("env");
+    cmd.args(["--default-signal=INT,QUIT", "sh", "-c"])
         .arg(text)
         .current_dir(dir)
         .env("PATH", std::env::join_paths(paths).expect("PATH"))
