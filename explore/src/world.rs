@@ -285,6 +285,24 @@ impl World {
     /// 2,297,968 on the defaults). `steps` is hashed, so that every schedule
     /// reaching a state has the same length: the first failing leaf found
     /// at the least depth is a shortest failing schedule.
+    ///
+    /// Of `seq-kv`'s states, only those from the oldest that some node's
+    /// window still starts at are hashed, and each node's position
+    /// relative to it: a node is never served from a state older than its
+    /// window, and windows only move forward, so older states decide
+    /// nothing. Two stores that made their older states in a different
+    /// order (each node writing its own key, in either order, then both
+    /// reading past them) are then one state (`per-node`'s default:
+    /// 2,297,969 to 572,273 states; `cas` at 3 nodes: 47.6 to 32.9
+    /// million). The events of the two differ only by a constant in the
+    /// state numbers they choose, so they list alike and the sleep masks,
+    /// kept by position, mean the same. A store whose window of
+    /// [`SEQ_KV_WINDOW`](gcounter_core::service::SEQ_KV_WINDOW) states
+    /// overflows stops the search, as before: the merge assumes, like
+    /// Maelstrom's `seq-kv`, that no state a node may read is forgotten.
+    /// `the_state_search_keeps_every_seq_kv_state_a_node_can_still_read`
+    /// (explore's tests) fails when the states of the stalest window are
+    /// dropped too.
     pub fn fingerprint(&self) -> u128 {
         FINGERPRINT_BUFFER.with_borrow_mut(|buffer| {
             buffer.clear();
@@ -300,11 +318,22 @@ impl World {
         self.node_digests.hash(&mut h);
         (&self.wake, self.overflowed).hash(&mut h);
         match &self.kv {
-            // The states by their digests, and where each node stands.
+            // The states some node may still be served from, by their
+            // digests, and where each node stands among them: a state
+            // older than every node's window is never read again, so two
+            // stores that made their older states in a different order
+            // (two nodes' writes to their own keys, say) are one.
             Kv::Seq(kv) => {
-                self.state_digests.hash(&mut h);
+                let oldest_read = self
+                    .ids
+                    .iter()
+                    .map(|id| *kv.window(id).start())
+                    .min()
+                    .unwrap_or(0);
+                let live = usize::try_from(oldest_read).unwrap_or(usize::MAX);
+                self.state_digests.get(live..).unwrap_or(&[]).hash(&mut h);
                 for id in self.ids.iter() {
-                    kv.window(id).start().hash(&mut h);
+                    (kv.window(id).start() - oldest_read).hash(&mut h);
                 }
             }
             Kv::Lin(kv) => kv.hash(&mut h),
