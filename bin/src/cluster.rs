@@ -35,6 +35,13 @@ pub struct Args {
     /// gossip | per-node | cas | naive
     #[arg(long, value_name = "S", default_value = "gossip", value_parser = strategy)]
     strategy: StrategyKind,
+    // The help in `help =`: rustdoc reads `[default: ...]` as a link.
+    #[arg(
+        long,
+        value_name = "MS",
+        help = "gossip: how long each node may hold a change before sending it, in ms; 0 is eager (a round right after every add). Shorter is fresher reads on other nodes for more messages [default: 300, as `gcounter node`]"
+    )]
+    gossip_interval: Option<u64>,
     /// With --kv etcd: lin reads linearizably, seq (default) serializably, as seq-kv may
     #[arg(long, value_enum)]
     consistency: Option<Consistency>,
@@ -139,6 +146,7 @@ fn foreground(args: Args) -> ExitCode {
     let mut spec = ClusterSpec::new(program, &dir);
     spec.nodes = args.node_count;
     spec.strategy = args.strategy;
+    spec.gossip_interval = args.gossip_interval;
     if args.kv == KvBackendArg::Etcd && !args.strategy.uses_kv() {
         let s = args.strategy;
         return fail(

@@ -108,21 +108,34 @@ fn converge_or(
     })
 }
 
-fn log_of(cluster: &Cluster, id: &str) -> String {
-    let path = match cluster.node(id) {
+fn log_path(cluster: &Cluster, id: &str) -> PathBuf {
+    match cluster.node(id) {
         Some(m) => m.log.clone(),
         None => cluster.kv().log.clone(),
-    };
-    std::fs::read_to_string(path).unwrap_or_default()
+    }
+}
+
+fn log_of(cluster: &Cluster, id: &str) -> String {
+    std::fs::read_to_string(log_path(cluster, id)).unwrap_or_default()
 }
 
 /// Waits until `id`'s log contains `needle`.
 fn log_mentions(cluster: &Cluster, id: &str, needle: &str) {
+    log_says(log_path(cluster, id), needle);
+}
+
+/// Waits until the log at `path` contains `needle`.
+fn log_says(path: impl AsRef<Path>, needle: &str) {
+    let path = path.as_ref();
     let deadline = Instant::now() + T;
-    while !log_of(cluster, id).contains(needle) {
+    while !std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .contains(needle)
+    {
         assert!(
             Instant::now() < deadline,
-            "{id}'s log never mentions {needle:?}"
+            "{} never mentions {needle:?}",
+            path.display()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -766,6 +779,8 @@ fn the_cluster_command_serves_restarts_and_stops_every_child() {
             "2",
             "--base-port",
             "0",
+            "--gossip-interval",
+            "1500",
             "--dir",
             d,
         ])
@@ -797,6 +812,13 @@ fn the_cluster_command_serves_restarts_and_stops_every_child() {
     let n0 = row("n0")[1].clone();
     let n1 = row("n1")[1].clone();
     assert!(Path::new(&row("n1")[3]).exists(), "{table}");
+    // --gossip-interval reaches every node.
+    for id in ["n0", "n1"] {
+        log_says(
+            &row(id)[3],
+            "strategy gossip (holding changes up to 1500 ms)",
+        );
+    }
 
     assert_eq!(run(&["client", "--node", &n0, "add", "2"]).0, 0);
     let (code, out, err) = run(&["cluster", "restart", "n1", "--dir", d]);

@@ -27,7 +27,9 @@ use crate::etcd::{self, EtcdTarget};
 use crate::secure::Keys;
 use async_channel::{Receiver, Sender};
 use gcounter_core::protocol::{parse_line, write_line};
-use gcounter_core::{Body, Config, Envelope, ErrorCode, Input, Node, Output, Payload};
+use gcounter_core::{
+    Body, Config, Envelope, ErrorCode, Input, Node, Output, Payload, StrategyKind,
+};
 use gcounter_state::{read_state, StateFile};
 use serde_json::Value;
 use smol::future::or;
@@ -197,10 +199,17 @@ impl NodeServer {
         let (events, inbox) = async_channel::bounded(options.limits.event_queue);
         let mut owner = Owner::new(&options, &events);
         log::info!(
-            "{} listening on {local_addr}: strategy {}, kv {} at {}, incarnation {}, peers {:?}, \
+            "{} listening on {local_addr}: strategy {}{}, kv {} at {}, incarnation {}, peers {:?}, \
              state in {} ({})",
             options.id,
             options.config.strategy,
+            match options.config.strategy {
+                StrategyKind::Gossip => format!(
+                    " (holding changes up to {} ms)",
+                    options.config.gossip_interval.as_millis()
+                ),
+                _ => String::new(),
+            },
             options.config.kv,
             options.kv.as_deref().unwrap_or("(none)"),
             options.config.incarnation,
