@@ -298,8 +298,10 @@ impl World {
     /// state numbers they choose, so they list alike and the sleep masks,
     /// kept by position, mean the same. A store whose window of
     /// [`SEQ_KV_WINDOW`](gcounter_core::service::SEQ_KV_WINDOW) states
-    /// overflows stops the search, as before: the merge assumes, like
-    /// Maelstrom's `seq-kv`, that no state a node may read is forgotten.
+    /// overflows stops the search, as before: the merge assumes that no
+    /// state a node may read is forgotten. Maelstrom's `seq-kv` keeps the
+    /// same last 32 states, so it forgets one only past that window, where
+    /// the search has already stopped.
     /// `the_state_search_keeps_every_seq_kv_state_a_node_can_still_read`
     /// (explore's tests) fails when the states of the stalest window are
     /// dropped too.
