@@ -101,7 +101,11 @@ impl Report {
             complete: true,
             elapsed: Duration::ZERO,
             shortest: None,
-            states: matches!(reduction, Reduction::States | Reduction::StatesSleep).then_some(0),
+            states: matches!(
+                reduction,
+                Reduction::States | Reduction::StatesSleep | Reduction::StatesPersistent
+            )
+            .then_some(0),
             revisits: 0,
         }
     }
@@ -115,6 +119,9 @@ pub enum SearchError {
     /// `seq-kv` dropped a state from its 32-state window, which the
     /// reduction assumes never happens.
     WindowOverflow,
+    /// A node sent to another node under a strategy whose nodes talk only
+    /// to the KV service, which the persistent sets assume.
+    NodesTalk,
 }
 
 impl std::fmt::Display for SearchError {
@@ -126,7 +133,12 @@ impl std::fmt::Display for SearchError {
             SearchError::WindowOverflow => write!(
                 f,
                 "a schedule made seq-kv drop a state from its window, which the reduction \
-                 assumes never happens: lower the bounds, or use --no-reduction"
+                 assumes never happens: lower the bounds, or use --reduction none"
+            ),
+            SearchError::NodesTalk => write!(
+                f,
+                "a node sent a message to another node, which the persistent sets assume \
+                 this strategy never does: use --reduction states-sleep"
             ),
         }
     }

@@ -11,7 +11,7 @@
 //! the core's `Clone + Hash` nodes make checkable (and on 128-bit
 //! fingerprints of different states not colliding).
 //!
-//! # Sleep sets on top (`states-sleep`, the default)
+//! # Sleep sets on top (`states-sleep`; with persistent sets, the default)
 //!
 //! Two steps that commute ([`Footprint::independent`]) reach the same
 //! state in either order; the plain search runs both orders and meets
@@ -38,8 +38,17 @@
 //! answered the other read, then past `x`, was never run after `x`,
 //! while the order it stood for ran `a` before `b` and `x` and ended the
 //! schedule at once. The test
-//! `sleep_sets_on_states_reach_every_end_state_of_the_plain_state_search`
+//! `sleep_and_persistent_sets_on_states_reach_every_end_state_of_the_plain_state_search`
 //! compares the end states with the plain search's for every strategy.
+//!
+//! With persistent sets (`states-persistent`, see
+//! [`persistent`](crate::persistent)) a state's first visit explores
+//! only its set, less what sleeps; a revisit still explores what slept
+//! the first time and is awake now, whether it is in the set or not
+//! (Godefroid's algorithm for both with a state cache). Nothing sleeps
+//! during the final reads there: the sets' argument for that phase
+//! needs no sleep sets, and with them kept the two together missed end
+//! states.
 //!
 //! With sleep sets the search no longer passes every schedule through
 //! each state, so it counts distinct end states (and the failing ones),
@@ -79,9 +88,10 @@
 
 use super::bounds::{Bounds, Reduction};
 use super::event::{Event, Footprint};
+use super::persistent::{at_node, quiet_node};
 use super::search::{record, Report, SearchError};
 use super::visited::Visited;
-use super::world::World;
+use super::world::{Phase, World};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -123,17 +133,30 @@ struct Frame {
 }
 
 impl Frame {
-    fn new(world: World, fingerprint: u128) -> Self {
+    /// With `persistent`, `todo` holds only a quiet node's steps where
+    /// one is quiet ([`persistent`](crate::persistent)).
+    fn new(world: World, fingerprint: u128, persistent: bool) -> Self {
         let mut enabled = if world.is_done() {
             Vec::new()
         } else {
             world.enabled(true)
         };
         enabled.sort_unstable_by_key(|&(e, _)| e);
+        let quiet = if persistent {
+            quiet_node(&world, &enabled)
+        } else {
+            None
+        };
+        let todo = match quiet {
+            Some(i) => (0..enabled.len())
+                .filter(|&k| at_node(enabled[k].1, i))
+                .collect(),
+            None => (0..enabled.len()).collect(),
+        };
         Frame {
             world: Some(world),
             fingerprint,
-            todo: (0..enabled.len()).collect(),
+            todo,
             enabled,
             next: 0,
             asleep: Vec::new(),
@@ -183,7 +206,8 @@ fn run(
     mut ends: Option<&mut BTreeSet<u128>>,
 ) -> Result<Report, SearchError> {
     let started = Instant::now();
-    let sleep_sets = bounds.reduction == Reduction::StatesSleep;
+    let sleep_sets = bounds.reduction.counts_end_states();
+    let persistent = bounds.reduction == Reduction::StatesPersistent;
     let mut report = Report::new(bounds.reduction);
     // With sleep sets a state's word is its mask; without, the index of
     // its counts in `paths`.
@@ -191,7 +215,7 @@ fn run(
     let mut found: Vec<Paths> = Vec::new();
     let root = World::new(bounds);
     let root_fingerprint = root.fingerprint();
-    let mut stack = vec![Frame::new(root, root_fingerprint)];
+    let mut stack = vec![Frame::new(root, root_fingerprint, persistent)];
     if sleep_sets {
         seen.insert(root_fingerprint, 0);
     }
@@ -227,8 +251,12 @@ fn run(
         // unless it may end a phase here (the last final read answered
         // disables everything beside it, whatever its footprint says).
         let mut sleep: Vec<Event> = Vec::new();
+        let here = top.world.as_ref().expect("a frame keeps its world");
+        // With persistent sets nothing sleeps during the final reads (see
+        // `persistent`): the frames there start with nothing asleep (the
+        // phase's start let nothing past it) and put nothing to sleep.
+        let sleeping = sleep_sets && !(persistent && here.phase() == Phase::Finals);
         if sleep_sets {
-            let here = top.world.as_ref().expect("a frame keeps its world");
             sleep = top
                 .asleep
                 .iter()
@@ -250,11 +278,14 @@ fn run(
         if world.overflowed() {
             return Err(SearchError::WindowOverflow);
         }
+        if persistent && world.talked() {
+            return Err(SearchError::NodesTalk);
+        }
         // An event that ended a phase or a recovery round changed what
         // everything beside it does: nothing sleeps past it, and it
         // sleeps beside nothing.
         let barrier = world.epoch() != epoch;
-        if sleep_sets && !last {
+        if sleeping && !last {
             let sleeps_as = if barrier {
                 Footprint::Global
             } else {
@@ -273,7 +304,7 @@ fn run(
             path.pop();
             report.revisits += 1;
         } else if sleep_sets {
-            let frame = Frame::new(world, fingerprint);
+            let frame = Frame::new(world, fingerprint, persistent);
             match enter(
                 &mut seen,
                 frame,
@@ -300,7 +331,7 @@ fn run(
             report.revisits += 1;
         } else {
             report.max_depth = report.max_depth.max(path.len());
-            stack.push(Frame::new(world, fingerprint));
+            stack.push(Frame::new(world, fingerprint, persistent));
         }
         iterations += 1;
         if iterations % 256 == 0 && started.elapsed() >= budget {
@@ -368,7 +399,7 @@ fn enter(
                 leaf(report, path, world);
                 return None;
             }
-            let todo: Vec<usize> = (0..asleep.len()).filter(|&j| !asleep[j]).collect();
+            let todo: Vec<usize> = frame.todo.iter().copied().filter(|&j| !asleep[j]).collect();
             (todo, EVERY)
         }
         Some(old) => {

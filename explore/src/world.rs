@@ -160,6 +160,10 @@ pub struct World {
     /// `seq-kv` dropped a state from its window: the reduction assumes it
     /// never does.
     overflowed: bool,
+    /// A node sent a message to another node although the bounds say its
+    /// strategy never does ([`Bounds::nodes_talk`]): the persistent sets
+    /// assume it never does.
+    talked: bool,
     /// Bumped whenever the service serves a request (its states or a
     /// position change).
     kv_version: u64,
@@ -213,6 +217,7 @@ impl World {
             made_state: vec![0],
             state_digests: vec![digest(&KvState::default())],
             overflowed: false,
+            talked: false,
             kv_version: 0,
             clients: (0..n)
                 .map(|i| Client {
@@ -436,6 +441,29 @@ impl World {
     /// Whether `seq-kv` ever dropped a state from its window.
     pub fn overflowed(&self) -> bool {
         self.overflowed
+    }
+
+    /// Whether a node sent a message to another node although
+    /// [`Bounds::nodes_talk`] says it never does.
+    pub fn talked(&self) -> bool {
+        self.talked
+    }
+
+    /// Whether client `k`'s final read is over (answered, or given up on).
+    pub fn final_answered(&self, k: usize) -> bool {
+        self.clients[k].final_done
+    }
+
+    pub fn bounds(&self) -> &Bounds {
+        &self.bounds
+    }
+
+    /// Whether a request of node `i` to the KV service is in flight (its
+    /// delivery would send node `i` a reply).
+    pub fn awaits_service(&self, i: usize) -> bool {
+        self.flight
+            .iter()
+            .any(|f| f.id.src == Actor::Node(i) && f.dest == Actor::Service)
     }
 
     /// The steps (numbered from 1, 0 for `init` or none) without which
@@ -1005,7 +1033,10 @@ impl World {
         }
         match self.actor(&env.dest) {
             Some(Actor::Client(k)) => self.client_reply(i, k, env),
-            Some(dest) => self.send(Actor::Node(i), dest, env, None),
+            Some(dest) => {
+                self.talked |= dest.is_node() && !self.bounds.nodes_talk();
+                self.send(Actor::Node(i), dest, env, None)
+            }
             None => {
                 let text = format!(
                     "{} -> {}: nobody by that name; dropped",

@@ -157,7 +157,11 @@ fn the_state_search_keeps_every_seq_kv_state_a_node_can_still_read() {
         bounds(StrategyKind::Cas, KvKind::SeqKv, 2, 1, 0),
     ] {
         let (_, reduced) = outcomes(&b, Reduction::Dpor);
-        for reduction in [Reduction::StatesSleep, Reduction::States] {
+        for reduction in [
+            Reduction::StatesPersistent,
+            Reduction::StatesSleep,
+            Reduction::States,
+        ] {
             let (_, states) = outcomes(&b, reduction);
             assert_eq!(states, reduced, "{b:?}, {reduction:?}");
         }
@@ -275,14 +279,20 @@ fn per_node_on_seq_kv_says_it_is_the_largest_default() {
     assert!(!out.contains("note:"), "{out}");
 }
 
-/// Sleep sets kept with each state (`states-sleep`) against the plain
-/// state search (`states`, every state with merged `seq-kv` answers) and
-/// the unreduced one: for every strategy, the same end states (by
+/// Sleep sets kept with each state (`states-sleep`), and persistent sets
+/// on top (`states-persistent`), against the plain state search
+/// (`states`, every state with merged `seq-kv` answers) and the
+/// unreduced one: for every strategy, the same end states (by
 /// fingerprint), the same outcomes, and the same shortest failing
 /// schedule length. A missing end state fails the test, whatever the
-/// verdicts say.
+/// verdicts say. Each rule of `persistent` was taken out once, and this
+/// test failed: sleep sets kept during the final reads (120 of
+/// `per-node`'s 1,510 end states on `seq-kv` missed), a node chosen
+/// after its client's final read is answered (15 of `naive`'s 324), or
+/// while its request to the store is in flight (124 of 324), or for a
+/// timer alone during the adds (168 of `cas`'s 4,434 with 2 adds).
 #[test]
-fn sleep_sets_on_states_reach_every_end_state_of_the_plain_state_search() {
+fn sleep_and_persistent_sets_on_states_reach_every_end_state_of_the_plain_state_search() {
     use gcounter_explore::states::end_states;
     let mut configs = Vec::new();
     for strategy in [
@@ -303,6 +313,10 @@ fn sleep_sets_on_states_reach_every_end_state_of_the_plain_state_search() {
         node_count: 3,
         ..bounds(StrategyKind::Naive, KvKind::LinKv, 1, 0, 0)
     });
+    // A `cas` node waiting on its backoff timer alone while the other
+    // finishes: a timer is not a persistent set during the adds, since
+    // `Recover` may come first (168 of 4,434 end states missed if it is).
+    configs.push(bounds(StrategyKind::Cas, KvKind::SeqKv, 2, 1, 0));
     for b in configs {
         let run = |reduction| {
             let b = Bounds {
@@ -314,25 +328,33 @@ fn sleep_sets_on_states_reach_every_end_state_of_the_plain_state_search() {
             (report, ends)
         };
         let (plain, all_ends) = run(Reduction::States);
-        let (slept, ends) = run(Reduction::StatesSleep);
-        let missing: Vec<&u128> = all_ends.difference(&ends).collect();
-        assert!(
-            missing.is_empty(),
-            "{b:?}: {} of {} end states missed with sleep sets",
-            missing.len(),
-            all_ends.len()
-        );
-        assert_eq!(ends, all_ends, "{b:?}");
-        assert_eq!(slept.outcomes, plain.outcomes, "{b:?}");
-        assert_eq!(slept.failures > 0, plain.failures > 0, "{b:?}");
-        let shortest = |r: &gcounter_explore::Report| r.shortest.as_ref().map(|(p, _)| p.len());
-        assert_eq!(shortest(&slept), shortest(&plain), "{b:?}");
-        assert!(slept.steps <= plain.steps, "{b:?}");
+        for reduction in [Reduction::StatesSleep, Reduction::StatesPersistent] {
+            let (slept, ends) = run(reduction);
+            let missing: Vec<&u128> = all_ends.difference(&ends).collect();
+            assert!(
+                missing.is_empty(),
+                "{b:?}, {reduction:?}: {} of {} end states missed",
+                missing.len(),
+                all_ends.len()
+            );
+            assert_eq!(ends, all_ends, "{b:?}, {reduction:?}");
+            assert_eq!(slept.outcomes, plain.outcomes, "{b:?}, {reduction:?}");
+            assert_eq!(
+                slept.failures > 0,
+                plain.failures > 0,
+                "{b:?}, {reduction:?}"
+            );
+            let shortest = |r: &gcounter_explore::Report| r.shortest.as_ref().map(|(p, _)| p.len());
+            assert_eq!(shortest(&slept), shortest(&plain), "{b:?}, {reduction:?}");
+            assert!(slept.steps <= plain.steps, "{b:?}, {reduction:?}");
+        }
     }
     // Where the unreduced search can finish: the same outcomes as it.
     for b in tiny() {
-        let (_, slept) = outcomes(&b, Reduction::StatesSleep);
         let (_, full) = outcomes(&b, Reduction::None);
-        assert_eq!(slept, full, "{b:?}");
+        for reduction in [Reduction::StatesSleep, Reduction::StatesPersistent] {
+            let (_, slept) = outcomes(&b, reduction);
+            assert_eq!(slept, full, "{b:?}, {reduction:?}");
+        }
     }
 }
