@@ -91,10 +91,10 @@
 //! states where two nodes are both midway through such steps are never
 //! made: `per-node`'s default search goes from 572,273 to 273,268
 //! states; at 3 nodes (1 add), where the final reads are most of the
-//! states, `per-node` on `lin-kv` from 43.5 to 14.1 million (221 s to
-//! 78 s, 1.8 GB to 0.5 GB) and `cas` on `seq-kv` from 32.9 to 22.3
-//! million (1.8 GB to 0.9 GB, but 155 s to 199 s: with nothing asleep
-//! during the final reads each state there runs more steps). `gossip`
+//! states, `per-node` on `lin-kv` from 43.5 to 29.3 million (1.8 GB to
+//! 1.1 GB, but 221 s to 446 s) and `cas` on `seq-kv` from 32.9 to 22.3
+//! million (1.8 GB to 0.9 GB, but 155 s to 199 s): with nothing asleep
+//! during the final reads each state there runs more steps. `gossip`
 //! gets nothing (its nodes talk).
 //!
 //! Not covered: the step cap (`max_steps`) ends a schedule wherever it
