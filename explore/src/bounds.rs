@@ -53,6 +53,15 @@ impl Reduction {
         "none",
     ];
 
+    /// Whether it is one of the state searches ([`states`](crate::states)),
+    /// which report how many distinct states they met.
+    pub fn searches_states(self) -> bool {
+        matches!(
+            self,
+            Reduction::States | Reduction::StatesSleep | Reduction::StatesPersistent
+        )
+    }
+
     /// Whether the search keeps a sleep set with each state, and so
     /// counts end states rather than schedules.
     pub fn counts_end_states(self) -> bool {

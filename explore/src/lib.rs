@@ -145,7 +145,6 @@ pub use search::{replay, Report, SearchError};
 
 pub use world::{Leaf, World};
 
-use bounds::Reduction;
 use std::time::Duration;
 
 /// Explores every schedule within `bounds` (or as many as `budget`
@@ -153,10 +152,9 @@ use std::time::Duration;
 /// sets by default, or without),
 /// [`search`] for DPOR, sleep sets or none.
 pub fn explore(bounds: &Bounds, budget: Duration) -> Result<Report, SearchError> {
-    match bounds.reduction {
-        Reduction::States | Reduction::StatesSleep | Reduction::StatesPersistent => {
-            states::explore(bounds, budget)
-        }
-        Reduction::Dpor | Reduction::SleepSets | Reduction::None => search::explore(bounds, budget),
+    if bounds.reduction.searches_states() {
+        states::explore(bounds, budget)
+    } else {
+        search::explore(bounds, budget)
     }
 }

@@ -101,11 +101,7 @@ impl Report {
             complete: true,
             elapsed: Duration::ZERO,
             shortest: None,
-            states: matches!(
-                reduction,
-                Reduction::States | Reduction::StatesSleep | Reduction::StatesPersistent
-            )
-            .then_some(0),
+            states: reduction.searches_states().then_some(0),
             revisits: 0,
         }
     }
