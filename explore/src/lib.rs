@@ -91,9 +91,9 @@
 //! why that needs more than the footprints). The default
 //! (`states-persistent`) adds persistent sets ([`persistent`]): a node
 //! that nothing else can reach before its next step (its request at the
-//! store answered, no node talking to it) runs alone, which halves
-//! `per-node`'s default search (at 3 nodes the searches have fewer
-//! states but take longer: nothing sleeps during the final reads).
+//! store answered, no node talking to it, and during the final reads
+//! none of its steps answering its client) runs alone, which halves
+//! `per-node`'s default search.
 //!
 //! Both branch by copying the world, not by replaying a schedule's
 //! prefix from scratch (which was half of DPOR's time).

@@ -54,48 +54,57 @@
 //! The answer to the last final read ends the schedule, and so disables
 //! every step still pending elsewhere (a late reply to a node whose
 //! client is done): the step that gives it commutes with nothing. Two
-//! more rules make the sets hold there anyway, by an argument about a
-//! system where that answer disables nothing (the schedule runs on
-//! until nothing is enabled, and nothing after the last answer changes
-//! the history, since every client is done). In that system the sets
-//! above are persistent, so a search of it reaches every end state; the
-//! search here is the same search cut at the last answer.
+//! more rules keep such a step out of every set and off every path that
+//! avoids one:
 //!
 //! - A node is chosen only while its own client's read is unanswered.
-//!   Take any schedule to an end state, and the last answer in it; the
-//!   reduced search runs the schedule with the chosen node's first step
-//!   in it moved to the front, and that step comes before the last
-//!   answer, which needs this node's client answered. So the steps up to
-//!   the last answer are only reordered among themselves, and the search
-//!   meets the very state the schedule ended in, at the same depth: the
-//!   end states, and the shortest failing schedule, are the plain
-//!   search's.
-//! - Nothing sleeps during the final reads. Sleep sets there rest on the
-//!   system that ends at the last answer (woken where a step may end
-//!   it), the sets on the one that runs on, and the argument above holds
-//!   for the sets alone; kept together, they missed end states.
+//!   No step elsewhere can then be the last answer before one of the
+//!   set's steps runs (the node's client answers only through the
+//!   node's own steps, and the set holds every one enabled).
+//! - None of the node's enabled steps may answer its client's read (or
+//!   time it out): the search takes each of them once to see, and keeps
+//!   the successors for the steps it explores from there. A step at a
+//!   node does the same whatever runs elsewhere first (the node's state,
+//!   clock and the message are unchanged), so the set's steps cannot end
+//!   the final reads from any state a path avoiding them reaches either.
+//!
+//! So no step on such a path, and none of the set's, ends the final
+//! reads, and the footprints' independence holds there unconditionally:
+//! the sets are persistent in the system as it is, cut at the last
+//! answer, and Godefroid's sleep sets stay on as in the other phases.
+//! The end states, and the shortest failing schedule, are the plain
+//! search's.
+//!
+//! An earlier version had the first rule only and let nothing sleep
+//! during the final reads, arguing about a system that runs on past the
+//! last answer. That argument had a gap (the chosen node's first step
+//! could itself be the last answer, and moving it first ends the
+//! schedule earlier), although no configuration showed a state missed:
+//! 70 searches (`naive`, `per-node` and `cas` on both services, 2 and 3
+//! nodes, 1 and 2 adds, 0 to 2 timers, 0 and 1 losses, each that the
+//! plain search finished in 20 s) reached the plain search's end states.
 //!
 //! Each rule was taken out once, and the test that compares end states
 //! with the plain search
 //! (`sleep_and_persistent_sets_on_states_reach_every_end_state_of_the_plain_state_search`)
-//! failed: with sleep sets during the final reads `per-node` on `seq-kv`
-//! (1 add, 1 timer) reached 1,390 of its 1,510 end states; with a node
-//! chosen after its client's read was answered, `naive` missed 15 of 324;
-//! with a node chosen while its request was at the store, 124 of 324;
-//! with a timer alone as a set during the adds, `cas` (2 adds) missed
-//! 168 of 4,434.
+//! failed: without the second, `per-node` on `seq-kv` (1 add, 1 timer)
+//! reached 1,390 of its 1,510 end states; with a node chosen after its
+//! client's read was answered, `naive` missed 15 of 324; with a node
+//! chosen while its request was at the store, 124 of 324; with a timer
+//! alone as a set during the adds, `cas` (2 adds) missed 168 of 4,434.
 //!
 //! # What it saves
 //!
 //! Whatever runs alone is not interleaved with the other nodes, so the
 //! states where two nodes are both midway through such steps are never
-//! made: `per-node`'s default search goes from 572,273 to 273,268
+//! made: `per-node`'s default search goes from 572,273 to 273,337
 //! states; at 3 nodes (1 add), where the final reads are most of the
-//! states, `per-node` on `lin-kv` from 43.5 to 29.3 million (1.8 GB to
-//! 1.1 GB, but 221 s to 446 s) and `cas` on `seq-kv` from 32.9 to 22.3
-//! million (1.8 GB to 0.9 GB, but 155 s to 199 s): with nothing asleep
-//! during the final reads each state there runs more steps. `gossip`
-//! gets nothing (its nodes talk).
+//! states, `per-node` on `lin-kv` from 43.5 to 27.0 million (1.8 GB to
+//! 0.9 GB, 208 s to 166 s) and `cas` on `seq-kv` from 32.9 to 25.9
+//! million (1.8 GB to 0.9 GB, but 154 s to 203 s: the sets rarely apply
+//! during the final reads, where a node nearly always has a read at the
+//! store, and choosing one costs a copy of the world per step tried).
+//! `gossip` gets nothing (its nodes talk).
 //!
 //! Not covered: the step cap (`max_steps`) ends a schedule wherever it
 //! falls. A schedule the full search cuts there extends, without the
@@ -106,11 +115,24 @@
 use super::event::{Actor, Event, Footprint};
 use super::world::{Phase, World};
 
+/// The choice of a persistent set, and the successors it had to work
+/// out.
+#[derive(Debug, Default)]
+pub struct Quiet {
+    /// The node whose enabled steps form the set, if one does.
+    pub node: Option<usize>,
+    /// During the final reads, `world` after some of the enabled steps,
+    /// by their index in `enabled`: the search takes them instead of
+    /// stepping again, whichever set it explores.
+    pub successors: Vec<(usize, World)>,
+}
+
 /// The node whose enabled steps form a persistent set in `world`, if
 /// one does; `enabled` is `world.enabled(..)`.
-pub fn quiet_node(world: &World, enabled: &[(Event, Footprint)]) -> Option<usize> {
+pub fn quiet_node(world: &World, enabled: &[(Event, Footprint)]) -> Quiet {
+    let mut quiet = Quiet::default();
     if world.bounds().nodes_talk() {
-        return None;
+        return quiet;
     }
     let n = world.bounds().node_count;
     let mut steps = vec![0usize; n];
@@ -127,15 +149,50 @@ pub fn quiet_node(world: &World, enabled: &[(Event, Footprint)]) -> Option<usize
             Footprint::Kv(_) => {}
             // `Global`, a loss, or a step at an actor this does not
             // reason about: no set.
-            _ => return None,
+            _ => return quiet,
         }
     }
     let phase = world.phase();
-    (0..n)
+    let mut candidates: Vec<usize> = (0..n)
         .filter(|&i| steps[i] > 0 && (messages[i] || phase != Phase::Adds))
         .filter(|&i| !world.awaits_service(i))
         .filter(|&i| phase != Phase::Finals || !world.final_answered(i))
-        .min_by_key(|&i| steps[i])
+        .collect();
+    candidates.sort_by_key(|&i| steps[i]);
+    quiet.node = if phase == Phase::Finals {
+        candidates
+            .into_iter()
+            .find(|&i| leaves_client_waiting(world, enabled, i, &mut quiet.successors))
+    } else {
+        candidates.first().copied()
+    };
+    quiet
+}
+
+/// Whether none of node `i`'s enabled steps answers (or times out) its
+/// client's final read, or fails; the successors it works out join
+/// `successors`.
+fn leaves_client_waiting(
+    world: &World,
+    enabled: &[(Event, Footprint)],
+    i: usize,
+    successors: &mut Vec<(usize, World)>,
+) -> bool {
+    for (k, &(event, footprint)) in enabled.iter().enumerate() {
+        if !at_node(footprint, i) {
+            continue;
+        }
+        let mut next = world.clone();
+        if next.apply(event).is_err() {
+            return false;
+        }
+        let answers = next.final_answered(i) || next.is_done();
+        successors.push((k, next));
+        if answers {
+            return false;
+        }
+    }
+    true
 }
 
 /// Whether `footprint` is a step at node `i` (the members of its set).

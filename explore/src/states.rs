@@ -45,10 +45,10 @@
 //! [`persistent`](crate::persistent)) a state's first visit explores
 //! only its set, less what sleeps; a revisit still explores what slept
 //! the first time and is awake now, whether it is in the set or not
-//! (Godefroid's algorithm for both with a state cache). Nothing sleeps
-//! during the final reads there: the sets' argument for that phase
-//! needs no sleep sets, and with them kept the two together missed end
-//! states.
+//! (Godefroid's algorithm for both with a state cache). Choosing a set
+//! during the final reads means taking the node's steps once to see
+//! that none answers its client; the frame keeps those successors
+//! (`ready`), and the search takes them instead of stepping again.
 //!
 //! With sleep sets the search no longer passes every schedule through
 //! each state, so it counts distinct end states (and the failing ones),
@@ -74,7 +74,10 @@
 //! hold a whole level's worlds instead, kilobytes each against 24 bytes.
 //!
 //! Branching copies the world (nodes are `Clone`, `seq-kv`'s states are
-//! persistent maps) instead of replaying a prefix from scratch.
+//! persistent maps) instead of replaying a prefix from scratch. The
+//! copies share what a step does not change: every node but the one fed,
+//! the store unless a request is served, the history unless an
+//! operation starts or ends, and the messages (copied on write, `Rc`).
 //!
 //! # Counting schedules
 //!
@@ -88,10 +91,10 @@
 
 use super::bounds::{Bounds, Reduction};
 use super::event::{Event, Footprint};
-use super::persistent::{at_node, quiet_node};
+use super::persistent::{at_node, quiet_node, Quiet};
 use super::search::{record, Report, SearchError};
 use super::visited::Visited;
-use super::world::{Phase, World};
+use super::world::World;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -124,6 +127,9 @@ struct Frame {
     enabled: Vec<(Event, Footprint)>,
     /// Which of `enabled` to explore from here, in order.
     todo: Vec<usize>,
+    /// Successors already worked out (by choosing the persistent set),
+    /// by index in `enabled`; empty when there are none.
+    ready: Vec<Option<World>>,
     next: usize,
     /// With sleep sets: the events that need not run from here, with
     /// their footprints in this state; those explored from here join
@@ -145,9 +151,16 @@ impl Frame {
         let quiet = if persistent {
             quiet_node(&world, &enabled)
         } else {
-            None
+            Quiet::default()
         };
-        let todo = match quiet {
+        let mut ready: Vec<Option<World>> = Vec::new();
+        if !quiet.successors.is_empty() {
+            ready.resize_with(enabled.len(), || None);
+            for (k, next) in quiet.successors {
+                ready[k] = Some(next);
+            }
+        }
+        let todo = match quiet.node {
             Some(i) => (0..enabled.len())
                 .filter(|&k| at_node(enabled[k].1, i))
                 .collect(),
@@ -156,6 +169,7 @@ impl Frame {
         Frame {
             world: Some(world),
             fingerprint,
+            ready,
             todo,
             enabled,
             next: 0,
@@ -252,10 +266,6 @@ fn run(
         // disables everything beside it, whatever its footprint says).
         let mut sleep: Vec<Event> = Vec::new();
         let here = top.world.as_ref().expect("a frame keeps its world");
-        // With persistent sets nothing sleeps during the final reads (see
-        // `persistent`): the frames there start with nothing asleep (the
-        // phase's start let nothing past it) and put nothing to sleep.
-        let sleeping = sleep_sets && !(persistent && here.phase() == Phase::Finals);
         if sleep_sets {
             sleep = top
                 .asleep
@@ -264,16 +274,28 @@ fn run(
                 .map(|&(u, _)| u)
                 .collect();
         }
-        let mut world = if last {
-            top.world.take()
-        } else {
-            top.world.clone()
-        }
-        .expect("a frame keeps its world until its last successor");
-        let epoch = world.epoch();
-        world.apply(event).map_err(|why| {
-            SearchError::Nondeterminism(format!("step {}: {why}", path.len() + 1))
-        })?;
+        let epoch = here.epoch();
+        let ready = top.ready.get_mut(k).and_then(Option::take);
+        let world = match ready {
+            Some(next) => {
+                if last {
+                    top.world = None;
+                }
+                next
+            }
+            None => {
+                let mut world = if last {
+                    top.world.take()
+                } else {
+                    top.world.clone()
+                }
+                .expect("a frame keeps its world until its last successor");
+                world.apply(event).map_err(|why| {
+                    SearchError::Nondeterminism(format!("step {}: {why}", path.len() + 1))
+                })?;
+                world
+            }
+        };
         report.steps += 1;
         if world.overflowed() {
             return Err(SearchError::WindowOverflow);
@@ -285,7 +307,7 @@ fn run(
         // everything beside it does: nothing sleeps past it, and it
         // sleeps beside nothing.
         let barrier = world.epoch() != epoch;
-        if sleeping && !last {
+        if sleep_sets && !last {
             let sleeps_as = if barrier {
                 Footprint::Global
             } else {

@@ -71,7 +71,8 @@ struct Choices {
 struct Flight {
     id: MsgId,
     dest: Actor,
-    env: Envelope,
+    // Shared between copies of the world: a message never changes.
+    env: Rc<Envelope>,
     /// For a service's reply: which state answered.
     served: Option<Served>,
     /// The step that sent it (0: `init`).
@@ -80,7 +81,7 @@ struct Flight {
     key: u64,
     /// For a request to `seq-kv`: its choices, as of a version of the
     /// store, with `merge` (worked out once per version, not per step).
-    choices: RefCell<Option<Choices>>,
+    choices: RefCell<Option<Rc<Choices>>>,
 }
 
 /// Where a schedule is.
@@ -140,7 +141,9 @@ pub struct World {
     bounds: Bounds,
     kv_name: &'static str,
     ids: Rc<[String]>,
-    nodes: Vec<Node>,
+    /// Shared between copies of the world until a step changes one:
+    /// a step feeds one node, so copying the others would be waste.
+    nodes: Vec<Rc<Node>>,
     /// Per node, the digest of its state, taken after every input it is
     /// fed: a step changes one node, so the others' digests are reused
     /// rather than hashed again for every state's fingerprint.
@@ -150,7 +153,8 @@ pub struct World {
     /// or ends.
     client_digests: Vec<u128>,
     wake: Vec<Option<Time>>,
-    kv: Kv,
+    /// Shared between copies of the world until a request is served.
+    kv: Rc<Kv>,
     /// Per `seq-kv` state, the step that made it (0: the empty store).
     made_state: Vec<usize>,
     /// Per `seq-kv` state, a digest of its contents, taken once when it
@@ -181,7 +185,9 @@ pub struct World {
     due: Vec<bool>,
     round_sent: bool,
     steps: usize,
-    history: History,
+    /// Shared between copies of the world until an operation starts or
+    /// ends.
+    history: Rc<History>,
     problem: Option<String>,
     trace: Option<Trace>,
 }
@@ -209,11 +215,13 @@ impl World {
         let mut w = World {
             bounds: bounds.clone(),
             kv_name,
-            nodes: (0..n).map(|_| Node::new(bounds.node_config())).collect(),
+            nodes: (0..n)
+                .map(|_| Rc::new(Node::new(bounds.node_config())))
+                .collect(),
             node_digests: vec![0; n],
             client_digests: vec![0; n],
             wake: vec![None; n],
-            kv,
+            kv: Rc::new(kv),
             made_state: vec![0],
             state_digests: vec![digest(&KvState::default())],
             overflowed: false,
@@ -242,7 +250,7 @@ impl World {
             due: vec![false; n],
             round_sent: false,
             steps: 0,
-            history: History::default(),
+            history: Rc::default(),
             problem: None,
             trace,
         };
@@ -324,7 +332,7 @@ impl World {
     fn fingerprint_into(&self, mut h: &mut Fingerprinter) {
         self.node_digests.hash(&mut h);
         (&self.wake, self.overflowed).hash(&mut h);
-        match &self.kv {
+        match &*self.kv {
             // The states some node may still be served from, by their
             // digests, and where each node stands among them: a state
             // older than every node's window is never read again, so two
@@ -542,18 +550,18 @@ impl World {
                 _ => usize::MAX,
             };
             let key = f.key;
-            match (&self.kv, f.dest) {
+            match (&*self.kv, f.dest) {
                 (Kv::Seq(kv), Actor::Service) => {
                     let mut cache = f.choices.borrow_mut();
                     let fresh = cache
                         .as_ref()
                         .is_some_and(|c| c.version == self.kv_version && c.merge == merge);
                     if !fresh {
-                        *cache = Some(Choices {
+                        *cache = Some(Rc::new(Choices {
                             version: self.kv_version,
                             merge,
                             states: seq_choices(kv, &f.env, merge),
-                        });
+                        }));
                     }
                     let choices = cache.as_ref().map_or(&[][..], |c| c.states.as_slice());
                     for &(state, stands) in choices {
@@ -769,7 +777,7 @@ impl World {
         self.clients[k].request = None;
         let text = format!("no reply within {} s", CLIENT_TIMEOUT.as_secs());
         let error = Some(OpError { code: None, text });
-        self.history.complete(op, Outcome::Info, None, error, at);
+        Rc::make_mut(&mut self.history).complete(op, Outcome::Info, None, error, at);
         self.redigest_client(k);
         let what = match r.delta {
             Some(d) => format!("add {d}"),
@@ -899,7 +907,7 @@ impl World {
         self.flight.push(Flight {
             id,
             dest,
-            env,
+            env: Rc::new(env),
             served,
             created: self.steps,
             key,
@@ -913,7 +921,8 @@ impl World {
                 if let Actor::Client(k) = f.id.src {
                     self.invoke(k);
                 }
-                self.feed(i, Input::Message(f.env));
+                let env = Rc::try_unwrap(f.env).unwrap_or_else(|shared| (*shared).clone());
+                self.feed(i, Input::Message(env));
             }
             Actor::Service => {
                 if let Some((reply, served)) = self.serve(&f.env, state) {
@@ -932,7 +941,7 @@ impl World {
     fn invoke(&mut self, k: usize) {
         let c = &self.clients[k];
         let Some(r) = c.request else { return };
-        let op = self.history.invoke(gcounter_harness::history::Invocation {
+        let op = Rc::make_mut(&mut self.history).invoke(gcounter_harness::history::Invocation {
             client: &c.id,
             node: &c.node,
             kind: r.kind,
@@ -953,7 +962,7 @@ impl World {
             .trace
             .is_some()
             .then(|| self.newest_value(&req.body.payload));
-        let (payload, served) = match &mut self.kv {
+        let (payload, served) = match Rc::make_mut(&mut self.kv) {
             Kv::Seq(kv) => {
                 let chosen = state.unwrap_or_else(|| *kv.window(&req.src).end());
                 let (reply, served) = kv.serve_from(&req.src, &req.body.payload, chosen);
@@ -1001,7 +1010,7 @@ impl World {
             Payload::Write { key, .. } | Payload::Cas { key, .. } => key,
             _ => return None,
         };
-        let state = match &self.kv {
+        let state = match &*self.kv {
             Kv::Seq(kv) => kv.latest(),
             Kv::Lin(kv) => kv.state(),
         };
@@ -1010,9 +1019,10 @@ impl World {
 
     /// Hands node `i` an input and routes everything it sends.
     fn feed(&mut self, i: usize, input: Input<'_>) {
-        self.nodes[i].handle(input, self.clock[i]);
+        let node = Rc::make_mut(&mut self.nodes[i]);
+        node.handle(input, self.clock[i]);
         loop {
-            match self.nodes[i].poll_output() {
+            match Rc::make_mut(&mut self.nodes[i]).poll_output() {
                 Output::Send(env) => self.route(i, env),
                 Output::Persist(_) => {}
                 Output::Wait(at) => {
@@ -1070,8 +1080,7 @@ impl World {
         let Some(r) = c.request.take() else { return };
         let (outcome, value, error) = interpret(r.kind, &env.body.payload);
         if let Some(op) = r.op {
-            self.history
-                .complete(op, outcome, value, error, self.clock[i]);
+            Rc::make_mut(&mut self.history).complete(op, outcome, value, error, self.clock[i]);
             self.redigest_client(k);
         }
         if self.trace.is_some() {
@@ -1187,7 +1196,7 @@ impl World {
             check,
             problem: self.problem.clone(),
             key,
-            history: self.history.clone(),
+            history: (*self.history).clone(),
         }
     }
 

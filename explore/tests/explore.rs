@@ -286,9 +286,10 @@ fn per_node_on_seq_kv_says_it_is_the_largest_default() {
 /// fingerprint), the same outcomes, and the same shortest failing
 /// schedule length. A missing end state fails the test, whatever the
 /// verdicts say. Each rule of `persistent` was taken out once, and this
-/// test failed: sleep sets kept during the final reads (120 of
-/// `per-node`'s 1,510 end states on `seq-kv` missed), a node chosen
-/// after its client's final read is answered (15 of `naive`'s 324), or
+/// test failed: a node chosen during the final reads although one of its
+/// steps answers its client (120 of `per-node`'s 1,510 end states on
+/// `seq-kv` missed), or after its client's final read is answered (15 of
+/// `naive`'s 324), or
 /// while its request to the store is in flight (124 of 324), or for a
 /// timer alone during the adds (168 of `cas`'s 4,434 with 2 adds).
 #[test]
