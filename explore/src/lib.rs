@@ -92,7 +92,8 @@
 //! (`states-persistent`) adds persistent sets ([`persistent`]): a node
 //! that nothing else can reach before its next step (its request at the
 //! store answered, no node talking to it, and during the final reads
-//! none of its steps answering its client) runs alone, which halves
+//! none of its steps answering its client; on `lin-kv` during the final
+//! reads, with the store's answers to it) runs alone, which halves
 //! `per-node`'s default search.
 //!
 //! Both branch by copying the world, not by replaying a schedule's

@@ -118,6 +118,10 @@ pub enum SearchError {
     /// A node sent to another node under a strategy whose nodes talk only
     /// to the KV service, which the persistent sets assume.
     NodesTalk,
+    /// During the final reads on `lin-kv`, two nodes' requests on one key
+    /// were in flight together, one of them a write, which the persistent
+    /// sets there assume never happens.
+    KeysCross,
 }
 
 impl std::fmt::Display for SearchError {
@@ -135,6 +139,12 @@ impl std::fmt::Display for SearchError {
                 f,
                 "a node sent a message to another node, which the persistent sets assume \
                  this strategy never does: use --reduction states-sleep"
+            ),
+            SearchError::KeysCross => write!(
+                f,
+                "during the final reads two nodes' requests on one key were at lin-kv \
+                 together, one of them a write, which the persistent sets assume this \
+                 strategy never does: use --reduction states-sleep"
             ),
         }
     }

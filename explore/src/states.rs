@@ -45,7 +45,8 @@
 //! [`persistent`](crate::persistent)) a state's first visit explores
 //! only its set, less what sleeps; a revisit still explores what slept
 //! the first time and is awake now, whether it is in the set or not
-//! (Godefroid's algorithm for both with a state cache). Choosing a set
+//! (Godefroid's algorithm for both with a state cache), so a set is
+//! chosen on a first visit only. Choosing a set
 //! during the final reads means taking the node's steps once to see
 //! that none answers its client; the frame keeps those successors
 //! (`ready`), and the search takes them instead of stepping again.
@@ -91,7 +92,7 @@
 
 use super::bounds::{Bounds, Reduction};
 use super::event::{Event, Footprint};
-use super::persistent::{at_node, quiet_node, Quiet};
+use super::persistent::{in_set, quiet_node, Quiet};
 use super::search::{record, Report, SearchError};
 use super::visited::Visited;
 use super::world::World;
@@ -162,7 +163,7 @@ impl Frame {
         }
         let todo = match quiet.node {
             Some(i) => (0..enabled.len())
-                .filter(|&k| at_node(enabled[k].1, i))
+                .filter(|&k| in_set(enabled[k].1, i))
                 .collect(),
             None => (0..enabled.len()).collect(),
         };
@@ -303,6 +304,9 @@ fn run(
         if persistent && world.talked() {
             return Err(SearchError::NodesTalk);
         }
+        if persistent && world.crossed() {
+            return Err(SearchError::KeysCross);
+        }
         // An event that ended a phase or a recovery round changed what
         // everything beside it does: nothing sleeps past it, and it
         // sleeps beside nothing.
@@ -326,7 +330,10 @@ fn run(
             path.pop();
             report.revisits += 1;
         } else if sleep_sets {
-            let frame = Frame::new(world, fingerprint, persistent);
+            // A revisit explores what slept before and is awake now,
+            // whatever the set: no need to choose one (and copy worlds).
+            let first = seen.get(fingerprint).is_none();
+            let frame = Frame::new(world, fingerprint, persistent && first);
             match enter(
                 &mut seen,
                 frame,

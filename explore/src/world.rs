@@ -168,6 +168,10 @@ pub struct World {
     /// strategy never does ([`Bounds::nodes_talk`]): the persistent sets
     /// assume it never does.
     talked: bool,
+    /// During the final reads on `lin-kv`, a node sent a request on a key
+    /// while another node's request on it was in flight, one of the two
+    /// a write: the persistent sets there assume none does.
+    crossed: bool,
     /// Bumped whenever the service serves a request (its states or a
     /// position change).
     kv_version: u64,
@@ -226,6 +230,7 @@ impl World {
             state_digests: vec![digest(&KvState::default())],
             overflowed: false,
             talked: false,
+            crossed: false,
             kv_version: 0,
             clients: (0..n)
                 .map(|i| Client {
@@ -455,6 +460,18 @@ impl World {
     /// [`Bounds::nodes_talk`] says it never does.
     pub fn talked(&self) -> bool {
         self.talked
+    }
+
+    /// Whether, during the final reads on `lin-kv`, two nodes' requests
+    /// on one key were ever in flight together with one of them a write
+    /// (see [`crate::persistent`]).
+    pub fn crossed(&self) -> bool {
+        self.crossed
+    }
+
+    /// Whether the service is `lin-kv`.
+    pub fn linearizable(&self) -> bool {
+        matches!(*self.kv, Kv::Lin(_))
     }
 
     /// Whether client `k`'s final read is over (answered, or given up on).
@@ -1045,6 +1062,9 @@ impl World {
             Some(Actor::Client(k)) => self.client_reply(i, k, env),
             Some(dest) => {
                 self.talked |= dest.is_node() && !self.bounds.nodes_talk();
+                if dest == Actor::Service && self.phase == Phase::Finals && self.linearizable() {
+                    self.crossed |= self.crosses(i, &env.body.payload);
+                }
                 self.send(Actor::Node(i), dest, env, None)
             }
             None => {
@@ -1055,6 +1075,19 @@ impl World {
                 self.note(text);
             }
         }
+    }
+
+    /// Whether a request of node `i` on `request`'s key would be in flight
+    /// together with another node's on the same key, one of them a write.
+    fn crosses(&self, i: usize, request: &Payload) -> bool {
+        let key = key_hash(request);
+        let writes = |p: &Payload| !matches!(p, Payload::Read { .. });
+        self.flight.iter().any(|f| {
+            f.dest == Actor::Service
+                && f.id.src != Actor::Node(i)
+                && f.key == key
+                && (writes(request) || writes(&f.env.body.payload))
+        })
     }
 
     /// A reply reaches client `k` as it is sent: it completes the

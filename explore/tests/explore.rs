@@ -289,7 +289,8 @@ fn per_node_on_seq_kv_says_it_is_the_largest_default() {
 /// test failed: a node chosen during the final reads although one of its
 /// steps answers its client (120 of `per-node`'s 1,510 end states on
 /// `seq-kv` missed), or after its client's final read is answered (15 of
-/// `naive`'s 324), or
+/// `naive`'s 324), or with the store's answers in the sets on `seq-kv`
+/// too (889 of `per-node`'s 1,510), or
 /// while its request to the store is in flight (124 of 324), or for a
 /// timer alone during the adds (168 of `cas`'s 4,434 with 2 adds).
 #[test]
@@ -314,6 +315,14 @@ fn sleep_and_persistent_sets_on_states_reach_every_end_state_of_the_plain_state_
         node_count: 3,
         ..bounds(StrategyKind::Naive, KvKind::LinKv, 1, 0, 0)
     });
+    // Three nodes' final reads at `lin-kv`, where the store's answers
+    // join the sets.
+    for strategy in [StrategyKind::PerNode, StrategyKind::Cas] {
+        configs.push(Bounds {
+            node_count: 3,
+            ..bounds(strategy, KvKind::LinKv, 1, 0, 0)
+        });
+    }
     // A `cas` node waiting on its backoff timer alone while the other
     // finishes: a timer is not a persistent set during the adds, since
     // `Recover` may come first (168 of 4,434 end states missed if it is).
