@@ -118,8 +118,8 @@
 //! reached 1,390 of its 1,510 end states; with a node chosen after its
 //! client's read was answered, `naive` missed 15 of 324; with a node
 //! chosen while its request was at the store (outside the final reads on
-//! `lin-kv`), 124 of 324; with a timer
-//! alone as a set during the adds, `cas` (2 adds) missed 168 of 4,434.
+//! `lin-kv`), 124 of 324; with a timer alone as a set during the adds,
+//! `cas` (2 adds) missed 168 of 4,434.
 //!
 //! # What it saves
 //!
@@ -128,13 +128,12 @@
 //! made: `per-node`'s default search goes from 572,273 to 273,337
 //! states; at 3 nodes (1 add), where the final reads are most of the
 //! states, `per-node` on `lin-kv` from 43.5 to 7.6 million (1.8 GB to
-//! 0.5 GB, 208 s to 55 s, the store's answers in the sets) and `cas` on
-//! `seq-kv` from 32.9 to 25.9
-//! million (1.8 GB to 0.9 GB, but 154 s to 196 s: on `seq-kv` the sets
-//! rarely apply during the final reads, where a node nearly always has a
-//! request at the store, and choosing one costs a copy of the world per
-//! step tried).
-//! `gossip` gets nothing (its nodes talk).
+//! 0.5 GB, 208 s to about a minute, the store's answers in the sets) and `cas` on
+//! `seq-kv` from 32.9 to 25.9 million (1.8 GB to 0.9 GB, but 154 s to
+//! 196 s: on `seq-kv` the sets rarely apply during the final reads,
+//! where a node nearly always has a request at the store, and choosing
+//! one costs a copy of the world per step tried). `gossip` gets nothing
+//! (its nodes talk).
 //!
 //! Not covered: the step cap (`max_steps`) ends a schedule wherever it
 //! falls. A schedule the full search cuts there extends, without the
@@ -202,7 +201,7 @@ pub fn quiet_node(world: &World, enabled: &[(Event, Footprint)]) -> Quiet {
         })
         .collect();
     candidates.sort_by_key(|&i| steps[i] + serves[i]);
-    quiet.node = if phase == Phase::Finals {
+    quiet.node = if finals {
         candidates
             .into_iter()
             .find(|&i| leaves_client_waiting(world, enabled, i, &mut quiet.successors))

@@ -46,10 +46,10 @@
 //! only its set, less what sleeps; a revisit still explores what slept
 //! the first time and is awake now, whether it is in the set or not
 //! (Godefroid's algorithm for both with a state cache), so a set is
-//! chosen on a first visit only. Choosing a set
-//! during the final reads means taking the node's steps once to see
-//! that none answers its client; the frame keeps those successors
-//! (`ready`), and the search takes them instead of stepping again.
+//! chosen on a first visit only. Choosing a set during the final reads
+//! means taking the node's steps once to see that none answers its
+//! client; the frame keeps those successors (`ready`), and the search
+//! takes them instead of stepping again.
 //!
 //! With sleep sets the search no longer passes every schedule through
 //! each state, so it counts distinct end states (and the failing ones),
@@ -324,7 +324,8 @@ fn run(
         }
         let fingerprint = world.fingerprint();
         path.push(event);
-        if sleep_sets && seen.get(fingerprint) == Some(0) {
+        let seen_before = seen.get(fingerprint);
+        if sleep_sets && seen_before == Some(0) {
             // Explored before with nothing asleep: nothing to add, and no
             // need to list its events to say so.
             path.pop();
@@ -332,10 +333,10 @@ fn run(
         } else if sleep_sets {
             // A revisit explores what slept before and is awake now,
             // whatever the set: no need to choose one (and copy worlds).
-            let first = seen.get(fingerprint).is_none();
-            let frame = Frame::new(world, fingerprint, persistent && first);
+            let frame = Frame::new(world, fingerprint, persistent && seen_before.is_none());
             match enter(
                 &mut seen,
+                seen_before,
                 frame,
                 &sleep,
                 &mut report,
@@ -350,7 +351,7 @@ fn run(
                     path.pop();
                 }
             }
-        } else if let Some(index) = seen.get(fingerprint) {
+        } else if let Some(index) = seen_before {
             path.pop();
             stack
                 .last_mut()
@@ -392,7 +393,8 @@ fn run(
     Ok(report)
 }
 
-/// With sleep sets: `frame`'s state reached with `sleep` asleep. Gives
+/// With sleep sets: `frame`'s state reached with `sleep` asleep
+/// (`seen_before`: its mask in `seen` before this visit, if any). Gives
 /// the frame to explore, with what to explore from it, or nothing when
 /// there is nothing new there: an end state (counted here, on its first
 /// visit), a state whose every event sleeps, or one explored before with
@@ -405,6 +407,7 @@ fn run(
 /// later visit, the schedules through the events asleep the first time.
 fn enter(
     seen: &mut Visited,
+    seen_before: Option<u64>,
     mut frame: Frame,
     sleep: &[Event],
     report: &mut Report,
@@ -417,7 +420,7 @@ fn enter(
         .map(|(e, _)| sleep.contains(e))
         .collect();
     let mask = frame.mask(sleep);
-    let (todo, slept_before) = match seen.get(frame.fingerprint) {
+    let (todo, slept_before) = match seen_before {
         None => {
             seen.insert(frame.fingerprint, mask);
             if frame.enabled.is_empty() {

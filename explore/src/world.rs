@@ -921,6 +921,9 @@ impl World {
         } else {
             0
         };
+        if dest == Actor::Service && self.phase == Phase::Finals && self.linearizable() {
+            self.crossed |= self.crosses(src, key, &env.body.payload);
+        }
         self.flight.push(Flight {
             id,
             dest,
@@ -1062,9 +1065,6 @@ impl World {
             Some(Actor::Client(k)) => self.client_reply(i, k, env),
             Some(dest) => {
                 self.talked |= dest.is_node() && !self.bounds.nodes_talk();
-                if dest == Actor::Service && self.phase == Phase::Finals && self.linearizable() {
-                    self.crossed |= self.crosses(i, &env.body.payload);
-                }
                 self.send(Actor::Node(i), dest, env, None)
             }
             None => {
@@ -1077,14 +1077,14 @@ impl World {
         }
     }
 
-    /// Whether a request of node `i` on `request`'s key would be in flight
-    /// together with another node's on the same key, one of them a write.
-    fn crosses(&self, i: usize, request: &Payload) -> bool {
-        let key = key_hash(request);
+    /// Whether `request` from `src` on the key hashed to `key` would be in
+    /// flight together with another node's on the same key, one of them a
+    /// write.
+    fn crosses(&self, src: Actor, key: u64, request: &Payload) -> bool {
         let writes = |p: &Payload| !matches!(p, Payload::Read { .. });
         self.flight.iter().any(|f| {
             f.dest == Actor::Service
-                && f.id.src != Actor::Node(i)
+                && f.id.src != src
                 && f.key == key
                 && (writes(request) || writes(&f.env.body.payload))
         })

@@ -286,13 +286,13 @@ fn per_node_on_seq_kv_says_it_is_the_largest_default() {
 /// fingerprint), the same outcomes, and the same shortest failing
 /// schedule length. A missing end state fails the test, whatever the
 /// verdicts say. Each rule of `persistent` was taken out once, and this
-/// test failed: a node chosen during the final reads although one of its
-/// steps answers its client (120 of `per-node`'s 1,510 end states on
-/// `seq-kv` missed), or after its client's final read is answered (15 of
-/// `naive`'s 324), or with the store's answers in the sets on `seq-kv`
-/// too (889 of `per-node`'s 1,510), or
-/// while its request to the store is in flight (124 of 324), or for a
-/// timer alone during the adds (168 of `cas`'s 4,434 with 2 adds).
+/// test failed when a node was chosen: during the final reads although
+/// one of its steps answers its client (120 of `per-node`'s 1,510 end
+/// states on `seq-kv` missed); after its client's final read is answered
+/// (15 of `naive`'s 324); while its request to the store is in flight
+/// (124 of 324); with the store's answers in its set on `seq-kv` too (889
+/// of `per-node`'s 1,510); for a timer alone during the adds (168 of
+/// `cas`'s 4,434 with 2 adds).
 #[test]
 fn sleep_and_persistent_sets_on_states_reach_every_end_state_of_the_plain_state_search() {
     use gcounter_explore::states::end_states;
