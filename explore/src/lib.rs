@@ -91,10 +91,17 @@
 //! why that needs more than the footprints). The default
 //! (`states-persistent`) adds persistent sets ([`persistent`]): a node
 //! that nothing else can reach before its next step (its request at the
-//! store answered, no node talking to it, and during the final reads
-//! none of its steps answering its client; on `lin-kv` during the final
-//! reads, with the store's answers to it) runs alone, which halves
-//! `per-node`'s default search.
+//! store answered, or during the final reads served with it; no node
+//! talking to it) runs alone, which halves `per-node`'s default search.
+//!
+//! Two things are left out of a state's fingerprint because nothing
+//! that follows depends on them ([`World::fingerprint`]): the sync keys
+//! that `cas` and `per-node` write only to reach `seq-kv`'s newest
+//! state, which nothing reads (the search checks that), and, in an end
+//! state, whatever nodes and the store did for clients already done.
+//! With both, and the persistent sets they make possible during the
+//! final reads, `cas` on `seq-kv` at 3 nodes went from 25.9 million
+//! states to 52,006.
 //!
 //! Both branch by copying the world, not by replaying a schedule's
 //! prefix from scratch (which was half of DPOR's time).

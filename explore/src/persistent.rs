@@ -30,8 +30,8 @@
 //!   the search stops with an error if a node breaks this);
 //! - no request of node `i` to the KV service is in flight (serving it
 //!   would send node `i` a reply, a step that does not commute with
-//!   node `i`'s others), except on `lin-kv` during the final reads,
-//!   where the set takes in the store's answers (below);
+//!   node `i`'s others), except during the final reads, where the set
+//!   takes in the store's answers (below);
 //! - its client sends only when node `i` answers it, within node `i`'s
 //!   step, and a client's timeout moves with node `i`'s clock alone;
 //! - no event that changes every node (`Recover`, a timer forced because
@@ -54,86 +54,97 @@
 //!
 //! The answer to the last final read ends the schedule, and so disables
 //! every step still pending elsewhere (a late reply to a node whose
-//! client is done): the step that gives it commutes with nothing. Two
-//! more rules keep such a step out of every set and off every path that
-//! avoids one:
+//! client is done): moving a set's step first can end a schedule sooner,
+//! without steps that the original ran after it. Those steps change no
+//! operation, though: every other client is done by then, and a node
+//! answers only its own client. So an end state is what the checker sees
+//! (the operations and their results), each node as the step that ended
+//! its client's read left it, and the store ([`World::fingerprint`]);
+//! schedules that differ only in steps a node or the store took after
+//! that node's client was done end in the same state. One rule is left:
 //!
-//! - A node is chosen only while its own client's read is unanswered.
-//!   No step elsewhere can then be the last answer before one of the
-//!   set's steps runs (the node's client answers only through the
-//!   node's own steps, and the set holds every one enabled).
-//! - None of the node's enabled steps may answer its client's read (or
-//!   time it out): the search takes each of them once to see, and keeps
-//!   the successors for the steps it explores from there. A step at a
-//!   node does the same whatever runs elsewhere first (the node's state,
-//!   clock and the message are unchanged), so the set's steps cannot end
-//!   the final reads from any state a path avoiding them reaches either.
+//! - A node is chosen only while its own client's read is unanswered, so
+//!   every schedule from here runs one of the set's steps (the node's
+//!   client is answered, or gives up, only through the node's own steps).
 //!
-//! So no step on such a path, and none of the set's, ends the final
-//! reads, and the footprints' independence holds there unconditionally:
-//! the sets are persistent in the system as it is, cut at the last
-//! answer, and Godefroid's sleep sets stay on as in the other phases.
-//! The end states, and the shortest failing schedule, are the plain
-//! search's.
+//! Take a schedule `w t r` from the state, `t` the first step of the
+//! set. Every step of `w` is at another node or at the store for another
+//! node, so `t` commutes with it ([`Footprint::independent`]), and `t w r`
+//! runs, unless a step of `w` ends the reads once `t` has answered the
+//! node's client: then `w t` ended them too, and `t w'`, cut there,
+//! leaves out only steps taken for clients already done, and ends in the
+//! same state, sooner. (Every node's steps up to its client's answer are
+//! the same in both, and during the final reads no request changes what
+//! another node reads, below.) So every end state is reached through the set, by a
+//! schedule no longer than one that reaches it without; the search keeps
+//! the shortest failing schedule over every visit of an end state, not
+//! only the first, since a later visit can be shorter.
 //!
-//! An earlier version had the first rule only and let nothing sleep
-//! during the final reads, arguing about a system that runs on past the
-//! last answer. That argument had a gap (the chosen node's first step
-//! could itself be the last answer, and moving it first ends the
-//! schedule earlier), although no configuration showed a state missed:
-//! 70 searches (`naive`, `per-node` and `cas` on both services, 2 and 3
-//! nodes, 1 and 2 adds, 0 to 2 timers, 0 and 1 losses, each that the
-//! plain search finished in 20 s) reached the plain search's end states.
+//! Earlier versions also kept a node out of the sets while one of its
+//! steps answered its client, because the end states held what was
+//! still in flight and which timers were armed: a set's step moved first
+//! ended a schedule sooner in a different state. With the end state
+//! kept to what those steps cannot change, the rule went, and with it
+//! the copies of the world it took to check it. Without that change of the end state,
+//! `per-node`'s end states (1 add, 1 timer) lose 68 of 357 to the sets.
 //!
-//! # The store's answers, on `lin-kv`, during the final reads
+//! # The store's answers, during the final reads
 //!
 //! During the final reads a node nearly always has a request at the
-//! store (each final read of `cas` and `per-node` is a write to a key of
-//! the node's own, to make its read current, then reads), so the rule
-//! above would leave almost no sets there, and those are most of the
-//! states at 3 nodes. On `lin-kv` the set of such a node takes in the
-//! store serving its requests as well. Those steps commute with every
-//! step elsewhere but a request on the same key from another node, one
-//! of the two a write ([`Footprint::independent`]); such a request,
-//! served on a path that avoids the set, would be in flight together
-//! with the node's own. So the search assumes that during the final
-//! reads two nodes' requests on one key are never in flight together
-//! with one of them a write, checks it on every step, and stops with an
+//! store (each final read of `cas` and `per-node` is a write to a sync
+//! key of the node's own, to make its read current, then reads), so the
+//! rule above would leave almost no sets there, and those are most of
+//! the states at 3 nodes. So the set of such a node takes in the store
+//! serving its requests as well.
+//!
+//! On `lin-kv` those steps commute with every step elsewhere but a
+//! request on the same key from another node, one of the two a write
+//! ([`Footprint::independent`]); such a request, served on a path that
+//! avoids the set, would be in flight together with the node's own. So
+//! the search assumes that during the final reads two nodes' requests on
+//! one key are never in flight together with one of them a write.
+//!
+//! On `seq-kv` any write makes a new state of the whole store, which
+//! gives every other node's read a new state to be served from, an event
+//! the set did not hold. But the state search counts states that differ
+//! only in sync keys as one ([`World::fingerprint`]), and a sync write
+//! only adds a state to the newest run of them: every other node's
+//! requests keep their choices, and two nodes' sync writes in either
+//! order reach one state. So on `seq-kv` the search assumes that during
+//! the final reads no request writes anything but a sync key (nor sends
+//! a cas, a write if it succeeds).
+//!
+//! The search checks either assumption on every step and stops with an
 //! error if a schedule breaks it ([`SearchError::KeysCross`](crate::search::SearchError::KeysCross),
 //! as for nodes that talk): `cas`'s and `per-node`'s nodes write only
-//! keys of their own then, and read the shared ones. Serving a request
-//! answers no client, so the rules above still keep every end of the
-//! reads out of the set and off the paths that avoid it.
+//! sync keys then, and read the shared ones. Serving a request answers
+//! no client, so the rules above still keep every end of the reads out
+//! of the set and off the paths that avoid it.
 //!
-//! Not on `seq-kv`: there any write makes a new state of the whole
-//! store, which gives every other node's read a new state to be served
-//! from, an event the set did not hold. With the store's answers in the
-//! sets on `seq-kv` too, the test below missed 889 of `per-node`'s 1,510
-//! end states.
+//! When end states held the whole system and sync keys were in the
+//! fingerprint, the store's answers in the sets on `seq-kv` made the test
+//! below miss 889 of `per-node`'s 1,510 end states: states that differ
+//! in the order of sync writes, which no read sees.
 //!
-//! Each rule was taken out once, and the test that compares end states
-//! with the plain search
+//! The test that compares end states with the plain search
 //! (`sleep_and_persistent_sets_on_states_reach_every_end_state_of_the_plain_state_search`)
-//! failed: without the second, `per-node` on `seq-kv` (1 add, 1 timer)
-//! reached 1,390 of its 1,510 end states; with a node chosen after its
-//! client's read was answered, `naive` missed 15 of 324; with a node
-//! chosen while its request was at the store (outside the final reads on
-//! `lin-kv`), 124 of 324; with a timer alone as a set during the adds,
-//! `cas` (2 adds) missed 168 of 4,434.
+//! fails with a node chosen after its client's read was answered
+//! (`per-node`, 1 add: 14 of 169 end states missed) and with a timer
+//! alone as a set during the adds (`cas`, 2 adds: 28 of 375). It no
+//! longer fails on its configurations with a node chosen while its
+//! request is at the store outside the final reads, as it did (124 of
+//! `naive`'s 324) when end states held the whole system; the rule stays,
+//! as the argument above needs it.
 //!
 //! # What it saves
 //!
 //! Whatever runs alone is not interleaved with the other nodes, so the
 //! states where two nodes are both midway through such steps are never
-//! made: `per-node`'s default search goes from 572,273 to 273,337
-//! states; at 3 nodes (1 add), where the final reads are most of the
-//! states, `per-node` on `lin-kv` from 43.5 to 7.6 million (1.8 GB to
-//! 0.5 GB, 208 s to about a minute, the store's answers in the sets) and `cas` on
-//! `seq-kv` from 32.9 to 25.9 million (1.8 GB to 0.9 GB, but 154 s to
-//! 196 s: on `seq-kv` the sets rarely apply during the final reads,
-//! where a node nearly always has a request at the store, and choosing
-//! one costs a copy of the world per step tried). `gossip` gets nothing
-//! (its nodes talk).
+//! made. `per-node`'s default search goes from 184,380 states (sleep
+//! sets alone) to 92,961; at 3 nodes (1 add), where the final reads were
+//! most of the states, `per-node` on `seq-kv` from 57 million to 7.8
+//! million, `cas` on `seq-kv` from 0.94 million to 52,006 (BENCHMARKS.md
+//! has the steps). `gossip` gets nothing (its nodes talk).
 //!
 //! Not covered: the step cap (`max_steps`) ends a schedule wherever it
 //! falls. A schedule the full search cuts there extends, without the
@@ -144,24 +155,11 @@
 use super::event::{Actor, Event, Footprint};
 use super::world::{Phase, World};
 
-/// The choice of a persistent set, and the successors it had to work
-/// out.
-#[derive(Debug, Default)]
-pub struct Quiet {
-    /// The node whose enabled steps form the set, if one does.
-    pub node: Option<usize>,
-    /// During the final reads, `world` after some of the enabled steps,
-    /// by their index in `enabled`: the search takes them instead of
-    /// stepping again, whichever set it explores.
-    pub successors: Vec<(usize, World)>,
-}
-
 /// The node whose enabled steps form a persistent set in `world`, if
 /// one does; `enabled` is `world.enabled(..)`.
-pub fn quiet_node(world: &World, enabled: &[(Event, Footprint)]) -> Quiet {
-    let mut quiet = Quiet::default();
+pub fn quiet_node(world: &World, enabled: &[(Event, Footprint)]) -> Option<usize> {
     if world.bounds().nodes_talk() {
-        return quiet;
+        return None;
     }
     let n = world.bounds().node_count;
     let mut steps = vec![0usize; n];
@@ -183,7 +181,7 @@ pub fn quiet_node(world: &World, enabled: &[(Event, Footprint)]) -> Quiet {
             }
             // `Global`, a loss, or a step at an actor this does not
             // reason about: no set.
-            _ => return quiet,
+            _ => return None,
         }
     }
     let phase = world.phase();
@@ -191,7 +189,7 @@ pub fn quiet_node(world: &World, enabled: &[(Event, Footprint)]) -> Quiet {
     let mut candidates: Vec<usize> = (0..n)
         .filter(|&i| !finals || !world.final_answered(i))
         .filter(|&i| {
-            if finals && world.linearizable() {
+            if finals {
                 // Its requests at the store join the set (see the module
                 // docs).
                 steps[i] + serves[i] > 0
@@ -201,40 +199,7 @@ pub fn quiet_node(world: &World, enabled: &[(Event, Footprint)]) -> Quiet {
         })
         .collect();
     candidates.sort_by_key(|&i| steps[i] + serves[i]);
-    quiet.node = if finals {
-        candidates
-            .into_iter()
-            .find(|&i| leaves_client_waiting(world, enabled, i, &mut quiet.successors))
-    } else {
-        candidates.first().copied()
-    };
-    quiet
-}
-
-/// Whether none of node `i`'s enabled steps answers (or times out) its
-/// client's final read, or fails; the successors it works out join
-/// `successors`.
-fn leaves_client_waiting(
-    world: &World,
-    enabled: &[(Event, Footprint)],
-    i: usize,
-    successors: &mut Vec<(usize, World)>,
-) -> bool {
-    for (k, &(event, footprint)) in enabled.iter().enumerate() {
-        if !at_node(footprint, i) {
-            continue;
-        }
-        let mut next = world.clone();
-        if next.apply(event).is_err() {
-            return false;
-        }
-        let answers = next.final_answered(i) || next.is_done();
-        successors.push((k, next));
-        if answers {
-            return false;
-        }
-    }
-    true
+    candidates.first().copied()
 }
 
 /// Whether `footprint` is a step at node `i`.

@@ -118,10 +118,16 @@ pub enum SearchError {
     /// A node sent to another node under a strategy whose nodes talk only
     /// to the KV service, which the persistent sets assume.
     NodesTalk,
-    /// During the final reads on `lin-kv`, two nodes' requests on one key
-    /// were in flight together, one of them a write, which the persistent
-    /// sets there assume never happens.
+    /// During the final reads, a node sent a request that could change
+    /// what another node's request reads (on `lin-kv`: two nodes'
+    /// requests on one key in flight together, one of them a write; on
+    /// `seq-kv`: a write but to a sync key), which the persistent sets
+    /// there assume never happens.
     KeysCross,
+    /// A request read a sync key, or a write to one changed nothing where
+    /// it ran, which the state search's fingerprint (it leaves sync keys
+    /// out) assumes never happens.
+    SyncKeyRead,
 }
 
 impl std::fmt::Display for SearchError {
@@ -142,9 +148,16 @@ impl std::fmt::Display for SearchError {
             ),
             SearchError::KeysCross => write!(
                 f,
-                "during the final reads two nodes' requests on one key were at lin-kv \
-                 together, one of them a write, which the persistent sets assume this \
-                 strategy never does: use --reduction states-sleep"
+                "during the final reads a node sent a request that could change what another \
+                 node reads (on lin-kv two nodes' requests on one key at the store together, \
+                 one of them a write; on seq-kv a write but to a sync key), which the \
+                 persistent sets assume this strategy never does: use --reduction states-sleep"
+            ),
+            SearchError::SyncKeyRead => write!(
+                f,
+                "a request read a sync key, or a write to one changed nothing, which the state \
+                 search assumes never happens (it leaves sync keys out of a state's \
+                 fingerprint): use --reduction dpor"
             ),
         }
     }

@@ -46,16 +46,17 @@
 //! only its set, less what sleeps; a revisit still explores what slept
 //! the first time and is awake now, whether it is in the set or not
 //! (Godefroid's algorithm for both with a state cache), so a set is
-//! chosen on a first visit only. Choosing a set during the final reads
-//! means taking the node's steps once to see that none answers its
-//! client; the frame keeps those successors (`ready`), and the search
-//! takes them instead of stepping again.
+//! chosen on a first visit only.
 //!
 //! With sleep sets the search no longer passes every schedule through
 //! each state, so it counts distinct end states (and the failing ones),
-//! not schedules. Every schedule that reaches a state has the same length
-//! (the fingerprint holds the step count) and equivalent schedules have
-//! the same length, so the shortest failing schedule is still found.
+//! not schedules. Every schedule that reaches a state before the end has
+//! the same length (the fingerprint holds the step count), and
+//! equivalent schedules have the same length. An end state keeps less
+//! ([`World::fingerprint`]): schedules of different lengths can reach
+//! it, so each visit of a failing end state by a shorter schedule than
+//! the shortest found so far replaces it, and the shortest failing
+//! schedule is still found.
 //!
 //! # Memory
 //!
@@ -86,13 +87,13 @@
 //! and how many of those fail, summed over its successors, so the report
 //! still says how many schedules the search covers, now without running
 //! each. Every schedule that reaches a state has the same length (the
-//! fingerprint holds the step count), so the graph has no cycles, and the
-//! first failing leaf found at the least depth is a shortest failing
-//! schedule.
+//! fingerprint holds the step count; an end state has no successors), so
+//! the graph has no cycles, and the shortest schedule that reaches a
+//! failing end state, over every visit, is a shortest failing schedule.
 
 use super::bounds::{Bounds, Reduction};
 use super::event::{Event, Footprint};
-use super::persistent::{in_set, quiet_node, Quiet};
+use super::persistent::{in_set, quiet_node};
 use super::search::{record, Report, SearchError};
 use super::visited::Visited;
 use super::world::World;
@@ -128,9 +129,6 @@ struct Frame {
     enabled: Vec<(Event, Footprint)>,
     /// Which of `enabled` to explore from here, in order.
     todo: Vec<usize>,
-    /// Successors already worked out (by choosing the persistent set),
-    /// by index in `enabled`; empty when there are none.
-    ready: Vec<Option<World>>,
     next: usize,
     /// With sleep sets: the events that need not run from here, with
     /// their footprints in this state; those explored from here join
@@ -152,16 +150,9 @@ impl Frame {
         let quiet = if persistent {
             quiet_node(&world, &enabled)
         } else {
-            Quiet::default()
+            None
         };
-        let mut ready: Vec<Option<World>> = Vec::new();
-        if !quiet.successors.is_empty() {
-            ready.resize_with(enabled.len(), || None);
-            for (k, next) in quiet.successors {
-                ready[k] = Some(next);
-            }
-        }
-        let todo = match quiet.node {
+        let todo = match quiet {
             Some(i) => (0..enabled.len())
                 .filter(|&k| in_set(enabled[k].1, i))
                 .collect(),
@@ -170,7 +161,6 @@ impl Frame {
         Frame {
             world: Some(world),
             fingerprint,
-            ready,
             todo,
             enabled,
             next: 0,
@@ -276,27 +266,15 @@ fn run(
                 .collect();
         }
         let epoch = here.epoch();
-        let ready = top.ready.get_mut(k).and_then(Option::take);
-        let world = match ready {
-            Some(next) => {
-                if last {
-                    top.world = None;
-                }
-                next
-            }
-            None => {
-                let mut world = if last {
-                    top.world.take()
-                } else {
-                    top.world.clone()
-                }
-                .expect("a frame keeps its world until its last successor");
-                world.apply(event).map_err(|why| {
-                    SearchError::Nondeterminism(format!("step {}: {why}", path.len() + 1))
-                })?;
-                world
-            }
-        };
+        let mut world = if last {
+            top.world.take()
+        } else {
+            top.world.clone()
+        }
+        .expect("a frame keeps its world until its last successor");
+        world.apply(event).map_err(|why| {
+            SearchError::Nondeterminism(format!("step {}: {why}", path.len() + 1))
+        })?;
         report.steps += 1;
         if world.overflowed() {
             return Err(SearchError::WindowOverflow);
@@ -306,6 +284,9 @@ fn run(
         }
         if persistent && world.crossed() {
             return Err(SearchError::KeysCross);
+        }
+        if world.read_sync() {
+            return Err(SearchError::SyncKeyRead);
         }
         // An event that ended a phase or a recovery round changed what
         // everything beside it does: nothing sleeps past it, and it
@@ -328,6 +309,7 @@ fn run(
         if sleep_sets && seen_before == Some(0) {
             // Explored before with nothing asleep: nothing to add, and no
             // need to list its events to say so.
+            shorter_end(&mut report, &path, &world);
             path.pop();
             report.revisits += 1;
         } else if sleep_sets {
@@ -352,6 +334,7 @@ fn run(
                 }
             }
         } else if let Some(index) = seen_before {
+            shorter_end(&mut report, &path, &world);
             path.pop();
             stack
                 .last_mut()
@@ -456,6 +439,23 @@ fn enter(
         .collect();
     frame.todo = todo;
     Some(frame)
+}
+
+/// An end state met again, by `path`: if it fails and `path` is shorter
+/// than the shortest failing schedule found so far, `path` replaces it.
+/// End states that the checker sees alike are one state whatever their
+/// length ([`World::fingerprint`]), so a later visit can be shorter.
+fn shorter_end(report: &mut Report, path: &[Event], world: &World) {
+    let longer = report
+        .shortest
+        .as_ref()
+        .is_some_and(|(p, _)| path.len() < p.len());
+    if world.is_done() && longer {
+        let leaf = world.leaf();
+        if leaf.failing() {
+            report.shortest = Some((path.to_vec(), leaf));
+        }
+    }
 }
 
 /// A state with nothing enabled: the end of every schedule that reaches

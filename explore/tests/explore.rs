@@ -62,7 +62,8 @@ fn correct_strategies_complete_with_every_schedule_valid() {
     for b in configs {
         let report = explore(&b, BUDGET).expect("the search runs");
         assert!(report.complete, "{b:?}");
-        assert!(report.schedules > 1, "{b:?}");
+        // More than one schedule run (their end states may all be one).
+        assert!(report.steps > report.max_depth as u64, "{b:?}");
         assert_eq!(report.failures, 0, "{b:?}: {:?}", report.shortest);
     }
 }
@@ -283,16 +284,14 @@ fn per_node_on_seq_kv_says_it_is_the_largest_default() {
 /// on top (`states-persistent`), against the plain state search
 /// (`states`, every state with merged `seq-kv` answers) and the
 /// unreduced one: for every strategy, the same end states (by
-/// fingerprint), the same outcomes, and the same shortest failing
+/// fingerprint: what the checker sees, each node as its final read left
+/// it, the store), the same outcomes, and the same shortest failing
 /// schedule length. A missing end state fails the test, whatever the
-/// verdicts say. Each rule of `persistent` was taken out once, and this
-/// test failed when a node was chosen: during the final reads although
-/// one of its steps answers its client (120 of `per-node`'s 1,510 end
-/// states on `seq-kv` missed); after its client's final read is answered
-/// (15 of `naive`'s 324); while its request to the store is in flight
-/// (124 of 324); with the store's answers in its set on `seq-kv` too (889
-/// of `per-node`'s 1,510); for a timer alone during the adds (168 of
-/// `cas`'s 4,434 with 2 adds).
+/// verdicts say. It fails when a node is chosen after its client's final
+/// read is answered (14 of `per-node`'s 169 end states missed), for a
+/// timer alone during the adds (28 of `cas`'s 375 with 2 adds), and when
+/// end states keep the whole system (68 of `per-node`'s 357: the sets
+/// move a node's answer ahead of steps taken for clients already done).
 #[test]
 fn sleep_and_persistent_sets_on_states_reach_every_end_state_of_the_plain_state_search() {
     use gcounter_explore::states::end_states;
@@ -315,17 +314,18 @@ fn sleep_and_persistent_sets_on_states_reach_every_end_state_of_the_plain_state_
         node_count: 3,
         ..bounds(StrategyKind::Naive, KvKind::LinKv, 1, 0, 0)
     });
-    // Three nodes' final reads at `lin-kv`, where the store's answers
-    // join the sets.
+    // Three nodes' final reads, where the store's answers join the sets.
     for strategy in [StrategyKind::PerNode, StrategyKind::Cas] {
-        configs.push(Bounds {
-            node_count: 3,
-            ..bounds(strategy, KvKind::LinKv, 1, 0, 0)
-        });
+        for kv in KvKind::ALL {
+            configs.push(Bounds {
+                node_count: 3,
+                ..bounds(strategy, kv, 1, 0, 0)
+            });
+        }
     }
     // A `cas` node waiting on its backoff timer alone while the other
     // finishes: a timer is not a persistent set during the adds, since
-    // `Recover` may come first (168 of 4,434 end states missed if it is).
+    // `Recover` may come first (28 of 375 end states missed if it is).
     configs.push(bounds(StrategyKind::Cas, KvKind::SeqKv, 2, 1, 0));
     for b in configs {
         let run = |reduction| {

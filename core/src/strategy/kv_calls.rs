@@ -354,6 +354,18 @@ impl ReadView {
     }
 }
 
+/// The start of every key a strategy writes before a round of reads
+/// (`Fresh`, in `cas` and `per-node`). No strategy ever reads such a key:
+/// a write to it only moves the writer to the newest state of `seq-kv`,
+/// so what it holds decides nothing (the model checker leaves these keys
+/// out of a state's fingerprint, and checks that none is read).
+pub const SYNC_KEY_PREFIX: &str = "sync-";
+
+/// Whether `key` is a sync key ([`SYNC_KEY_PREFIX`]).
+pub fn is_sync_key(key: &Value) -> bool {
+    key.as_str().is_some_and(|k| k.starts_with(SYNC_KEY_PREFIX))
+}
+
 /// Writes of fresh values to a key of the node's own.
 ///
 /// On `seq-kv` a write that changes a value lands on the newest state and

@@ -16,6 +16,7 @@ mod tally;
 
 pub use cas::Cas;
 pub use gossip::Gossip;
+pub use kv_calls::{is_sync_key, SYNC_KEY_PREFIX};
 pub use naive::Naive;
 pub use per_node::PerNode;
 

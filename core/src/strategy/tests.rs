@@ -1006,3 +1006,27 @@ fn eager_gossip_sends_an_add_at_once_and_goes_quiet() {
     c.settle(Duration::from_secs(5));
     assert!(c.sent[before..].iter().all(|m| !is_gossip_from(m, &m.src)));
 }
+
+/// The model checker leaves the sync keys out of a state's fingerprint
+/// (`SYNC_KEY_PREFIX`): every write a read round makes current with goes
+/// to one, and no request reads one.
+#[test]
+fn reads_are_made_current_by_writes_to_sync_keys_that_nothing_reads() {
+    for kind in [StrategyKind::PerNode, StrategyKind::Cas] {
+        let mut c = Cluster::new(kind, 3, 4);
+        c.request(1, Payload::Add { delta: 2 });
+        c.settle(Duration::from_secs(1));
+        assert_eq!(c.read(0), 2, "{kind}");
+        let mut synced = false;
+        for m in c.sent.iter().filter(|m| m.dest == "seq-kv") {
+            match &m.body.payload {
+                Payload::Write { key, .. } => synced |= super::is_sync_key(key),
+                Payload::Read { key: Some(key) } | Payload::Cas { key, .. } => {
+                    assert!(!super::is_sync_key(key), "{kind}: {m:?}")
+                }
+                _ => {}
+            }
+        }
+        assert!(synced, "{kind}: no sync write");
+    }
+}
