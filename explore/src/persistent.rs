@@ -75,10 +75,11 @@
 //! leaves out only steps taken for clients already done, and ends in the
 //! same state, sooner. (Every node's steps up to its client's answer are
 //! the same in both, and during the final reads no request changes what
-//! another node reads, below.) So every end state is reached through the set, by a
-//! schedule no longer than one that reaches it without; the search keeps
-//! the shortest failing schedule over every visit of an end state, not
-//! only the first, since a later visit can be shorter.
+//! another node reads, below.) So every end state is reached through the
+//! set, by a schedule no longer than one that reaches it without (during
+//! the final reads it can be shorter); the search keeps the shortest
+//! failing schedule over every visit of an end state, not only the
+//! first, since a later visit can be shorter.
 //!
 //! Earlier versions also kept a node out of the sets while one of its
 //! steps answered its client, because the end states held what was
@@ -118,8 +119,9 @@
 //! error if a schedule breaks it ([`SearchError::KeysCross`](crate::search::SearchError::KeysCross),
 //! as for nodes that talk): `cas`'s and `per-node`'s nodes write only
 //! sync keys then, and read the shared ones. Serving a request answers
-//! no client, so the rules above still keep every end of the reads out
-//! of the set and off the paths that avoid it.
+//! no client, so the argument of the final reads above holds with the
+//! store's answers in the set: a node's client still ends its read only
+//! through the node's own steps.
 //!
 //! When end states held the whole system and sync keys were in the
 //! fingerprint, the store's answers in the sets on `seq-kv` made the test
