@@ -120,6 +120,33 @@ struct Client {
     final_done: bool,
 }
 
+/// What the world keeps per node beside the node itself, in one place so
+/// that a copy of the world allocates it once, not once per field.
+#[derive(Debug, Clone, Copy, Default, Hash)]
+struct Slot {
+    /// The digest of the node's state, taken after every input it is fed:
+    /// a step changes one node, so the others' digests are reused rather
+    /// than hashed again for every state's fingerprint.
+    digest: u128,
+    /// The digest of its client's operations (see
+    /// [`fingerprint`](World::fingerprint)), taken when one of them
+    /// starts or ends.
+    client_digest: u128,
+    /// The node's digest and clock right after the step that ended its
+    /// client's final read: what an end state keeps of the node (see
+    /// [`fingerprint`](World::fingerprint)).
+    final_digest: Option<(u128, Time)>,
+    /// When its timer is set to fire, if it is.
+    wake: Option<Time>,
+    /// Its clock, which its client reads too.
+    clock: Time,
+    /// Timer firings within `--timers`, and forced ones past it.
+    fired: u32,
+    forced: u32,
+    /// In a recovery round: its timer is yet to fire.
+    due: bool,
+}
+
 /// How a complete schedule ended.
 #[derive(Debug, Clone)]
 pub struct Leaf {
@@ -148,19 +175,8 @@ pub struct World {
     /// Shared between copies of the world until a step changes one:
     /// a step feeds one node, so copying the others would be waste.
     nodes: Vec<Rc<Node>>,
-    /// Per node, the digest of its state, taken after every input it is
-    /// fed: a step changes one node, so the others' digests are reused
-    /// rather than hashed again for every state's fingerprint.
-    node_digests: Vec<u128>,
-    /// Per client, the digest of its operations (see
-    /// [`fingerprint`](World::fingerprint)), taken when one of them starts
-    /// or ends.
-    client_digests: Vec<u128>,
-    /// Per node, its digest and clock right after the step that ended its
-    /// client's final read: what an end state keeps of the node (see
-    /// [`fingerprint`](World::fingerprint)).
-    final_digests: Vec<Option<(u128, Time)>>,
-    wake: Vec<Option<Time>>,
+    /// Per node (and its client), everything else the world keeps of it.
+    slots: Vec<Slot>,
     /// Shared between copies of the world until a request is served.
     kv: Rc<Kv>,
     /// Per `seq-kv` state, the step that made it (0: the empty store).
@@ -195,14 +211,9 @@ pub struct World {
     flight: Vec<Flight>,
     /// Messages sent so far, per actor (clients, nodes, service).
     sent: Vec<u32>,
-    /// Per node (and its client).
-    clock: Vec<Time>,
     phase: Phase,
-    fired: Vec<u32>,
-    forced: Vec<u32>,
     lost: u32,
     round: u32,
-    due: Vec<bool>,
     round_sent: bool,
     steps: usize,
     /// Shared between copies of the world until an operation starts or
@@ -238,10 +249,7 @@ impl World {
             nodes: (0..n)
                 .map(|_| Rc::new(Node::new(bounds.node_config())))
                 .collect(),
-            node_digests: vec![0; n],
-            client_digests: vec![0; n],
-            final_digests: vec![None; n],
-            wake: vec![None; n],
+            slots: vec![Slot::default(); n],
             kv: Rc::new(kv),
             made_state: vec![0],
             state_digests: vec![readable_digest(&KvState::default())],
@@ -264,13 +272,9 @@ impl World {
             ids: ids.into(),
             flight: Vec::new(),
             sent: vec![0; 2 * n + 1],
-            clock: vec![Time::ZERO; n],
             phase: Phase::Adds,
-            fired: vec![0; n],
-            forced: vec![0; n],
             lost: 0,
             round: 0,
-            due: vec![false; n],
             round_sent: false,
             steps: 0,
             history: Rc::default(),
@@ -392,16 +396,17 @@ impl World {
         if self.phase == Phase::Done {
             // What the checker sees, and each node as its client's final
             // read left it; not what happened after (see above).
-            (Phase::Done, &self.client_digests, &self.problem).hash(&mut h);
-            self.final_digests.hash(&mut h);
+            (Phase::Done, &self.problem).hash(&mut h);
+            for s in &self.slots {
+                (s.client_digest, s.final_digest).hash(&mut h);
+            }
             match &*self.kv {
                 Kv::Seq(kv) => readable_digest(kv.latest()).hash(&mut h),
                 Kv::Lin(kv) => readable_digest(kv.state()).hash(&mut h),
             }
             return;
         }
-        self.node_digests.hash(&mut h);
-        (&self.wake, self.overflowed).hash(&mut h);
+        (&self.slots, self.overflowed).hash(&mut h);
         match &*self.kv {
             // The states some node may still be served from, by their
             // digests, and where each node stands among them: a state
@@ -447,30 +452,15 @@ impl World {
                 .map(|r| (r.msg_id, r.kind, r.delta, r.final_read, r.op.is_some()))
                 .hash(&mut h);
         }
-        self.client_digests.hash(&mut h);
-        (
-            &self.sent,
-            &self.clock,
-            self.phase,
-            &self.fired,
-            &self.forced,
-        )
-            .hash(&mut h);
-        (
-            self.lost,
-            self.round,
-            &self.due,
-            self.round_sent,
-            self.steps,
-        )
-            .hash(&mut h);
+        (&self.sent, self.phase, self.lost, self.round).hash(&mut h);
+        (self.round_sent, self.steps).hash(&mut h);
         self.problem.hash(&mut h);
     }
 
     /// Takes node `i`'s digest again, after it changed.
     fn redigest_node(&mut self, i: usize) {
         let node = &self.nodes[i];
-        self.node_digests[i] = digest_with(|h| node.fingerprint(h));
+        self.slots[i].digest = digest_with(|h| node.fingerprint(h));
     }
 
     /// Takes client `k`'s digest of its operations again, after one of
@@ -478,7 +468,7 @@ impl World {
     fn redigest_client(&mut self, k: usize) {
         let client = &*self.clients[k].id;
         let history = &self.history;
-        self.client_digests[k] = digest_with(|mut h| {
+        self.slots[k].client_digest = digest_with(|mut h| {
             for op in history.iter().filter(|op| *op.client == *client) {
                 (op.kind, op.delta, op.value, op.final_read).hash(&mut h);
                 (op.outcome, &op.error).hash(&mut h);
@@ -731,7 +721,7 @@ impl World {
             Phase::Adds | Phase::Finals => {
                 let mut budgeted = false;
                 for i in 0..n {
-                    if self.wake[i].is_some() && self.fired[i] < self.bounds.timers {
+                    if self.slots[i].wake.is_some() && self.slots[i].fired < self.bounds.timers {
                         out.push((Event::Fire { node: i }, Self::fire_footprint(i)));
                         budgeted = true;
                     }
@@ -743,7 +733,8 @@ impl World {
                         // A final read is waiting on a timer past the
                         // bound: let time pass, as it would.
                         for i in 0..n {
-                            if self.wake[i].is_some() && self.forced[i] < FORCED_FIRINGS {
+                            if self.slots[i].wake.is_some() && self.slots[i].forced < FORCED_FIRINGS
+                            {
                                 out.push((Event::Fire { node: i }, Footprint::Global));
                             }
                         }
@@ -752,7 +743,7 @@ impl World {
             }
             Phase::Recovery => {
                 for i in 0..n {
-                    if self.due[i] && self.wake[i].is_some() {
+                    if self.slots[i].due && self.slots[i].wake.is_some() {
                         out.push((Event::Fire { node: i }, Self::fire_footprint(i)));
                     }
                 }
@@ -778,7 +769,7 @@ impl World {
         self.steps += 1;
         if self.trace.is_some() {
             let text = self.describe_event(event);
-            let now = self.clock.iter().copied().max().unwrap_or_default();
+            let now = self.slots.iter().map(|s| s.clock).max().unwrap_or_default();
             if let Some(t) = self.trace.as_mut() {
                 t.begin(event, text, now);
             }
@@ -801,11 +792,13 @@ impl World {
                 }
             }
             Event::Fire { node } => {
-                let at = self.wake[node].ok_or_else(|| format!("n{node} has no timer to fire"))?;
+                let at = self.slots[node]
+                    .wake
+                    .ok_or_else(|| format!("n{node} has no timer to fire"))?;
                 match self.phase {
-                    Phase::Recovery => self.due[node] = false,
-                    _ if self.fired[node] < self.bounds.timers => self.fired[node] += 1,
-                    _ => self.forced[node] += 1,
+                    Phase::Recovery => self.slots[node].due = false,
+                    _ if self.slots[node].fired < self.bounds.timers => self.slots[node].fired += 1,
+                    _ => self.slots[node].forced += 1,
                 }
                 self.advance(node, at);
                 self.feed(node, Input::Timeout);
@@ -817,7 +810,7 @@ impl World {
                     self.advance(i, at);
                 }
                 self.round = 1;
-                self.due = self.wake.iter().map(Option::is_some).collect();
+                self.arm_round();
                 self.round_sent = false;
                 if let Some(armed) = self.armed_list() {
                     self.note(format!("recovery round 1: {armed}"));
@@ -846,25 +839,32 @@ impl World {
 
     fn armed_list(&self) -> Option<String> {
         let armed: Vec<String> = (0..self.bounds.node_count)
-            .filter(|&i| self.due[i])
+            .filter(|&i| self.slots[i].due)
             .map(|i| self.ids[i].clone())
             .collect();
         (!armed.is_empty()).then(|| format!("the timers of {} fire once", armed.join(", ")))
     }
 
+    /// Every armed timer is due once in the recovery round starting.
+    fn arm_round(&mut self) {
+        for slot in &mut self.slots {
+            slot.due = slot.wake.is_some();
+        }
+    }
+
     /// The latest of the clocks.
     fn latest(&self) -> Time {
-        self.clock.iter().copied().max().unwrap_or_default()
+        self.slots.iter().map(|s| s.clock).max().unwrap_or_default()
     }
 
     /// Moves node `k`'s clock to `at` if that is later; if its client's
     /// request is then older than the client timeout, the client gives up
     /// on it.
     fn advance(&mut self, k: usize, at: Time) {
-        if at <= self.clock[k] {
+        if at <= self.slots[k].clock {
             return;
         }
-        self.clock[k] = at;
+        self.slots[k].clock = at;
         if let Some(t) = self.trace.as_mut() {
             t.clock(at);
         }
@@ -901,7 +901,7 @@ impl World {
             match self.phase {
                 Phase::Recovery => {
                     let n = self.bounds.node_count;
-                    let firing = (0..n).any(|i| self.due[i] && self.wake[i].is_some());
+                    let firing = (0..n).any(|i| self.slots[i].due && self.slots[i].wake.is_some());
                     if !self.flight.is_empty() || firing {
                         return;
                     }
@@ -917,7 +917,7 @@ impl World {
                         return;
                     }
                     self.round += 1;
-                    self.due = self.wake.iter().map(Option::is_some).collect();
+                    self.arm_round();
                     self.round_sent = false;
                     if let Some(armed) = self.armed_list() {
                         let round = self.round;
@@ -1066,7 +1066,7 @@ impl World {
             kind: r.kind,
             delta: r.delta,
             final_read: r.final_read,
-            at: self.clock[k],
+            at: self.slots[k].clock,
         });
         if let Some(r) = self.clients[k].request.as_mut() {
             r.op = Some(op);
@@ -1142,20 +1142,21 @@ impl World {
     /// Hands node `i` an input and routes everything it sends.
     fn feed(&mut self, i: usize, input: Input<'_>) {
         let node = Rc::make_mut(&mut self.nodes[i]);
-        node.handle(input, self.clock[i]);
+        node.handle(input, self.slots[i].clock);
         loop {
             match Rc::make_mut(&mut self.nodes[i]).poll_output() {
                 Output::Send(env) => self.route(i, env),
                 Output::Persist(_) => {}
                 Output::Wait(at) => {
-                    self.wake[i] = at;
+                    self.slots[i].wake = at;
                     break;
                 }
             }
         }
         self.redigest_node(i);
-        if self.clients[i].final_done && self.final_digests[i].is_none() {
-            self.final_digests[i] = Some((self.node_digests[i], self.clock[i]));
+        let slot = &mut self.slots[i];
+        if self.clients[i].final_done && slot.final_digest.is_none() {
+            slot.final_digest = Some((slot.digest, slot.clock));
         }
     }
 
@@ -1226,7 +1227,13 @@ impl World {
         let Some(r) = c.request.take() else { return };
         let (outcome, value, error) = interpret(r.kind, &env.body.payload);
         if let Some(op) = r.op {
-            Rc::make_mut(&mut self.history).complete(op, outcome, value, error, self.clock[i]);
+            Rc::make_mut(&mut self.history).complete(
+                op,
+                outcome,
+                value,
+                error,
+                self.slots[i].clock,
+            );
             self.redigest_client(k);
         }
         if self.trace.is_some() {
@@ -1296,8 +1303,8 @@ impl World {
                 text
             }
             Event::Fire { node } => {
-                let now = self.clock[node];
-                let at = self.wake[node].unwrap_or(now).max(now);
+                let now = self.slots[node].clock;
+                let at = self.slots[node].wake.unwrap_or(now).max(now);
                 format!(
                     "{}'s timer fires at {:.3} s (its clock)",
                     self.ids[node],

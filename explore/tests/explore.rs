@@ -264,8 +264,10 @@ fn per_node_on_seq_kv_says_it_is_the_largest_default() {
     // The note comes with the bounds, before the search: a short budget
     // is enough to see it.
     let mut out = Vec::new();
-    let a = args(&["--strategy", "per-node", "--budget", "0.5"]);
-    assert_eq!(cli::run_to(&a, &mut out).expect("report"), 2);
+    let a = args(&["--strategy", "per-node", "--budget", "0.05"]);
+    // Complete (0) or out of time (2): the note does not depend on it.
+    let code = cli::run_to(&a, &mut out).expect("report");
+    assert!(code == 0 || code == 2, "exit {code}");
     let out = String::from_utf8(out).expect("utf-8");
     assert!(out.contains("2 adds per client"), "{out}");
     assert!(
