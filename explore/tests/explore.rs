@@ -289,11 +289,10 @@ fn per_node_on_seq_kv_says_it_is_the_largest_default() {
 /// fingerprint: what the checker sees, each node as its final read left
 /// it, the store), the same outcomes, and the same shortest failing
 /// schedule length. A missing end state fails the test, whatever the
-/// verdicts say. It fails when a node is chosen after its client's final
-/// read is answered (14 of `per-node`'s 169 end states missed), for a
-/// timer alone during the adds (28 of `cas`'s 375 with 2 adds), and when
-/// end states keep the whole system (68 of `per-node`'s 357: the sets
-/// move a node's answer ahead of steps taken for clients already done).
+/// verdicts say. It fails for a timer alone as a set during the adds
+/// (28 of `cas`'s 375 end states missed with 2 adds), and when end states
+/// keep the whole system (136 of `per-node`'s 425: the sets move a node's
+/// answer ahead of steps taken for clients already done).
 #[test]
 fn sleep_and_persistent_sets_on_states_reach_every_end_state_of_the_plain_state_search() {
     use gcounter_explore::states::end_states;
