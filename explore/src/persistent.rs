@@ -187,7 +187,7 @@ pub fn quiet_node(world: &World, enabled: &[(Event, Footprint)]) -> Option<usize
     }
     let phase = world.phase();
     let finals = phase == Phase::Finals;
-    let mut candidates: Vec<usize> = (0..n)
+    (0..n)
         .filter(|&i| !finals || !world.final_answered(i))
         .filter(|&i| {
             if finals {
@@ -198,13 +198,11 @@ pub fn quiet_node(world: &World, enabled: &[(Event, Footprint)]) -> Option<usize
                 steps[i] > 0 && (messages[i] || phase != Phase::Adds) && !world.awaits_service(i)
             }
         })
-        .collect();
-    candidates.sort_by_key(|&i| steps[i] + serves[i]);
-    candidates.first().copied()
+        .min_by_key(|&i| steps[i] + serves[i])
 }
 
 /// Whether `footprint` is a step at node `i`.
-pub fn at_node(footprint: Footprint, i: usize) -> bool {
+fn at_node(footprint: Footprint, i: usize) -> bool {
     matches!(footprint, Footprint::Local { actor: Actor::Node(j), .. } if j == i)
 }
 

@@ -89,6 +89,12 @@ pub struct Report {
 }
 
 impl Report {
+    /// Whether a failing schedule of `len` steps would be the shortest
+    /// found so far.
+    pub(super) fn beats_shortest(&self, len: usize) -> bool {
+        self.shortest.as_ref().is_none_or(|(p, _)| len < p.len())
+    }
+
     /// Nothing found yet, by the search `reduction` names.
     pub fn new(reduction: Reduction) -> Self {
         Report {
@@ -559,11 +565,7 @@ pub(super) fn record(report: &mut Report, path: &[Event], leaf: Leaf) {
     report.schedules += 1;
     if leaf.failing() {
         report.failures += 1;
-        let shorter = report
-            .shortest
-            .as_ref()
-            .is_none_or(|(p, _)| path.len() < p.len());
-        if shorter {
+        if report.beats_shortest(path.len()) {
             report.shortest = Some((path.to_vec(), leaf.clone()));
         }
     }

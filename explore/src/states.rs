@@ -446,10 +446,8 @@ fn enter(
 /// End states that the checker sees alike are one state whatever their
 /// length ([`World::fingerprint`]), so a later visit can be shorter.
 fn shorter_end(report: &mut Report, path: &[Event], world: &World) {
-    let longer = report
-        .shortest
-        .as_ref()
-        .is_some_and(|(p, _)| path.len() < p.len());
+    // With none found yet, this end state did not fail on its first visit.
+    let longer = report.shortest.is_some() && report.beats_shortest(path.len());
     if world.is_done() && longer {
         let leaf = world.leaf();
         if leaf.failing() {
