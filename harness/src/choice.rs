@@ -37,13 +37,17 @@ pub enum Adversary {
     /// `seq-kv` serves every request from the stalest state the client's
     /// window allows.
     Stale,
-    /// Node<->service messages take tens to hundreds of ms, heavy-tailed.
+    /// Node<->service messages take tens to hundreds of ms, heavy-tailed,
+    /// and a node's change waits until that node has acknowledged an add
+    /// (which its client is given next).
     SlowKv,
     /// Node<->node messages are delayed and overtaken; a few sent during
     /// the main phase arrive, oldest last, just before the final reads.
     Reorder,
-    /// Each client's first operation is an add, so that every node's first
-    /// request meets a store others have already changed.
+    /// Each client's first operation is an add of more than 0, and every
+    /// node but the first to reach for a service waits for one to be
+    /// acknowledged, so that its first request meets a store another node
+    /// has already changed.
     AddsFirst,
     /// A kill strikes just after one of its nodes acknowledged an add of
     /// more than 0.
@@ -86,9 +90,14 @@ impl Adversary {
             Adversary::SlowKv => {
                 "node<->service messages get an extra 20 ms to 1 s, heavy-tailed (median ~32 ms, \
                  p99 ~430 ms), so a read-modify-write stays open while the node's next requests \
-                 arrive. Maelstrom's latency applies to those links and, exponential, gives every \
-                 finite delay positive probability; client<->node traffic stays at zero latency, \
-                 as in Maelstrom"
+                 arrive; and a write or cas a node sends is held until that node has acknowledged \
+                 an add of more than 0, which its client is given as its next operation (800 ms \
+                 at most; when the node is stuck, its clients all busy and nothing but held \
+                 requests of its at the store, its oldest held change goes on after 100 ms). \
+                 Maelstrom's latency applies to those links and, exponential, gives every finite \
+                 delay positive probability; its generator draws add or read, and the delta, at \
+                 random for every operation; client<->node traffic stays at zero latency, as in \
+                 Maelstrom"
             }
             Adversary::Reorder => {
                 "node<->node messages get an extra exponential delay (mean 30 ms), and 1 in 16 \
@@ -98,11 +107,14 @@ impl Adversary {
                  partition, on delivery, as Maelstrom does"
             }
             Adversary::AddsFirst => {
-                "each client's first operation is an add (its delta still drawn as Maelstrom \
-                 draws it); Maelstrom's generator draws add or read at random for every \
-                 operation, so any order of them has positive probability. With stale, a node \
-                 whose first request is a read-modify-write sees the store as it was before \
-                 the others changed it"
+                "each client's first operation is an add of more than 0 (Maelstrom draws add or \
+                 read, and the delta 0..=4, at random for every operation, so any order of them \
+                 has positive probability); and the requests to a service of every node but the \
+                 first to send one are held until an add of more than 0 has been acknowledged \
+                 (1 s at most), then sent on in order (any finite delay of a node<->service \
+                 message has positive probability under Maelstrom's exponential latency). With \
+                 stale, a node's first read-modify-write then sees the store as it was before \
+                 another node's acknowledged add"
             }
             Adversary::KillAfterAck => {
                 "with --nemesis kill: a kill the nemesis draws waits (at most 2 s) until one of \
@@ -250,6 +262,20 @@ pub trait Policy: fmt::Debug + Send {
     fn kill_hold(&self) -> Option<Duration> {
         None
     }
+
+    /// Whether every node but the first to reach for a service has its
+    /// requests held until an add of more than 0 is acknowledged
+    /// (`adds-first`; see `testcore::holds`); Maelstrom holds nothing.
+    fn holds_first_requests(&self) -> bool {
+        false
+    }
+
+    /// Whether a change a node sends while one of its clients is idle is
+    /// held until that node acknowledges an add of more than 0 (`slow-kv`;
+    /// see `testcore::holds`).
+    fn holds_changes(&self) -> bool {
+        false
+    }
 }
 
 /// How long `kill-after-ack` holds a kill for an acknowledgement at most.
@@ -312,6 +338,14 @@ impl Adversarial {
 impl Policy for Adversarial {
     fn kill_hold(&self) -> Option<Duration> {
         self.set.has(Adversary::KillAfterAck).then_some(KILL_HOLD)
+    }
+
+    fn holds_first_requests(&self) -> bool {
+        self.set.has(Adversary::AddsFirst)
+    }
+
+    fn holds_changes(&self) -> bool {
+        self.set.has(Adversary::SlowKv)
     }
 
     fn kv_state(&mut self, client: &str, window: RangeInclusive<u64>) -> Option<u64> {

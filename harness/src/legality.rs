@@ -257,6 +257,43 @@ mod tests {
         }
     }
 
+    /// `adds-first`: every node but the one that reached for the store
+    /// first has its first request to it arrive only after an add was
+    /// acknowledged, so that request meets a store another node changed.
+    #[test]
+    fn adds_first_holds_the_other_nodes_first_requests_until_an_add_is_acknowledged() {
+        let set = Adversaries::parse("stale,adds-first").unwrap();
+        for seed in 1..6 {
+            let run = sim::run(&traced(StrategyKind::Cas, &[], set.clone()), seed)
+                .expect("the run completes");
+            let acked = run
+                .trace
+                .entries
+                .iter()
+                .filter(|e| e.kind() == "add_ok" && e.dest.starts_with('c'))
+                .filter_map(|e| e.delivered)
+                .min()
+                .expect("an add acknowledged");
+            let mut firsts: BTreeMap<&str, &crate::testcore::TraceEntry> = BTreeMap::new();
+            for e in &run.trace.entries {
+                if e.src.starts_with('n') && e.dest == "seq-kv" {
+                    firsts.entry(&e.src).or_insert(e);
+                }
+            }
+            let opener = firsts.values().map(|e| e.sent).min().expect("requests");
+            let late: Vec<_> = firsts
+                .values()
+                .filter(|e| e.sent != opener)
+                .map(|e| (&e.src, e.delivered))
+                .collect();
+            assert_eq!(late.len(), 2, "seed {seed}: {firsts:?}");
+            assert!(
+                late.iter().all(|(_, at)| at.is_some_and(|at| at >= acked)),
+                "seed {seed}: first add_ok at {acked:?}, first requests {late:?}"
+            );
+        }
+    }
+
     /// Serves from before the client's position: what no seq-kv may do.
     #[derive(Debug)]
     struct Backwards;

@@ -117,8 +117,9 @@ pub struct WorkloadConfig {
     /// How long a client waits for a reply.
     #[serde(with = "secs")]
     pub client_timeout: Duration,
-    /// Each client's first operation is an add (the `adds-first`
-    /// adversary); otherwise each is drawn as Maelstrom draws it.
+    /// Each client's first operation is an add that changes the counter
+    /// (the `adds-first` adversary); otherwise each is drawn as Maelstrom
+    /// draws it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub adds_first: bool,
 }
@@ -195,6 +196,9 @@ struct Client {
     pending: Option<Pending>,
     final_issued: bool,
     final_done: bool,
+    /// Its next operation is an add that changes the counter (the
+    /// `slow-kv` adversary holds a change of its node's for one).
+    add_next: bool,
 }
 
 /// The clients, their generator and their history. See the module docs.
@@ -236,6 +240,7 @@ impl Workload {
                 pending: None,
                 final_issued: false,
                 final_done: false,
+                add_next: false,
             })
             .collect();
         Workload {
@@ -312,6 +317,22 @@ impl Workload {
         self.clients
             .iter()
             .map(|c| (c.id.as_str(), c.node.as_str()))
+    }
+
+    /// The next operation of each of `node`'s clients is an add that
+    /// changes the counter: Maelstrom draws add or read, and the delta, at
+    /// random for every operation.
+    pub fn want_add(&mut self, node: &str) {
+        for c in self.clients.iter_mut().filter(|c| c.node == node) {
+            c.add_next = true;
+        }
+    }
+
+    /// Whether one of node `node`'s clients waits for no reply.
+    pub fn has_idle_client(&self, node: &str) -> bool {
+        self.clients
+            .iter()
+            .any(|c| c.node == node && c.pending.is_none())
     }
 
     /// Whether `id` is one of this workload's clients.
@@ -447,9 +468,12 @@ impl Workload {
             .collect();
         let &client = idle.get(self.rng.usize(..idle.len().max(1)))?;
         let (mut kind, mut delta) = self.draw();
-        if self.cfg.adds_first && self.clients[client].next_msg_id == FIRST_MSG_ID {
-            // Its first operation: an add, with a delta drawn as an add's.
-            while kind != OpKind::Add {
+        let first = self.cfg.adds_first && self.clients[client].next_msg_id == FIRST_MSG_ID;
+        if first || std::mem::take(&mut self.clients[client].add_next) {
+            // An add of more than 0 (or, for pn-counter, other than 0),
+            // drawn as an add's delta is: one that changes nothing would
+            // show no race.
+            while kind != OpKind::Add || delta == Some(0) {
                 (kind, delta) = self.draw();
             }
         }
@@ -751,7 +775,7 @@ mod tests {
     /// The `adds-first` adversary: every client's first operation is an
     /// add; the rest are drawn as before.
     #[test]
-    fn adds_first_makes_each_clients_first_operation_an_add() {
+    fn adds_first_makes_each_clients_first_operation_an_add_of_more_than_0() {
         for seed in 0..20 {
             let cfg = WorkloadConfig {
                 time_limit: Duration::from_secs(2),
@@ -762,6 +786,7 @@ mod tests {
             for client in ["c1", "c2", "c3"] {
                 let first = h.iter().find(|op| op.client == client).expect("an op");
                 assert_eq!(first.kind, OpKind::Add, "seed {seed}, {client}");
+                assert!(first.delta.is_some_and(|d| d > 0), "seed {seed}, {client}");
             }
             let reads = h
                 .iter()

@@ -30,6 +30,48 @@ fn caught(node: &str) {
     runs_exit(node, &[], 1);
 }
 
+/// Single short runs of `tests/nodes/<node>.py` under `adversary`, one per
+/// seed: each must be invalid. The seeds are ones that a run without the
+/// adversary's holds (`harness/src/testcore/holds.rs`) called valid.
+fn caught_in_every_run(node: &str, adversary: &str, latency: &[&str], seeds: &[u64]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/nodes")
+        .join(format!("{node}.py"));
+    let script = script.to_string_lossy();
+    for seed in seeds {
+        let store = Store::new(&format!("gallery-one-{node}-{seed}"));
+        let seed = seed.to_string();
+        let mut args = vec!["--time-limit", "2", "--recovery", "1", "--seed", &seed];
+        args.extend_from_slice(latency);
+        args.extend_from_slice(&["--adversary", adversary, "--bin", "python3", &script]);
+        let out = gcounter_test_exact(&store, &args, Duration::from_secs(120));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{node}, seed {seed}: {}",
+            describe(&out)
+        );
+    }
+}
+
+/// `slow-kv` holds the flush's cas until the node has acknowledged an add
+/// (which its client is given next): the add is wiped in every run. Without
+/// the hold, 4 of 8 such runs (seeds 1, 2, 7, 8) were valid.
+#[test]
+fn one_run_under_slow_kv_catches_a_cas_buffer_zeroed_on_cas_ok() {
+    caught_in_every_run("cas_zero_on_ok", "slow-kv", &[], &[1, 2, 7, 8]);
+}
+
+/// `adds-first` holds the other nodes' first requests until the opening
+/// node's add is acknowledged, so their stale "missing" erases it. Without
+/// the hold, at `--runs`' timing for it (5 ms exponential), seed 2 was
+/// valid, and on a loaded CI machine all four runs of a series were.
+#[test]
+fn one_run_under_stale_adds_first_catches_a_blind_write_0() {
+    let latency = ["--latency", "5", "--latency-dist", "exponential"];
+    caught_in_every_run("blind_write_zero", "stale,adds-first", &latency, &[1, 2, 3]);
+}
+
 #[test]
 fn gallery_per_node_keys_summed_without_a_sync_write() {
     caught("per_node_no_sync");
@@ -51,11 +93,11 @@ fn gallery_buffered_cas_zeroed_on_cas_ok() {
 }
 
 /// The bug fires only when a node's FIRST request to `seq-kv` is an
-/// add's read served from before the counter existed: `stale` alone
-/// catches it only when two nodes' first operations are adds (7 of 20
-/// single runs), so `--runs` pairs it with `adds-first` (each client's
-/// first operation an add, a draw Maelstrom's generator makes with
-/// positive probability).
+/// add's read served from before the counter existed, after another
+/// node's add was acknowledged: `stale` alone catches it only when two
+/// nodes' first operations are adds (7 of 20 single runs), so `--runs`
+/// pairs it with `adds-first` (each client's first operation an add, the
+/// other nodes' first requests held until one is acknowledged).
 #[test]
 fn gallery_blind_write_0_when_the_key_is_missing() {
     caught("blind_write_zero");

@@ -85,6 +85,8 @@
 //! ```
 
 mod check;
+mod holds;
+mod msg;
 mod queue;
 mod replies;
 pub mod trace;
@@ -105,11 +107,14 @@ use crate::stats::{NetTally, Stats};
 use crate::workload::{is_client, node_ids, Step, Workload, WorkloadConfig};
 use gcounter_core::protocol::{self, parse_line};
 use gcounter_core::service::Served;
-use gcounter_core::{Body, Envelope, ErrorCode, Payload, Time};
+use gcounter_core::{Body, Envelope, Payload, Time};
+use holds::{Holds, Released};
+pub use holds::{CHANGE_HOLD, FIRST_HOLD, STUCK_HOLD};
+use msg::is_change;
+pub use msg::Msg;
 use queue::Queue;
 use replies::{Replies, ReplyKind};
 use serde_json::Value;
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
@@ -201,79 +206,6 @@ impl CoreConfig {
             trace: 0,
             adversary: Adversaries::none(),
             history_keep: None,
-        }
-    }
-}
-
-/// A message: typed when it came from the core or an in-process node, the
-/// bytes as printed when it came from a process (a node's own message
-/// types need not be ours).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Msg {
-    Typed(Envelope),
-    Raw {
-        src: String,
-        dest: String,
-        line: Vec<u8>,
-    },
-}
-
-impl Msg {
-    pub fn src(&self) -> &str {
-        match self {
-            Msg::Typed(m) => &m.src,
-            Msg::Raw { src, .. } => src,
-        }
-    }
-
-    pub fn dest(&self) -> &str {
-        match self {
-            Msg::Typed(m) => &m.dest,
-            Msg::Raw { dest, .. } => dest,
-        }
-    }
-
-    /// The line to write, without its newline.
-    pub fn line(&self) -> Cow<'_, [u8]> {
-        match self {
-            Msg::Typed(m) => Cow::Owned(protocol::to_line(m).into_bytes()),
-            Msg::Raw { line, .. } => Cow::Borrowed(line),
-        }
-    }
-
-    /// The body as JSON, for the trace.
-    fn body_value(&self) -> Value {
-        match self {
-            Msg::Typed(m) => serde_json::to_value(&m.body).unwrap_or_default(),
-            Msg::Raw { line, .. } => serde_json::from_slice::<Value>(line)
-                .ok()
-                .and_then(|mut v| v.get_mut("body").map(Value::take))
-                .unwrap_or_default(),
-        }
-    }
-
-    /// The message typed; a reply our parser refuses (an unknown type, a
-    /// bad field) still answers its request, as an indefinite error, since
-    /// the client cannot tell what happened.
-    fn typed(self) -> Envelope {
-        match self {
-            Msg::Typed(m) => m,
-            Msg::Raw { src, dest, line } => parse_line(&line).unwrap_or_else(|err| {
-                let value: Value = serde_json::from_slice(&line).unwrap_or_default();
-                let in_reply_to = value.pointer("/body/in_reply_to").and_then(Value::as_u64);
-                Envelope {
-                    src,
-                    dest,
-                    body: Body {
-                        msg_id: None,
-                        in_reply_to,
-                        payload: Payload::error(
-                            ErrorCode(1000),
-                            format!("unreadable reply: {}", err.text),
-                        ),
-                    },
-                }
-            }),
         }
     }
 }
@@ -479,6 +411,8 @@ enum Event {
     Nemesis,
     /// A kill held for an acknowledgement ran out of time.
     HeldKill,
+    /// A request held for an acknowledgement ran out of time.
+    HeldRequest,
     Workload,
     InitDue,
 }
@@ -522,6 +456,9 @@ pub struct TestCore {
     /// Messages the policy holds until just before the final reads, in
     /// the order sent.
     held_for_final: Vec<(u64, Msg)>,
+    /// Requests to the store held until an add is acknowledged (the
+    /// `adds-first` and `slow-kv` adversaries).
+    holds: Holds,
     tally: NetTally,
     trace: Trace,
     out: VecDeque<Output>,
@@ -559,6 +496,7 @@ impl TestCore {
             .map(|n| Nemesis::new(n, servers.clone(), cfg.workload.time_limit, rng.fork()));
         let services = Services::new(&mut rng);
         let waits = cfg.init.is_some_and(|i| i.workload_waits);
+        let holds = Holds::new(policy.holds_first_requests(), policy.holds_changes());
         let mut core = TestCore {
             rng,
             now: Time::ZERO,
@@ -589,6 +527,7 @@ impl TestCore {
             policy,
             held_kill: None,
             held_for_final: Vec::new(),
+            holds,
             tally: NetTally::default(),
             trace: Trace::new(cfg.trace),
             out: VecDeque::new(),
@@ -716,6 +655,13 @@ impl TestCore {
                     }
                 }
                 Event::HeldKill => self.release_kill(),
+                Event::HeldRequest => {
+                    let workload = &self.workload;
+                    let due = self
+                        .holds
+                        .due(self.now, |node| workload.has_idle_client(node));
+                    self.send_released(due);
+                }
                 Event::Workload => self.workload_due = true,
                 Event::InitDue => self.check_init(),
             }
@@ -886,6 +832,7 @@ impl TestCore {
             }
         }
         consider(self.held_kill.as_ref().map(|(_, at)| *at), Event::HeldKill);
+        consider(self.holds.deadline(), Event::HeldRequest);
         if let Some(t0) = self.t0 {
             let nemesis = self.nemesis.as_ref().and_then(Nemesis::next_at);
             consider(nemesis.map(|t| t0 + t), Event::Nemesis);
@@ -1017,6 +964,19 @@ impl TestCore {
             link => self.policy.delay(link, self.workload.phase(), sampled),
         };
         match delay {
+            Delay::After(d)
+                if self.holds.active()
+                    && self.server_index(msg.src()).is_some()
+                    && self.services.contains(msg.dest()) =>
+            {
+                let src = msg.src().to_string();
+                match self.holds.offer((id, msg, d), self.now, is_change) {
+                    Some((id, msg, d)) => self.queue.push(self.now + d, id, msg),
+                    // The node's client gets an add to acknowledge.
+                    None if self.holds.holds_change_of(&src) => self.workload.want_add(&src),
+                    None => {}
+                }
+            }
             Delay::After(d) => self.queue.push(self.now + d, id, msg),
             Delay::UntilFinalReads => self.held_for_final.push((id, msg)),
         }
@@ -1068,6 +1028,9 @@ impl TestCore {
             log::trace!("{:?}: {}", self.now, String::from_utf8_lossy(&msg.line()));
         }
         if let Some(node) = to_server {
+            if self.holds.active() && self.services.contains(msg.src()) {
+                self.holds.store_answered(msg.dest());
+            }
             return Some(Output::Deliver { node, msg });
         } else if self.services.contains(msg.dest()) {
             if let Some((reply, served)) = self.serve(msg) {
@@ -1092,26 +1055,38 @@ impl TestCore {
                         log::warn!("{:?}: {kind:?} reply: {}", self.now, shown(&line))
                     }
                 }
-            } else if msg.body.payload == Payload::AddOk {
-                // A held kill strikes the moment one of its nodes has
-                // acknowledged an add that counts (not 0; a decrement counts): before
-                // that node's next step.
-                let holds = matches!(&self.held_kill,
-                    Some((NemesisEvent::Kill { nodes }, _)) if nodes.contains(&msg.src));
-                // Looked up only while a kill waits: most adds pass here.
-                let strikes = holds
-                    && self
-                        .workload
-                        .journal()
-                        .last_of(&msg.dest)
-                        .is_some_and(|op| op.delta.is_some_and(|d| d != 0));
-                if strikes {
-                    self.release_kill();
-                }
+            } else {
+                self.on_answered(&msg);
             }
             self.workload_due = true;
         }
         None
+    }
+
+    /// A client got the answer it waited for from node `msg.src`.
+    fn on_answered(&mut self, msg: &Envelope) {
+        if msg.body.payload != Payload::AddOk {
+            return;
+        }
+        // An add that counts (not 0; a decrement counts) has been
+        // acknowledged: a held kill of its node strikes now, before that
+        // node's next step, and requests held for one go on.
+        let kill_waits = matches!(&self.held_kill,
+            Some((NemesisEvent::Kill { nodes }, _)) if nodes.contains(&msg.src));
+        // Looked up only while something waits: most adds pass here.
+        let counts = (kill_waits || self.holds.waits_on(&msg.src))
+            && self
+                .workload
+                .journal()
+                .last_of(&msg.dest)
+                .is_some_and(|op| op.delta.is_some_and(|d| d != 0));
+        if counts {
+            if kill_waits {
+                self.release_kill();
+            }
+            let released = self.holds.acked(&msg.src);
+            self.send_released(released);
+        }
     }
 
     /// A service's answer, and which state served it; a request it cannot
@@ -1192,6 +1167,7 @@ impl TestCore {
             NemesisEvent::Kill { nodes: ids } => {
                 let t = self.test_time();
                 for i in nodes(self, ids) {
+                    self.holds.killed(&self.nodes[i].id);
                     let node = &mut self.nodes[i];
                     node.life = Life::Down;
                     node.wake = None;
@@ -1241,8 +1217,18 @@ impl TestCore {
         }
     }
 
+    /// Held requests go on, in send order, each after its own sampled
+    /// delay.
+    fn send_released(&mut self, released: Vec<Released>) {
+        for (id, msg, delay) in released {
+            self.queue.push(self.now + delay, id, msg);
+        }
+    }
+
     fn final_heal(&mut self) {
         self.release_kill();
+        let held = self.holds.end();
+        self.send_released(held);
         if let Some(nemesis) = self.nemesis.as_mut() {
             for event in nemesis.stop() {
                 self.apply(event);

@@ -1,6 +1,6 @@
 //! Messages in flight: what is on its way, in the order it arrives.
 
-use super::Msg;
+use super::msg::Msg;
 use gcounter_core::Time;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
