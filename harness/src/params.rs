@@ -47,9 +47,13 @@ pub struct RunParams {
     /// Make the worst choices Maelstrom could make, on purpose, so a race
     /// a node has shows in one run: a comma list of `stale` (seq-kv serves
     /// the stalest state the client's window allows), `slow-kv` (20 ms to
-    /// 1 s, heavy-tailed, on node<->service links), `reorder`
+    /// 1 s, heavy-tailed, on node<->service links, and a node's write or
+    /// cas held until that node acknowledges an add), `reorder`
     /// (node<->node messages delayed and overtaken, a few held until just
-    /// before the final reads), or `none` (Maelstrom's random choices, the
+    /// before the final reads), `adds-first` (each client's first operation
+    /// an add, the other nodes' first requests to the store held until one
+    /// is acknowledged), `kill-after-ack` (a kill strikes just after an
+    /// add is acknowledged), or `none` (Maelstrom's random choices, the
     /// default). Each stays inside Maelstrom's rules: see the README's "Why
     /// did it fail, and was it luck?".
     #[arg(long, value_name = "NAME,...", value_parser = Adversaries::parse)]
