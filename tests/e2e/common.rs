@@ -21,6 +21,15 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
 }
 
+/// `tests/nodes/<node>.py`, the path to hand `--bin python3`.
+pub fn node_script(node: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/nodes")
+        .join(format!("{node}.py"))
+        .display()
+        .to_string()
+}
+
 /// How long a node fed a finite input may take to exit.
 pub const GUARD: Duration = Duration::from_secs(5);
 

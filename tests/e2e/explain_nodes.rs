@@ -10,10 +10,7 @@ use std::time::Duration;
 /// `gcounter test` of `tests/nodes/<node>.py` with the short run and
 /// `extra` flags.
 fn test_node(store: &Store, node: &str, extra: &[&str]) -> std::process::Output {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/nodes")
-        .join(format!("{node}.py"));
-    let script = script.to_string_lossy().into_owned();
+    let script = common::node_script(node);
     let mut args: Vec<&str> = extra.to_vec();
     args.extend(["--seed", "1", "--bin", "python3", &script]);
     common::gcounter_test(store, &args, Duration::from_secs(120))

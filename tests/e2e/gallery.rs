@@ -4,8 +4,7 @@
 //! node valid. Each test takes four default runs (about 30 s each), so they
 //! are slow; they run in parallel with the rest of this binary.
 
-use crate::common::{describe, gcounter_test_exact, Store};
-use std::path::Path;
+use crate::common::{describe, gcounter_test_exact, node_script, Store};
 use std::time::Duration;
 
 /// Four default runs with margin for a loaded machine.
@@ -15,10 +14,7 @@ const LIMIT: Duration = Duration::from_secs(900);
 /// exits with `code`.
 fn runs_exit(node: &str, extra: &[&str], code: i32) {
     let store = Store::new(&format!("gallery-{node}"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/nodes")
-        .join(format!("{node}.py"));
-    let script = script.to_string_lossy();
+    let script = node_script(node);
     let mut args = vec!["--runs", "4"];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--bin", "python3", &script]);
@@ -34,10 +30,7 @@ fn caught(node: &str) {
 /// seed: each must be invalid. The seeds are ones that a run without the
 /// adversary's holds (`harness/src/testcore/holds.rs`) called valid.
 fn caught_in_every_run(node: &str, adversary: &str, latency: &[&str], seeds: &[u64]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/nodes")
-        .join(format!("{node}.py"));
-    let script = script.to_string_lossy();
+    let script = node_script(node);
     for seed in seeds {
         let store = Store::new(&format!("gallery-one-{node}-{seed}"));
         let seed = seed.to_string();

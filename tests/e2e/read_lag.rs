@@ -2,7 +2,6 @@
 //! ours: how far behind the acknowledged adds each read was.
 
 use crate::common::{self, describe, Store};
-use std::path::Path;
 use std::time::Duration;
 
 /// A short run without faults: lag comes from the node alone.
@@ -27,10 +26,7 @@ fn run(store: &Store, extra: &[&str]) -> serde_json::Value {
 #[test]
 fn a_node_that_reads_a_snapshot_taken_every_second_lags_by_about_a_second() {
     let store = Store::new("read-lag-snapshot");
-    let node = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/nodes/reads_a_snapshot_every_second.py")
-        .display()
-        .to_string();
+    let node = common::node_script("reads_a_snapshot_every_second");
     let lag = run(&store, &["--node-count", "3", "--bin", "python3", &node]);
     // Reads just before a refresh lack the adds of most of a second: the
     // oldest of them was acknowledged about a second before. (Bounds

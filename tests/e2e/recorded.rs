@@ -4,7 +4,6 @@
 
 use crate::common::{self, describe, Store};
 use serde_json::Value;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -139,9 +138,8 @@ fn the_kv_choice_is_recorded_and_replayed() {
 #[test]
 fn a_node_command_may_have_dash_arguments() {
     let store = Store::new("recorded-dash");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/nodes/gossip_counter.py");
-    let script = script.to_str().expect("a UTF-8 path");
-    let args = [&QUICK[..], &["--bin", "python3", "-u", "-B", script]].concat();
+    let script = common::node_script("gossip_counter");
+    let args = [&QUICK[..], &["--bin", "python3", "-u", "-B", &script]].concat();
     let out = common::gcounter_test(&store, &args, LIMIT);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let bin = &store.results()["settings"]["bin"];

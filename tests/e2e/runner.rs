@@ -2,7 +2,6 @@
 //! workload, partitions and checker, and the results a person opens.
 
 use crate::common::{self, assert_reports_lost_updates, describe, requires, Store};
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -63,18 +62,13 @@ fn python() -> &'static str {
     "python3"
 }
 
-fn script(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/nodes")
-        .join(name)
-        .display()
-        .to_string()
-}
-
 #[test]
 fn a_correct_node_in_another_language_passes() {
     let store = Store::new("python");
-    let out = gcounter_test(&store, &["--bin", python(), &script("gossip_counter.py")]);
+    let out = gcounter_test(
+        &store,
+        &["--bin", python(), &common::node_script("gossip_counter")],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert_eq!(store.results()["verdict"], "valid");
 }
@@ -82,7 +76,10 @@ fn a_correct_node_in_another_language_passes() {
 #[test]
 fn a_node_that_prints_garbage_fails_the_test_naming_node_and_line() {
     let store = Store::new("garbage");
-    let out = gcounter_test(&store, &["--bin", python(), &script("prints_garbage.py")]);
+    let out = gcounter_test(
+        &store,
+        &["--bin", python(), &common::node_script("prints_garbage")],
+    );
     assert_eq!(out.status.code(), Some(255), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("node n"), "{stderr}");
@@ -118,7 +115,7 @@ fn a_node_that_stops_reading_its_input_fails_the_test_naming_it() {
             "1",
             "--bin",
             python(),
-            &script("stops_reading.py"),
+            &common::node_script("stops_reading"),
         ],
         Duration::from_secs(90),
     );
@@ -150,7 +147,7 @@ fn log_stderr_survives_bytes_that_are_not_utf8_and_cuts_huge_lines() {
             "--log-stderr",
             "--bin",
             python(),
-            &script("stderr_noise.py"),
+            &common::node_script("stderr_noise"),
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", short(&out));
@@ -191,7 +188,7 @@ fn duplicate_and_unsolicited_replies_are_counted_and_shown_as_warnings() {
             "1",
             "--bin",
             python(),
-            &script("duplicate_replies.py"),
+            &common::node_script("duplicate_replies"),
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));

@@ -3,16 +3,7 @@
 //! (item 5), and reads whose value is not an integer (item 6).
 
 use crate::common::{self, describe, Store};
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn script(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/nodes")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 fn one_node(store: &Store, node: &str) -> std::process::Output {
     common::gcounter_test(
@@ -26,7 +17,7 @@ fn one_node(store: &Store, node: &str) -> std::process::Output {
             "1",
             "--bin",
             "python3",
-            &script(node),
+            &common::node_script(node),
         ],
         Duration::from_secs(60),
     )
@@ -50,7 +41,7 @@ fn a_node_that_exits_while_its_child_holds_stdout_fails_at_once_and_the_child_is
     // still running after the runner.
     let store = Store::new("forks");
     let started = Instant::now();
-    let out = one_node(&store, "forks_and_exits.py");
+    let out = one_node(&store, "forks_and_exits");
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(255), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -77,7 +68,7 @@ fn reads_that_are_not_integers_are_taken_as_maelstroms_client_takes_them_with_a_
     // Before: every such read was indeterminate, the final read with
     // them, and the verdict `unknown` (exit 2) without a warning.
     let store = Store::new("non-integer");
-    let out = one_node(&store, "non_integer_reads.py");
+    let out = one_node(&store, "non_integer_reads");
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let results = store.results();
     assert_eq!(results["verdict"], "valid", "{results}");

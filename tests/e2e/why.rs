@@ -210,10 +210,7 @@ fn runs_find_no_false_alarm_in_gossip() {
 /// time.)
 fn caught(node: &str, runs: &str, cause: &str) {
     let store = Store::new(&format!("why-{node}"));
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/nodes")
-        .join(format!("{node}.py"));
-    let script = script.to_string_lossy();
+    let script = common::node_script(node);
     let args = [
         "--runs",
         runs,
