@@ -769,7 +769,7 @@ impl World {
         self.steps += 1;
         if self.trace.is_some() {
             let text = self.describe_event(event);
-            let now = self.slots.iter().map(|s| s.clock).max().unwrap_or_default();
+            let now = self.latest();
             if let Some(t) = self.trace.as_mut() {
                 t.begin(event, text, now);
             }

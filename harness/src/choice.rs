@@ -270,9 +270,9 @@ pub trait Policy: fmt::Debug + Send {
         false
     }
 
-    /// Whether a change a node sends while one of its clients is idle is
-    /// held until that node acknowledges an add of more than 0 (`slow-kv`;
-    /// see `testcore::holds`).
+    /// Whether a change a node sends is held until that node acknowledges
+    /// an add of more than 0, its client given one next (`slow-kv`; see
+    /// `testcore::holds`).
     fn holds_changes(&self) -> bool {
         false
     }

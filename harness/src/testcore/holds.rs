@@ -222,12 +222,10 @@ impl Holds {
         let (out, keep): (Vec<Held>, Vec<Held>) =
             std::mem::take(&mut self.held).into_iter().partition(which);
         self.held = keep;
-        let out: Vec<Released> = out.into_iter().map(|h| (h.id, h.msg, h.delay)).collect();
-        for (_, msg, _) in &out {
-            let src = msg.src().to_string();
-            self.passed(&src);
+        for h in &out {
+            self.passed(h.msg.src());
         }
-        out
+        out.into_iter().map(|h| (h.id, h.msg, h.delay)).collect()
     }
 }
 
